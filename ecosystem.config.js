@@ -1,0 +1,36 @@
+// @ts-check
+'use strict';
+// PM2 loads this file with require(): keep it CommonJS. It lists only the
+// daemons that exist. Each runs TypeScript through tsx.
+const fs = require('node:fs');
+const path = require('node:path');
+
+const root = __dirname;
+function configPath() {
+  if (process.env.SWARM_CONFIG) return path.resolve(process.env.SWARM_CONFIG);
+  const local = path.resolve('swarm.config.json');
+  return fs.existsSync(local) ? local : path.join(root, 'examples', 'demo', 'swarm.config.json');
+}
+
+const DAEMONS = ['worker-sentry', 'session-state-manager'];
+const env = { SWARM_CONFIG: configPath(), NODE_NO_WARNINGS: '1' };
+if (process.env.SWARM_STATE_DIR) Object.assign(env, { SWARM_STATE_DIR: path.resolve(process.env.SWARM_STATE_DIR) });
+if (process.env.SWARM_NVIDIA_SMI) Object.assign(env, { SWARM_NVIDIA_SMI: process.env.SWARM_NVIDIA_SMI });
+
+module.exports = {
+  apps: DAEMONS.map((name) => ({
+    name,
+    script: path.join(root, 'daemons', `${name}.ts`),
+    interpreter: process.execPath,
+    interpreter_args: '--import tsx',
+    cwd: root,
+    exec_mode: 'fork',
+    autorestart: true,
+    // Graceful stop inside this; the daemon forces its own exit a second earlier.
+    kill_timeout: 5000,
+    restart_delay: 1000,
+    exp_backoff_restart_delay: 200,
+    merge_logs: true,
+    env,
+  })),
+};

@@ -1,0 +1,40 @@
+import path from 'node:path';
+import { loadConfig, resolveConfigPath, type CompiledConfig } from '../config';
+import { openDb, type Db } from '../db';
+import { SqliteEventLog } from '../event-log';
+import { PROJECTION_FILE } from '../projection';
+import { joinOrCreateRun, type RunRecord } from '../run-registry';
+
+// What every swarmctl command starts from: the config named by --config (or
+// the usual lookup), and, for commands that write, the log as source swarmctl.
+
+export interface GlobalOptions {
+  json?: boolean;
+  config?: string;
+}
+
+export function cliConfig(opts: GlobalOptions): CompiledConfig {
+  return loadConfig(resolveConfigPath(opts.config));
+}
+
+export interface Writer {
+  config: CompiledConfig;
+  db: Db;
+  run: RunRecord;
+  log: SqliteEventLog;
+  close(): void;
+}
+
+export function openWriter(opts: GlobalOptions): Writer {
+  process.umask(0o077);
+  const config = cliConfig(opts);
+  const db = openDb(config.stateDir);
+  const { run, created } = joinOrCreateRun(db, config.name, Date.now());
+  const log = new SqliteEventLog(db, { source: 'swarmctl', runId: () => run.id, projection: { file: path.join(config.stateDir, PROJECTION_FILE) } });
+  if (created) log.append({ kind: 'run.started', target: `run:${run.id}`, data: { name: config.name, message: `run ${run.id} started by swarmctl` } });
+  return { config, db, run, log, close: () => db.close() };
+}
+
+export function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}

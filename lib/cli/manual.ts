@@ -1,0 +1,91 @@
+import { Action, LocalGrantor } from '../actions';
+import { UsageError } from '../errors';
+import { NAME_PATTERN } from '../config-schema';
+import { SqliteLeaseStore } from '../leases';
+import { silentLogger } from '../logger';
+import { isPaused, setControl } from '../run-registry';
+import { requestCommand } from '../sentry/commands';
+import { readEscalations } from '../snapshot';
+import { enqueueTask, getTask } from '../task-queue';
+import { openWriter, printJson, type GlobalOptions } from './cli-context';
+
+// Manual actions: a person's word, recorded as source swarmctl, going
+// through the same grant and lease as the daemons' own.
+
+const nameRe = new RegExp(NAME_PATTERN);
+
+export function submitCommand(job: string, args: string[], opts: GlobalOptions & { id?: string }): number {
+  const w = openWriter(opts);
+  try {
+    const jobCfg = w.config.jobs[job];
+    if (!jobCfg) throw new UsageError(`unknown job "${job}"; the config ${w.config.file} has: ${Object.keys(w.config.jobs).join(', ')}`);
+    const id = opts.id ?? `${job}-${Date.now().toString(36)}`;
+    if (!nameRe.test(id)) throw new UsageError(`--id "${id}" must match ${NAME_PATTERN}`);
+    if (getTask(w.db, w.run.id, id)) throw new UsageError(`a task "${id}" already exists in run ${w.run.id}`);
+    enqueueTask(w.db, { runId: w.run.id, id, job, args, lane: jobCfg.lane, queuedAt: new Date().toISOString() });
+    const e = w.log.append({ kind: 'task.queued', target: `task:${id}`, data: { job, lane: jobCfg.lane, args, from: 'swarmctl', message: `task ${id} queued (${job})` } });
+    if (opts.json) printJson({ id, job, lane: jobCfg.lane, seq: e.seq });
+    else process.stdout.write(`${id}\n`);
+    return 0;
+  } finally {
+    w.close();
+  }
+}
+
+export function workerCommand(op: 'restart' | 'stop', workerId: string, opts: GlobalOptions): number {
+  if (!nameRe.test(workerId)) throw new UsageError(`worker id "${workerId}" must match ${NAME_PATTERN}`);
+  const w = openWriter(opts);
+  try {
+    const grantor = new LocalGrantor(new SqliteLeaseStore(w.db, Date.now), () => isPaused(w.db));
+    const action = Action.propose(
+      { log: w.log, grantor, actor: 'swarmctl', now: Date.now, logger: silentLogger },
+      // A person's explicit word is a safety action: pause mode does not hold it back.
+      { type: op === 'stop' ? 'stop_worker' : 'restart_worker', target: `worker:${workerId}`, priority: 'safety', reason: `${op} requested by a person`, incidentId: null },
+    );
+    if (!action.granted) {
+      if (opts.json) printJson({ actionId: action.id, granted: false });
+      else process.stderr.write(`${op} of ${workerId} denied (see swarmctl events --target worker:${workerId})\n`);
+      return 1;
+    }
+    requestCommand(w.db, workerId, op, action.id);
+    if (opts.json) printJson({ actionId: action.id, granted: true });
+    else process.stdout.write(`${op} of ${workerId} granted as action ${action.id}; worker-sentry carries it out on its next tick\n`);
+    return 0;
+  } finally {
+    w.close();
+  }
+}
+
+export function pauseCommand(paused: boolean, opts: GlobalOptions): number {
+  const w = openWriter(opts);
+  try {
+    setControl(w.db, 'paused', String(paused));
+    w.log.append({ kind: paused ? 'run.paused' : 'run.unpaused', target: `run:${w.run.id}`, data: { message: paused ? 'maintenance mode: only safety actions run' : 'maintenance mode over' } });
+    if (opts.json) printJson({ paused });
+    else process.stdout.write(paused ? 'paused: only safety actions will run\n' : 'resumed\n');
+    return 0;
+  } finally {
+    w.close();
+  }
+}
+
+export function ackCommand(idText: string, opts: GlobalOptions): number {
+  if (!/^\d+$/.test(idText)) throw new UsageError(`ESCALATION_ID must be a number, got "${idText}"`);
+  const id = Number(idText);
+  const w = openWriter(opts);
+  try {
+    const esc = readEscalations(w.db).find((e) => e.id === id);
+    if (!esc) throw new UsageError(`no escalation ${id}; see \`swarmctl query --json\` .escalations`);
+    if (esc.status === 'resolved') {
+      if (opts.json) printJson({ id, status: 'resolved', already: true });
+      else process.stdout.write(`escalation ${id} was already resolved\n`);
+      return 0;
+    }
+    w.log.append({ kind: 'escalation.resolved', target: esc.target as `worker:${string}`, data: { escalationId: id, by: process.env.USER ?? 'a person', message: `escalation ${id} acknowledged; ${esc.target} may run again` } });
+    if (opts.json) printJson({ id, status: 'resolved' });
+    else process.stdout.write(`escalation ${id} resolved; ${esc.target} may run again\n`);
+    return 0;
+  } finally {
+    w.close();
+  }
+}

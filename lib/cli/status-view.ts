@@ -1,0 +1,54 @@
+import { formatAge } from '../duration';
+import type { Snapshot } from '../snapshot';
+
+// `swarmctl status` for a person: problems first, then tables with ages in words.
+
+function table(headers: string[], rows: string[][]): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd();
+  return [line(headers), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
+}
+
+const ageSince = (isoTs: string | null, now: number): string => (isoTs ? `${formatAge(now - Date.parse(isoTs))} ago` : '-');
+const mib = (b: number | null): string => (b === null ? '-' : `${Math.round(b / 1048576)}M`);
+
+export function renderStatus(s: Snapshot): string {
+  const now = Date.parse(s.generatedAt);
+  const out: string[] = [];
+  const run = s.run ? `${s.run.id} ${s.run.status}${s.run.paused ? ' (PAUSED)' : ''}, started ${ageSince(s.run.startedAt, now)}` : 'no run yet';
+  out.push(`swarm ${s.swarm}: ${run}`);
+  out.push('');
+  if (s.problems.length) {
+    out.push('PROBLEMS');
+    for (const p of s.problems) out.push(`  ! ${p}`);
+  } else {
+    out.push('No problems.');
+  }
+  out.push('');
+  out.push('NEXT STEPS');
+  for (const n of s.nextSteps) out.push(`  - ${n}`);
+  out.push('');
+  out.push(table(['DAEMON', 'STATUS', 'PID', 'RESTARTS', 'LAST TICK'], s.daemons.map((d) => [d.name, d.status, String(d.pid ?? '-'), String(d.restarts), d.tickAgeMs === null ? '-' : `${formatAge(d.tickAgeMs)} ago`])));
+  out.push('');
+  const order = ['quarantined', 'stale', 'backoff', 'starting', 'running', 'stopped', 'failed', 'completed'];
+  const workers = [...s.workers].sort((a, b) => order.indexOf(a.status) - order.indexOf(b.status));
+  out.push(workers.length
+    ? table(['WORKER', 'STATUS', 'PID', 'ATTEMPT', 'RESTARTS', 'PROGRESS', 'CPU', 'MEM', 'UP'], workers.map((w) => [
+      w.id, w.status, String(w.pid ?? '-'), String(w.attempt), String(w.restarts),
+      w.progressAgeMs === null ? '-' : `${formatAge(w.progressAgeMs)} ago`, w.cpuPct === null ? '-' : `${w.cpuPct}%`, mib(w.memBytes),
+      w.startedAt ? formatAge(now - Date.parse(w.startedAt)) : '-',
+    ]))
+    : 'No workers.');
+  out.push('');
+  const t = s.tasks;
+  out.push(`tasks: ${t.queued} queued, ${t.running} running, ${t.completed} completed, ${t.failed} failed, ${t.quarantined} quarantined`);
+  out.push(`lanes: ${s.lanes.map((l) => `${l.name} ${l.busy}/${l.slots}`).join(', ')}`);
+  const recent = s.incidents.slice(-8).reverse();
+  if (recent.length) {
+    out.push('');
+    out.push(table(['INCIDENT', 'CLASS', 'TARGET', 'STATUS', 'OPENED'], recent.map((i) => [String(i.id), i.class, i.target, i.status, ageSince(i.openedAt, now)])));
+  }
+  out.push('');
+  out.push(`events: last seq ${s.events.lastSeq}`);
+  return `${out.join('\n')}\n`;
+}

@@ -1,0 +1,10 @@
+import { z } from 'zod';
+import { ConfigSchema } from './config-schema';
+
+// docs/swarm.config.schema.json is generated from the zod schema, so the two
+// cannot drift; a test compares the committed file with this output.
+
+export function configJsonSchema(): string {
+  const schema = z.toJSONSchema(ConfigSchema, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
+  return `${JSON.stringify({ ...schema, title: 'Swarm config', $id: 'swarm.config.schema.json' }, null, 2)}\n`;
+}

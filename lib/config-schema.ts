@@ -1,0 +1,124 @@
+import { z } from 'zod';
+import { parseBytes, parseDurationMs } from './duration';
+import { FAILURE_CLASSES } from './event-kinds';
+
+// The raw shape of swarm.config.json, exactly as a user writes it. Defaults
+// live here; compiling to milliseconds and absolute paths is config.ts's job.
+
+export const NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$';
+const nameRe = new RegExp(NAME_PATTERN);
+const PLACEHOLDER_RE = /\$\{([^}]*)\}/g;
+const PLACEHOLDERS = ['taskId', 'workerId', 'attempt'];
+
+export const Duration = z
+  .union([
+    z.string().regex(/^\d+(\.\d+)?(ms|s|m|h|d)$/, { message: 'expected a duration such as "500ms", "30s", "5m" or "2h"' }),
+    z.number().int().nonnegative(),
+  ])
+  .refine((v) => parseDurationMs(v) !== null, { message: 'expected a duration such as "500ms", "30s", "5m" or "2h"' })
+  .meta({ description: 'A duration: a string with a unit (ms, s, m, h, d) or integer milliseconds.' });
+
+export const Bytes = z
+  .union([z.string().regex(/^\d+(\.\d+)?\s*[KMGTkmgt]?(i?B)?$/), z.number().int().positive()])
+  .refine((v) => parseBytes(v) !== null, { message: 'expected a size such as "512M" or "4G"' })
+  .meta({ description: 'A size in bytes: an integer, or a number with K, M, G or T (binary units).' });
+
+const Templated = z.string().superRefine((value, ctx) => {
+  for (const m of value.matchAll(PLACEHOLDER_RE)) {
+    if (!PLACEHOLDERS.includes(m[1] ?? '')) {
+      ctx.addIssue({ code: 'custom', message: `unknown placeholder \${${m[1]}}; expected one of \${taskId}, \${workerId}, \${attempt}` });
+    }
+  }
+});
+
+const Name = z.string().regex(nameRe, { message: `expected a name of letters, digits, '_', '.' or '-' (pattern ${NAME_PATTERN})` });
+
+export const LaneSchema = z.strictObject({
+  kind: z.enum(['cpu', 'gpu']),
+  slots: z.number().int().min(1).max(1024),
+  gpus: z.array(z.number().int().nonnegative()).optional(),
+});
+
+export const FailureRuleSchema = z.strictObject({
+  match: z.string().min(1).meta({ description: 'A substring, or /regex/flags, looked for in the last lines of the worker log.' }),
+  class: z.enum(FAILURE_CLASSES),
+  action: z.enum(['restart', 'quarantine', 'stop', 'escalate']).default('restart'),
+});
+
+export const RestartSchema = z.strictObject({
+  delay: Duration.default('1s'),
+  maxDelay: Duration.default('5m'),
+  budget: z.number().int().min(0).default(5),
+  window: Duration.default('1h'),
+  healthyAfter: Duration.default('5m').meta({
+    description: 'How long a relaunched worker must run verified-healthy before its backoff and budget reset.',
+  }),
+});
+
+export const JobSchema = z.strictObject({
+  command: z.array(z.string().min(1)).min(1).meta({ description: 'argv; never run through a shell.' }),
+  args: z.array(Templated).default([]),
+  cwd: z.string().default('.'),
+  env: z.record(z.string(), z.string()).default({}),
+  lane: Name.default('cpu'),
+  replicas: z.number().int().min(0).max(1024).default(0),
+  progress: z.strictObject({ path: Templated.optional().meta({ description: 'Defaults to progress.json in the worker checkpoint folder.' }), staleAfter: Duration.default('30s') }).optional(),
+  logStallAfter: Duration.optional(),
+  startup: z.strictObject({ marker: z.string().min(1), within: Duration.default('60s') }).optional(),
+  artifacts: z.array(z.strictObject({ path: Templated, within: Duration })).default([]),
+  maxRuntime: Duration.optional(),
+  restart: RestartSchema.default(RestartSchema.parse({})),
+  memoryLimit: Bytes.optional(),
+  stopGrace: Duration.default('5s').meta({ description: 'SIGTERM to SIGKILL grace when Swarm stops a worker.' }),
+  failures: z.array(FailureRuleSchema).default([]),
+});
+
+export const QueueEntrySchema = z.strictObject({
+  job: Name,
+  id: Name.optional(),
+  args: z.array(z.string()).default([]),
+});
+
+export const ConfigSchema = z
+  .strictObject({
+    $schema: z.string().optional(),
+    name: Name,
+    stateDir: z.string().default('state'),
+    tick: Duration.default('1s'),
+    lanes: z.record(Name, LaneSchema).default({ cpu: { kind: 'cpu', slots: 2 } }),
+    utilization: z
+      .strictObject({
+        cpuTarget: z.number().min(1).max(100).default(80),
+        gpuTarget: z.number().min(1).max(100).default(90),
+        memoryCeiling: z.number().min(1).max(100).default(90),
+        window: Duration.default('30s'),
+      })
+      .default({ cpuTarget: 80, gpuTarget: 90, memoryCeiling: 90, window: '30s' }),
+    jobs: z.record(Name, JobSchema),
+    queue: z.array(QueueEntrySchema).default([]),
+  })
+  .superRefine((cfg, ctx) => {
+    for (const [name, job] of Object.entries(cfg.jobs)) {
+      if (!(job.lane in cfg.lanes)) {
+        ctx.addIssue({ code: 'custom', path: ['jobs', name, 'lane'], message: `expected one of the lanes: ${Object.keys(cfg.lanes).join(', ')}` });
+      }
+    }
+    const seen = new Set<string>();
+    cfg.queue.forEach((entry, i) => {
+      if (!(entry.job in cfg.jobs)) {
+        ctx.addIssue({ code: 'custom', path: ['queue', i, 'job'], message: `expected one of the jobs: ${Object.keys(cfg.jobs).join(', ')}` });
+      }
+      const id = entry.id ?? `${entry.job}-${i + 1}`;
+      if (seen.has(id)) ctx.addIssue({ code: 'custom', path: ['queue', i, 'id'], message: `expected a unique task id; "${id}" is used twice` });
+      seen.add(id);
+    });
+    for (const [name, lane] of Object.entries(cfg.lanes)) {
+      if (lane.kind === 'gpu' && (!lane.gpus || lane.gpus.length === 0)) {
+        ctx.addIssue({ code: 'custom', path: ['lanes', name, 'gpus'], message: 'expected a list of GPU indexes for a gpu lane' });
+      }
+    }
+  });
+
+export type RawConfig = z.input<typeof ConfigSchema>;
+export type ParsedConfig = z.output<typeof ConfigSchema>;
+export type ParsedJob = z.output<typeof JobSchema>;

@@ -1,0 +1,153 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { ConfigError } from './errors';
+import { ConfigSchema, type ParsedConfig, type ParsedJob } from './config-schema';
+import { parseBytes, parseDurationMs } from './duration';
+import type { FailureClass } from './event-kinds';
+
+export const PACKAGE_ROOT = path.resolve(__dirname, '..');
+export const DEMO_CONFIG = path.join(PACKAGE_ROOT, 'examples', 'demo', 'swarm.config.json');
+
+export interface FailureRule {
+  matchText: string;
+  test: (text: string) => boolean;
+  class: FailureClass;
+  action: 'restart' | 'quarantine' | 'stop' | 'escalate';
+}
+
+export interface CompiledJob {
+  name: string;
+  command: string[];
+  args: string[];
+  cwd: string;
+  env: Record<string, string>;
+  lane: string;
+  replicas: number;
+  progress: { pathTemplate: string | null; staleAfterMs: number } | null;
+  logStallAfterMs: number | null;
+  startup: { marker: string; withinMs: number } | null;
+  artifacts: { pathTemplate: string; withinMs: number }[];
+  maxRuntimeMs: number | null;
+  restart: { delayMs: number; maxDelayMs: number; budget: number; windowMs: number; healthyAfterMs: number };
+  memoryLimitBytes: number | null;
+  stopGraceMs: number;
+  failures: FailureRule[];
+}
+
+export interface CompiledLane {
+  name: string;
+  kind: 'cpu' | 'gpu';
+  slots: number;
+  gpus: number[];
+}
+
+export interface CompiledConfig {
+  file: string;
+  dir: string;
+  name: string;
+  stateDir: string;
+  tickMs: number;
+  lanes: Record<string, CompiledLane>;
+  utilization: { cpuTarget: number; gpuTarget: number; memoryCeiling: number; windowMs: number };
+  jobs: Record<string, CompiledJob>;
+  queue: { job: string; id: string; args: string[] }[];
+}
+
+/** Which file to load: the flag, then SWARM_CONFIG, then ./swarm.config.json, then the demo. */
+export function resolveConfigPath(flag: string | undefined, env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): string {
+  if (flag) return path.resolve(cwd, flag);
+  if (env.SWARM_CONFIG) return path.resolve(cwd, env.SWARM_CONFIG);
+  const local = path.resolve(cwd, 'swarm.config.json');
+  return fs.existsSync(local) ? local : DEMO_CONFIG;
+}
+
+export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): CompiledConfig {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(file, [{ path: '', message: `cannot read the file (${(err as NodeJS.ErrnoException).code ?? err})` }]);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError(file, [{ path: '', message: `expected JSON: ${(err as Error).message}` }]);
+  }
+  return compileConfig(raw, file, env);
+}
+
+export function compileConfig(raw: unknown, file: string, env: NodeJS.ProcessEnv = process.env): CompiledConfig {
+  const parsed = ConfigSchema.safeParse(raw);
+  if (!parsed.success) {
+    throw new ConfigError(
+      file,
+      parsed.error.issues.map((i) => ({ path: i.path.map(String).join('.'), message: i.message })),
+    );
+  }
+  return compile(parsed.data, path.resolve(file), env);
+}
+
+function ms(value: string | number): number {
+  // The schema already refused anything parseDurationMs cannot read.
+  return parseDurationMs(value) as number;
+}
+
+function compileRule(rule: ParsedJob['failures'][number]): FailureRule {
+  const re = /^\/(.+)\/([a-z]*)$/.exec(rule.match);
+  const test = re ? ((rx: RegExp) => (t: string) => rx.test(t))(new RegExp(re[1] as string, re[2])) : (t: string) => t.includes(rule.match);
+  return { matchText: rule.match, test, class: rule.class, action: rule.action };
+}
+
+function compile(cfg: ParsedConfig, file: string, env: NodeJS.ProcessEnv): CompiledConfig {
+  const dir = path.dirname(file);
+  const jobs: Record<string, CompiledJob> = {};
+  for (const [name, job] of Object.entries(cfg.jobs)) {
+    jobs[name] = {
+      name,
+      command: job.command,
+      args: job.args,
+      cwd: path.resolve(dir, job.cwd),
+      env: job.env,
+      lane: job.lane,
+      replicas: job.replicas,
+      progress: job.progress
+        ? { pathTemplate: job.progress.path ? path.resolve(dir, job.progress.path) : null, staleAfterMs: ms(job.progress.staleAfter) }
+        : null,
+      logStallAfterMs: job.logStallAfter === undefined ? null : ms(job.logStallAfter),
+      startup: job.startup ? { marker: job.startup.marker, withinMs: ms(job.startup.within) } : null,
+      artifacts: job.artifacts.map((a) => ({ pathTemplate: path.resolve(dir, a.path), withinMs: ms(a.within) })),
+      maxRuntimeMs: job.maxRuntime === undefined ? null : ms(job.maxRuntime),
+      restart: {
+        delayMs: ms(job.restart.delay),
+        maxDelayMs: ms(job.restart.maxDelay),
+        budget: job.restart.budget,
+        windowMs: ms(job.restart.window),
+        healthyAfterMs: ms(job.restart.healthyAfter),
+      },
+      memoryLimitBytes: job.memoryLimit === undefined ? null : (parseBytes(job.memoryLimit) as number),
+      stopGraceMs: ms(job.stopGrace),
+      failures: job.failures.map(compileRule),
+    };
+  }
+  const lanes: Record<string, CompiledLane> = {};
+  for (const [name, lane] of Object.entries(cfg.lanes)) lanes[name] = { name, kind: lane.kind, slots: lane.slots, gpus: lane.gpus ?? [] };
+  return {
+    file,
+    dir,
+    name: cfg.name,
+    stateDir: path.resolve(env.SWARM_STATE_DIR ? process.cwd() : dir, env.SWARM_STATE_DIR || cfg.stateDir),
+    tickMs: Math.max(50, ms(cfg.tick)),
+    lanes,
+    utilization: { ...cfg.utilization, windowMs: ms(cfg.utilization.window) },
+    jobs,
+    queue: cfg.queue.map((q, i) => ({ job: q.job, id: q.id ?? `${q.job}-${i + 1}`, args: q.args })),
+  };
+}
+
+/** Fills ${taskId}, ${workerId} and ${attempt}; the schema already refused any other placeholder. */
+export function interpolate(template: string, vars: { taskId: string; workerId: string; attempt: number }): string {
+  return template.replace(/\$\{(taskId|workerId|attempt)\}/g, (_m, key: string) =>
+    key === 'attempt' ? String(vars.attempt) : key === 'taskId' ? vars.taskId : vars.workerId,
+  );
+}

@@ -1,0 +1,180 @@
+import path from 'node:path';
+import type { Clock, TimerHandle } from './clock';
+import { iso } from './clock';
+import type { CompiledConfig } from './config';
+import type { Db } from './db';
+import { errorMessage } from './errors';
+import type { DaemonName } from './event-kinds';
+import { SqliteEventLog, type EventLog } from './event-log';
+import { Lifecycle } from './lifecycle';
+import type { Logger } from './logger';
+import { PROJECTION_FILE } from './projection';
+import { joinOrCreateRun, type RunRecord } from './run-registry';
+import { DAEMON_STATE_FILES, DaemonHeaderSchema, type DaemonLifecycle } from './state-files';
+import type { StateStore } from './state-store';
+
+// What every daemon shares: join the run, then tick on an injected clock;
+// after each tick write a heartbeat into the daemon's own state file. Stop
+// cleanly on request, never in the middle of a tick.
+
+const DAEMON_MOVES: Record<DaemonLifecycle, readonly DaemonLifecycle[]> = {
+  starting: ['running', 'stopping', 'errored'],
+  running: ['stopping', 'errored'],
+  stopping: ['stopped', 'errored'],
+  stopped: [],
+  errored: [],
+};
+
+export interface DaemonContext {
+  name: DaemonName;
+  config: CompiledConfig;
+  db: Db;
+  log: EventLog;
+  state: StateStore;
+  clock: Clock;
+  logger: Logger;
+  run: RunRecord;
+}
+
+export interface DaemonBehavior {
+  /** Runs once, after the run is joined and before the first tick. */
+  start?(ctx: DaemonContext): Promise<void> | void;
+  tick(ctx: DaemonContext): Promise<void> | void;
+  /** The daemon's own part of its state file. */
+  snapshot(ctx: DaemonContext): Record<string, unknown>;
+  stop?(ctx: DaemonContext): Promise<void> | void;
+}
+
+export interface RuntimeDeps {
+  name: DaemonName;
+  config: CompiledConfig;
+  db: Db;
+  state: StateStore;
+  clock: Clock;
+  logger: Logger;
+}
+
+export class DaemonRuntime {
+  private readonly lifecycle: Lifecycle<DaemonLifecycle>;
+  private timer: TimerHandle | null = null;
+  private ticking: Promise<void> | null = null;
+  private ticks = 0;
+  private lastTickAt: number | null = null;
+  private readonly startedAt: number;
+  private restarts = 0;
+  private ctx: DaemonContext | null = null;
+  private wake: (() => void) | null = null;
+
+  constructor(
+    private readonly deps: RuntimeDeps,
+    private readonly behavior: DaemonBehavior,
+  ) {
+    this.startedAt = deps.clock.now();
+    this.lifecycle = new Lifecycle<DaemonLifecycle>(deps.name, 'starting', DAEMON_MOVES, (from, to, reason) =>
+      deps.logger.info({ daemon: deps.name, from, to, reason }, 'daemon transition'),
+    );
+  }
+
+  get state(): DaemonLifecycle {
+    return this.lifecycle.state;
+  }
+
+  get context(): DaemonContext {
+    if (!this.ctx) throw new Error(`${this.deps.name}: context used before start`);
+    return this.ctx;
+  }
+
+  async start(): Promise<DaemonContext> {
+    const { name, config, db, state, clock, logger } = this.deps;
+    const { run, created } = joinOrCreateRun(db, config.name, clock.now());
+    const log = new SqliteEventLog(db, {
+      source: name,
+      runId: () => run.id,
+      now: () => clock.now(),
+      projection: { file: path.join(config.stateDir, PROJECTION_FILE) },
+    });
+    const previous = state.read(DAEMON_STATE_FILES[name], DaemonHeaderSchema);
+    this.restarts = previous.ok && previous.value.runId === run.id ? previous.value.restarts + 1 : 0;
+    if (created) log.append({ kind: 'run.started', target: `run:${run.id}`, data: { name: config.name, config: config.file, message: `run ${run.id} started (${config.name})` } });
+    log.append({ kind: 'daemon.started', target: `daemon:${name}`, data: { pid: process.pid, restarts: this.restarts, message: `${name} started pid=${process.pid}` } });
+    this.ctx = { name, config, db, log, state, clock, logger, run };
+    await this.behavior.start?.(this.ctx);
+    this.lifecycle.to('running', 'started');
+    this.writeState();
+    this.schedule(0);
+    return this.ctx;
+  }
+
+  /** Runs a tick now instead of waiting for the timer: used when an exit file appears. */
+  poke(): void {
+    this.wake?.();
+  }
+
+  private schedule(delayMs: number): void {
+    if (this.lifecycle.state !== 'running') return;
+    let fired = false;
+    const fire = () => {
+      if (fired) return;
+      fired = true;
+      this.timer?.cancel();
+      this.wake = null;
+      this.ticking = this.tickOnce().finally(() => {
+        this.ticking = null;
+        this.schedule(this.deps.config.tickMs);
+      });
+    };
+    this.wake = fire;
+    this.timer = this.deps.clock.setTimeout(fire, delayMs);
+  }
+
+  private async tickOnce(): Promise<void> {
+    const ctx = this.context;
+    try {
+      await this.behavior.tick(ctx);
+    } catch (err) {
+      // A bad tick must not kill the daemon: the next one retries from state.
+      this.deps.logger.error({ daemon: this.deps.name, err: errorMessage(err), stack: (err as Error).stack }, 'tick failed');
+    }
+    this.ticks += 1;
+    this.lastTickAt = this.deps.clock.now();
+    try {
+      this.writeState();
+    } catch (err) {
+      this.deps.logger.error({ daemon: this.deps.name, err: errorMessage(err) }, 'state write failed');
+    }
+  }
+
+  private writeState(): void {
+    const ctx = this.context;
+    this.deps.state.write(DAEMON_STATE_FILES[this.deps.name], {
+      daemon: this.deps.name,
+      pid: process.pid,
+      runId: ctx.run.id,
+      lifecycle: this.lifecycle.state,
+      startedAt: iso(this.startedAt),
+      lastTickAt: this.lastTickAt === null ? null : iso(this.lastTickAt),
+      tickMs: this.deps.config.tickMs,
+      ticks: this.ticks,
+      restarts: this.restarts,
+      ...this.behavior.snapshot(ctx),
+    });
+  }
+
+  async stop(reason: string): Promise<void> {
+    if (this.lifecycle.state === 'stopping' || this.lifecycle.state === 'stopped') return;
+    this.lifecycle.to('stopping', reason);
+    this.timer?.cancel();
+    this.wake = null;
+    if (this.ticking) await this.ticking;
+    if (this.ctx) {
+      try {
+        await this.behavior.stop?.(this.ctx);
+        this.ctx.log.append({ kind: 'daemon.stopped', target: `daemon:${this.deps.name}`, data: { pid: process.pid, reason, message: `${this.deps.name} stopped: ${reason}` } });
+      } catch (err) {
+        this.deps.logger.error({ daemon: this.deps.name, err: errorMessage(err) }, 'stop failed');
+      }
+    }
+    this.lifecycle.to('stopped', reason);
+    if (this.ctx) this.writeState();
+  }
+}

@@ -1,0 +1,93 @@
+import path from 'node:path';
+import fs from 'node:fs';
+import Database from 'better-sqlite3';
+import { ensureDir, STATE_FILE_MODE } from './atomic-file';
+
+// One SQLite file per swarm, shared by every daemon and swarmctl. WAL lets
+// readers (query) run beside writers; the busy timeout lets six writers queue
+// for the write lock instead of failing.
+
+export type Db = Database.Database;
+
+export const DB_FILE = 'swarm.db';
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS events (
+  seq INTEGER PRIMARY KEY,
+  ts TEXT NOT NULL,
+  run_id TEXT NOT NULL,
+  source TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  target TEXT NOT NULL,
+  severity TEXT NOT NULL,
+  action_id INTEGER,
+  data TEXT NOT NULL,
+  hash TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_target ON events(target, seq);
+CREATE INDEX IF NOT EXISTS events_kind ON events(kind, seq);
+CREATE TRIGGER IF NOT EXISTS events_no_update BEFORE UPDATE ON events
+  BEGIN SELECT RAISE(ABORT, 'events is append-only: UPDATE refused'); END;
+CREATE TRIGGER IF NOT EXISTS events_no_delete BEFORE DELETE ON events
+  BEGIN SELECT RAISE(ABORT, 'events is append-only: DELETE refused'); END;
+CREATE TABLE IF NOT EXISTS projection (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  last_seq INTEGER NOT NULL,
+  bytes INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS runs (
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
+  status TEXT NOT NULL,
+  started_at TEXT NOT NULL,
+  completed_at TEXT
+);
+CREATE TABLE IF NOT EXISTS tasks (
+  run_id TEXT NOT NULL,
+  id TEXT NOT NULL,
+  job TEXT NOT NULL,
+  args TEXT NOT NULL,
+  lane TEXT NOT NULL,
+  status TEXT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  queued_at TEXT NOT NULL,
+  updated_at TEXT NOT NULL,
+  PRIMARY KEY (run_id, id)
+);
+CREATE INDEX IF NOT EXISTS tasks_status ON tasks(run_id, status, lane);
+CREATE TABLE IF NOT EXISTS leases (
+  target TEXT PRIMARY KEY,
+  holder TEXT NOT NULL,
+  action_id INTEGER,
+  acquired_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS control (
+  key TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+);
+`;
+
+export interface OpenDbOptions {
+  readonly?: boolean;
+  busyTimeoutMs?: number;
+}
+
+export function openDb(stateDir: string, opts: OpenDbOptions = {}): Db {
+  const file = path.join(stateDir, DB_FILE);
+  if (opts.readonly) {
+    const db = new Database(file, { readonly: true, fileMustExist: true, timeout: opts.busyTimeoutMs ?? 5000 });
+    return db;
+  }
+  ensureDir(stateDir);
+  const existed = fs.existsSync(file);
+  const db = new Database(file, { timeout: opts.busyTimeoutMs ?? 10_000 });
+  if (!existed) fs.chmodSync(file, STATE_FILE_MODE);
+  db.pragma('journal_mode = WAL');
+  // NORMAL in WAL mode survives any process crash; only power loss can drop
+  // the last commits. See docs/RELIABILITY.md.
+  db.pragma('synchronous = NORMAL');
+  db.pragma('foreign_keys = ON');
+  db.transaction(() => db.exec(SCHEMA)).immediate();
+  return db;
+}

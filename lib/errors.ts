@@ -1,0 +1,50 @@
+// The few named errors Swarm raises. Each carries what a person needs to fix it.
+
+/** A config file that cannot be used. Exit code 2. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+  constructor(
+    readonly file: string,
+    readonly issues: { path: string; message: string }[],
+  ) {
+    super(`invalid config ${file}:\n${issues.map((i) => `  ${i.path || '(root)'}: ${i.message}`).join('\n')}`);
+  }
+}
+
+/** Wrong command-line use. Exit code 2. */
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+/** A state file that is missing or does not match its schema. */
+export class StateFileError extends Error {
+  override name = 'StateFileError';
+  constructor(
+    readonly file: string,
+    readonly reason: 'missing' | 'corrupt',
+    detail: string,
+  ) {
+    super(`state file ${file} is ${reason}: ${detail}`);
+  }
+}
+
+/** A lifecycle transition that the state machine does not allow. */
+export class IllegalTransitionError extends Error {
+  override name = 'IllegalTransitionError';
+  constructor(
+    readonly machine: string,
+    readonly from: string,
+    readonly to: string,
+  ) {
+    super(`${machine}: illegal transition ${from} -> ${to}`);
+  }
+}
+
+/** The event log cannot be written or read. */
+export class EventLogError extends Error {
+  override name = 'EventLogError';
+}
+
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,66 @@
+// The vocabulary of the event log: every kind, failure class and action type
+// a daemon may record. CONTRACT lists these; adding one is a deliberate act.
+
+export const FAILURE_CLASSES = [
+  'worker_crashed', 'worker_oom', 'crash_loop', 'deterministic_failure', 'progress_stale',
+  'log_stalled', 'startup_gate_missed', 'artifact_missing', 'runtime_exceeded', 'gpu_fallback',
+  'unexpected_gpu_context', 'daemon_missing', 'daemon_stale', 'state_corrupt', 'util_low',
+  'memory_pressure', 'no_workers', 'run_stalled', 'long_query', 'validation_failed', 'plateau',
+  'stagnation', 'lock_conflict',
+] as const;
+export type FailureClass = (typeof FAILURE_CLASSES)[number];
+
+export const ACTION_TYPES = [
+  'restart_worker', 'stop_worker', 'launch_worker', 'requeue_task', 'quarantine', 'restart_daemon',
+  'start_daemon', 'repair_state', 'terminate_query', 'pause_lane',
+] as const;
+export type ActionType = (typeof ACTION_TYPES)[number];
+
+export const DAEMON_NAMES = [
+  'watchdog', 'worker-sentry', 'hang-guard', 'util-controller', 'session-state-manager', 'orchestrator-consensus',
+] as const;
+export type DaemonName = (typeof DAEMON_NAMES)[number];
+export type EventSource = DaemonName | 'swarmctl';
+
+export type EventKind =
+  | 'daemon.started' | 'daemon.stopped' | 'daemon.transition'
+  | `detect.${FailureClass}`
+  | 'action.proposed' | 'action.granted' | 'action.denied' | 'action.started' | 'action.verified' | 'action.failed'
+  | 'escalation.raised' | 'escalation.resolved'
+  | 'worker.launched' | 'worker.exited' | 'worker.adopted' | 'worker.transition'
+  | 'task.queued' | 'task.started' | 'task.completed' | 'task.failed' | 'task.requeued'
+  | 'run.started' | 'run.resumed' | 'run.completed' | 'run.paused' | 'run.unpaused'
+  | 'state.repaired' | 'state.invalid';
+
+export const SEVERITIES = ['debug', 'info', 'warn', 'error', 'critical'] as const;
+export type Severity = (typeof SEVERITIES)[number];
+
+/** Targets are typed strings so a grep for "worker:" finds every event about workers. */
+export type Target =
+  | `worker:${string}` | `daemon:${string}` | `task:${string}` | `lane:${string}`
+  | `run:${string}` | `state:${string}` | `query:${string}`;
+
+export interface NewEvent {
+  kind: EventKind;
+  target: Target;
+  severity?: Severity;
+  actionId?: number | null;
+  data?: Record<string, unknown>;
+}
+
+export interface StoredEvent {
+  seq: number;
+  ts: string;
+  runId: string;
+  source: string;
+  kind: string;
+  target: string;
+  severity: Severity;
+  actionId: number | null;
+  data: Record<string, unknown>;
+  hash: string;
+}
+
+export function isFailureClass(value: string): value is FailureClass {
+  return (FAILURE_CLASSES as readonly string[]).includes(value);
+}

@@ -1,0 +1,140 @@
+import type { Db } from './db';
+import { EventLogError, errorMessage } from './errors';
+import type { NewEvent, StoredEvent } from './event-kinds';
+import { GENESIS_HASH, hashRow, rowToEvent, type Row } from './event-row';
+import { projectLocked, type Projection } from './projection';
+
+// The append-only event log. Every append takes SQLite's write lock
+// (BEGIN IMMEDIATE), reads the last hash, inserts, and extends the
+// workflow_events.log projection, all under that one lock: that is what keeps
+// the hash chain unbroken and the projection gap-free with many writers.
+
+/** What daemons depend on: append and read, nothing about SQLite. */
+export interface EventLog {
+  append(event: NewEvent): StoredEvent;
+  appendMany(events: NewEvent[]): StoredEvent[];
+  lastSeq(): number;
+}
+
+export interface SqliteEventLogOptions {
+  source: string;
+  runId: () => string;
+  now?: () => number;
+  projection?: Projection | null;
+}
+
+export class SqliteEventLog implements EventLog {
+  private readonly last;
+  private readonly insert;
+  private readonly maxSeq;
+  private readonly now: () => number;
+
+  constructor(
+    private readonly db: Db,
+    private readonly opts: SqliteEventLogOptions,
+  ) {
+    this.last = db.prepare<[], { seq: number; hash: string }>('SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1');
+    this.insert = db.prepare(
+      'INSERT INTO events (seq, ts, run_id, source, kind, target, severity, action_id, data, hash) VALUES (?,?,?,?,?,?,?,?,?,?)',
+    );
+    this.maxSeq = db.prepare<[], { m: number | null }>('SELECT max(seq) AS m FROM events');
+    this.now = opts.now ?? Date.now;
+  }
+
+  append(event: NewEvent): StoredEvent {
+    return this.appendMany([event])[0] as StoredEvent;
+  }
+
+  appendMany(events: NewEvent[]): StoredEvent[] {
+    if (events.length === 0) return [];
+    try {
+      return this.db.transaction(() => this.appendLocked(events)).immediate();
+    } catch (err) {
+      throw new EventLogError(`cannot append ${events.length} event(s) (${events[0]?.kind}): ${errorMessage(err)}`);
+    }
+  }
+
+  lastSeq(): number {
+    return this.maxSeq.get()?.m ?? 0;
+  }
+
+  private appendLocked(events: NewEvent[]): StoredEvent[] {
+    const prev = this.last.get();
+    let seq = prev?.seq ?? 0;
+    let prevHash = prev?.hash ?? GENESIS_HASH;
+    const ts = new Date(this.now()).toISOString();
+    const runId = this.opts.runId();
+    const out: StoredEvent[] = [];
+    for (const e of events) {
+      seq += 1;
+      const row = {
+        seq, ts, run_id: runId, source: this.opts.source, kind: e.kind, target: e.target,
+        severity: e.severity ?? 'info', action_id: e.actionId ?? null, data: JSON.stringify(e.data ?? {}),
+      };
+      const hash = hashRow(prevHash, row);
+      this.insert.run(row.seq, row.ts, row.run_id, row.source, row.kind, row.target, row.severity, row.action_id, row.data, hash);
+      out.push(rowToEvent({ ...row, hash }));
+      prevHash = hash;
+    }
+    if (this.opts.projection) projectLocked(this.db, this.opts.projection);
+    return out;
+  }
+}
+
+export interface EventFilter {
+  sinceSeq?: number;
+  kindPrefix?: string;
+  target?: string;
+  limit?: number;
+}
+
+/** Oldest first, after sinceSeq. */
+export function readEvents(db: Db, f: EventFilter = {}): StoredEvent[] {
+  const where: string[] = ['seq > @since'];
+  const params: Record<string, unknown> = { since: f.sinceSeq ?? 0, limit: f.limit ?? -1 };
+  if (f.kindPrefix) {
+    where.push('(kind = @kind OR kind LIKE @kindLike ESCAPE \'\\\')');
+    params.kind = f.kindPrefix;
+    params.kindLike = `${f.kindPrefix.replace(/[\\%_]/g, (c) => `\\${c}`)}${f.kindPrefix.endsWith('.') ? '' : '.'}%`;
+  }
+  if (f.target) {
+    where.push('target = @target');
+    params.target = f.target;
+  }
+  const sql = `SELECT * FROM events WHERE ${where.join(' AND ')} ORDER BY seq LIMIT @limit`;
+  return db.prepare<Record<string, unknown>, Row>(sql).all(params).map(rowToEvent);
+}
+
+/** The last `limit` events matching, returned oldest first. */
+export function readTail(db: Db, f: Omit<EventFilter, 'sinceSeq'> & { limit: number }): StoredEvent[] {
+  const where: string[] = ['1=1'];
+  const params: Record<string, unknown> = { limit: f.limit };
+  if (f.kindPrefix) {
+    where.push('kind LIKE @kindLike');
+    params.kindLike = `${f.kindPrefix}%`;
+  }
+  if (f.target) {
+    where.push('target = @target');
+    params.target = f.target;
+  }
+  const sql = `SELECT * FROM events WHERE ${where.join(' AND ')} ORDER BY seq DESC LIMIT @limit`;
+  return db.prepare<Record<string, unknown>, Row>(sql).all(params).map(rowToEvent).reverse();
+}
+
+export type VerifyResult = { ok: true; count: number; lastSeq: number } | { ok: false; count: number; badSeq: number; reason: string };
+
+/** Walks the whole chain; the first row whose hash or predecessor does not match is reported. */
+export function verifyChain(db: Db): VerifyResult {
+  let prevHash = GENESIS_HASH;
+  let prevSeq = 0;
+  let count = 0;
+  for (const r of db.prepare<[], Row>('SELECT * FROM events ORDER BY seq').iterate()) {
+    if (r.seq <= prevSeq) return { ok: false, count, badSeq: r.seq, reason: 'seq is not increasing' };
+    const expected = hashRow(prevHash, r);
+    if (expected !== r.hash) return { ok: false, count, badSeq: r.seq, reason: 'hash does not match the row and its predecessor' };
+    prevHash = r.hash;
+    prevSeq = r.seq;
+    count += 1;
+  }
+  return { ok: true, count, lastSeq: prevSeq };
+}

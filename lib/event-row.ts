@@ -1,0 +1,39 @@
+import { createHash } from 'node:crypto';
+import type { Severity, StoredEvent } from './event-kinds';
+
+// One row of the events table, and the hash that chains it to the row before.
+
+export const GENESIS_HASH = '0'.repeat(64);
+
+export interface Row {
+  seq: number;
+  ts: string;
+  run_id: string;
+  source: string;
+  kind: string;
+  target: string;
+  severity: string;
+  action_id: number | null;
+  data: string;
+  hash: string;
+}
+
+export function hashRow(prevHash: string, r: Omit<Row, 'hash'>): string {
+  return createHash('sha256')
+    .update([prevHash, r.seq, r.ts, r.run_id, r.source, r.kind, r.target, r.severity, r.action_id ?? '', r.data].join('\n'))
+    .digest('hex');
+}
+
+export function rowToEvent(r: Row): StoredEvent {
+  let data: Record<string, unknown>;
+  try {
+    data = JSON.parse(r.data) as Record<string, unknown>;
+  } catch {
+    data = { unparsable: r.data };
+  }
+  return {
+    seq: r.seq, ts: r.ts, runId: r.run_id, source: r.source, kind: r.kind, target: r.target,
+    severity: r.severity as Severity, actionId: r.action_id, data, hash: r.hash,
+  };
+}
+

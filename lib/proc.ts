@@ -1,0 +1,122 @@
+import fs from 'node:fs';
+
+// Process facts straight from /proc. Reading a worker and its descendants
+// costs a few small reads per process in that tree, never a scan of every
+// process on the machine.
+
+export interface ProcStat {
+  pid: number;
+  state: string;
+  ppid: number;
+  pgrp: number;
+  cpuTicks: number;
+  rssBytes: number;
+  startTicks: number;
+}
+
+const PAGE_SIZE = 4096;
+export const CLOCK_TICKS_PER_S = 100;
+
+export function readProcStat(pid: number): ProcStat | null {
+  let text: string;
+  try {
+    text = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return null;
+  }
+  // comm may hold spaces and parentheses: the fields start after the last ')'.
+  const close = text.lastIndexOf(')');
+  const f = text.slice(close + 2).split(' ');
+  const num = (i: number): number => Number(f[i] ?? 0);
+  return {
+    pid,
+    state: f[0] ?? '?',
+    ppid: num(1),
+    pgrp: num(2),
+    cpuTicks: num(11) + num(12),
+    startTicks: num(19),
+    rssBytes: num(21) * PAGE_SIZE,
+  };
+}
+
+export function isAlive(pid: number | null | undefined): boolean {
+  if (!pid || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  const st = readProcStat(pid);
+  return st !== null && st.state !== 'Z' && st.state !== 'X';
+}
+
+/** 'T' (stopped) or 't' (traced): alive but not running, as after SIGSTOP. */
+export function isStopped(pid: number): boolean {
+  const st = readProcStat(pid);
+  return st !== null && (st.state === 'T' || st.state === 't');
+}
+
+export function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  let tasks: string[];
+  try {
+    tasks = fs.readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tasks) {
+    try {
+      for (const c of fs.readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').split(' ')) {
+        const n = Number(c);
+        if (n > 0) out.push(n);
+      }
+    } catch {
+      // The thread ended between readdir and read: nothing to count.
+    }
+  }
+  return out;
+}
+
+export function processTree(pid: number, limit = 512): number[] {
+  const seen: number[] = [];
+  const stack = [pid];
+  while (stack.length && seen.length < limit) {
+    const p = stack.pop() as number;
+    if (seen.includes(p)) continue;
+    seen.push(p);
+    stack.push(...childrenOf(p));
+  }
+  return seen;
+}
+
+export interface TreeUsage {
+  cpuTicks: number;
+  rssBytes: number;
+  pids: number[];
+}
+
+export function treeUsage(pid: number): TreeUsage | null {
+  const root = readProcStat(pid);
+  if (!root) return null;
+  let cpuTicks = 0;
+  let rssBytes = 0;
+  const pids = processTree(pid);
+  for (const p of pids) {
+    const st = p === pid ? root : readProcStat(p);
+    if (!st) continue;
+    cpuTicks += st.cpuTicks;
+    rssBytes += st.rssBytes;
+  }
+  return { cpuTicks, rssBytes, pids };
+}
+
+/** The kernel's count of OOM kills in this cgroup, or null where it cannot be read. */
+export function cgroupOomKills(): number | null {
+  try {
+    const text = fs.readFileSync('/sys/fs/cgroup/memory.events', 'utf8');
+    const m = /^oom_kill (\d+)$/m.exec(text);
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
+}

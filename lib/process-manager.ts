@@ -1,0 +1,116 @@
+import pm2 from 'pm2';
+import type { Logger } from './logger';
+
+// The narrow view of PM2 the daemons use. Everything goes through PM2's
+// programmatic API against the PM2_HOME this process was started with.
+
+export interface AppSpec {
+  name: string;
+  script: string;
+  args: string[];
+  cwd: string;
+  interpreter: string;
+  interpreterArgs?: string[];
+  env: Record<string, string>;
+  autorestart: boolean;
+  killTimeoutMs: number;
+  outFile?: string;
+  errorFile?: string;
+}
+
+export type AppStatus = 'online' | 'stopping' | 'stopped' | 'launching' | 'errored' | 'one-launch-status' | 'unknown';
+
+export interface AppInfo {
+  name: string;
+  pid: number | null;
+  status: AppStatus;
+  restarts: number;
+}
+
+export interface ProcessManager {
+  start(app: AppSpec): Promise<void>;
+  restart(name: string): Promise<void>;
+  stop(name: string): Promise<void>;
+  delete(name: string): Promise<void>;
+  list(): Promise<AppInfo[]>;
+  close(): void;
+}
+
+function promisify<T>(fn: (cb: (err: Error | null, value: T) => void) => void): Promise<T> {
+  return new Promise((resolve, reject) => fn((err, value) => (err ? reject(err) : resolve(value))));
+}
+
+export class Pm2ProcessManager implements ProcessManager {
+  private connected: Promise<void> | null = null;
+
+  constructor(private readonly logger: Logger) {}
+
+  private connect(): Promise<void> {
+    this.connected ??= promisify<void>((cb) => pm2.connect((err) => cb(err ?? null, undefined))).catch((err: unknown) => {
+      this.connected = null;
+      throw err;
+    });
+    return this.connected;
+  }
+
+  async start(app: AppSpec): Promise<void> {
+    await this.connect();
+    await promisify<unknown>((cb) =>
+      pm2.start(
+        {
+          name: app.name,
+          script: app.script,
+          args: app.args,
+          cwd: app.cwd,
+          interpreter: app.interpreter,
+          interpreter_args: app.interpreterArgs ?? [],
+          env: app.env,
+          autorestart: app.autorestart,
+          kill_timeout: app.killTimeoutMs,
+          exec_mode: 'fork',
+          merge_logs: true,
+          ...(app.outFile ? { output: app.outFile } : {}),
+          ...(app.errorFile ? { error: app.errorFile } : {}),
+        } as pm2.StartOptions,
+        (err, proc) => cb(err ?? null, proc),
+      ),
+    );
+  }
+
+  async restart(name: string): Promise<void> {
+    await this.connect();
+    await promisify<unknown>((cb) => pm2.restart(name, (err, proc) => cb(err ?? null, proc)));
+  }
+
+  async stop(name: string): Promise<void> {
+    await this.connect();
+    await promisify<unknown>((cb) => pm2.stop(name, (err, proc) => cb(err ?? null, proc)));
+  }
+
+  async delete(name: string): Promise<void> {
+    await this.connect();
+    try {
+      await promisify<unknown>((cb) => pm2.delete(name, (err, proc) => cb(err ?? null, proc)));
+    } catch (err) {
+      // Deleting an app that is already gone is the outcome we wanted.
+      if (!/not found/i.test(String((err as Error).message ?? err))) throw err;
+      this.logger.debug({ name }, 'pm2 app already deleted');
+    }
+  }
+
+  async list(): Promise<AppInfo[]> {
+    await this.connect();
+    const procs = await promisify<pm2.ProcessDescription[]>((cb) => pm2.list((err, list) => cb(err ?? null, list)));
+    return procs.map((p) => ({
+      name: p.name ?? '',
+      pid: p.pid && p.pid > 0 ? p.pid : null,
+      status: (p.pm2_env?.status ?? 'unknown') as AppStatus,
+      restarts: p.pm2_env?.restart_time ?? 0,
+    }));
+  }
+
+  close(): void {
+    if (this.connected) pm2.disconnect();
+    this.connected = null;
+  }
+}

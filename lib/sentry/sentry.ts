@@ -1,0 +1,510 @@
+import path from 'node:path';
+import { Action, type ActionDeps, type Grantor } from '../actions';
+import { iso } from '../clock';
+import { interpolate, type CompiledJob } from '../config';
+import type { DaemonBehavior, DaemonContext } from '../daemon-runtime';
+import { errorMessage } from '../errors';
+import type { FailureClass, Target } from '../event-kinds';
+import { killProcessGroup } from '../kill';
+import type { ProcessManager } from '../process-manager';
+import { cgroupOomKills, CLOCK_TICKS_PER_S, isAlive, treeUsage } from '../proc';
+import { redactText } from '../redact';
+import { DAEMON_STATE_FILES, type Incident, type WorkerView } from '../state-files';
+import { countTasks, enqueueTask, getTask, queuedTasks, setTaskStatus, tasksWithStatus } from '../task-queue';
+import { classifyExit, type RuleAction } from './classify';
+import { detectLive, looksHealthy } from './detect';
+import { launchWorker, progressFileFor } from './launcher';
+import { exists, fileSize, readProgress, readTail, scanForMarker } from './observe';
+import { onFailure, onHealthy } from './restart-budget';
+import { pendingCommands, resolvedEscalations, type ManualCommand } from './commands';
+import { readExit, readPid, workerDir, type ExitRecord } from './worker-files';
+import { ACTIVE_STATUSES, LIVE_STATUSES, newWorkerRecord, pm2NameOf, SentryBodySchema, WORKER_MOVES, type WorkerRecord } from './worker-record';
+import { adoptFromDisk } from './adopt';
+
+// worker-sentry: owns the worker lifecycle. Each tick it observes every live
+// worker (exit file, pid, usage, progress, log, artifacts), classifies what
+// went wrong, restarts with backoff inside a budget or quarantines, verifies
+// each action on the next attempt, and fills free lane slots from the queue.
+
+export const CRASH_LOOP_STREAK = 3;
+const MAX_KEPT_INCIDENTS = 100;
+const MAX_KEPT_FINISHED = 200;
+
+export class WorkerSentry implements DaemonBehavior {
+  private workers = new Map<string, WorkerRecord>();
+  private incidents = new Map<number, Incident>();
+  private lastEscalationSeq = 0;
+  private kernelOomKills: number | null = cgroupOomKills();
+  private stopping = new Set<string>();
+
+  constructor(
+    private readonly pm: ProcessManager,
+    private readonly makeGrantor: (ctx: DaemonContext) => Grantor,
+  ) {}
+
+  private grantor: Grantor | null = null;
+
+  private actionDeps(ctx: DaemonContext): ActionDeps {
+    this.grantor ??= this.makeGrantor(ctx);
+    return { log: ctx.log, grantor: this.grantor, actor: 'worker-sentry', now: () => ctx.clock.now(), logger: ctx.logger };
+  }
+
+  start(ctx: DaemonContext): void {
+    const prev = ctx.state.read(DAEMON_STATE_FILES['worker-sentry'], SentryBodySchema);
+    const prevRun = prev.ok && (prev.value as { runId?: string }).runId === ctx.run.id;
+    if (!prev.ok) ctx.logger.warn({ err: prev.error.message }, 'sentry state unreadable: adopting from worker folders');
+    const records = prev.ok && prevRun ? prev.value.workers : adoptFromDisk(ctx.config.stateDir, (job) => ctx.config.jobs[job]?.lane);
+    for (const w of records) this.workers.set(w.id, w);
+    if (prev.ok && prevRun) {
+      const body = prev.value as { incidents?: Incident[]; lastEscalationSeq?: number };
+      for (const i of body.incidents ?? []) this.incidents.set(i.id, i);
+      this.lastEscalationSeq = body.lastEscalationSeq ?? 0;
+    }
+    for (const w of this.workers.values()) {
+      if (LIVE_STATUSES.includes(w.status) && isAlive(w.pid)) {
+        ctx.log.append({ kind: 'worker.adopted', target: `worker:${w.id}`, data: { pid: w.pid, attempt: w.attempt, message: `adopted running worker pid=${w.pid}` } });
+      }
+    }
+    for (const q of ctx.config.queue) {
+      const lane = ctx.config.jobs[q.job]?.lane ?? 'cpu';
+      if (enqueueTask(ctx.db, { runId: ctx.run.id, id: q.id, job: q.job, args: q.args, lane, queuedAt: iso(ctx.clock.now()) })) {
+        ctx.log.append({ kind: 'task.queued', target: `task:${q.id}`, data: { job: q.job, lane, args: q.args, from: 'config', message: `task ${q.id} queued (${q.job})` } });
+      }
+    }
+    // A task the database calls running with no worker for it was lost with a previous sentry: queue it again.
+    for (const t of tasksWithStatus(ctx.db, ctx.run.id, 'running')) {
+      const wid = `${t.job}-${t.id}`;
+      if (!this.workers.has(wid)) {
+        setTaskStatus(ctx.db, ctx.run.id, t.id, 'queued', iso(ctx.clock.now()));
+        ctx.log.append({ kind: 'task.requeued', target: `task:${t.id}`, data: { reason: 'no worker record after sentry restart' } });
+      }
+    }
+  }
+
+  async tick(ctx: DaemonContext): Promise<void> {
+    const now = ctx.clock.now();
+    this.applyEscalationAcks(ctx);
+    for (const cmd of pendingCommands(ctx.db)) await this.applyCommand(ctx, cmd);
+    const oom = cgroupOomKills();
+    const kernelOom = oom !== null && this.kernelOomKills !== null && oom > this.kernelOomKills;
+    this.kernelOomKills = oom;
+    for (const w of [...this.workers.values()]) {
+      try {
+        if (LIVE_STATUSES.includes(w.status) || w.pid !== null) await this.observe(ctx, w, now, kernelOom);
+      } catch (err) {
+        ctx.logger.error({ worker: w.id, err: errorMessage(err), stack: (err as Error).stack }, 'observe failed');
+      }
+    }
+    await this.fill(ctx, now);
+    this.prune();
+  }
+
+  // ---- observation --------------------------------------------------------
+
+  private async observe(ctx: DaemonContext, w: WorkerRecord, now: number, kernelOom: boolean): Promise<void> {
+    const job = ctx.config.jobs[w.job];
+    const dir = workerDir(ctx.config.stateDir, w.id);
+    if (!job) return;
+    if (w.pid === null) {
+      const p = readPid(dir);
+      if (p) Object.assign(w, { pid: p.pid, pgid: p.pgid, shimPid: p.shimPid });
+    }
+    const exit = readExit(dir);
+    if (exit) return this.onExit(ctx, w, job, exit, kernelOom);
+    if (w.pid === null) {
+      if (w.launchedAt !== null && now - w.launchedAt > 15_000) {
+        return this.onExit(ctx, w, job, { exitCode: null, signal: null, endedAt: iso(now), error: 'the shim never reported a pid' }, kernelOom);
+      }
+      return;
+    }
+    if (!isAlive(w.pid)) {
+      // The shim records every exit; no record means the shim itself died first.
+      if (!isAlive(w.shimPid)) return this.onExit(ctx, w, job, { exitCode: null, signal: null, endedAt: iso(now), error: 'worker and shim gone without an exit record' }, kernelOom);
+      return;
+    }
+    if (!isAlive(w.shimPid)) {
+      await killProcessGroup(w.pid, w.pgid ?? w.pid, job.stopGraceMs, ctx.clock);
+      return this.onExit(ctx, w, job, { exitCode: null, signal: 'SIGKILL', endedAt: iso(now), error: 'shim lost; orphaned worker ended' }, kernelOom);
+    }
+    this.sample(w, now);
+    this.observeFiles(ctx, w, job, dir, now);
+    // A worker being stopped, or waiting out its backoff, is not judged again.
+    if (this.stopping.has(w.id) || !LIVE_STATUSES.includes(w.status)) return;
+    if (w.status === 'starting' && looksHealthy(w, job, now, ctx.config.tickMs)) this.move(ctx, w, 'running', 'healthy');
+    if (w.pending && w.status === 'running') this.verifyPending(ctx, w, now);
+    if (!w.pending && w.status === 'running') w.history = onHealthy(job.restart, w.history, now);
+    const artifactPaths = this.artifactPaths(job, w);
+    for (const d of detectLive(w, job, now, artifactPaths)) {
+      w.detectedThisAttempt.push(d.class);
+      if (d.class === 'progress_stale' && w.status !== 'stale') this.move(ctx, w, 'stale', d.message);
+      await this.remediate(ctx, w, job, d.class, 'restart', { ...d.evidence, message: d.message }, now);
+      break;
+    }
+  }
+
+  private sample(w: WorkerRecord, now: number): void {
+    const usage = treeUsage(w.pid as number);
+    if (!usage) return;
+    if (w.cpuTicks !== null && w.cpuSampledAt !== null && now > w.cpuSampledAt) {
+      w.cpuPct = Math.round(((usage.cpuTicks - w.cpuTicks) / CLOCK_TICKS_PER_S / ((now - w.cpuSampledAt) / 1000)) * 1000) / 10;
+    }
+    w.cpuTicks = usage.cpuTicks;
+    w.cpuSampledAt = now;
+    w.memBytes = usage.rssBytes;
+  }
+
+  private observeFiles(ctx: DaemonContext, w: WorkerRecord, job: CompiledJob, dir: string, now: number): void {
+    const progress = readProgress(progressFileFor(ctx.config, job, w));
+    if (progress && progress.marker !== w.progressMarker) {
+      const firstSight = w.progressMarker === null && w.lastProgressAt === null && !w.progressAdvancedSinceLaunch;
+      w.progressMarker = progress.marker;
+      // A marker already there at launch is the last attempt's: it proves nothing about this one.
+      if (!(firstSight && w.launchedAt !== null && progress.mtimeMs < w.launchedAt)) {
+        w.lastProgressAt = now;
+        w.progressAdvancedSinceLaunch = true;
+        if (w.status === 'stale') this.move(ctx, w, 'running', 'progress resumed');
+      }
+    }
+    const logFile = path.join(dir, 'output.log');
+    const size = fileSize(logFile);
+    if (size !== null && size !== w.logSize) {
+      w.logSize = size;
+      w.logChangedAt = now;
+    }
+    if (job.startup && !w.startupSeen) {
+      const scan = scanForMarker(logFile, w.logOffset, job.startup.marker);
+      w.logOffset = scan.offset;
+      if (scan.found) w.startupSeen = true;
+    }
+    this.artifactPaths(job, w).forEach((p, i) => {
+      if (!w.artifactsSeen[i] && exists(p)) w.artifactsSeen[i] = true;
+    });
+  }
+
+  private artifactPaths(job: CompiledJob, w: WorkerRecord): string[] {
+    return job.artifacts.map((a) => interpolate(a.pathTemplate, { taskId: w.taskId ?? '', workerId: w.id, attempt: w.attempt }));
+  }
+
+  // ---- exits --------------------------------------------------------------
+
+  private async onExit(ctx: DaemonContext, w: WorkerRecord, job: CompiledJob, exit: ExitRecord, kernelOom: boolean): Promise<void> {
+    const now = ctx.clock.now();
+    const runtimeMs = w.launchedAt === null ? null : now - w.launchedAt;
+    const intent = w.stopIntent;
+    ctx.log.append({
+      kind: 'worker.exited', target: `worker:${w.id}`, severity: exit.exitCode === 0 || intent ? 'info' : 'warn',
+      data: { exitCode: exit.exitCode, signal: exit.signal, pid: w.pid, attempt: w.attempt, runtimeMs, requestedBy: intent ? 'swarm' : null, error: exit.error ?? null, message: `exited code=${exit.exitCode} signal=${exit.signal}${intent ? ` (${intent} requested)` : ''}` },
+    });
+    this.pm.delete(pm2NameOf(w.id)).catch((err: unknown) => ctx.logger.warn({ worker: w.id, err: errorMessage(err) }, 'pm2 delete failed'));
+    const pid = w.pid;
+    Object.assign(w, { pid: null, pgid: null, shimPid: null, cpuPct: null, cpuTicks: null });
+    if (intent === 'stop') {
+      w.stopIntent = null;
+      this.move(ctx, w, 'stopped', 'stopped on request');
+      this.finishPending(ctx, w, 'verified', { message: `worker stopped; pid ${pid} gone` });
+      if (w.taskId) setTaskStatus(ctx.db, ctx.run.id, w.taskId, 'queued', iso(now));
+      return;
+    }
+    if (intent === 'restart') {
+      w.stopIntent = null;
+      if (w.status !== 'backoff') this.move(ctx, w, 'backoff', 'restart requested');
+      return;
+    }
+    if (exit.stoppedBySwarm) {
+      // Stopped through PM2 (swarmctl down, pm2 stop): no failure, run it again.
+      if (w.status !== 'backoff') this.move(ctx, w, 'backoff', 'stopped through PM2');
+      w.backoffUntil = now;
+      return;
+    }
+    if (exit.exitCode === 0 && exit.signal === null) {
+      w.lastExit = { exitCode: 0, signal: null, class: null };
+      if (w.taskId) {
+        this.finishPending(ctx, w, 'verified', { message: 'task completed after the restart' });
+        this.move(ctx, w, 'completed', 'exit 0');
+        setTaskStatus(ctx.db, ctx.run.id, w.taskId, 'completed', iso(now));
+        ctx.log.append({ kind: 'task.completed', target: `task:${w.taskId}`, data: { workerId: w.id, attempt: w.attempt, runtimeMs, message: `task ${w.taskId} completed on attempt ${w.attempt}` } });
+        this.closeIncidents(w, 'resolved', now);
+        return;
+      }
+      // A replica is kept alive for ever: relaunch it, without counting a failure.
+      this.move(ctx, w, 'backoff', 'replica exited 0');
+      w.backoffUntil = now + job.restart.delayMs;
+      return;
+    }
+    const lastRss = w.memBytes;
+    const c = classifyExit(job.failures, {
+      exitCode: exit.exitCode, signal: exit.signal, logTail: readTail(path.join(workerDir(ctx.config.stateDir, w.id), 'output.log')),
+      lastRssBytes: lastRss, memoryLimitBytes: job.memoryLimitBytes, kernelOomKilled: kernelOom && exit.signal === 'SIGKILL',
+    });
+    w.lastExit = { exitCode: exit.exitCode, signal: exit.signal, class: c.class };
+    this.finishPending(ctx, w, 'failed', { message: `worker failed again before it was verified (${c.class})`, exitCode: exit.exitCode, signal: exit.signal });
+    let cls: FailureClass = c.class;
+    if ((cls === 'worker_crashed' || cls === 'worker_oom') && w.history.streak + 1 >= CRASH_LOOP_STREAK) cls = 'crash_loop';
+    const message = cls === 'crash_loop' ? `${w.history.streak + 1} failures in a row, last ${c.class} (code=${exit.exitCode} signal=${exit.signal})` : `${c.class}: code=${exit.exitCode} signal=${exit.signal}`;
+    await this.remediate(ctx, w, job, cls, c.action, { ...c.evidence, underlying: c.class, runtimeMs, message }, now);
+  }
+
+  // ---- remediation ----------------------------------------------------------
+
+  private async remediate(ctx: DaemonContext, w: WorkerRecord, job: CompiledJob, cls: FailureClass, ruleAction: RuleAction, evidence: Record<string, unknown>, now: number): Promise<void> {
+    const target: Target = `worker:${w.id}`;
+    const safeEvidence = JSON.parse(redactText(JSON.stringify(evidence), { ...process.env, ...job.env })) as Record<string, unknown>;
+    const detect = ctx.log.append({ kind: `detect.${cls}`, target, severity: 'warn', data: { class: cls, attempt: w.attempt, pid: w.pid, ...safeEvidence } });
+    this.openIncident(w, detect.seq, cls, target, now);
+    if (ruleAction === 'quarantine') return this.quarantine(ctx, w, `${cls}: restarting cannot help (${String(evidence.matchedLine ?? evidence.message ?? '')})`, detect.seq);
+    if (ruleAction === 'escalate') {
+      this.raiseEscalation(ctx, w, `${cls}: ${String(evidence.message ?? '')}`, detect.seq);
+      return;
+    }
+    const { decision, history } = onFailure(job.restart, w.history, now);
+    if (!decision.restart && ruleAction === 'restart') {
+      w.history = history;
+      await this.stopProcess(ctx, w, job);
+      return this.quarantine(ctx, w, decision.reason, detect.seq);
+    }
+    const type = ruleAction === 'stop' ? 'stop_worker' : 'restart_worker';
+    const action = Action.propose(this.actionDeps(ctx), { type, target, priority: 'recovery', reason: String(evidence.message ?? cls), incidentId: detect.seq });
+    this.recordAction(detect.seq, action.id);
+    if (!action.granted) {
+      // Denied: the incident stays open and is judged again after a pause, not every tick.
+      w.deniedUntil = now + 5 * ctx.config.tickMs;
+      w.detectedThisAttempt = w.detectedThisAttempt.filter((d) => d !== cls);
+      return;
+    }
+    w.history = decision.restart ? history : w.history;
+    action.started({ attempt: w.attempt, delayMs: decision.restart ? decision.delayMs : null });
+    this.setIncidentStatus(detect.seq, 'remediating');
+    w.pending = { id: action.id, type, incidentId: detect.seq, leaseHolder: 'worker-sentry', startedAt: now, verifyAttempt: w.attempt + 1, intent: ruleAction === 'stop' ? 'stop' : 'restart' };
+    if (ruleAction === 'stop') {
+      w.stopIntent = 'stop';
+      await this.stopProcess(ctx, w, job);
+      return;
+    }
+    w.stopIntent = w.pid !== null ? 'restart' : null;
+    if (w.status !== 'backoff') this.move(ctx, w, 'backoff', `${cls}; restart in ${decision.restart ? decision.delayMs : 0}ms`);
+    w.backoffUntil = now + (decision.restart ? decision.delayMs : 0);
+    await this.stopProcess(ctx, w, job);
+  }
+
+  private async stopProcess(ctx: DaemonContext, w: WorkerRecord, job: CompiledJob): Promise<void> {
+    if (w.pid === null || !isAlive(w.pid)) return;
+    this.stopping.add(w.id);
+    try {
+      const res = await killProcessGroup(w.pid, w.pgid ?? w.pid, job.stopGraceMs, ctx.clock);
+      ctx.logger.info({ worker: w.id, ...res }, 'worker process group ended');
+    } finally {
+      this.stopping.delete(w.id);
+    }
+  }
+
+  private verifyPending(ctx: DaemonContext, w: WorkerRecord, now: number): void {
+    const p = w.pending;
+    if (!p || w.attempt < p.verifyAttempt) return;
+    this.finishPending(ctx, w, 'verified', { message: `new pid ${w.pid} online and healthy on attempt ${w.attempt}`, pid: w.pid, attempt: w.attempt });
+    this.closeIncidents(w, 'resolved', now);
+  }
+
+  private finishPending(ctx: DaemonContext, w: WorkerRecord, outcome: 'verified' | 'failed', evidence: Record<string, unknown>): void {
+    const p = w.pending;
+    if (!p) return;
+    w.pending = null;
+    const deps = { ...this.actionDeps(ctx), actor: p.leaseHolder as 'worker-sentry' };
+    const action = Action.resume(deps, { id: p.id, type: p.type as 'restart_worker', target: `worker:${w.id}`, incidentId: p.incidentId, state: 'started', proposedAt: p.startedAt, startedAt: p.startedAt });
+    if (outcome === 'verified') action.verified(evidence);
+    else action.failed(evidence);
+  }
+
+  private quarantine(ctx: DaemonContext, w: WorkerRecord, reason: string, incidentId: number | null): void {
+    const action = Action.propose(this.actionDeps(ctx), { type: 'quarantine', target: `worker:${w.id}`, priority: 'safety', reason, incidentId });
+    this.recordAction(incidentId, action.id);
+    if (action.granted) action.started();
+    this.move(ctx, w, 'quarantined', reason);
+    if (w.taskId) setTaskStatus(ctx.db, ctx.run.id, w.taskId, 'quarantined', iso(ctx.clock.now()));
+    this.raiseEscalation(ctx, w, reason, incidentId);
+    if (action.granted) action.verified({ message: `worker ${w.id} quarantined; waiting for a person (swarmctl ack ${w.escalationId})` });
+    this.closeIncidents(w, 'escalated', ctx.clock.now());
+  }
+
+  private raiseEscalation(ctx: DaemonContext, w: WorkerRecord, reason: string, incidentId: number | null): void {
+    const e = ctx.log.append({ kind: 'escalation.raised', target: `worker:${w.id}`, severity: 'critical', data: { reason, incidentId, workerId: w.id, taskId: w.taskId, message: `needs a person: ${reason}` } });
+    w.escalationId = e.seq;
+  }
+
+  private applyEscalationAcks(ctx: DaemonContext): void {
+    for (const r of resolvedEscalations(ctx.db, this.lastEscalationSeq)) {
+      this.lastEscalationSeq = Math.max(this.lastEscalationSeq, r.seq);
+      const w = [...this.workers.values()].find((x) => x.escalationId === r.escalationId);
+      if (!w || w.status !== 'quarantined') continue;
+      // A person looked at it: a fresh budget, and it may run again.
+      w.history = { restartTimes: [], streak: 0, healthySince: null };
+      w.escalationId = null;
+      this.move(ctx, w, 'backoff', `escalation ${r.escalationId} acknowledged`);
+      w.backoffUntil = ctx.clock.now();
+      if (w.taskId) setTaskStatus(ctx.db, ctx.run.id, w.taskId, 'running', iso(ctx.clock.now()));
+    }
+  }
+
+  private async applyCommand(ctx: DaemonContext, cmd: ManualCommand): Promise<void> {
+    cmd.done();
+    const w = this.workers.get(cmd.workerId);
+    const job = w ? ctx.config.jobs[w.job] : undefined;
+    const deps = { ...this.actionDeps(ctx), actor: 'swarmctl' as const };
+    const action = Action.resume(deps, { id: cmd.actionId, type: cmd.op === 'stop' ? 'stop_worker' : 'restart_worker', target: `worker:${cmd.workerId}`, incidentId: null, state: 'granted', proposedAt: ctx.clock.now(), startedAt: null });
+    if (!w || !job) return action.failed({ message: `no worker ${cmd.workerId}` });
+    action.started({ attempt: w.attempt });
+    w.pending = { id: cmd.actionId, type: action.record.type, incidentId: null, leaseHolder: 'swarmctl', startedAt: ctx.clock.now(), verifyAttempt: w.attempt + 1, intent: cmd.op };
+    if (w.pid !== null && isAlive(w.pid)) {
+      w.stopIntent = cmd.op;
+      if (cmd.op === 'restart') {
+        this.move(ctx, w, 'backoff', 'restart requested by swarmctl');
+        w.backoffUntil = ctx.clock.now();
+      }
+      await this.stopProcess(ctx, w, job);
+      return;
+    }
+    if (cmd.op === 'stop') {
+      if (w.status !== 'stopped' && WORKER_MOVES[w.status].includes('stopped')) this.move(ctx, w, 'stopped', 'stopped by swarmctl');
+      this.finishPending(ctx, w, 'verified', { message: 'worker was not running; now stopped' });
+      return;
+    }
+    if (WORKER_MOVES[w.status].includes('backoff')) this.move(ctx, w, 'backoff', 'restart requested by swarmctl');
+    else if (w.status === 'stopped') w.status = 'backoff';
+    w.backoffUntil = ctx.clock.now();
+  }
+
+  // ---- launching ----------------------------------------------------------
+
+  private async fill(ctx: DaemonContext, now: number): Promise<void> {
+    // Relaunch workers whose backoff is over.
+    for (const w of this.workers.values()) {
+      if (w.status === 'backoff' && (w.backoffUntil ?? 0) <= now && w.pid === null) await this.launch(ctx, w, now);
+    }
+    for (const [name, job] of Object.entries(ctx.config.jobs)) {
+      for (let slot = 0; slot < job.replicas; slot++) {
+        const id = `${name}-${slot}`;
+        if (!this.workers.has(id) && this.freeSlots(ctx, job.lane) > 0) {
+          const w = newWorkerRecord({ id, job: name, taskId: null, slot, lane: job.lane });
+          this.workers.set(id, w);
+          await this.launch(ctx, w, now);
+        }
+      }
+    }
+    for (const lane of Object.keys(ctx.config.lanes)) {
+      const free = this.freeSlots(ctx, lane);
+      if (free <= 0) continue;
+      for (const t of queuedTasks(ctx.db, ctx.run.id, lane, free)) {
+        const id = `${t.job}-${t.id}`;
+        const prev = this.workers.get(id);
+        const w = newWorkerRecord({ id, job: t.job, taskId: t.id, slot: null, lane, attempt: prev?.attempt ?? 0 });
+        if (prev) Object.assign(w, { restarts: prev.restarts, history: prev.history });
+        this.workers.set(id, w);
+        setTaskStatus(ctx.db, ctx.run.id, t.id, 'running', iso(now), true);
+        ctx.log.append({ kind: 'task.started', target: `task:${t.id}`, data: { workerId: id, job: t.job, lane, message: `task ${t.id} started on lane ${lane}` } });
+        await this.launch(ctx, w, now);
+      }
+    }
+  }
+
+  private freeSlots(ctx: DaemonContext, lane: string): number {
+    const slots = ctx.config.lanes[lane]?.slots ?? 0;
+    let busy = 0;
+    for (const w of this.workers.values()) if (w.lane === lane && ACTIVE_STATUSES.includes(w.status)) busy += 1;
+    return slots - busy;
+  }
+
+  private async launch(ctx: DaemonContext, w: WorkerRecord, now: number): Promise<void> {
+    const job = ctx.config.jobs[w.job];
+    if (!job) return;
+    const relaunch = w.attempt > 0;
+    Object.assign(w, {
+      attempt: w.attempt + 1, restarts: relaunch ? w.restarts + 1 : w.restarts, pid: null, pgid: null, shimPid: null, launchedAt: now,
+      progressAdvancedSinceLaunch: false, startupSeen: false, logOffset: fileSize(path.join(workerDir(ctx.config.stateDir, w.id), 'output.log')) ?? 0,
+      logChangedAt: null, artifactsSeen: job.artifacts.map(() => false), backoffUntil: null, detectedThisAttempt: [], memBytes: null, cpuPct: null, lastProgressAt: null,
+      gpus: this.pickGpus(ctx, w),
+    });
+    const extraArgs = w.taskId ? (getTask(ctx.db, ctx.run.id, w.taskId)?.args ?? []) : [];
+    this.move(ctx, w, 'starting', relaunch ? `relaunch attempt ${w.attempt}` : 'launch');
+    try {
+      const spec = await launchWorker(this.pm, ctx.config, job, w, ctx.run.id, extraArgs, now);
+      ctx.log.append({ kind: 'worker.launched', target: `worker:${w.id}`, data: { job: w.job, taskId: w.taskId, attempt: w.attempt, lane: w.lane, gpus: w.gpus, argv: spec.command, message: `launched attempt ${w.attempt} of ${w.job}` } });
+    } catch (err) {
+      ctx.logger.error({ worker: w.id, err: errorMessage(err) }, 'launch failed');
+      this.move(ctx, w, 'backoff', `launch failed: ${errorMessage(err)}`);
+      w.backoffUntil = now + job.restart.delayMs;
+    }
+  }
+
+  private pickGpus(ctx: DaemonContext, w: WorkerRecord): number[] {
+    const lane = ctx.config.lanes[w.lane];
+    if (!lane || lane.kind !== 'gpu' || lane.gpus.length === 0) return [];
+    const used = new Map<number, number>(lane.gpus.map((g) => [g, 0]));
+    for (const o of this.workers.values()) if (o !== w && o.lane === w.lane && ACTIVE_STATUSES.includes(o.status)) for (const g of o.gpus) used.set(g, (used.get(g) ?? 0) + 1);
+    const best = [...used.entries()].sort((a, b) => a[1] - b[1])[0];
+    return best ? [best[0]] : [];
+  }
+
+  // ---- bookkeeping --------------------------------------------------------
+
+  private move(ctx: DaemonContext, w: WorkerRecord, to: WorkerRecord['status'], reason: string): void {
+    if (w.status === to) return;
+    if (!WORKER_MOVES[w.status].includes(to)) {
+      ctx.logger.error({ worker: w.id, from: w.status, to, reason }, 'illegal worker transition refused');
+      return;
+    }
+    ctx.logger.info({ worker: w.id, from: w.status, to, reason }, 'worker transition');
+    w.status = to;
+  }
+
+  private openIncident(w: WorkerRecord, id: number, cls: string, target: string, now: number): void {
+    this.incidents.set(id, { id, class: cls, target, status: 'open', openedAt: iso(now), closedAt: null, actions: [] });
+    w.openIncidents.push(id);
+  }
+
+  private setIncidentStatus(id: number, status: Incident['status']): void {
+    const i = this.incidents.get(id);
+    if (i) i.status = status;
+  }
+
+  private closeIncidents(w: WorkerRecord, status: 'resolved' | 'escalated', now: number): void {
+    for (const id of w.openIncidents) {
+      const i = this.incidents.get(id);
+      if (i) Object.assign(i, { status, closedAt: iso(now) });
+    }
+    w.openIncidents = [];
+  }
+
+  private prune(): void {
+    const ids = [...this.incidents.keys()].sort((a, b) => a - b);
+    for (const id of ids.slice(0, Math.max(0, ids.length - MAX_KEPT_INCIDENTS))) this.incidents.delete(id);
+    const finished = [...this.workers.values()].filter((w) => w.status === 'completed' || w.status === 'failed');
+    for (const w of finished.slice(0, Math.max(0, finished.length - MAX_KEPT_FINISHED))) this.workers.delete(w.id);
+  }
+
+  snapshot(ctx: DaemonContext): Record<string, unknown> {
+    const now = ctx.clock.now();
+    return {
+      workers: [...this.workers.values()],
+      views: [...this.workers.values()].map((w) => toView(w, now)),
+      incidents: [...this.incidents.values()],
+      lastEscalationSeq: this.lastEscalationSeq,
+      tasks: countTasks(ctx.db, ctx.run.id),
+    };
+  }
+
+  async stop(): Promise<void> {
+    this.pm.close();
+  }
+
+  recordAction(incidentId: number | null, actionId: number): void {
+    if (incidentId === null) return;
+    this.incidents.get(incidentId)?.actions.push(actionId);
+  }
+}
+
+function toView(w: WorkerRecord, now: number): WorkerView {
+  return {
+    id: w.id, job: w.job, taskId: w.taskId, lane: w.lane, status: w.status, pid: w.pid, attempt: w.attempt, restarts: w.restarts,
+    startedAt: w.launchedAt === null ? null : iso(w.launchedAt), lastProgressAt: w.lastProgressAt === null ? null : iso(w.lastProgressAt),
+    progressAgeMs: w.lastProgressAt === null ? null : now - w.lastProgressAt, cpuPct: w.cpuPct, memBytes: w.memBytes, gpus: w.gpus,
+  };
+}

@@ -1,0 +1,92 @@
+import { z } from 'zod';
+import { WORKER_STATUSES, type WorkerStatus } from '../state-files';
+
+// The sentry's record of one worker slot (a replica or a task), persisted in
+// worker_sentry_state.json so a restarted sentry carries on where it stopped.
+//
+// Lifecycle:
+//   starting -> running -> stale -> running           progress resumed
+//   starting|running|stale -> backoff -> starting     failure, restart after delay
+//   any live -> completed | failed                    a task's exit 0 / final failure
+//   any -> quarantined -> backoff                     budget spent or deterministic; `ack` releases it
+//   any -> stopped -> starting                        `swarmctl stop` / `restart`
+
+export const WORKER_MOVES: Record<WorkerStatus, readonly WorkerStatus[]> = {
+  starting: ['running', 'stale', 'backoff', 'completed', 'failed', 'quarantined', 'stopped'],
+  running: ['stale', 'backoff', 'completed', 'failed', 'quarantined', 'stopped'],
+  stale: ['running', 'backoff', 'completed', 'failed', 'quarantined', 'stopped'],
+  backoff: ['starting', 'quarantined', 'stopped', 'failed'],
+  quarantined: ['backoff', 'starting', 'stopped'],
+  stopped: ['starting'],
+  completed: [],
+  failed: [],
+};
+
+export const ACTIVE_STATUSES: readonly WorkerStatus[] = ['starting', 'running', 'stale', 'backoff'];
+export const LIVE_STATUSES: readonly WorkerStatus[] = ['starting', 'running', 'stale'];
+
+const PendingActionSchema = z.object({
+  id: z.number().int(),
+  type: z.string(),
+  incidentId: z.number().int().nullable(),
+  leaseHolder: z.string(),
+  startedAt: z.number(),
+  /** Launch time of the attempt that must prove the action worked. */
+  verifyAttempt: z.number().int(),
+  intent: z.enum(['restart', 'stop']),
+});
+export type PendingAction = z.output<typeof PendingActionSchema>;
+
+export const WorkerRecordSchema = z.object({
+  id: z.string(),
+  job: z.string(),
+  taskId: z.string().nullable(),
+  slot: z.number().int().nullable(),
+  lane: z.string(),
+  status: z.enum(WORKER_STATUSES),
+  attempt: z.number().int(),
+  restarts: z.number().int(),
+  pid: z.number().int().nullable(),
+  pgid: z.number().int().nullable(),
+  shimPid: z.number().int().nullable(),
+  gpus: z.array(z.number().int()),
+  launchedAt: z.number().nullable(),
+  lastProgressAt: z.number().nullable(),
+  progressMarker: z.string().nullable(),
+  progressAdvancedSinceLaunch: z.boolean(),
+  startupSeen: z.boolean(),
+  logOffset: z.number(),
+  logSize: z.number().nullable(),
+  logChangedAt: z.number().nullable(),
+  artifactsSeen: z.array(z.boolean()),
+  backoffUntil: z.number().nullable(),
+  deniedUntil: z.number().nullable(),
+  history: z.object({ restartTimes: z.array(z.number()), streak: z.number().int(), healthySince: z.number().nullable() }),
+  pending: PendingActionSchema.nullable(),
+  stopIntent: z.enum(['restart', 'stop']).nullable(),
+  openIncidents: z.array(z.number().int()),
+  escalationId: z.number().int().nullable(),
+  detectedThisAttempt: z.array(z.string()),
+  cpuTicks: z.number().nullable(),
+  cpuSampledAt: z.number().nullable(),
+  cpuPct: z.number().nullable(),
+  memBytes: z.number().nullable(),
+  lastExit: z.object({ exitCode: z.number().nullable(), signal: z.string().nullable(), class: z.string().nullable() }).nullable(),
+});
+export type WorkerRecord = z.output<typeof WorkerRecordSchema>;
+
+export function newWorkerRecord(p: { id: string; job: string; taskId: string | null; slot: number | null; lane: string; attempt?: number }): WorkerRecord {
+  return {
+    id: p.id, job: p.job, taskId: p.taskId, slot: p.slot, lane: p.lane, status: 'backoff', attempt: p.attempt ?? 0, restarts: 0,
+    pid: null, pgid: null, shimPid: null, gpus: [], launchedAt: null, lastProgressAt: null, progressMarker: null,
+    progressAdvancedSinceLaunch: false, startupSeen: false, logOffset: 0, logSize: null, logChangedAt: null, artifactsSeen: [],
+    backoffUntil: 0, deniedUntil: null, history: { restartTimes: [], streak: 0, healthySince: null }, pending: null, stopIntent: null,
+    openIncidents: [], escalationId: null, detectedThisAttempt: [], cpuTicks: null, cpuSampledAt: null, cpuPct: null, memBytes: null, lastExit: null,
+  };
+}
+
+export const SentryBodySchema = z.looseObject({
+  workers: z.array(WorkerRecordSchema),
+});
+
+export const pm2NameOf = (workerId: string): string => `swarm-worker-${workerId}`;

@@ -1,0 +1,69 @@
+import path from 'node:path';
+import { appendLine } from '../atomic-file';
+import { iso } from '../clock';
+import type { DaemonBehavior, DaemonContext } from '../daemon-runtime';
+import { completeRun, latestRun } from '../run-registry';
+import { buildSnapshot, type Snapshot } from '../snapshot';
+import { CONTROL_STATE_FILE, DAEMON_STATE_FILES, DaemonHeaderSchema, SESSION_LATEST_FILE, sessionHeartbeatFile } from '../state-files';
+
+// session-state-manager: owns the run as a whole. It keeps the run id across
+// restarts (run.resumed), writes the session files a person or a resumed
+// agent reads first (session_latest.json, one heartbeat line per tick, the
+// all-in-one swarm_control_state.json), turns the snapshot into next steps,
+// and declares the run complete once the queue is done.
+
+export class SessionStateManager implements DaemonBehavior {
+  private last: Snapshot | null = null;
+  private completed = false;
+
+  start(ctx: DaemonContext): void {
+    const prev = ctx.state.read(DAEMON_STATE_FILES['session-state-manager'], DaemonHeaderSchema);
+    if (prev.ok && prev.value.runId === ctx.run.id) {
+      ctx.log.append({ kind: 'run.resumed', target: `run:${ctx.run.id}`, data: { previousPid: prev.value.pid, startedAt: ctx.run.startedAt, message: `run ${ctx.run.id} resumed after a restart of session-state-manager` } });
+    }
+    this.completed = latestRun(ctx.db)?.status === 'completed';
+  }
+
+  tick(ctx: DaemonContext): void {
+    const now = ctx.clock.now();
+    const snap = buildSnapshot(ctx.config, now);
+    this.last = snap;
+    this.maybeComplete(ctx, snap, now);
+    const latest = {
+      runId: ctx.run.id,
+      swarm: ctx.config.name,
+      status: this.completed ? 'completed' : snap.run?.paused ? 'paused' : 'running',
+      startedAt: ctx.run.startedAt,
+      updatedAt: iso(now),
+      tasks: snap.tasks,
+      workers: snap.workers.map((w) => ({ id: w.id, status: w.status, attempt: w.attempt })),
+      openEscalations: snap.escalations.filter((e) => e.status === 'open').length,
+      problems: snap.problems,
+      nextSteps: snap.nextSteps,
+      lastSeq: snap.events.lastSeq,
+      heartbeatFile: sessionHeartbeatFile(ctx.run.id),
+    };
+    ctx.state.write(SESSION_LATEST_FILE, latest);
+    ctx.state.write(CONTROL_STATE_FILE, snap);
+    appendLine(
+      path.join(ctx.config.stateDir, sessionHeartbeatFile(ctx.run.id)),
+      JSON.stringify({ ts: iso(now), runId: ctx.run.id, status: latest.status, tasks: snap.tasks, workers: snap.workers.length, lastSeq: snap.events.lastSeq }),
+    );
+  }
+
+  private maybeComplete(ctx: DaemonContext, snap: Snapshot, now: number): void {
+    if (this.completed) return;
+    const hasReplicas = Object.values(ctx.config.jobs).some((j) => j.replicas > 0);
+    const t = snap.tasks;
+    const total = t.queued + t.running + t.completed + t.failed + t.quarantined;
+    // Quarantined work waits for a person, so the run is not done until it is acked.
+    if (hasReplicas || total === 0 || t.queued > 0 || t.running > 0 || t.quarantined > 0) return;
+    if (!completeRun(ctx.db, ctx.run.id, now)) return;
+    this.completed = true;
+    ctx.log.append({ kind: 'run.completed', target: `run:${ctx.run.id}`, data: { tasks: t, message: `run complete: ${t.completed} completed, ${t.failed} failed` } });
+  }
+
+  snapshot(): Record<string, unknown> {
+    return { runCompleted: this.completed, nextSteps: this.last?.nextSteps ?? [] };
+  }
+}

@@ -1,0 +1,161 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+import type { CompiledConfig } from './config';
+import { DB_FILE, openDb, type Db } from './db';
+import { DAEMON_NAMES, type DaemonName } from './event-kinds';
+import { isAlive, isStopped } from './proc';
+import { latestRun, isPaused } from './run-registry';
+import { readStateFile } from './state-store';
+import {
+  DAEMON_STATE_FILES, DaemonHeaderSchema, EscalationSchema, IncidentSchema, WorkerViewSchema,
+  type Escalation, type Incident, type WorkerView,
+} from './state-files';
+import { countTasks, type TaskStatus } from './task-queue';
+
+// The whole picture `swarmctl query --json` prints, built from the state
+// folder alone: daemon state files, the worker views the sentry wrote, and
+// a few indexed reads of swarm.db. No PM2, so it works with every daemon down.
+
+export const SCHEMA_VERSION = 1;
+
+export type DaemonStatus = 'online' | 'stale' | 'stopped' | 'errored' | 'missing';
+
+export interface DaemonView {
+  name: DaemonName;
+  status: DaemonStatus;
+  pid: number | null;
+  restarts: number;
+  lastTickAt: string | null;
+  tickAgeMs: number | null;
+}
+
+export interface Snapshot {
+  schemaVersion: 1;
+  generatedAt: string;
+  swarm: string;
+  run: { id: string; status: string; startedAt: string; paused: boolean } | null;
+  daemons: DaemonView[];
+  workers: WorkerView[];
+  tasks: Record<TaskStatus, number>;
+  lanes: { name: string; kind: string; slots: number; busy: number }[];
+  utilization: { cpuPct: number | null; memPct: number | null; gpus: unknown[] };
+  incidents: Incident[];
+  escalations: Escalation[];
+  nextSteps: string[];
+  events: { lastSeq: number };
+  problems: string[];
+}
+
+/** A daemon that has not ticked for this many ticks is stale. */
+export const STALE_AFTER_TICKS = 5;
+const STALE_MIN_MS = 5000;
+
+export function daemonView(stateDir: string, name: DaemonName, now: number): DaemonView {
+  const r = readStateFile(path.join(stateDir, DAEMON_STATE_FILES[name]), DaemonHeaderSchema);
+  if (!r.ok) return { name, status: 'missing', pid: null, restarts: 0, lastTickAt: null, tickAgeMs: null };
+  const h = r.value;
+  const lastTick = h.lastTickAt ? Date.parse(h.lastTickAt) : Date.parse(h.startedAt);
+  const tickAgeMs = Math.max(0, now - lastTick);
+  let status: DaemonStatus;
+  if (h.lifecycle === 'stopped') status = 'stopped';
+  else if (h.lifecycle === 'errored') status = 'errored';
+  else if (!isAlive(h.pid)) status = 'errored';
+  else if (isStopped(h.pid) || tickAgeMs > Math.max(STALE_MIN_MS, STALE_AFTER_TICKS * h.tickMs)) status = 'stale';
+  else status = 'online';
+  return { name, status, pid: status === 'stopped' || status === 'errored' ? null : h.pid, restarts: h.restarts, lastTickAt: h.lastTickAt, tickAgeMs };
+}
+
+const SentryViewSchema = z.looseObject({
+  views: z.array(WorkerViewSchema).default([]),
+  incidents: z.array(IncidentSchema).default([]),
+});
+const UtilSchema = z.looseObject({ utilization: z.looseObject({ cpuPct: z.number().nullable(), memPct: z.number().nullable(), gpus: z.array(z.unknown()) }).optional() });
+
+export function readEscalations(db: Db): Escalation[] {
+  const raised = db.prepare<[], { seq: number; ts: string; target: string; data: string }>("SELECT seq, ts, target, data FROM events WHERE kind = 'escalation.raised' ORDER BY seq DESC LIMIT 200").all();
+  const resolved = new Set(
+    db.prepare<[], { data: string }>("SELECT data FROM events WHERE kind = 'escalation.resolved' ORDER BY seq DESC LIMIT 1000").all()
+      .map((r) => Number((JSON.parse(r.data) as { escalationId?: number }).escalationId)),
+  );
+  return raised.reverse().map((r) => {
+    const d = JSON.parse(r.data) as { reason?: string };
+    return EscalationSchema.parse({ id: r.seq, target: r.target, reason: d.reason ?? '', raisedAt: r.ts, status: resolved.has(r.seq) ? 'resolved' : 'open' });
+  });
+}
+
+export function buildSnapshot(config: CompiledConfig, now = Date.now()): Snapshot {
+  const stateDir = config.stateDir;
+  const daemons = DAEMON_NAMES.map((n) => daemonView(stateDir, n, now)).filter((d) => d.status !== 'missing' || IMPLEMENTED_DAEMONS.includes(d.name));
+  const sentry = readStateFile(path.join(stateDir, DAEMON_STATE_FILES['worker-sentry']), SentryViewSchema);
+  const workers = sentry.ok ? sentry.value.views : [];
+  const util = readStateFile(path.join(stateDir, DAEMON_STATE_FILES['util-controller']), UtilSchema);
+  const incidents: Incident[] = sentry.ok ? sentry.value.incidents : [];
+  const snap: Snapshot = {
+    schemaVersion: SCHEMA_VERSION,
+    generatedAt: new Date(now).toISOString(),
+    swarm: config.name,
+    run: null,
+    daemons,
+    workers,
+    tasks: { queued: 0, running: 0, completed: 0, failed: 0, quarantined: 0 },
+    lanes: Object.values(config.lanes).map((l) => ({
+      name: l.name, kind: l.kind, slots: l.slots,
+      busy: workers.filter((w) => w.lane === l.name && ['starting', 'running', 'stale', 'backoff'].includes(w.status)).length,
+    })),
+    utilization: util.ok && util.value.utilization ? util.value.utilization : { cpuPct: null, memPct: null, gpus: [] },
+    incidents: incidents.sort((a, b) => a.id - b.id).slice(-50),
+    escalations: [],
+    nextSteps: [],
+    events: { lastSeq: 0 },
+    problems: [],
+  };
+  if (fs.existsSync(path.join(stateDir, DB_FILE))) {
+    const db = openDb(stateDir, { readonly: true });
+    try {
+      const run = latestRun(db);
+      if (run) {
+        snap.run = { id: run.id, status: run.status, startedAt: run.startedAt, paused: isPaused(db) };
+        snap.tasks = countTasks(db, run.id);
+      }
+      snap.escalations = readEscalations(db);
+      snap.events.lastSeq = db.prepare<[], { m: number | null }>('SELECT max(seq) AS m FROM events').get()?.m ?? 0;
+    } finally {
+      db.close();
+    }
+  } else {
+    snap.problems.push(`no event log at ${path.join(stateDir, DB_FILE)}: the swarm has not run here yet`);
+  }
+  snap.problems.push(...describeProblems(snap));
+  snap.nextSteps = nextSteps(snap, config);
+  return snap;
+}
+
+/** Daemons this build runs; the others are reported only once they have a state file. */
+export const IMPLEMENTED_DAEMONS: readonly DaemonName[] = ['worker-sentry', 'session-state-manager'];
+
+function describeProblems(s: Snapshot): string[] {
+  const out: string[] = [];
+  if (s.run?.paused) out.push('the swarm is paused: only safety actions run');
+  for (const d of s.daemons) if (d.status !== 'online') out.push(`daemon ${d.name} is ${d.status}`);
+  for (const e of s.escalations) if (e.status === 'open') out.push(`escalation ${e.id} on ${e.target}: ${e.reason}`);
+  for (const w of s.workers) if (w.status === 'stale' || w.status === 'quarantined' || w.status === 'backoff') out.push(`worker ${w.id} is ${w.status}`);
+  return out;
+}
+
+export function nextSteps(s: Snapshot, config: CompiledConfig): string[] {
+  const out: string[] = [];
+  const down = s.daemons.filter((d) => d.status !== 'online');
+  if (down.length === s.daemons.length) out.push('No daemon is running. Start the swarm with `npm start` (or `scripts/swarmctl up`).');
+  else for (const d of down) out.push(`Daemon ${d.name} is ${d.status}. Check \`pm2 logs ${d.name}\`, then run \`scripts/swarmctl up\` to bring it back.`);
+  for (const e of s.escalations.filter((x) => x.status === 'open')) {
+    const wid = e.target.replace(/^worker:/, '');
+    out.push(`${e.target} needs a person: ${e.reason}. Read ${path.join(config.stateDir, 'workers', wid, 'output.log')}, fix the cause, then run \`scripts/swarmctl ack ${e.id}\` to let it run again.`);
+  }
+  if (s.run?.paused) out.push('The swarm is paused. Run `scripts/swarmctl resume` when maintenance is over.');
+  const t = s.tasks;
+  if (s.run?.status === 'completed') out.push(`The run is complete: ${t.completed} task(s) completed, ${t.failed} failed. Results are in ${path.join(config.stateDir, 'checkpoints')}.`);
+  else if (t.queued > 0 && s.lanes.every((l) => l.busy >= l.slots)) out.push(`${t.queued} task(s) wait for a free slot; add slots to a lane in ${config.file} to run more at once.`);
+  if (out.length === 0) out.push('Nothing needs you now. Follow progress with `tail -f ' + path.join(config.stateDir, 'workflow_events.log') + '`.');
+  return out;
+}

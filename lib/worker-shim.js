@@ -1,0 +1,95 @@
+// @ts-check
+'use strict';
+// Runs one worker for PM2. PM2 cannot tell a SIGKILL from exit 0 and its
+// events carry no pid, so this shim owns the real child: it starts it in a
+// process group of its own (argv, never a shell), copies its output to PM2
+// and to a log file the sentry can read, and records the exact exit code and
+// signal in exit.json before leaving.
+const fs = require('node:fs');
+const path = require('node:path');
+const { spawn } = require('node:child_process');
+
+const specFile = process.argv[process.argv.length - 1];
+if (!specFile || !specFile.endsWith('.json')) {
+  process.stderr.write('worker-shim: expected the path of a spec.json as last argument\n');
+  process.exit(2);
+}
+/** @type {{command: string[], cwd: string, env: Record<string,string>, dir: string, stopGraceMs: number, logMaxBytes?: number}} */
+const spec = JSON.parse(fs.readFileSync(specFile, 'utf8'));
+const logFile = path.join(spec.dir, 'output.log');
+const logMax = spec.logMaxBytes ?? 64 * 1024 * 1024;
+
+/** @param {string} file @param {unknown} value */
+function writeJsonAtomic(file, value) {
+  const tmp = `${file}.${process.pid}.tmp`;
+  const fd = fs.openSync(tmp, 'w', 0o600);
+  fs.writeSync(fd, JSON.stringify(value));
+  fs.fsyncSync(fd);
+  fs.closeSync(fd);
+  fs.renameSync(tmp, file);
+}
+
+// PM2 adds its own variables; the worker gets a clean copy of what Swarm chose.
+const env = { ...spec.env };
+const [cmd, ...args] = spec.command;
+if (!cmd) throw new Error('worker-shim: empty command');
+
+let logFd = fs.openSync(logFile, 'a', 0o600);
+let logBytes = fs.fstatSync(logFd).size;
+/** @param {Buffer} chunk */
+function toLog(chunk) {
+  if (logBytes > logMax) {
+    // Keep one old generation, like logrotate's rotate 1.
+    fs.closeSync(logFd);
+    fs.renameSync(logFile, `${logFile}.1`);
+    logFd = fs.openSync(logFile, 'a', 0o600);
+    logBytes = 0;
+  }
+  logBytes += fs.writeSync(logFd, chunk);
+}
+
+const child = spawn(cmd, args, { cwd: spec.cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+child.on('error', (err) => {
+  // Spawn failures (ENOENT, EACCES) are the worker's exit too: 127 as a shell would say.
+  toLog(Buffer.from(`worker-shim: cannot start ${cmd}: ${err.message}\n`));
+  writeJsonAtomic(path.join(spec.dir, 'exit.json'), { exitCode: 127, signal: null, endedAt: new Date().toISOString(), error: err.message, shimPid: process.pid });
+  process.exit(127);
+});
+if (child.pid) {
+  writeJsonAtomic(path.join(spec.dir, 'pid.json'), { pid: child.pid, pgid: child.pid, shimPid: process.pid, startedAt: new Date().toISOString() });
+}
+child.stdout?.on('data', (c) => { process.stdout.write(c); toLog(c); });
+child.stderr?.on('data', (c) => { process.stderr.write(c); toLog(c); });
+
+let stopping = false;
+/** @param {NodeJS.Signals} sig */
+function signalChild(sig) {
+  if (!child.pid) return;
+  try { process.kill(-child.pid, sig); } catch { /* group already gone */ }
+}
+function stop() {
+  if (stopping) return;
+  stopping = true;
+  signalChild('SIGTERM');
+  signalChild('SIGCONT');
+  setTimeout(() => signalChild('SIGKILL'), spec.stopGraceMs).unref();
+}
+process.on('SIGTERM', stop);
+process.on('SIGINT', stop);
+
+child.on('exit', (code, signal) => {
+  let finished = false;
+  const done = () => {
+    if (finished) return;
+    finished = true;
+    writeJsonAtomic(path.join(spec.dir, 'exit.json'), { exitCode: code, signal, endedAt: new Date().toISOString(), stoppedBySwarm: stopping, shimPid: process.pid, pid: child.pid });
+    fs.closeSync(logFd);
+    process.exit(code ?? 128 + (signal ? require('node:os').constants.signals[signal] ?? 0 : 0));
+  };
+  // Let the pipes drain so the last lines (a traceback) reach the log.
+  let open = 2;
+  const close = () => { open -= 1; if (open === 0) done(); };
+  if (child.stdout && !child.stdout.readableEnded) child.stdout.once('close', close); else close();
+  if (child.stderr && !child.stderr.readableEnded) child.stderr.once('close', close); else close();
+  setTimeout(done, 2000).unref();
+});

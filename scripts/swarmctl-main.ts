@@ -1,0 +1,78 @@
+import { Command, CommanderError } from 'commander';
+import { ConfigError, UsageError, errorMessage } from '../lib/errors';
+import { eventsCommand } from '../lib/cli/events';
+import { ackCommand, pauseCommand, submitCommand, workerCommand } from '../lib/cli/manual';
+import { queryCommand, statusCommand } from '../lib/cli/query';
+import { doctorCommand, verifyLogCommand } from '../lib/cli/verify';
+import { downCommand, upCommand } from '../lib/cli/up-down';
+import type { GlobalOptions } from '../lib/cli/cli-context';
+
+// Exit codes (CONTRACT): 0 done; 1 it ran and the answer is bad; 2 usage or
+// config error, with the reason on stderr.
+
+const program = new Command('swarmctl')
+  .description('Swarm: a self-healing supervisor for long-running compute work')
+  .option('--json', 'machine output on stdout, nothing else there')
+  .option('--config <path>', 'config file (default: $SWARM_CONFIG, ./swarm.config.json, then the demo)')
+  .exitOverride()
+  .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+
+let result: Promise<number> | number = 0;
+const run = (fn: (opts: GlobalOptions) => Promise<number> | number) =>
+  function (this: Command) {
+    result = fn(this.optsWithGlobals<GlobalOptions>());
+  };
+
+const withJson = (c: Command) => c.option('--json', 'machine output').option('--config <path>', 'config file');
+
+withJson(program.command('query').description('the whole snapshot, from the state folder alone')).action(run(queryCommand));
+withJson(program.command('status').description('the snapshot as tables, problems first')).action(run(statusCommand));
+withJson(program.command('events').description('the event log, oldest first'))
+  .option('--follow', 'keep printing new events')
+  .option('--since <seq>', 'only events after this seq')
+  .option('--kind <prefix>', 'only kinds starting with this, e.g. detect or action.verified')
+  .option('--target <target>', 'only this target, e.g. worker:optimizer-0')
+  .option('--limit <n>', 'at most this many')
+  .action(run((o) => eventsCommand(o)));
+withJson(program.command('submit <job> [args...]').description('add a task to the queue; prints its id'))
+  .option('--id <id>', 'task id')
+  .action(function (this: Command, job: string, args: string[]) {
+    result = submitCommand(job, args ?? [], this.optsWithGlobals());
+  });
+for (const op of ['restart', 'stop'] as const) {
+  withJson(program.command(`${op} <worker>`).description(`${op} a worker (recorded as source swarmctl)`)).action(function (this: Command, worker: string) {
+    result = workerCommand(op, worker, this.optsWithGlobals());
+  });
+}
+withJson(program.command('pause').description('maintenance mode: no automatic action but safety actions')).action(run((o) => pauseCommand(true, o)));
+withJson(program.command('resume').description('end maintenance mode')).action(run((o) => pauseCommand(false, o)));
+withJson(program.command('ack <escalationId>').description('a person resolves an escalation')).action(function (this: Command, id: string) {
+  result = ackCommand(id, this.optsWithGlobals());
+});
+withJson(program.command('verify-log').description("check the event log's hash chain")).action(run(verifyLogCommand));
+withJson(program.command('doctor').description('check PM2, the state folder, SQLite and nvidia-smi')).action(run(doctorCommand));
+withJson(program.command('up').description('start the daemons under PM2')).action(run(upCommand));
+withJson(program.command('down').description('remove the daemons and workers from PM2')).action(run(downCommand));
+
+async function main(): Promise<number> {
+  try {
+    await program.parseAsync(process.argv);
+    return await result;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      return err.exitCode === 0 ? 0 : 2;
+    }
+    if (err instanceof ConfigError || err instanceof UsageError) {
+      process.stderr.write(`swarmctl: ${err.message}\n`);
+      return 2;
+    }
+    process.stderr.write(`swarmctl: ${errorMessage(err)}\n`);
+    return 1;
+  }
+}
+
+main().then((code) => {
+  process.exitCode = code;
+  // Commands that hold no timers end here; `events --follow` resolves only on a signal.
+  if (code !== 0 || !process.argv.includes('--follow')) setImmediate(() => process.exit(code));
+});

@@ -1,0 +1,113 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { spawn, spawnSync } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+import { openDb } from '../lib/db';
+import { readEvents, SqliteEventLog, verifyChain } from '../lib/event-log';
+import { formatEventLine, PROJECTION_FILE, projectNow } from '../lib/projection';
+import { tmpDir } from './helpers/tmp';
+
+const ROOT = path.join(__dirname, '..');
+const projection = (dir: string) => ({ file: path.join(dir, PROJECTION_FILE) });
+
+function openLog(dir: string) {
+  const db = openDb(dir);
+  return { db, log: new SqliteEventLog(db, { source: 'worker-sentry', runId: () => 'r-1', projection: projection(dir) }) };
+}
+
+describe('event log', () => {
+  it('is WAL, 0700/0600, and appends with strictly increasing seq', () => {
+    const dir = path.join(tmpDir(), 'state');
+    const { db, log } = openLog(dir);
+    expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
+    const a = log.append({ kind: 'worker.launched', target: 'worker:a', data: { n: 1 } });
+    const b = log.append({ kind: 'worker.exited', target: 'worker:a', severity: 'warn', data: { exitCode: 1, signal: null } });
+    expect(b.seq).toBe(a.seq + 1);
+    expect(b.ts).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+    expect(fs.statSync(dir).mode & 0o777).toBe(0o700);
+    expect(fs.statSync(path.join(dir, 'swarm.db')).mode & 0o777).toBe(0o600);
+    expect(fs.statSync(path.join(dir, PROJECTION_FILE)).mode & 0o777).toBe(0o600);
+    expect(readEvents(db, { kindPrefix: 'worker' }).map((e) => e.seq)).toEqual([a.seq, b.seq]);
+    expect(readEvents(db, { kindPrefix: 'worker.exited' })).toHaveLength(1);
+    db.close();
+  });
+
+  it('the database itself refuses UPDATE and DELETE', () => {
+    const dir = tmpDir();
+    const { db, log } = openLog(dir);
+    log.append({ kind: 'daemon.started', target: 'daemon:worker-sentry' });
+    db.close();
+    for (const sql of ["UPDATE events SET kind = 'x'", 'DELETE FROM events']) {
+      const r = spawnSync('sqlite3', [path.join(dir, 'swarm.db'), sql], { encoding: 'utf8' });
+      expect(r.stderr).toMatch(/append-only/);
+    }
+  });
+
+  it('verify-log finds the first tampered row and exits 1', () => {
+    const dir = tmpDir();
+    const { db, log } = openLog(dir);
+    for (let i = 0; i < 20; i++) log.append({ kind: 'worker.launched', target: 'worker:a', data: { i } });
+    expect(verifyChain(db)).toMatchObject({ ok: true, count: 20 });
+    db.close();
+    const cfg = path.join(dir, 'swarm.config.json');
+    fs.writeFileSync(cfg, JSON.stringify({ name: 't', stateDir: '.', jobs: { a: { command: ['true'] } } }));
+    const ok = spawnSync(path.join(ROOT, 'scripts', 'swarmctl'), ['verify-log', '--json', '--config', cfg], { encoding: 'utf8' });
+    expect(ok.status).toBe(0);
+    expect(JSON.parse(ok.stdout)).toMatchObject({ ok: true, count: 20 });
+    // Someone with write access drops the guard and edits history.
+    spawnSync('sqlite3', [path.join(dir, 'swarm.db'), "DROP TRIGGER events_no_update; UPDATE events SET data = '{\"i\":99}' WHERE seq = 7;"]);
+    const bad = spawnSync(path.join(ROOT, 'scripts', 'swarmctl'), ['verify-log', '--json', '--config', cfg], { encoding: 'utf8' });
+    expect(bad.status).toBe(1);
+    expect(JSON.parse(bad.stdout)).toMatchObject({ ok: false, badSeq: 7 });
+  });
+
+  it('the projection survives a crash mid-write and a person deleting it', () => {
+    const dir = tmpDir();
+    const { db, log } = openLog(dir);
+    for (let i = 0; i < 5; i++) log.append({ kind: 'worker.launched', target: 'worker:a', data: { i } });
+    const file = path.join(dir, PROJECTION_FILE);
+    const committed = fs.readFileSync(file, 'utf8');
+    // A writer died after writing a line but before its commit.
+    fs.appendFileSync(file, 'half a line from a dead writer');
+    log.append({ kind: 'worker.launched', target: 'worker:a', data: { i: 5 } });
+    const lines = fs.readFileSync(file, 'utf8').trimEnd().split('\n');
+    expect(fs.readFileSync(file, 'utf8').startsWith(committed)).toBe(true);
+    expect(lines.map((l) => Number(/seq=(\d+)$/.exec(l)?.[1]))).toEqual([1, 2, 3, 4, 5, 6]);
+    fs.rmSync(file);
+    projectNow(db, projection(dir));
+    expect(fs.readFileSync(file, 'utf8').trimEnd().split('\n')).toHaveLength(6);
+    db.close();
+  });
+
+  it('formats lines for tail -f as CONTRACT shows', () => {
+    const line = formatEventLine({
+      ts: '2026-11-23T08:00:01.234Z', severity: 'warn', source: 'worker-sentry', kind: 'detect.progress_stale',
+      target: 'worker:optimizer-SOL', data: { message: 'no progress for 31s (limit 30s)' }, seq: 123,
+    });
+    expect(line).toBe('2026-11-23T08:00:01.234Z WARN  worker-sentry  detect.progress_stale  worker:optimizer-SOL  no progress for 31s (limit 30s)  seq=123\n');
+  });
+
+  it('6 processes x 10,000 events: none lost, chain intact, projection gap-free', async () => {
+    const dir = tmpDir();
+    openDb(dir).close();
+    const writers = Array.from({ length: 6 }, (_, i) =>
+      new Promise<number>((resolve, reject) => {
+        const p = spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, 'helpers', 'append-writer.ts'), dir, '10000', `w${i}`, '1'], { stdio: ['ignore', 'pipe', 'inherit'] });
+        p.on('error', reject);
+        p.on('exit', (code) => resolve(code ?? -1));
+      }),
+    );
+    expect(await Promise.all(writers)).toEqual([0, 0, 0, 0, 0, 0]);
+    const db = openDb(dir);
+    expect(db.prepare('SELECT count(*) AS n FROM events').get()).toEqual({ n: 60_000 });
+    for (let i = 0; i < 6; i++) {
+      const n = db.prepare("SELECT count(DISTINCT json_extract(data, '$.n')) AS n FROM events WHERE target = ?").get(`worker:w${i}`);
+      expect(n).toEqual({ n: 10_000 });
+    }
+    expect(verifyChain(db)).toMatchObject({ ok: true, count: 60_000, lastSeq: 60_000 });
+    const seqs = fs.readFileSync(path.join(dir, PROJECTION_FILE), 'utf8').trimEnd().split('\n').map((l) => Number(/seq=(\d+)$/.exec(l)?.[1]));
+    expect(seqs).toHaveLength(60_000);
+    expect(seqs.every((s, i) => s === i + 1)).toBe(true);
+    db.close();
+  }, 180_000);
+});
