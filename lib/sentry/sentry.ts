@@ -241,7 +241,7 @@ export class WorkerSentry implements DaemonBehavior {
     let cls: FailureClass = c.class;
     if ((cls === 'worker_crashed' || cls === 'worker_oom') && w.history.streak + 1 >= CRASH_LOOP_STREAK) cls = 'crash_loop';
     const message = cls === 'crash_loop' ? `${w.history.streak + 1} failures in a row, last ${c.class} (code=${exit.exitCode} signal=${exit.signal})` : `${c.class}: code=${exit.exitCode} signal=${exit.signal}`;
-    await this.remediate(ctx, w, job, cls, c.action, { ...c.evidence, underlying: c.class, runtimeMs, message }, now);
+    await this.remediate(ctx, w, job, cls, c.action, { ...c.evidence, pid, underlying: c.class, runtimeMs, message }, now);
   }
 
   // ---- remediation ----------------------------------------------------------
