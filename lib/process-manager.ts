@@ -93,7 +93,7 @@ export class Pm2ProcessManager implements ProcessManager {
       await promisify<unknown>((cb) => pm2.delete(name, (err, proc) => cb(err ?? null, proc)));
     } catch (err) {
       // Deleting an app that is already gone is the outcome we wanted.
-      if (!/not found/i.test(String((err as Error).message ?? err))) throw err;
+      if (!/not found|id unknown/i.test(String((err as Error).message ?? err))) throw err;
       this.logger.debug({ name }, 'pm2 app already deleted');
     }
   }

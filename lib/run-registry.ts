@@ -35,14 +35,16 @@ export function latestRun(db: Db): RunRecord | null {
 }
 
 /**
- * Joins the running run, or creates one. Returns whether it was created, so
- * the creator can record run.started in the same breath.
+ * Joins the latest run, whatever its status, or creates the first one. A
+ * daemon restarted after completion must not start the work over; only
+ * `swarmctl up` starts a new run (newRunIfCompleted). Returns whether it was
+ * created, so the creator can record run.started in the same breath.
  */
-export function joinOrCreateRun(db: Db, name: string, now: number): { run: RunRecord; created: boolean } {
+export function joinOrCreateRun(db: Db, name: string, now: number, opts: { newIfCompleted?: boolean } = {}): { run: RunRecord; created: boolean } {
   return db
     .transaction(() => {
       const current = latestRun(db);
-      if (current && current.status === 'running') return { run: current, created: false };
+      if (current && (current.status === 'running' || !opts.newIfCompleted)) return { run: current, created: false };
       const run: RunRecord = { id: newRunId(now), name, status: 'running', startedAt: new Date(now).toISOString(), completedAt: null };
       db.prepare('INSERT INTO runs (id, name, status, started_at) VALUES (?, ?, ?, ?)').run(run.id, name, run.status, run.startedAt);
       return { run, created: true };
@@ -55,6 +57,11 @@ export function completeRun(db: Db, runId: string, now: number): boolean {
     .prepare("UPDATE runs SET status = 'completed', completed_at = ? WHERE id = ? AND status = 'running'")
     .run(new Date(now).toISOString(), runId);
   return res.changes === 1;
+}
+
+/** New work for a finished run opens it again. Returns whether it was completed. */
+export function reopenRun(db: Db, runId: string): boolean {
+  return db.prepare("UPDATE runs SET status = 'running', completed_at = NULL WHERE id = ? AND status = 'completed'").run(runId).changes === 1;
 }
 
 export function getControl(db: Db, key: string): string | null {

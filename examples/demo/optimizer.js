@@ -20,7 +20,8 @@ const path = require('node:path');
 
 /** @param {string} name @param {string | undefined} [fallback] */
 function flag(name, fallback) {
-  const i = process.argv.indexOf(`--${name}`);
+  // The last occurrence wins, so task args override the job's defaults.
+  const i = process.argv.lastIndexOf(`--${name}`);
   if (i === -1) return fallback;
   const v = process.argv[i + 1];
   return v === undefined || v.startsWith('--') ? 'true' : v;

@@ -22,17 +22,19 @@ export interface Writer {
   db: Db;
   run: RunRecord;
   log: SqliteEventLog;
+  /** This command started the run. */
+  created: boolean;
   close(): void;
 }
 
-export function openWriter(opts: GlobalOptions): Writer {
+export function openWriter(opts: GlobalOptions, runOpts: { newIfCompleted?: boolean } = {}): Writer {
   process.umask(0o077);
   const config = cliConfig(opts);
   const db = openDb(config.stateDir);
-  const { run, created } = joinOrCreateRun(db, config.name, Date.now());
+  const { run, created } = joinOrCreateRun(db, config.name, Date.now(), runOpts);
   const log = new SqliteEventLog(db, { source: 'swarmctl', runId: () => run.id, projection: { file: path.join(config.stateDir, PROJECTION_FILE) } });
   if (created) log.append({ kind: 'run.started', target: `run:${run.id}`, data: { name: config.name, message: `run ${run.id} started by swarmctl` } });
-  return { config, db, run, log, close: () => db.close() };
+  return { config, db, run, log, created, close: () => db.close() };
 }
 
 export function printJson(value: unknown): void {

@@ -3,7 +3,7 @@ import { UsageError } from '../errors';
 import { NAME_PATTERN } from '../config-schema';
 import { SqliteLeaseStore } from '../leases';
 import { silentLogger } from '../logger';
-import { isPaused, setControl } from '../run-registry';
+import { isPaused, reopenRun, setControl } from '../run-registry';
 import { requestCommand } from '../sentry/commands';
 import { readEscalations } from '../snapshot';
 import { enqueueTask, getTask } from '../task-queue';
@@ -23,6 +23,9 @@ export function submitCommand(job: string, args: string[], opts: GlobalOptions &
     if (!nameRe.test(id)) throw new UsageError(`--id "${id}" must match ${NAME_PATTERN}`);
     if (getTask(w.db, w.run.id, id)) throw new UsageError(`a task "${id}" already exists in run ${w.run.id}`);
     enqueueTask(w.db, { runId: w.run.id, id, job, args, lane: jobCfg.lane, queuedAt: new Date().toISOString() });
+    if (reopenRun(w.db, w.run.id)) {
+      w.log.append({ kind: 'run.resumed', target: `run:${w.run.id}`, data: { reason: 'task submitted', taskId: id, message: `run ${w.run.id} reopened: task ${id} submitted` } });
+    }
     const e = w.log.append({ kind: 'task.queued', target: `task:${id}`, data: { job, lane: jobCfg.lane, args, from: 'swarmctl', message: `task ${id} queued (${job})` } });
     if (opts.json) printJson({ id, job, lane: jobCfg.lane, seq: e.seq });
     else process.stdout.write(`${id}\n`);

@@ -3,7 +3,7 @@ import { PACKAGE_ROOT } from '../config';
 import { createLogger } from '../logger';
 import { Pm2ProcessManager } from '../process-manager';
 import { PROJECTION_FILE } from '../projection';
-import { cliConfig, printJson, type GlobalOptions } from './cli-context';
+import { cliConfig, openWriter, printJson, type GlobalOptions } from './cli-context';
 import pm2 from 'pm2';
 
 // Thin wrappers over PM2 that set the environment the daemons need.
@@ -11,14 +11,17 @@ import pm2 from 'pm2';
 export const ECOSYSTEM = path.join(PACKAGE_ROOT, 'ecosystem.config.js');
 
 export async function upCommand(opts: GlobalOptions): Promise<number> {
-  const config = cliConfig(opts);
+  const writer = openWriter(opts, { newIfCompleted: true });
+  const config = writer.config;
+  writer.close();
   process.env.SWARM_CONFIG = config.file;
   const pm = new Pm2ProcessManager(createLogger('swarmctl', 'warn'));
   try {
     const apps = (await pm.list()).map((a) => a.name);
     await new Promise<void>((resolve, reject) => pm2.start(ECOSYSTEM, (err) => (err ? reject(err) : resolve())));
-    // Apps that were already there keep running; pick up the config anew only if they were stopped.
     const names = (require(ECOSYSTEM) as { apps: { name: string }[] }).apps.map((a) => a.name);
+    // Daemons already running joined the finished run; a new run needs them to start over.
+    if (writer.created) for (const n of names.filter((x) => apps.includes(x))) await pm.restart(n);
     const log = path.join(config.stateDir, PROJECTION_FILE);
     if (opts.json) printJson({ ok: true, daemons: names, alreadyRunning: names.filter((n) => apps.includes(n)), stateDir: config.stateDir, config: config.file });
     else {

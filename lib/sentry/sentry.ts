@@ -195,13 +195,15 @@ export class WorkerSentry implements DaemonBehavior {
       kind: 'worker.exited', target: `worker:${w.id}`, severity: exit.exitCode === 0 || intent ? 'info' : 'warn',
       data: { exitCode: exit.exitCode, signal: exit.signal, pid: w.pid, attempt: w.attempt, runtimeMs, requestedBy: intent ? 'swarm' : null, error: exit.error ?? null, message: `exited code=${exit.exitCode} signal=${exit.signal}${intent ? ` (${intent} requested)` : ''}` },
     });
-    this.pm.delete(pm2NameOf(w.id)).catch((err: unknown) => ctx.logger.warn({ worker: w.id, err: errorMessage(err) }, 'pm2 delete failed'));
+    // Awaited, so a relaunch in this same tick cannot race the removal of the old app.
+    await this.pm.delete(pm2NameOf(w.id)).catch((err: unknown) => ctx.logger.warn({ worker: w.id, err: errorMessage(err) }, 'pm2 delete failed'));
     const pid = w.pid;
     Object.assign(w, { pid: null, pgid: null, shimPid: null, cpuPct: null, cpuTicks: null });
     if (intent === 'stop') {
       w.stopIntent = null;
       this.move(ctx, w, 'stopped', 'stopped on request');
       this.finishPending(ctx, w, 'verified', { message: `worker stopped; pid ${pid} gone` });
+      // Back in the queue, but held: fill() skips a task whose worker is stopped until `swarmctl restart`.
       if (w.taskId) setTaskStatus(ctx.db, ctx.run.id, w.taskId, 'queued', iso(now));
       return;
     }
@@ -392,9 +394,13 @@ export class WorkerSentry implements DaemonBehavior {
     for (const lane of Object.keys(ctx.config.lanes)) {
       const free = this.freeSlots(ctx, lane);
       if (free <= 0) continue;
-      for (const t of queuedTasks(ctx.db, ctx.run.id, lane, free)) {
+      const held = [...this.workers.values()].filter((w) => w.lane === lane && w.status === 'stopped' && w.taskId !== null).length;
+      let launched = 0;
+      for (const t of queuedTasks(ctx.db, ctx.run.id, lane, free + held)) {
         const id = `${t.job}-${t.id}`;
         const prev = this.workers.get(id);
+        if (prev?.status === 'stopped' || launched >= free) continue;
+        launched += 1;
         const w = newWorkerRecord({ id, job: t.job, taskId: t.id, slot: null, lane, attempt: prev?.attempt ?? 0 });
         if (prev) Object.assign(w, { restarts: prev.restarts, history: prev.history });
         this.workers.set(id, w);
@@ -424,11 +430,15 @@ export class WorkerSentry implements DaemonBehavior {
     });
     const extraArgs = w.taskId ? (getTask(ctx.db, ctx.run.id, w.taskId)?.args ?? []) : [];
     this.move(ctx, w, 'starting', relaunch ? `relaunch attempt ${w.attempt}` : 'launch');
+    if (w.taskId && relaunch) setTaskStatus(ctx.db, ctx.run.id, w.taskId, 'running', iso(now));
     try {
       const spec = await launchWorker(this.pm, ctx.config, job, w, ctx.run.id, extraArgs, now);
       ctx.log.append({ kind: 'worker.launched', target: `worker:${w.id}`, data: { job: w.job, taskId: w.taskId, attempt: w.attempt, lane: w.lane, gpus: w.gpus, argv: spec.command, message: `launched attempt ${w.attempt} of ${w.job}` } });
     } catch (err) {
       ctx.logger.error({ worker: w.id, err: errorMessage(err) }, 'launch failed');
+      // Nothing ran: the attempt does not count.
+      w.attempt -= 1;
+      if (relaunch) w.restarts -= 1;
       this.move(ctx, w, 'backoff', `launch failed: ${errorMessage(err)}`);
       w.backoffUntil = now + job.restart.delayMs;
     }

@@ -14,14 +14,17 @@ import { CONTROL_STATE_FILE, DAEMON_STATE_FILES, DaemonHeaderSchema, SESSION_LAT
 
 export class SessionStateManager implements DaemonBehavior {
   private last: Snapshot | null = null;
-  private completed = false;
 
   start(ctx: DaemonContext): void {
     const prev = ctx.state.read(DAEMON_STATE_FILES['session-state-manager'], DaemonHeaderSchema);
     if (prev.ok && prev.value.runId === ctx.run.id) {
       ctx.log.append({ kind: 'run.resumed', target: `run:${ctx.run.id}`, data: { previousPid: prev.value.pid, startedAt: ctx.run.startedAt, message: `run ${ctx.run.id} resumed after a restart of session-state-manager` } });
     }
-    this.completed = latestRun(ctx.db)?.status === 'completed';
+  }
+
+  private completed(ctx: DaemonContext): boolean {
+    // Read each time: `swarmctl submit` reopens a completed run.
+    return latestRun(ctx.db)?.status === 'completed';
   }
 
   tick(ctx: DaemonContext): void {
@@ -32,7 +35,7 @@ export class SessionStateManager implements DaemonBehavior {
     const latest = {
       runId: ctx.run.id,
       swarm: ctx.config.name,
-      status: this.completed ? 'completed' : snap.run?.paused ? 'paused' : 'running',
+      status: this.completed(ctx) ? 'completed' : snap.run?.paused ? 'paused' : 'running',
       startedAt: ctx.run.startedAt,
       updatedAt: iso(now),
       tasks: snap.tasks,
@@ -52,18 +55,17 @@ export class SessionStateManager implements DaemonBehavior {
   }
 
   private maybeComplete(ctx: DaemonContext, snap: Snapshot, now: number): void {
-    if (this.completed) return;
+    if (this.completed(ctx)) return;
     const hasReplicas = Object.values(ctx.config.jobs).some((j) => j.replicas > 0);
     const t = snap.tasks;
     const total = t.queued + t.running + t.completed + t.failed + t.quarantined;
     // Quarantined work waits for a person, so the run is not done until it is acked.
     if (hasReplicas || total === 0 || t.queued > 0 || t.running > 0 || t.quarantined > 0) return;
     if (!completeRun(ctx.db, ctx.run.id, now)) return;
-    this.completed = true;
     ctx.log.append({ kind: 'run.completed', target: `run:${ctx.run.id}`, data: { tasks: t, message: `run complete: ${t.completed} completed, ${t.failed} failed` } });
   }
 
-  snapshot(): Record<string, unknown> {
-    return { runCompleted: this.completed, nextSteps: this.last?.nextSteps ?? [] };
+  snapshot(ctx: DaemonContext): Record<string, unknown> {
+    return { runCompleted: this.completed(ctx), nextSteps: this.last?.nextSteps ?? [] };
   }
 }

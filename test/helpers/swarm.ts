@@ -29,7 +29,8 @@ export class TestSwarm {
   }
 
   ctl(...args: string[]): { status: number | null; stdout: string; stderr: string } {
-    const r = spawnSync(SWARMCTL, [...args, '--config', this.configFile], { env: this.env, encoding: 'utf8', timeout: 60_000 });
+    // --config goes before the command's own args: after `--`, it would be a task argument.
+    const r = spawnSync(SWARMCTL, ['--config', this.configFile, ...args], { env: this.env, encoding: 'utf8', timeout: 60_000 });
     return { status: r.status, stdout: r.stdout, stderr: r.stderr };
   }
 

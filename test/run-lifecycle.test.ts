@@ -1,0 +1,91 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { optimizerJob, TestSwarm } from './helpers/swarm';
+import { waitFor } from './helpers/tmp';
+
+// The queue, submitted tasks, manual actions and the end of a run.
+
+const swarm = new TestSwarm({
+  name: 'runs',
+  tick: '200ms',
+  lanes: { cpu: { kind: 'cpu', slots: 2 } },
+  jobs: { opt: optimizerJob(['--trials', '4'], { progress: { staleAfter: '20s' } }) },
+  queue: [1, 2, 3, 4, 5].map((i) => ({ job: 'opt', id: `q${i}` })),
+});
+
+beforeAll(() => swarm.up(), 60_000);
+afterAll(() => swarm.teardown());
+
+describe('queue, manual actions and run completion', () => {
+  it('runs 5 queued tasks on 2 slots, never more than 2 at once, in order', async () => {
+    let maxRunning = 0;
+    await waitFor('all 5 completed', () => {
+      const q = swarm.query();
+      maxRunning = Math.max(maxRunning, q.tasks.running);
+      const total = q.tasks.queued + q.tasks.running + q.tasks.completed;
+      expect(total).toBe(5);
+      return q.tasks.completed === 5;
+    }, 90_000, 100);
+    expect(maxRunning).toBeLessThanOrEqual(2);
+    const order = swarm.events({ kind: 'task.started' }).map((e) => e.target);
+    expect(order).toEqual(['task:q1', 'task:q2', 'task:q3', 'task:q4', 'task:q5']);
+  });
+
+  it('swarmctl submit adds a task while the swarm runs', async () => {
+    const r = swarm.ctl('submit', 'opt', '--id', 'late', '--json', '--', '--trials', '2');
+    expect(r.status).toBe(0);
+    expect(JSON.parse(r.stdout).id).toBe('late');
+    const queued = await swarm.waitEvent('task.queued', 'task:late');
+    expect(queued.source).toBe('swarmctl');
+    await swarm.waitEvent('task.completed', 'task:late');
+    const bad = swarm.ctl('submit', 'opt', '--id', '../../etc');
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/--id/);
+    expect(swarm.ctl('submit', 'nope').status).toBe(2);
+  });
+
+  it('swarmctl restart and stop are granted, carried out and verified', async () => {
+    swarm.ctl('submit', 'opt', '--id', 'manual', '--', '--trials', '120');
+    const pid = await swarm.workerPid('opt-manual', 1);
+    const r = swarm.ctl('restart', 'opt-manual', '--json');
+    expect(r.status).toBe(0);
+    const { actionId } = JSON.parse(r.stdout) as { actionId: number };
+    const proposed = swarm.events({ kind: 'action.proposed', target: 'worker:opt-manual' }).find((e) => e.seq === actionId);
+    expect(proposed?.source).toBe('swarmctl');
+    const verified = await swarm.waitEvent('action.verified', 'worker:opt-manual', (e) => e.actionId === actionId);
+    expect(verified.source).toBe('worker-sentry');
+    expect(await swarm.workerPid('opt-manual', 2)).not.toBe(pid);
+    const s = swarm.ctl('stop', 'opt-manual', '--json');
+    const stopId = (JSON.parse(s.stdout) as { actionId: number }).actionId;
+    await swarm.waitEvent('action.verified', 'worker:opt-manual', (e) => e.actionId === stopId);
+    await waitFor('stopped', () => swarm.query().workers.find((w) => w.id === 'opt-manual')?.status === 'stopped');
+  });
+
+  it('pause and resume are recorded', () => {
+    expect(swarm.ctl('pause').status).toBe(0);
+    expect(swarm.query().run?.paused).toBe(true);
+    expect(swarm.ctl('resume').status).toBe(0);
+    expect(swarm.query().run?.paused).toBe(false);
+    expect(swarm.events({ kind: 'run.paused' })).toHaveLength(1);
+  });
+
+  it('events filters by kind, target, since and limit', () => {
+    const all = swarm.ctl('events', '--json').stdout.trim().split('\n').map((l) => JSON.parse(l) as { seq: number; kind: string; target: string });
+    expect(all.length).toBeGreaterThan(20);
+    expect(all.every((e, i) => i === 0 || e.seq > (all[i - 1]?.seq ?? 0))).toBe(true);
+    const launched = swarm.ctl('events', '--json', '--kind', 'worker.launched', '--target', 'worker:opt-q1').stdout.trim().split('\n');
+    expect(launched).toHaveLength(1);
+    const since = swarm.ctl('events', '--json', '--since', String(all[9]?.seq), '--limit', '3').stdout.trim().split('\n').map((l) => JSON.parse(l) as { seq: number });
+    expect(since.map((e) => e.seq)).toEqual([all[10]?.seq, all[11]?.seq, all[12]?.seq]);
+    expect(swarm.ctl('events', '--limit', 'x').status).toBe(2);
+  });
+
+  it('a stopped task holds the run open; restarted, it resumes and the run completes', async () => {
+    expect(swarm.events({ kind: 'run.completed' }).filter((e) => e.seq > (swarm.events({ kind: 'task.queued', target: 'task:manual' })[0]?.seq ?? 0))).toHaveLength(0);
+    expect(swarm.query().tasks.queued).toBe(1);
+    expect(swarm.ctl('restart', 'opt-manual').status).toBe(0);
+    await swarm.waitEvent('task.completed', 'task:manual', () => true, 60_000);
+    const done = await swarm.waitEvent('run.completed', undefined, (e) => e.seq > (swarm.events({ kind: 'task.completed', target: 'task:manual' })[0]?.seq ?? 0));
+    expect(done.data.tasks).toMatchObject({ completed: 7, queued: 0, running: 0 });
+    expect(swarm.query().run?.status).toBe('completed');
+  });
+});
