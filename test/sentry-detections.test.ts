@@ -24,7 +24,7 @@ const swarm = new TestSwarm({
     slowstart: optimizerJob(['--trials', '4000', '--slow-start-ms', '60000'], { restart, startup: { marker: 'optimizer ready', within: '1500ms' } }),
     quiet: optimizerJob(['--trials', '4000', '--hang-at', '3'], { restart, logStallAfter: '1500ms' }),
     noartifact: optimizerJob(['--trials', '4000'], { restart, artifacts: [{ path: 'never/${taskId}.json', within: '1500ms' }] }),
-    cuda: { command: ['node', SAY, 'RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB'], restart, failures: [{ match: 'CUDA out of memory', class: 'worker_oom', action: 'quarantine' }] },
+    cuda: { command: ['node', SAY, 'RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB'], env: { API_TOKEN: 'tok-7f3a9c1e' }, restart, failures: [{ match: 'CUDA out of memory', class: 'worker_oom', action: 'quarantine' }] },
   },
   queue: ['crasher', 'segv', 'victim', 'frozen', 'leaker', 'broken', 'looper', 'slowstart', 'quiet', 'noartifact', 'cuda'].map((job) => ({ job, id: job })),
 });
@@ -123,7 +123,11 @@ describe('worker-sentry detections against real processes', () => {
   it('user failure rules come first', async () => {
     const d = await detect('worker_oom', 'cuda');
     expect(d.data.rule).toBe('CUDA out of memory');
+    expect(String(d.data.matchedLine)).toContain('token=[redacted]');
     await swarm.waitEvent('escalation.raised', 'worker:cuda-cuda');
+    // The secret printed by the worker never reaches an event or the projected log.
+    expect(JSON.stringify(swarm.events())).not.toContain('tok-7f3a9c1e');
+    expect(fs.readFileSync(path.join(swarm.stateDir, 'workflow_events.log'), 'utf8')).not.toContain('tok-7f3a9c1e');
   });
 
   it('the log stays intact through all of it', () => {

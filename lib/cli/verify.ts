@@ -72,7 +72,7 @@ export function doctorCommand(opts: GlobalOptions): number {
       const mode = st.mode & 0o777;
       checks.push({ name: 'state folder', ok: mode === 0o700, detail: `${dir} mode ${mode.toString(8)}`, fix: mode === 0o700 ? undefined : `chmod 700 ${dir}` });
       fs.accessSync(dir, fs.constants.W_OK);
-      const loose = fs.readdirSync(dir).filter((f) => fs.statSync(path.join(dir, f)).isFile() && (fs.statSync(path.join(dir, f)).mode & 0o077) !== 0);
+      const loose = fs.readdirSync(dir).filter((f) => !f.startsWith('.') && fs.statSync(path.join(dir, f)).isFile() && (fs.statSync(path.join(dir, f)).mode & 0o077) !== 0);
       checks.push({ name: 'state files', ok: loose.length === 0, detail: loose.length ? `readable by others: ${loose.join(', ')}` : 'all 0600', fix: loose.length ? `chmod 600 ${dir}/*` : undefined });
     } catch (err) {
       checks.push({ name: 'state folder', ok: false, detail: `${dir}: ${(err as NodeJS.ErrnoException).code ?? err}`, fix: 'start the swarm once, or create it with mode 0700' });

@@ -248,10 +248,11 @@ export class WorkerSentry implements DaemonBehavior {
 
   // ---- remediation ----------------------------------------------------------
 
-  private async remediate(ctx: DaemonContext, w: WorkerRecord, job: CompiledJob, cls: FailureClass, ruleAction: RuleAction, evidence: Record<string, unknown>, now: number): Promise<void> {
+  private async remediate(ctx: DaemonContext, w: WorkerRecord, job: CompiledJob, cls: FailureClass, ruleAction: RuleAction, rawEvidence: Record<string, unknown>, now: number): Promise<void> {
     const target: Target = `worker:${w.id}`;
-    const safeEvidence = JSON.parse(redactText(JSON.stringify(evidence), { ...process.env, ...job.env })) as Record<string, unknown>;
-    const detect = ctx.log.append({ kind: `detect.${cls}`, target, severity: 'warn', data: { class: cls, attempt: w.attempt, pid: w.pid, ...safeEvidence } });
+    // Log tails can hold what a worker printed: secret values are cut out before anything is recorded.
+    const evidence = JSON.parse(redactText(JSON.stringify(rawEvidence), { ...process.env, ...job.env })) as Record<string, unknown>;
+    const detect = ctx.log.append({ kind: `detect.${cls}`, target, severity: 'warn', data: { class: cls, attempt: w.attempt, pid: w.pid, ...evidence } });
     this.openIncident(w, detect.seq, cls, target, now);
     if (ruleAction === 'quarantine') return this.quarantine(ctx, w, `${cls}: restarting cannot help (${String(evidence.matchedLine ?? evidence.message ?? '')})`, detect.seq);
     if (ruleAction === 'escalate') {

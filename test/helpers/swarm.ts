@@ -74,6 +74,12 @@ export class TestSwarm {
   /** pm2 kill, then make sure no worker of ours outlives the test. */
   teardown(): void {
     spawnSync(PM2, ['kill'], { env: this.env, timeout: 30_000 });
+    // If pm2 kill could not reach its daemon, end the daemon by its pid file.
+    try {
+      process.kill(Number(fs.readFileSync(path.join(this.pm2Home, 'pm2.pid'), 'utf8')), 'SIGKILL');
+    } catch {
+      // no pid file, or already gone: what we want
+    }
     const workers = path.join(this.stateDir, 'workers');
     for (const d of fs.existsSync(workers) ? fs.readdirSync(workers) : []) {
       try {

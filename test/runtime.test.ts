@@ -1,0 +1,134 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import type { Clock, TimerHandle } from '../lib/clock';
+import { compileConfig } from '../lib/config';
+import { DaemonRuntime } from '../lib/daemon-runtime';
+import { openDb } from '../lib/db';
+import { readEvents } from '../lib/event-log';
+import { IllegalTransitionError } from '../lib/errors';
+import { Lifecycle } from '../lib/lifecycle';
+import { silentLogger } from '../lib/logger';
+import { readStateFile, JsonStateStore } from '../lib/state-store';
+import { DaemonHeaderSchema } from '../lib/state-files';
+import { redactEnv, redactText } from '../lib/redact';
+import { Action, LocalGrantor } from '../lib/actions';
+import { SqliteLeaseStore } from '../lib/leases';
+import { SqliteEventLog } from '../lib/event-log';
+import { tmpDir } from './helpers/tmp';
+
+/** A clock the test moves by hand: no real time passes. */
+class ManualClock implements Clock {
+  t = 1_700_000_000_000;
+  private timers: { at: number; fn: () => void; cancelled: boolean }[] = [];
+  now(): number {
+    return this.t;
+  }
+  setTimeout(fn: () => void, ms: number): TimerHandle {
+    const timer = { at: this.t + ms, fn, cancelled: false };
+    this.timers.push(timer);
+    return { cancel: () => void (timer.cancelled = true) };
+  }
+  async advance(ms: number): Promise<void> {
+    const end = this.t + ms;
+    for (;;) {
+      const next = this.timers.filter((x) => !x.cancelled && x.at <= end).sort((a, b) => a.at - b.at)[0];
+      if (!next) break;
+      this.t = next.at;
+      next.cancelled = true;
+      next.fn();
+      for (let i = 0; i < 5; i++) await Promise.resolve();
+    }
+    this.t = end;
+  }
+}
+
+describe('daemon runtime', () => {
+  it('ticks on the injected clock, writes a heartbeat each tick, and stops cleanly', async () => {
+    const dir = tmpDir();
+    const config = compileConfig({ name: 't', stateDir: dir, tick: '1s', jobs: { j: { command: ['true'] } } }, path.join(dir, 'c.json'), {});
+    const db = openDb(dir);
+    const clock = new ManualClock();
+    let ticks = 0;
+    const rt = new DaemonRuntime(
+      { name: 'worker-sentry', config, db, state: new JsonStateStore(dir), clock, logger: silentLogger },
+      { tick: () => void (ticks += 1), snapshot: () => ({ custom: ticks }) },
+    );
+    await rt.start();
+    await clock.advance(0);
+    expect(ticks).toBe(1);
+    await clock.advance(3000);
+    expect(ticks).toBe(4);
+    const state = readStateFile(path.join(dir, 'worker_sentry_state.json'), DaemonHeaderSchema);
+    expect(state.ok && state.value).toMatchObject({ lifecycle: 'running', ticks: 4, lastTickAt: new Date(clock.t).toISOString(), custom: 4 });
+    await rt.stop('test');
+    await clock.advance(5000);
+    expect(ticks).toBe(4);
+    expect(rt.state).toBe('stopped');
+    expect(readEvents(db).map((e) => e.kind)).toEqual(['run.started', 'daemon.started', 'daemon.stopped']);
+    db.close();
+  });
+
+  it('refuses illegal lifecycle transitions', () => {
+    const seen: string[] = [];
+    const lc = new Lifecycle<'a' | 'b' | 'c'>('m', 'a', { a: ['b'], b: ['c'], c: [] }, (f, t) => seen.push(`${f}->${t}`));
+    lc.to('b', 'ok');
+    expect(() => lc.to('a', 'no')).toThrow(IllegalTransitionError);
+    expect(seen).toEqual(['a->b']);
+  });
+});
+
+describe('state files', () => {
+  it('reports missing and corrupt files and carries on', () => {
+    const dir = tmpDir();
+    const store = new JsonStateStore(dir);
+    const missing = store.read('nope.json', DaemonHeaderSchema);
+    expect(missing.ok === false && missing.error.reason).toBe('missing');
+    fs.writeFileSync(path.join(dir, 'bad.json'), '{"daemon": 1');
+    const bad = store.read('bad.json', DaemonHeaderSchema);
+    expect(bad.ok === false && bad.error.reason).toBe('corrupt');
+    fs.writeFileSync(path.join(dir, 'shape.json'), '{"daemon": "x"}');
+    const shape = store.read('shape.json', DaemonHeaderSchema);
+    expect(shape.ok === false && shape.error.message).toMatch(/pid/);
+    store.write('good.json', { a: 1 });
+    expect(fs.statSync(path.join(dir, 'good.json')).mode & 0o777).toBe(0o600);
+    expect(fs.readdirSync(dir).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+  });
+});
+
+describe('leases and grants', () => {
+  it('one actor per target; pause holds back all but safety', () => {
+    const dir = tmpDir();
+    const db = openDb(dir);
+    let t = 0;
+    let paused = false;
+    const leases = new SqliteLeaseStore(db, () => t);
+    const grantor = new LocalGrantor(leases, () => paused, 1000);
+    const deps = (actor: 'worker-sentry' | 'hang-guard') => ({
+      log: new SqliteEventLog(db, { source: actor, runId: () => 'r' }), grantor, actor, now: () => t, logger: silentLogger,
+    });
+    const p = { type: 'restart_worker' as const, target: 'worker:w' as const, priority: 'recovery' as const, reason: 'x', incidentId: null };
+    const a = Action.propose(deps('worker-sentry'), p);
+    const b = Action.propose(deps('hang-guard'), { ...p, type: 'stop_worker' });
+    expect([a.granted, b.granted]).toEqual([true, false]);
+    a.started();
+    a.verified({});
+    expect(Action.propose(deps('hang-guard'), p).granted).toBe(true);
+    t = 5000; // the lease expired: a dead holder frees its target
+    expect(Action.propose(deps('worker-sentry'), p).granted).toBe(true);
+    paused = true;
+    expect(Action.propose(deps('worker-sentry'), { ...p, target: 'worker:z' }).granted).toBe(false);
+    expect(Action.propose(deps('worker-sentry'), { ...p, target: 'worker:y', priority: 'safety' }).granted).toBe(true);
+    const kinds = readEvents(db, { target: 'worker:w' }).map((e) => e.kind);
+    expect(kinds.slice(0, 6)).toEqual(['action.proposed', 'action.granted', 'action.proposed', 'action.denied', 'action.started', 'action.verified']);
+    db.close();
+  });
+});
+
+describe('secrets', () => {
+  it('values of KEY/TOKEN/SECRET/PASSWORD variables are redacted', () => {
+    const env = { API_KEY: 'abcd1234', DB_PASSWORD: 'hunter22', PATH: '/bin' };
+    expect(redactEnv(env)).toEqual({ API_KEY: '[redacted]', DB_PASSWORD: '[redacted]', PATH: '/bin' });
+    expect(redactText('auth abcd1234 failed for hunter22', env)).toBe('auth [redacted] failed for [redacted]');
+  });
+});
