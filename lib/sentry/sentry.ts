@@ -1,24 +1,26 @@
 import path from 'node:path';
 import { Action, type ActionDeps, type Grantor } from '../actions';
 import { iso } from '../clock';
-import { interpolate, type CompiledJob } from '../config';
+import type { CompiledJob } from '../config';
 import type { DaemonBehavior, DaemonContext } from '../daemon-runtime';
 import { errorMessage } from '../errors';
 import type { FailureClass, Target } from '../event-kinds';
 import { killProcessGroup } from '../kill';
 import type { ProcessManager } from '../process-manager';
-import { cgroupOomKills, CLOCK_TICKS_PER_S, isAlive, treeUsage } from '../proc';
+import { cgroupOomKills, isAlive } from '../proc';
 import { redactText } from '../redact';
-import { DAEMON_STATE_FILES, type Incident, type WorkerView } from '../state-files';
+import { DAEMON_STATE_FILES, type Incident } from '../state-files';
 import { countTasks, enqueueTask, getTask, queuedTasks, setTaskStatus, tasksWithStatus } from '../task-queue';
 import { classifyExit, type RuleAction } from './classify';
 import { detectLive, looksHealthy } from './detect';
-import { launchWorker, progressFileFor } from './launcher';
-import { exists, fileSize, readProgress, readTail, scanForMarker } from './observe';
+import { launchWorker } from './launcher';
+import { fileSize, readTail } from './observe';
+import { artifactPaths, observeFiles, sampleUsage } from './worker-observer';
 import { onFailure, onHealthy } from './restart-budget';
 import { pendingCommands, resolvedEscalations, type ManualCommand } from './commands';
 import { readExit, readPid, workerDir, type ExitRecord } from './worker-files';
-import { ACTIVE_STATUSES, LIVE_STATUSES, newWorkerRecord, pm2NameOf, SentryBodySchema, WORKER_MOVES, type WorkerRecord } from './worker-record';
+import { ACTIVE_STATUSES, LIVE_STATUSES, newWorkerRecord, pm2NameOf, SentryBodySchema, toView, WORKER_MOVES, type WorkerRecord } from './worker-record';
+import { IncidentBook } from './incidents';
 import { adoptFromDisk } from './adopt';
 
 // worker-sentry: owns the worker lifecycle. Each tick it observes every live
@@ -27,12 +29,11 @@ import { adoptFromDisk } from './adopt';
 // each action on the next attempt, and fills free lane slots from the queue.
 
 export const CRASH_LOOP_STREAK = 3;
-const MAX_KEPT_INCIDENTS = 100;
 const MAX_KEPT_FINISHED = 200;
 
 export class WorkerSentry implements DaemonBehavior {
   private workers = new Map<string, WorkerRecord>();
-  private incidents = new Map<number, Incident>();
+  private readonly incidents = new IncidentBook();
   private lastEscalationSeq = 0;
   private kernelOomKills: number | null = cgroupOomKills();
   private stopping = new Set<string>();
@@ -57,7 +58,7 @@ export class WorkerSentry implements DaemonBehavior {
     for (const w of records) this.workers.set(w.id, w);
     if (prev.ok && prevRun) {
       const body = prev.value as { incidents?: Incident[]; lastEscalationSeq?: number };
-      for (const i of body.incidents ?? []) this.incidents.set(i.id, i);
+      this.incidents.load(body.incidents ?? []);
       this.lastEscalationSeq = body.lastEscalationSeq ?? 0;
     }
     for (const w of this.workers.values()) {
@@ -126,63 +127,19 @@ export class WorkerSentry implements DaemonBehavior {
       await killProcessGroup(w.pid, w.pgid ?? w.pid, job.stopGraceMs, ctx.clock);
       return this.onExit(ctx, w, job, { exitCode: null, signal: 'SIGKILL', endedAt: iso(now), error: 'shim lost; orphaned worker ended' }, kernelOom);
     }
-    this.sample(w, now);
-    this.observeFiles(ctx, w, job, dir, now);
+    sampleUsage(w, now);
+    if (observeFiles(ctx.config, job, w, dir, now).progressResumed && w.status === 'stale') this.move(ctx, w, 'running', 'progress resumed');
     // A worker being stopped, or waiting out its backoff, is not judged again.
     if (this.stopping.has(w.id) || !LIVE_STATUSES.includes(w.status)) return;
     if (w.status === 'starting' && looksHealthy(w, job, now, ctx.config.tickMs)) this.move(ctx, w, 'running', 'healthy');
     if (w.pending && w.status === 'running') this.verifyPending(ctx, w, now);
     if (!w.pending && w.status === 'running') w.history = onHealthy(job.restart, w.history, now);
-    const artifactPaths = this.artifactPaths(job, w);
-    for (const d of detectLive(w, job, now, artifactPaths)) {
+    for (const d of detectLive(w, job, now, artifactPaths(job, w))) {
       w.detectedThisAttempt.push(d.class);
       if (d.class === 'progress_stale' && w.status !== 'stale') this.move(ctx, w, 'stale', d.message);
       await this.remediate(ctx, w, job, d.class, 'restart', { ...d.evidence, message: d.message }, now);
       break;
     }
-  }
-
-  private sample(w: WorkerRecord, now: number): void {
-    const usage = treeUsage(w.pid as number);
-    if (!usage) return;
-    if (w.cpuTicks !== null && w.cpuSampledAt !== null && now > w.cpuSampledAt) {
-      w.cpuPct = Math.round(((usage.cpuTicks - w.cpuTicks) / CLOCK_TICKS_PER_S / ((now - w.cpuSampledAt) / 1000)) * 1000) / 10;
-    }
-    w.cpuTicks = usage.cpuTicks;
-    w.cpuSampledAt = now;
-    w.memBytes = usage.rssBytes;
-  }
-
-  private observeFiles(ctx: DaemonContext, w: WorkerRecord, job: CompiledJob, dir: string, now: number): void {
-    const progress = readProgress(progressFileFor(ctx.config, job, w));
-    if (progress && progress.marker !== w.progressMarker) {
-      const firstSight = w.progressMarker === null && w.lastProgressAt === null && !w.progressAdvancedSinceLaunch;
-      w.progressMarker = progress.marker;
-      // A marker already there at launch is the last attempt's: it proves nothing about this one.
-      if (!(firstSight && w.launchedAt !== null && progress.mtimeMs < w.launchedAt)) {
-        w.lastProgressAt = now;
-        w.progressAdvancedSinceLaunch = true;
-        if (w.status === 'stale') this.move(ctx, w, 'running', 'progress resumed');
-      }
-    }
-    const logFile = path.join(dir, 'output.log');
-    const size = fileSize(logFile);
-    if (size !== null && size !== w.logSize) {
-      w.logSize = size;
-      w.logChangedAt = now;
-    }
-    if (job.startup && !w.startupSeen) {
-      const scan = scanForMarker(logFile, w.logOffset, job.startup.marker);
-      w.logOffset = scan.offset;
-      if (scan.found) w.startupSeen = true;
-    }
-    this.artifactPaths(job, w).forEach((p, i) => {
-      if (!w.artifactsSeen[i] && exists(p)) w.artifactsSeen[i] = true;
-    });
-  }
-
-  private artifactPaths(job: CompiledJob, w: WorkerRecord): string[] {
-    return job.artifacts.map((a) => interpolate(a.pathTemplate, { taskId: w.taskId ?? '', workerId: w.id, attempt: w.attempt }));
   }
 
   // ---- exits --------------------------------------------------------------
@@ -253,7 +210,8 @@ export class WorkerSentry implements DaemonBehavior {
     // Log tails can hold what a worker printed: secret values are cut out before anything is recorded.
     const evidence = JSON.parse(redactText(JSON.stringify(rawEvidence), { ...process.env, ...job.env })) as Record<string, unknown>;
     const detect = ctx.log.append({ kind: `detect.${cls}`, target, severity: 'warn', data: { class: cls, attempt: w.attempt, pid: w.pid, ...evidence } });
-    this.openIncident(w, detect.seq, cls, target, now);
+    this.incidents.open(detect.seq, cls, target, now);
+    w.openIncidents.push(detect.seq);
     if (ruleAction === 'quarantine') return this.quarantine(ctx, w, `${cls}: restarting cannot help (${String(evidence.matchedLine ?? evidence.message ?? '')})`, detect.seq);
     if (ruleAction === 'escalate') {
       this.raiseEscalation(ctx, w, `${cls}: ${String(evidence.message ?? '')}`, detect.seq);
@@ -267,7 +225,7 @@ export class WorkerSentry implements DaemonBehavior {
     }
     const type = ruleAction === 'stop' ? 'stop_worker' : 'restart_worker';
     const action = Action.propose(this.actionDeps(ctx), { type, target, priority: 'recovery', reason: String(evidence.message ?? cls), incidentId: detect.seq });
-    this.recordAction(detect.seq, action.id);
+    this.incidents.addAction(detect.seq, action.id);
     if (!action.granted) {
       // Denied: the incident stays open and is judged again after a pause, not every tick.
       w.deniedUntil = now + 5 * ctx.config.tickMs;
@@ -276,7 +234,7 @@ export class WorkerSentry implements DaemonBehavior {
     }
     w.history = decision.restart ? history : w.history;
     action.started({ attempt: w.attempt, delayMs: decision.restart ? decision.delayMs : null });
-    this.setIncidentStatus(detect.seq, 'remediating');
+    this.incidents.setStatus(detect.seq, 'remediating');
     w.pending = { id: action.id, type, incidentId: detect.seq, leaseHolder: 'worker-sentry', startedAt: now, verifyAttempt: w.attempt + 1, intent: ruleAction === 'stop' ? 'stop' : 'restart' };
     if (ruleAction === 'stop') {
       w.stopIntent = 'stop';
@@ -319,7 +277,7 @@ export class WorkerSentry implements DaemonBehavior {
 
   private quarantine(ctx: DaemonContext, w: WorkerRecord, reason: string, incidentId: number | null): void {
     const action = Action.propose(this.actionDeps(ctx), { type: 'quarantine', target: `worker:${w.id}`, priority: 'safety', reason, incidentId });
-    this.recordAction(incidentId, action.id);
+    this.incidents.addAction(incidentId, action.id);
     if (action.granted) action.started();
     this.move(ctx, w, 'quarantined', reason);
     if (w.taskId) setTaskStatus(ctx.db, ctx.run.id, w.taskId, 'quarantined', iso(ctx.clock.now()));
@@ -466,27 +424,12 @@ export class WorkerSentry implements DaemonBehavior {
     w.status = to;
   }
 
-  private openIncident(w: WorkerRecord, id: number, cls: string, target: string, now: number): void {
-    this.incidents.set(id, { id, class: cls, target, status: 'open', openedAt: iso(now), closedAt: null, actions: [] });
-    w.openIncidents.push(id);
-  }
-
-  private setIncidentStatus(id: number, status: Incident['status']): void {
-    const i = this.incidents.get(id);
-    if (i) i.status = status;
-  }
-
   private closeIncidents(w: WorkerRecord, status: 'resolved' | 'escalated', now: number): void {
-    for (const id of w.openIncidents) {
-      const i = this.incidents.get(id);
-      if (i) Object.assign(i, { status, closedAt: iso(now) });
-    }
+    this.incidents.close(w.openIncidents, status, now);
     w.openIncidents = [];
   }
 
   private prune(): void {
-    const ids = [...this.incidents.keys()].sort((a, b) => a - b);
-    for (const id of ids.slice(0, Math.max(0, ids.length - MAX_KEPT_INCIDENTS))) this.incidents.delete(id);
     const finished = [...this.workers.values()].filter((w) => w.status === 'completed' || w.status === 'failed');
     for (const w of finished.slice(0, Math.max(0, finished.length - MAX_KEPT_FINISHED))) this.workers.delete(w.id);
   }
@@ -496,7 +439,7 @@ export class WorkerSentry implements DaemonBehavior {
     return {
       workers: [...this.workers.values()],
       views: [...this.workers.values()].map((w) => toView(w, now)),
-      incidents: [...this.incidents.values()],
+      incidents: this.incidents.list(),
       lastEscalationSeq: this.lastEscalationSeq,
       tasks: countTasks(ctx.db, ctx.run.id),
     };
@@ -506,16 +449,4 @@ export class WorkerSentry implements DaemonBehavior {
     this.pm.close();
   }
 
-  recordAction(incidentId: number | null, actionId: number): void {
-    if (incidentId === null) return;
-    this.incidents.get(incidentId)?.actions.push(actionId);
-  }
-}
-
-function toView(w: WorkerRecord, now: number): WorkerView {
-  return {
-    id: w.id, job: w.job, taskId: w.taskId, lane: w.lane, status: w.status, pid: w.pid, attempt: w.attempt, restarts: w.restarts,
-    startedAt: w.launchedAt === null ? null : iso(w.launchedAt), lastProgressAt: w.lastProgressAt === null ? null : iso(w.lastProgressAt),
-    progressAgeMs: w.lastProgressAt === null ? null : now - w.lastProgressAt, cpuPct: w.cpuPct, memBytes: w.memBytes, gpus: w.gpus,
-  };
 }

@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { WORKER_STATUSES, type WorkerStatus } from '../state-files';
+import { iso } from '../clock';
+import { WORKER_STATUSES, type WorkerStatus, type WorkerView } from '../state-files';
 
 // The sentry's record of one worker slot (a replica or a task), persisted in
 // worker_sentry_state.json so a restarted sentry carries on where it stopped.
@@ -90,3 +91,12 @@ export const SentryBodySchema = z.looseObject({
 });
 
 export const pm2NameOf = (workerId: string): string => `swarm-worker-${workerId}`;
+
+/** What `query` shows of a worker. */
+export function toView(w: WorkerRecord, now: number): WorkerView {
+  return {
+    id: w.id, job: w.job, taskId: w.taskId, lane: w.lane, status: w.status, pid: w.pid, attempt: w.attempt, restarts: w.restarts,
+    startedAt: w.launchedAt === null ? null : iso(w.launchedAt), lastProgressAt: w.lastProgressAt === null ? null : iso(w.lastProgressAt),
+    progressAgeMs: w.lastProgressAt === null ? null : now - w.lastProgressAt, cpuPct: w.cpuPct, memBytes: w.memBytes, gpus: w.gpus,
+  };
+}

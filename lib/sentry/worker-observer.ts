@@ -1,0 +1,57 @@
+import path from 'node:path';
+import { interpolate, type CompiledConfig, type CompiledJob } from '../config';
+import { CLOCK_TICKS_PER_S, treeUsage } from '../proc';
+import { progressFileFor } from './launcher';
+import { exists, fileSize, readProgress, scanForMarker } from './observe';
+import type { WorkerRecord } from './worker-record';
+
+// What the sentry learns about a live worker each tick, written into its
+// record: usage of its process tree, progress, log growth, the startup
+// marker and artifacts. Judging those facts is detect.ts's job.
+
+/** CPU and memory of the worker's whole process tree. */
+export function sampleUsage(w: WorkerRecord, now: number): void {
+  const usage = treeUsage(w.pid as number);
+  if (!usage) return;
+  if (w.cpuTicks !== null && w.cpuSampledAt !== null && now > w.cpuSampledAt) {
+    w.cpuPct = Math.round(((usage.cpuTicks - w.cpuTicks) / CLOCK_TICKS_PER_S / ((now - w.cpuSampledAt) / 1000)) * 1000) / 10;
+  }
+  w.cpuTicks = usage.cpuTicks;
+  w.cpuSampledAt = now;
+  w.memBytes = usage.rssBytes;
+}
+
+/** Progress, log growth, the startup marker and artifacts. */
+export function observeFiles(config: CompiledConfig, job: CompiledJob, w: WorkerRecord, dir: string, now: number): { progressResumed: boolean } {
+let progressResumed = false;
+  const progress = readProgress(progressFileFor(config, job, w));
+  if (progress && progress.marker !== w.progressMarker) {
+    const firstSight = w.progressMarker === null && w.lastProgressAt === null && !w.progressAdvancedSinceLaunch;
+    w.progressMarker = progress.marker;
+    // A marker already there at launch is the last attempt's: it proves nothing about this one.
+    if (!(firstSight && w.launchedAt !== null && progress.mtimeMs < w.launchedAt)) {
+      w.lastProgressAt = now;
+      w.progressAdvancedSinceLaunch = true;
+      progressResumed = true;
+    }
+  }
+  const logFile = path.join(dir, 'output.log');
+  const size = fileSize(logFile);
+  if (size !== null && size !== w.logSize) {
+    w.logSize = size;
+    w.logChangedAt = now;
+  }
+  if (job.startup && !w.startupSeen) {
+    const scan = scanForMarker(logFile, w.logOffset, job.startup.marker);
+    w.logOffset = scan.offset;
+    if (scan.found) w.startupSeen = true;
+  }
+  artifactPaths(job, w).forEach((p, i) => {
+    if (!w.artifactsSeen[i] && exists(p)) w.artifactsSeen[i] = true;
+  });
+  return { progressResumed };
+}
+
+export function artifactPaths(job: CompiledJob, w: WorkerRecord): string[] {
+  return job.artifacts.map((a) => interpolate(a.pathTemplate, { taskId: w.taskId ?? '', workerId: w.id, attempt: w.attempt }));
+}
