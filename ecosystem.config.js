@@ -1,9 +1,11 @@
 // @ts-check
 'use strict';
 // PM2 loads this file with require(): keep it CommonJS. It lists only the
-// daemons that exist. Each runs TypeScript through tsx.
+// daemons that exist. Each runs compiled from dist/ when the build is
+// current, else its TypeScript source through tsx.
 const fs = require('node:fs');
 const path = require('node:path');
+const { resolveEntry } = require('./scripts/entry.js');
 
 const root = __dirname;
 function configPath() {
@@ -18,19 +20,22 @@ if (process.env.SWARM_STATE_DIR) Object.assign(env, { SWARM_STATE_DIR: path.reso
 if (process.env.SWARM_NVIDIA_SMI) Object.assign(env, { SWARM_NVIDIA_SMI: process.env.SWARM_NVIDIA_SMI });
 
 module.exports = {
-  apps: DAEMONS.map((name) => ({
-    name,
-    script: path.join(root, 'daemons', `${name}.ts`),
-    interpreter: process.execPath,
-    interpreter_args: '--import tsx',
-    cwd: root,
-    exec_mode: 'fork',
-    autorestart: true,
-    // Graceful stop inside this; the daemon forces its own exit a second earlier.
-    kill_timeout: 5000,
-    restart_delay: 1000,
-    exp_backoff_restart_delay: 200,
-    merge_logs: true,
-    env,
-  })),
+  apps: DAEMONS.map((name) => {
+    const entry = resolveEntry(`daemons/${name}.ts`);
+    return {
+      name,
+      script: entry.script,
+      interpreter: process.execPath,
+      interpreter_args: entry.compiled ? '' : '--import tsx',
+      cwd: root,
+      exec_mode: 'fork',
+      autorestart: true,
+      // Graceful stop inside this; the daemon forces its own exit a second earlier.
+      kill_timeout: 5000,
+      restart_delay: 1000,
+      exp_backoff_restart_delay: 200,
+      merge_logs: true,
+      env,
+    };
+  }),
 };

@@ -5,7 +5,12 @@ import { ConfigSchema, type ParsedConfig, type ParsedJob } from './config-schema
 import { parseBytes, parseDurationMs } from './duration';
 import type { FailureClass } from './event-kinds';
 
-export const PACKAGE_ROOT = path.resolve(__dirname, '..');
+/** The checkout's root, found from here whether this runs as source (lib/) or compiled (dist/lib/). */
+export const PACKAGE_ROOT = ((): string => {
+  let dir = path.resolve(__dirname, '..');
+  while (!fs.existsSync(path.join(dir, 'package.json')) && path.dirname(dir) !== dir) dir = path.dirname(dir);
+  return dir;
+})();
 export const DEMO_CONFIG = path.join(PACKAGE_ROOT, 'examples', 'demo', 'swarm.config.json');
 
 export interface FailureRule {

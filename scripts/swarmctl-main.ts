@@ -4,7 +4,6 @@ import { eventsCommand } from '../lib/cli/events';
 import { ackCommand, pauseCommand, submitCommand, workerCommand } from '../lib/cli/manual';
 import { queryCommand, statusCommand } from '../lib/cli/query';
 import { doctorCommand, verifyLogCommand } from '../lib/cli/verify';
-import { downCommand, upCommand } from '../lib/cli/up-down';
 import type { GlobalOptions } from '../lib/cli/cli-context';
 
 // Exit codes (CONTRACT): 0 done; 1 it ran and the answer is bad; 2 usage or
@@ -51,8 +50,10 @@ withJson(program.command('ack <escalationId>').description('a person resolves an
 });
 withJson(program.command('verify-log').description("check the event log's hash chain")).action(run(verifyLogCommand));
 withJson(program.command('doctor').description('check PM2, the state folder, SQLite and nvidia-smi')).action(run(doctorCommand));
-withJson(program.command('up').description('start the daemons under PM2')).action(run(upCommand));
-withJson(program.command('down').description('remove the daemons and workers from PM2')).action(run(downCommand));
+// PM2's client costs ~150 ms to load: only up and down pay for it, so query stays fast.
+const upDown = () => require('../lib/cli/up-down') as typeof import('../lib/cli/up-down');
+withJson(program.command('up').description('start the daemons under PM2')).action(run((o) => upDown().upCommand(o)));
+withJson(program.command('down').description('remove the daemons and workers from PM2')).action(run((o) => upDown().downCommand(o)));
 
 async function main(): Promise<number> {
   try {

@@ -1,0 +1,115 @@
+// npm run bench: speed figures as medians over repeated runs, written to
+// bench/out/report.json and bench/out/report.md. Targets live here, never in
+// timed unit tests. Pass --quick for a smaller log (CI smoke).
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { spawn, spawnSync } from 'node:child_process';
+import { openDb } from '../lib/db';
+import { SqliteEventLog } from '../lib/event-log';
+
+const ROOT = path.join(__dirname, '..');
+const OUT = path.join(ROOT, 'bench', 'out');
+const quick = process.argv.includes('--quick');
+const SWARMCTL = path.join(ROOT, 'scripts', 'swarmctl');
+const WRITER = path.join(ROOT, 'test', 'helpers', 'append-writer.ts');
+
+interface Figure {
+  name: string;
+  unit: string;
+  median: number;
+  runs: number[];
+  target?: { op: '<=' | '>='; value: number };
+  met?: boolean;
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+};
+
+function figure(name: string, unit: string, runs: number[], target?: Figure['target']): Figure {
+  const med = median(runs);
+  const met = target ? (target.op === '<=' ? med <= target.value : med >= target.value) : undefined;
+  return { name, unit, median: Math.round(med * 10) / 10, runs: runs.map((r) => Math.round(r * 10) / 10), target, met };
+}
+
+/** Fills a log with `count` events in big transactions, as fast as SQLite allows. */
+function fillLog(dir: string, count: number): void {
+  const db = openDb(dir);
+  const log = new SqliteEventLog(db, { source: 'worker-sentry', runId: () => 'r-bench', projection: null });
+  const batch = 5000;
+  const kinds = ['worker.launched', 'worker.exited', 'detect.progress_stale', 'action.proposed', 'action.verified'] as const;
+  for (let i = 0; i < count; i += batch) {
+    log.appendMany(Array.from({ length: Math.min(batch, count - i) }, (_, k) => ({
+      kind: kinds[(i + k) % kinds.length] as (typeof kinds)[number], target: `worker:w${(i + k) % 50}` as const, data: { n: i + k, message: 'bench event' },
+    })));
+  }
+  db.close();
+}
+
+function queryLatency(dir: string, repeats: number): number[] {
+  const cfg = path.join(dir, 'swarm.config.json');
+  fs.writeFileSync(cfg, JSON.stringify({ name: 'bench', stateDir: '.', jobs: { j: { command: ['true'] } } }));
+  const runs: number[] = [];
+  spawnSync(SWARMCTL, ['query', '--json', '--config', cfg]); // warm tsx's compile cache
+  for (let i = 0; i < repeats; i++) {
+    const t = process.hrtime.bigint();
+    const r = spawnSync(SWARMCTL, ['query', '--json', '--config', cfg], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`query failed: ${r.stderr}`);
+    runs.push(Number(process.hrtime.bigint() - t) / 1e6);
+  }
+  return runs;
+}
+
+async function appendRate(writers: number, perWriter: number, batch: number): Promise<number> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'swarm-bench-'));
+  openDb(dir).close();
+  const t = process.hrtime.bigint();
+  await Promise.all(Array.from({ length: writers }, (_, i) => new Promise<void>((resolve, reject) => {
+    const p = spawn(process.execPath, ['--import', 'tsx', WRITER, dir, String(perWriter), `w${i}`, String(batch)], { stdio: 'ignore' });
+    p.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`writer exited ${code}`))));
+  })));
+  const s = Number(process.hrtime.bigint() - t) / 1e9;
+  fs.rmSync(dir, { recursive: true, force: true });
+  return (writers * perWriter) / s;
+}
+
+async function main(): Promise<void> {
+  fs.mkdirSync(OUT, { recursive: true });
+  const figures: Figure[] = [];
+  const sizes = quick ? [10_000, 100_000] : [10_000, 100_000, 1_000_000];
+  for (const n of sizes) {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'swarm-bench-'));
+    fillLog(dir, n);
+    figures.push(figure(`swarmctl query --json, ${n.toLocaleString('en')} events (whole process)`, 'ms', queryLatency(dir, 7), n === 1_000_000 ? { op: '<=', value: 200 } : undefined));
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  const rates: number[] = [];
+  for (let i = 0; i < 3; i++) rates.push(await appendRate(6, quick ? 2000 : 5000, 1));
+  figures.push(figure('event appends/s, 6 writing processes, one event per transaction', 'events/s', rates, { op: '>=', value: 20_000 }));
+  const batched: number[] = [];
+  for (let i = 0; i < 3; i++) batched.push(await appendRate(6, quick ? 5000 : 20_000, 50));
+  figures.push(figure('event appends/s, 6 writing processes, 50 events per transaction', 'events/s', batched, { op: '>=', value: 20_000 }));
+  const report = {
+    generatedAt: new Date().toISOString(),
+    machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? 'unknown', memGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version, platform: `${os.platform()} ${os.release()}` },
+    command: `npm run bench${quick ? ' -- --quick' : ''}`,
+    figures,
+  };
+  fs.writeFileSync(path.join(OUT, 'report.json'), `${JSON.stringify(report, null, 2)}\n`);
+  const md = [
+    `# Swarm benchmark (${report.generatedAt})`, '',
+    `Machine: ${report.machine.cpus} cores (${report.machine.cpuModel}), ${report.machine.memGiB} GiB, Node ${report.machine.node}. Command: \`${report.command}\`.`, '',
+    '| measure | median | runs | target | met |', '| --- | --- | --- | --- | --- |',
+    ...figures.map((f) => `| ${f.name} | ${f.median} ${f.unit} | ${f.runs.join(', ')} | ${f.target ? `${f.target.op} ${f.target.value}` : '-'} | ${f.met === undefined ? '-' : f.met ? 'yes' : '**no**'} |`),
+  ].join('\n');
+  fs.writeFileSync(path.join(OUT, 'report.md'), `${md}\n`);
+  process.stdout.write(`${md}\n\nwrote ${path.join(OUT, 'report.json')}\n`);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench failed: ${String(err)}\n`);
+  process.exit(1);
+});
