@@ -1,5 +1,6 @@
+import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { optimizerJob, TestSwarm } from './helpers/swarm';
+import { optimizerJob, SWARMCTL, TestSwarm } from './helpers/swarm';
 import { waitFor } from './helpers/tmp';
 
 // The queue, submitted tasks, manual actions and the end of a run.
@@ -60,6 +61,42 @@ describe('queue, manual actions and run completion', () => {
     await waitFor('stopped', () => swarm.query().workers.find((w) => w.id === 'opt-manual')?.status === 'stopped');
   });
 
+  it('query --json has every field CONTRACT names', () => {
+    const q = swarm.query() as unknown as Record<string, unknown>;
+    for (const k of ['schemaVersion', 'generatedAt', 'swarm', 'run', 'daemons', 'workers', 'tasks', 'lanes', 'utilization', 'incidents', 'escalations', 'nextSteps', 'events']) expect(q).toHaveProperty(k);
+    const s = swarm.query();
+    expect(s.schemaVersion).toBe(1);
+    expect(Object.keys(s.run ?? {})).toEqual(['id', 'status', 'startedAt', 'paused']);
+    expect(Object.keys(s.daemons[0] ?? {})).toEqual(['name', 'status', 'pid', 'restarts', 'lastTickAt', 'tickAgeMs']);
+    expect(Object.keys(s.workers[0] ?? {}).sort()).toEqual(['attempt', 'cpuPct', 'gpus', 'id', 'job', 'lane', 'lastProgressAt', 'memBytes', 'pid', 'progressAgeMs', 'restarts', 'startedAt', 'status', 'taskId'].sort());
+    expect(Object.keys(s.tasks).sort()).toEqual(['completed', 'failed', 'queued', 'quarantined', 'running'].sort());
+    expect(s.lanes).toEqual([{ name: 'cpu', kind: 'cpu', slots: 2, busy: expect.any(Number) }]);
+    expect(Object.keys(s.utilization)).toEqual(['cpuPct', 'memPct', 'gpus']);
+    expect(s.events.lastSeq).toBeGreaterThan(0);
+  });
+
+  it('events --follow prints new events as they come, and stops on SIGINT', async () => {
+    const p = spawn(SWARMCTL, ['--config', swarm.configFile, 'events', '--follow', '--json', '--kind', 'task.queued', '--since', String(swarm.query().events.lastSeq)], { env: swarm.env });
+    let out = '';
+    p.stdout.on('data', (c: Buffer) => { out += c.toString(); });
+    const exited = new Promise<number | null>((resolve) => p.on('exit', (code) => resolve(code)));
+    await waitFor('follower ready', () => p.pid);
+    swarm.ctl('submit', 'opt', '--id', 'followed', '--', '--trials', '1');
+    await waitFor('followed event printed', () => out.includes('task:followed'), 20_000);
+    expect(JSON.parse(out.trim().split('\n')[0] ?? '{}')).toMatchObject({ kind: 'task.queued', target: 'task:followed' });
+    p.kill('SIGINT');
+    expect(await exited).toBe(0);
+    await swarm.waitEvent('task.completed', 'task:followed');
+  });
+
+  it('doctor checks PM2, the state folder, SQLite and nvidia-smi', () => {
+    const r = swarm.ctl('doctor', '--json');
+    const d = JSON.parse(r.stdout) as { ok: boolean; checks: { name: string; ok: boolean; detail: string }[] };
+    expect(d.checks.map((c) => c.name)).toEqual(['config', 'pm2', 'state folder', 'state files', 'sqlite', 'nvidia-smi']);
+    expect(d.checks.filter((c) => !c.ok)).toEqual([]);
+    expect(r.status).toBe(0);
+  });
+
   it('pause and resume are recorded', () => {
     expect(swarm.ctl('pause').status).toBe(0);
     expect(swarm.query().run?.paused).toBe(true);
@@ -85,7 +122,7 @@ describe('queue, manual actions and run completion', () => {
     expect(swarm.ctl('restart', 'opt-manual').status).toBe(0);
     await swarm.waitEvent('task.completed', 'task:manual', () => true, 60_000);
     const done = await swarm.waitEvent('run.completed', undefined, (e) => e.seq > (swarm.events({ kind: 'task.completed', target: 'task:manual' })[0]?.seq ?? 0));
-    expect(done.data.tasks).toMatchObject({ completed: 7, queued: 0, running: 0 });
+    expect(done.data.tasks).toMatchObject({ completed: 8, queued: 0, running: 0 });
     expect(swarm.query().run?.status).toBe('completed');
   });
 });
