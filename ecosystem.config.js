@@ -14,7 +14,7 @@ function configPath() {
   return fs.existsSync(local) ? local : path.join(root, 'examples', 'demo', 'swarm.config.json');
 }
 
-const DAEMONS = ['worker-sentry', 'session-state-manager'];
+const DAEMONS = ['orchestrator-consensus', 'worker-sentry', 'session-state-manager'];
 const env = { SWARM_CONFIG: configPath(), NODE_NO_WARNINGS: '1' };
 if (process.env.SWARM_STATE_DIR) Object.assign(env, { SWARM_STATE_DIR: path.resolve(process.env.SWARM_STATE_DIR) });
 if (process.env.SWARM_NVIDIA_SMI) Object.assign(env, { SWARM_NVIDIA_SMI: process.env.SWARM_NVIDIA_SMI });

@@ -34,9 +34,9 @@ export interface Proposal {
 export type GrantedBy = 'local' | 'self' | 'consensus';
 export type Decision = { granted: true; grantedBy: GrantedBy } | { granted: false; reason: string; grantedBy: GrantedBy };
 
-/** The one question every daemon asks before acting. orchestrator-consensus answers it later; today it is local. */
+/** The one question every actor asks before acting. orchestrator-consensus answers it (ConsensusGrantor); LocalGrantor answers alone. */
 export interface Grantor {
-  decide(actionId: number, proposal: Proposal, actor: EventSource): Decision;
+  decide(actionId: number, proposal: Proposal, actor: EventSource): Decision | Promise<Decision>;
   release(target: Target, actor: EventSource): void;
 }
 
@@ -76,6 +76,7 @@ export interface ActionRecord {
 export class Action {
   private readonly lifecycle: Lifecycle<ActionState>;
   readonly record: ActionRecord;
+  deniedReason: string | null = null;
 
   private constructor(
     private readonly deps: ActionDeps,
@@ -89,7 +90,7 @@ export class Action {
   }
 
   /** Records the proposal and asks for a grant. A denied action is already finished. */
-  static propose(deps: ActionDeps, p: Proposal): Action {
+  static async propose(deps: ActionDeps, p: Proposal): Promise<Action> {
     const proposed = deps.log.append({
       kind: 'action.proposed',
       target: p.target,
@@ -100,12 +101,13 @@ export class Action {
     const action = new Action(deps, {
       id: proposed.seq, type: p.type, target: p.target, incidentId: p.incidentId, state: 'proposed', proposedAt: deps.now(), startedAt: null,
     });
-    const decision = deps.grantor.decide(proposed.seq, p, deps.actor);
+    const decision = await deps.grantor.decide(proposed.seq, p, deps.actor);
     if (decision.granted) {
       deps.log.append({ kind: 'action.granted', target: p.target, actionId: action.id, data: { type: p.type, grantedBy: decision.grantedBy, message: `${p.type} granted (${decision.grantedBy})` } });
       action.lifecycle.to('granted', decision.grantedBy);
     } else {
       deps.log.append({ kind: 'action.denied', target: p.target, severity: 'warn', actionId: action.id, data: { type: p.type, grantedBy: decision.grantedBy, reason: decision.reason, message: `${p.type} denied: ${decision.reason}` } });
+      action.deniedReason = decision.reason;
       action.lifecycle.to('denied', decision.reason);
     }
     return action;

@@ -94,6 +94,27 @@ export const ConfigSchema = z
         window: Duration.default('30s'),
       })
       .default({ cpuTarget: 80, gpuTarget: 90, memoryCeiling: 90, window: '30s' }),
+    consensus: z
+      .strictObject({
+        maxConcurrentActions: z.number().int().min(1).default(4).meta({ description: 'Automatic actions in flight at once, safety actions not counted.' }),
+        selfGrantAfter: Duration.default('2s').meta({ description: 'How long a daemon waits for orchestrator-consensus before it grants its own proposal under the lease (grantedBy: "self").' }),
+        breaker: z
+          .strictObject({ failures: z.number().int().min(1).default(5), window: Duration.default('5m') })
+          .default({ failures: 5, window: '5m' })
+          .meta({ description: 'Failed verifications in the window that open the circuit breaker.' }),
+        scoresEvery: Duration.default('1m').meta({ description: 'How often scores are written to the event log (the state file gets them every tick).' }),
+      })
+      .default({ maxConcurrentActions: 4, selfGrantAfter: '2s', breaker: { failures: 5, window: '5m' }, scoresEvery: '1m' }),
+    watchdog: z
+      .strictObject({
+        staleAfter: Duration.default('5s').meta({ description: 'A daemon alive but without a tick for this long is restarted.' }),
+        quickCheckEvery: Duration.default('10m'),
+        walCheckpointBytes: Bytes.default('64M'),
+      })
+      .default({ staleAfter: '5s', quickCheckEvery: '10m', walCheckpointBytes: '64M' }),
+    hangGuard: z
+      .strictObject({ killGrace: Duration.default('5s').meta({ description: 'SIGTERM to SIGKILL grace when hang-guard ends an operation.' }) })
+      .default({ killGrace: '5s' }),
     jobs: z.record(Name, JobSchema),
     queue: z.array(QueueEntrySchema).default([]),
   })

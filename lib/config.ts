@@ -56,6 +56,9 @@ export interface CompiledConfig {
   utilization: { cpuTarget: number; gpuTarget: number; memoryCeiling: number; windowMs: number };
   jobs: Record<string, CompiledJob>;
   queue: { job: string; id: string; args: string[] }[];
+  consensus: { maxConcurrentActions: number; selfGrantAfterMs: number; breakerFailures: number; breakerWindowMs: number; scoresEveryMs: number };
+  watchdog: { staleAfterMs: number; quickCheckEveryMs: number; walCheckpointBytes: number };
+  hangGuard: { killGraceMs: number };
 }
 
 /** Which file to load: the flag, then SWARM_CONFIG, then ./swarm.config.json, then the demo. */
@@ -147,6 +150,19 @@ function compile(cfg: ParsedConfig, file: string, env: NodeJS.ProcessEnv): Compi
     utilization: { ...cfg.utilization, windowMs: ms(cfg.utilization.window) },
     jobs,
     queue: cfg.queue.map((q, i) => ({ job: q.job, id: q.id ?? `${q.job}-${i + 1}`, args: q.args })),
+    consensus: {
+      maxConcurrentActions: cfg.consensus.maxConcurrentActions,
+      selfGrantAfterMs: ms(cfg.consensus.selfGrantAfter),
+      breakerFailures: cfg.consensus.breaker.failures,
+      breakerWindowMs: ms(cfg.consensus.breaker.window),
+      scoresEveryMs: ms(cfg.consensus.scoresEvery),
+    },
+    watchdog: {
+      staleAfterMs: ms(cfg.watchdog.staleAfter),
+      quickCheckEveryMs: ms(cfg.watchdog.quickCheckEvery),
+      walCheckpointBytes: parseBytes(cfg.watchdog.walCheckpointBytes) as number,
+    },
+    hangGuard: { killGraceMs: ms(cfg.hangGuard.killGrace) },
   };
 }
 

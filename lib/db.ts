@@ -62,6 +62,19 @@ CREATE TABLE IF NOT EXISTS leases (
   acquired_at INTEGER NOT NULL,
   expires_at INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS proposals (
+  action_id INTEGER PRIMARY KEY,
+  actor TEXT NOT NULL,
+  type TEXT NOT NULL,
+  target TEXT NOT NULL,
+  priority TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  status TEXT NOT NULL,
+  granted_by TEXT,
+  reason TEXT,
+  decided_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS proposals_pending ON proposals(status, created_at);
 CREATE TABLE IF NOT EXISTS control (
   key TEXT PRIMARY KEY,
   value TEXT NOT NULL

@@ -30,7 +30,8 @@ export type EventKind =
   | 'worker.launched' | 'worker.exited' | 'worker.adopted' | 'worker.transition'
   | 'task.queued' | 'task.started' | 'task.completed' | 'task.failed' | 'task.requeued'
   | 'run.started' | 'run.resumed' | 'run.completed' | 'run.paused' | 'run.unpaused'
-  | 'state.repaired' | 'state.invalid';
+  | 'state.repaired' | 'state.invalid'
+  | 'consensus.scores' | 'consensus.breaker' | 'db.checked';
 
 export const SEVERITIES = ['debug', 'info', 'warn', 'error', 'critical'] as const;
 export type Severity = (typeof SEVERITIES)[number];

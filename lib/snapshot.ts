@@ -132,7 +132,7 @@ export function buildSnapshot(config: CompiledConfig, now = Date.now()): Snapsho
 }
 
 /** Daemons this build runs; the others are reported only once they have a state file. */
-export const IMPLEMENTED_DAEMONS: readonly DaemonName[] = ['worker-sentry', 'session-state-manager'];
+export const IMPLEMENTED_DAEMONS: readonly DaemonName[] = ['orchestrator-consensus', 'worker-sentry', 'session-state-manager'];
 
 function describeProblems(s: Snapshot): string[] {
   const out: string[] = [];

@@ -97,7 +97,7 @@ describe('state files', () => {
 });
 
 describe('leases and grants', () => {
-  it('one actor per target; pause holds back all but safety', () => {
+  it('one actor per target; pause holds back all but safety', async () => {
     const dir = tmpDir();
     const db = openDb(dir);
     let t = 0;
@@ -108,17 +108,17 @@ describe('leases and grants', () => {
       log: new SqliteEventLog(db, { source: actor, runId: () => 'r' }), grantor, actor, now: () => t, logger: silentLogger,
     });
     const p = { type: 'restart_worker' as const, target: 'worker:w' as const, priority: 'recovery' as const, reason: 'x', incidentId: null };
-    const a = Action.propose(deps('worker-sentry'), p);
-    const b = Action.propose(deps('hang-guard'), { ...p, type: 'stop_worker' });
+    const a = await Action.propose(deps('worker-sentry'), p);
+    const b = await Action.propose(deps('hang-guard'), { ...p, type: 'stop_worker' });
     expect([a.granted, b.granted]).toEqual([true, false]);
     a.started();
     a.verified({});
-    expect(Action.propose(deps('hang-guard'), p).granted).toBe(true);
+    expect((await Action.propose(deps('hang-guard'), p)).granted).toBe(true);
     t = 5000; // the lease expired: a dead holder frees its target
-    expect(Action.propose(deps('worker-sentry'), p).granted).toBe(true);
+    expect((await Action.propose(deps('worker-sentry'), p)).granted).toBe(true);
     paused = true;
-    expect(Action.propose(deps('worker-sentry'), { ...p, target: 'worker:z' }).granted).toBe(false);
-    expect(Action.propose(deps('worker-sentry'), { ...p, target: 'worker:y', priority: 'safety' }).granted).toBe(true);
+    expect((await Action.propose(deps('worker-sentry'), { ...p, target: 'worker:z' })).granted).toBe(false);
+    expect((await Action.propose(deps('worker-sentry'), { ...p, target: 'worker:y', priority: 'safety' })).granted).toBe(true);
     const kinds = readEvents(db, { target: 'worker:w' }).map((e) => e.kind);
     expect(kinds.slice(0, 6)).toEqual(['action.proposed', 'action.granted', 'action.proposed', 'action.denied', 'action.started', 'action.verified']);
     db.close();

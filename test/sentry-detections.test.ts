@@ -12,6 +12,8 @@ const SAY = path.join(ROOT, 'test', 'fixtures', 'say-and-exit.js');
 const swarm = new TestSwarm({
   name: 'detections',
   tick: '200ms',
+  // Eleven failing workers at once: the concurrency limit is tested in consensus.test.ts, not here.
+  consensus: { maxConcurrentActions: 16 },
   lanes: { cpu: { kind: 'cpu', slots: 16 } },
   jobs: {
     crasher: optimizerJob(['--trials', '6', '--crash-at', '2'], { restart, progress: { staleAfter: '20s' } }),

@@ -1,9 +1,10 @@
-import { Action, LocalGrantor } from '../actions';
+import { Action } from '../actions';
+import { systemClock } from '../clock';
+import { makeGrantor } from '../grants/make-grantor';
 import { UsageError } from '../errors';
 import { NAME_PATTERN } from '../config-schema';
-import { SqliteLeaseStore } from '../leases';
 import { silentLogger } from '../logger';
-import { isPaused, reopenRun, setControl } from '../run-registry';
+import { reopenRun, setControl } from '../run-registry';
 import { requestCommand } from '../sentry/commands';
 import { readEscalations } from '../snapshot';
 import { enqueueTask, getTask } from '../task-queue';
@@ -35,12 +36,12 @@ export function submitCommand(job: string, args: string[], opts: GlobalOptions &
   }
 }
 
-export function workerCommand(op: 'restart' | 'stop', workerId: string, opts: GlobalOptions): number {
+export async function workerCommand(op: 'restart' | 'stop', workerId: string, opts: GlobalOptions): Promise<number> {
   if (!nameRe.test(workerId)) throw new UsageError(`worker id "${workerId}" must match ${NAME_PATTERN}`);
   const w = openWriter(opts);
   try {
-    const grantor = new LocalGrantor(new SqliteLeaseStore(w.db, Date.now), () => isPaused(w.db));
-    const action = Action.propose(
+    const grantor = makeGrantor(w.db, systemClock, w.config);
+    const action = await Action.propose(
       { log: w.log, grantor, actor: 'swarmctl', now: Date.now, logger: silentLogger },
       // A person's explicit word is a safety action: pause mode does not hold it back.
       { type: op === 'stop' ? 'stop_worker' : 'restart_worker', target: `worker:${workerId}`, priority: 'safety', reason: `${op} requested by a person`, incidentId: null },

@@ -134,6 +134,10 @@ export class WorkerSentry implements DaemonBehavior {
     if (w.status === 'starting' && looksHealthy(w, job, now, ctx.config.tickMs)) this.move(ctx, w, 'running', 'healthy');
     if (w.pending && w.status === 'running') this.verifyPending(ctx, w, now);
     if (!w.pending && w.status === 'running') w.history = onHealthy(job.restart, w.history, now);
+    if (w.regrant) {
+      if (now >= (w.deniedUntil ?? 0)) await this.act(ctx, w, job, w.regrant, now);
+      return;
+    }
     for (const d of detectLive(w, job, now, artifactPaths(job, w))) {
       w.detectedThisAttempt.push(d.class);
       if (d.class === 'progress_stale' && w.status !== 'stale') this.move(ctx, w, 'stale', d.message);
@@ -212,37 +216,50 @@ export class WorkerSentry implements DaemonBehavior {
     const detect = ctx.log.append({ kind: `detect.${cls}`, target, severity: 'warn', data: { class: cls, attempt: w.attempt, pid: w.pid, ...evidence } });
     this.incidents.open(detect.seq, cls, target, now);
     w.openIncidents.push(detect.seq);
-    if (ruleAction === 'quarantine') return this.quarantine(ctx, w, `${cls}: restarting cannot help (${String(evidence.matchedLine ?? evidence.message ?? '')})`, detect.seq);
+    if (ruleAction === 'quarantine') return await this.quarantine(ctx, w, `${cls}: restarting cannot help (${String(evidence.matchedLine ?? evidence.message ?? '')})`, detect.seq);
     if (ruleAction === 'escalate') {
       this.raiseEscalation(ctx, w, `${cls}: ${String(evidence.message ?? '')}`, detect.seq);
       return;
     }
+    await this.act(ctx, w, job, { cls, incidentId: detect.seq, reason: String(evidence.message ?? cls), ruleAction: ruleAction === 'stop' ? 'stop' : 'restart' }, now);
+  }
+
+  /** Asks for the remediation of one failure and carries it out; a denial is asked again later under the same incident. */
+  private async act(ctx: DaemonContext, w: WorkerRecord, job: CompiledJob, f: NonNullable<WorkerRecord['regrant']>, now: number): Promise<void> {
     const { decision, history } = onFailure(job.restart, w.history, now);
-    if (!decision.restart && ruleAction === 'restart') {
+    if (!decision.restart && f.ruleAction === 'restart') {
       w.history = history;
+      w.regrant = null;
       await this.stopProcess(ctx, w, job);
-      return this.quarantine(ctx, w, decision.reason, detect.seq);
+      return await this.quarantine(ctx, w, decision.reason, f.incidentId);
     }
-    const type = ruleAction === 'stop' ? 'stop_worker' : 'restart_worker';
-    const action = Action.propose(this.actionDeps(ctx), { type, target, priority: 'recovery', reason: String(evidence.message ?? cls), incidentId: detect.seq });
-    this.incidents.addAction(detect.seq, action.id);
+    const type = f.ruleAction === 'stop' ? 'stop_worker' : 'restart_worker';
+    const action = await Action.propose(this.actionDeps(ctx), { type, target: `worker:${w.id}`, priority: 'recovery', reason: f.reason, incidentId: f.incidentId });
+    this.incidents.addAction(f.incidentId, action.id);
     if (!action.granted) {
-      // Denied: the incident stays open and is judged again after a pause, not every tick.
-      w.deniedUntil = now + 5 * ctx.config.tickMs;
-      w.detectedThisAttempt = w.detectedThisAttempt.filter((d) => d !== cls);
+      // Asked again after a pause, not every tick; longer while the circuit breaker
+      // is open, so a storm of failures makes no storm of proposals.
+      w.regrant = f;
+      w.deniedUntil = now + (/breaker/.test(action.deniedReason ?? '') ? 20 : 5) * ctx.config.tickMs;
+      if (w.pid === null) {
+        if (w.status !== 'backoff') this.move(ctx, w, 'backoff', `waiting for a grant: ${action.deniedReason}`);
+        w.backoffUntil = w.deniedUntil;
+      }
       return;
     }
+    w.regrant = null;
+    w.deniedUntil = null;
     w.history = decision.restart ? history : w.history;
     action.started({ attempt: w.attempt, delayMs: decision.restart ? decision.delayMs : null });
-    this.incidents.setStatus(detect.seq, 'remediating');
-    w.pending = { id: action.id, type, incidentId: detect.seq, leaseHolder: 'worker-sentry', startedAt: now, verifyAttempt: w.attempt + 1, intent: ruleAction === 'stop' ? 'stop' : 'restart' };
-    if (ruleAction === 'stop') {
+    this.incidents.setStatus(f.incidentId, 'remediating');
+    w.pending = { id: action.id, type, incidentId: f.incidentId, leaseHolder: 'worker-sentry', startedAt: now, verifyAttempt: w.attempt + 1, intent: f.ruleAction };
+    if (f.ruleAction === 'stop') {
       w.stopIntent = 'stop';
       await this.stopProcess(ctx, w, job);
       return;
     }
     w.stopIntent = w.pid !== null ? 'restart' : null;
-    if (w.status !== 'backoff') this.move(ctx, w, 'backoff', `${cls}; restart in ${decision.restart ? decision.delayMs : 0}ms`);
+    if (w.status !== 'backoff') this.move(ctx, w, 'backoff', `${f.cls}; restart in ${decision.restart ? decision.delayMs : 0}ms`);
     w.backoffUntil = now + (decision.restart ? decision.delayMs : 0);
     await this.stopProcess(ctx, w, job);
   }
@@ -275,8 +292,8 @@ export class WorkerSentry implements DaemonBehavior {
     else action.failed(evidence);
   }
 
-  private quarantine(ctx: DaemonContext, w: WorkerRecord, reason: string, incidentId: number | null): void {
-    const action = Action.propose(this.actionDeps(ctx), { type: 'quarantine', target: `worker:${w.id}`, priority: 'safety', reason, incidentId });
+  private async quarantine(ctx: DaemonContext, w: WorkerRecord, reason: string, incidentId: number | null): Promise<void> {
+    const action = await Action.propose(this.actionDeps(ctx), { type: 'quarantine', target: `worker:${w.id}`, priority: 'safety', reason, incidentId });
     this.incidents.addAction(incidentId, action.id);
     if (action.granted) action.started();
     this.move(ctx, w, 'quarantined', reason);
@@ -338,7 +355,10 @@ export class WorkerSentry implements DaemonBehavior {
   private async fill(ctx: DaemonContext, now: number): Promise<void> {
     // Relaunch workers whose backoff is over.
     for (const w of this.workers.values()) {
-      if (w.status === 'backoff' && (w.backoffUntil ?? 0) <= now && w.pid === null) await this.launch(ctx, w, now);
+      if (w.status !== 'backoff' || (w.backoffUntil ?? 0) > now || w.pid !== null) continue;
+      const job = ctx.config.jobs[w.job];
+      if (w.regrant && job) await this.act(ctx, w, job, w.regrant, now);
+      else await this.launch(ctx, w, now);
     }
     for (const [name, job] of Object.entries(ctx.config.jobs)) {
       for (let slot = 0; slot < job.replicas; slot++) {
@@ -384,7 +404,7 @@ export class WorkerSentry implements DaemonBehavior {
     Object.assign(w, {
       attempt: w.attempt + 1, restarts: relaunch ? w.restarts + 1 : w.restarts, pid: null, pgid: null, shimPid: null, launchedAt: now,
       progressAdvancedSinceLaunch: false, startupSeen: false, logOffset: fileSize(path.join(workerDir(ctx.config.stateDir, w.id), 'output.log')) ?? 0,
-      logChangedAt: null, artifactsSeen: job.artifacts.map(() => false), backoffUntil: null, detectedThisAttempt: [], memBytes: null, cpuPct: null, lastProgressAt: null,
+      logChangedAt: null, artifactsSeen: job.artifacts.map(() => false), backoffUntil: null, regrant: null, deniedUntil: null, detectedThisAttempt: [], memBytes: null, cpuPct: null, lastProgressAt: null,
       gpus: this.pickGpus(ctx, w),
     });
     const extraArgs = w.taskId ? (getTask(ctx.db, ctx.run.id, w.taskId)?.args ?? []) : [];

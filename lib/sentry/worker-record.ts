@@ -62,6 +62,8 @@ export const WorkerRecordSchema = z.object({
   artifactsSeen: z.array(z.boolean()),
   backoffUntil: z.number().nullable(),
   deniedUntil: z.number().nullable(),
+  /** A failure whose remediation was denied: asked again once deniedUntil passes, under the same incident. */
+  regrant: z.object({ cls: z.string(), incidentId: z.number().int(), reason: z.string(), ruleAction: z.enum(['restart', 'stop']) }).nullable().default(null),
   history: z.object({ restartTimes: z.array(z.number()), streak: z.number().int(), healthySince: z.number().nullable() }),
   pending: PendingActionSchema.nullable(),
   stopIntent: z.enum(['restart', 'stop']).nullable(),
@@ -81,7 +83,7 @@ export function newWorkerRecord(p: { id: string; job: string; taskId: string | n
     id: p.id, job: p.job, taskId: p.taskId, slot: p.slot, lane: p.lane, status: 'backoff', attempt: p.attempt ?? 0, restarts: 0,
     pid: null, pgid: null, shimPid: null, gpus: [], launchedAt: null, lastProgressAt: null, progressMarker: null,
     progressAdvancedSinceLaunch: false, startupSeen: false, logOffset: 0, logSize: null, logChangedAt: null, artifactsSeen: [],
-    backoffUntil: 0, deniedUntil: null, history: { restartTimes: [], streak: 0, healthySince: null }, pending: null, stopIntent: null,
+    backoffUntil: 0, deniedUntil: null, regrant: null, history: { restartTimes: [], streak: 0, healthySince: null }, pending: null, stopIntent: null,
     openIncidents: [], escalationId: null, detectedThisAttempt: [], cpuTicks: null, cpuSampledAt: null, cpuPct: null, memBytes: null, lastExit: null,
   };
 }

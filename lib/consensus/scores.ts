@@ -1,0 +1,58 @@
+import os from 'node:os';
+import type { Db } from '../db';
+import type { Snapshot } from '../snapshot';
+
+// Three numbers for "how is the swarm doing", each from what is already
+// recorded, never guessed:
+//   deviation   — distance from the utilization targets (0 = on target);
+//   performance — tasks done per hour, and the share of live workers whose
+//                 progress is advancing;
+//   efficiency  — busy lane slots per restart in the last hour.
+
+export interface Scores {
+  at: string;
+  deviation: number;
+  performance: { tasksPerHour: number; advancingPct: number | null };
+  efficiency: number;
+  inputs: { cpuPct: number | null; memPct: number; busySlots: number; slots: number; restartsLastHour: number };
+}
+
+let lastCpu: { idle: number; total: number } | null = null;
+
+/** Machine CPU use since the last call, from os.cpus() counters. */
+function machineCpuPct(): number | null {
+  let idle = 0;
+  let total = 0;
+  for (const c of os.cpus()) {
+    idle += c.times.idle;
+    total += c.times.user + c.times.nice + c.times.sys + c.times.irq + c.times.idle;
+  }
+  const prev = lastCpu;
+  lastCpu = { idle, total };
+  if (!prev || total === prev.total) return null;
+  return Math.round((1 - (idle - prev.idle) / (total - prev.total)) * 1000) / 10;
+}
+
+const count = (db: Db, kind: string, sinceIso: string): number =>
+  db.prepare<[string, string], { n: number }>('SELECT count(*) AS n FROM events WHERE kind = ? AND ts >= ?').get(kind, sinceIso)?.n ?? 0;
+
+export function computeScores(db: Db, snap: Snapshot, targets: { cpuTarget: number; memoryCeiling: number }, now: number): Scores {
+  const hourAgo = new Date(now - 3_600_000).toISOString();
+  const cpuPct = machineCpuPct();
+  const memPct = Math.round((1 - os.freemem() / os.totalmem()) * 1000) / 10;
+  const cpuDev = cpuPct === null ? 0 : Math.abs(cpuPct - targets.cpuTarget) / 100;
+  const memDev = Math.max(0, memPct - targets.memoryCeiling) / 100;
+  const live = snap.workers.filter((w) => w.status === 'running' || w.status === 'stale');
+  const advancing = live.filter((w) => w.progressAgeMs !== null && w.progressAgeMs < 60_000).length;
+  const restarts = count(db, 'worker.launched', hourAgo) - count(db, 'task.started', hourAgo);
+  const busy = snap.lanes.reduce((a, l) => a + l.busy, 0);
+  const slots = snap.lanes.reduce((a, l) => a + l.slots, 0);
+  const round = (x: number) => Math.round(x * 1000) / 1000;
+  return {
+    at: new Date(now).toISOString(),
+    deviation: round(cpuDev + memDev),
+    performance: { tasksPerHour: count(db, 'task.completed', hourAgo), advancingPct: live.length ? Math.round((advancing / live.length) * 100) : null },
+    efficiency: round(slots ? busy / slots / (1 + Math.max(0, restarts)) : 0),
+    inputs: { cpuPct, memPct, busySlots: busy, slots, restartsLastHour: Math.max(0, restarts) },
+  };
+}

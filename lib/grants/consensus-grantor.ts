@@ -1,0 +1,67 @@
+import type { Decision, Grantor, Proposal } from '../actions';
+import type { Clock } from '../clock';
+import type { Db } from '../db';
+import type { EventSource, Target } from '../event-kinds';
+import type { LeaseStore } from '../leases';
+import { decideProposal, getProposal, insertProposal } from './proposals';
+
+// The proposer's side of arbitration. It files the proposal for
+// orchestrator-consensus and waits for the decision; if none comes within
+// selfGrantAfterMs (consensus down, hung or overloaded), it decides itself
+// under the lease, so the swarm keeps healing with `grantedBy: "self"`.
+
+export const LEASE_TTL_MS = 10 * 60_000;
+const POLL_MS = 20;
+
+export class ConsensusGrantor implements Grantor {
+  constructor(
+    private readonly db: Db,
+    private readonly leases: LeaseStore,
+    private readonly clock: Clock,
+    private readonly isPaused: () => boolean,
+    private readonly selfGrantAfterMs: number,
+  ) {}
+
+  async decide(actionId: number, p: Proposal, actor: EventSource): Promise<Decision> {
+    insertProposal(this.db, { actionId, actor, type: p.type, target: p.target, priority: p.priority, createdAt: this.clock.now() });
+    const deadline = this.clock.now() + this.selfGrantAfterMs;
+    for (;;) {
+      const row = getProposal(this.db, actionId);
+      if (row && row.status !== 'pending') {
+        return row.status === 'granted' ? { granted: true, grantedBy: 'consensus' } : { granted: false, reason: row.reason ?? 'denied', grantedBy: 'consensus' };
+      }
+      if (this.clock.now() >= deadline) break;
+      await new Promise<void>((resolve) => this.clock.setTimeout(resolve, POLL_MS));
+    }
+    return this.selfDecide(actionId, p, actor);
+  }
+
+  /** Degraded mode: the local rules (pause, one actor per target), recorded as `self`. */
+  private selfDecide(actionId: number, p: Proposal, actor: EventSource): Decision {
+    return this.db
+      .transaction((): Decision => {
+        const row = getProposal(this.db, actionId);
+        if (row && row.status !== 'pending') {
+          // Consensus answered in the last instant after all.
+          return row.status === 'granted' ? { granted: true, grantedBy: 'consensus' } : { granted: false, reason: row.reason ?? 'denied', grantedBy: 'consensus' };
+        }
+        if (p.priority !== 'safety' && this.isPaused()) {
+          decideProposal(this.db, actionId, 'denied', 'self', 'paused', this.clock.now());
+          return { granted: false, reason: 'swarm is paused: only safety actions run', grantedBy: 'self' };
+        }
+        const lease = this.leases.acquire(p.target, actor, actionId, LEASE_TTL_MS);
+        if (!lease.ok) {
+          const reason = `target is leased by ${lease.heldBy.holder} for action ${lease.heldBy.actionId}`;
+          decideProposal(this.db, actionId, 'denied', 'self', reason, this.clock.now());
+          return { granted: false, reason, grantedBy: 'self' };
+        }
+        decideProposal(this.db, actionId, 'granted', 'self', 'consensus did not answer', this.clock.now());
+        return { granted: true, grantedBy: 'self' };
+      })
+      .immediate();
+  }
+
+  release(target: Target, actor: EventSource): void {
+    this.leases.release(target, actor);
+  }
+}
