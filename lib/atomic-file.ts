@@ -16,7 +16,8 @@ export function ensureDir(dir: string, mode = STATE_DIR_MODE): void {
   fs.chmodSync(dir, mode);
 }
 
-export function writeFileAtomic(file: string, content: string | Buffer, mode = STATE_FILE_MODE): void {
+/** `beforeRename` runs after the new content is durable and just before it replaces the old file. */
+export function writeFileAtomic(file: string, content: string | Buffer, mode = STATE_FILE_MODE, beforeRename?: () => void): void {
   const dir = path.dirname(file);
   const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${counter++}.tmp`);
   const fd = fs.openSync(tmp, 'w', mode);
@@ -27,6 +28,7 @@ export function writeFileAtomic(file: string, content: string | Buffer, mode = S
     fs.closeSync(fd);
   }
   try {
+    beforeRename?.();
     fs.renameSync(tmp, file);
   } catch (err) {
     fs.rmSync(tmp, { force: true });
@@ -35,8 +37,8 @@ export function writeFileAtomic(file: string, content: string | Buffer, mode = S
   fsyncDir(dir);
 }
 
-export function writeJsonAtomic(file: string, value: unknown): void {
-  writeFileAtomic(file, `${JSON.stringify(value, null, 2)}\n`);
+export function writeJsonAtomic(file: string, value: unknown, beforeRename?: () => void): void {
+  writeFileAtomic(file, `${JSON.stringify(value, null, 2)}\n`, STATE_FILE_MODE, beforeRename);
 }
 
 function fsyncDir(dir: string): void {

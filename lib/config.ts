@@ -12,6 +12,7 @@ export const PACKAGE_ROOT = ((): string => {
   return dir;
 })();
 export const DEMO_CONFIG = path.join(PACKAGE_ROOT, 'examples', 'demo', 'swarm.config.json');
+export const ECOSYSTEM = path.join(PACKAGE_ROOT, 'ecosystem.config.js');
 
 export interface FailureRule {
   matchText: string;

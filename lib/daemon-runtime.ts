@@ -1,4 +1,5 @@
 import path from 'node:path';
+import type { z } from 'zod';
 import type { Clock, TimerHandle } from './clock';
 import { iso } from './clock';
 import type { CompiledConfig } from './config';
@@ -38,7 +39,7 @@ export interface DaemonContext {
 
 export interface DaemonBehavior {
   /** Runs once, after the run is joined and before the first tick. */
-  start?(ctx: DaemonContext): Promise<void> | void;
+  start?(ctx: DaemonContext, runtime: DaemonRuntime): Promise<void> | void;
   tick(ctx: DaemonContext): Promise<void> | void;
   /** The daemon's own part of its state file. */
   snapshot(ctx: DaemonContext): Record<string, unknown>;
@@ -98,7 +99,7 @@ export class DaemonRuntime {
     if (created) log.append({ kind: 'run.started', target: `run:${run.id}`, data: { name: config.name, config: config.file, message: `run ${run.id} started (${config.name})` } });
     log.append({ kind: 'daemon.started', target: `daemon:${name}`, data: { pid: process.pid, restarts: this.restarts, message: `${name} started pid=${process.pid}` } });
     this.ctx = { name, config, db, log, state, clock, logger, run };
-    await this.behavior.start?.(this.ctx);
+    await this.behavior.start?.(this.ctx, this);
     this.lifecycle.to('running', 'started');
     this.writeState();
     this.schedule(0);
@@ -144,9 +145,21 @@ export class DaemonRuntime {
     }
   }
 
+  /**
+   * Writes a state file this daemon owns. If it was deleted or corrupted since
+   * the last write, the rewrite is the repair: record both.
+   */
+  writeOwnedState(file: string, value: unknown, schema: z.ZodType): void {
+    const problem = this.deps.state.writeChecked(file, value, schema);
+    if (!problem || !this.ctx) return;
+    const target = `state:${file}` as const;
+    const d = this.ctx.log.append({ kind: 'detect.state_corrupt', target, severity: 'warn', data: { class: 'state_corrupt', file, reason: problem, message: `${file} was ${problem}` } });
+    this.ctx.log.append({ kind: 'state.repaired', target, data: { file, reason: problem, by: this.deps.name, incidentId: d.seq, how: 'rewritten by its owner from memory', message: `${file} rewritten by ${this.deps.name}` } });
+  }
+
   private writeState(): void {
     const ctx = this.context;
-    this.deps.state.write(DAEMON_STATE_FILES[this.deps.name], {
+    this.writeOwnedState(DAEMON_STATE_FILES[this.deps.name], {
       daemon: this.deps.name,
       pid: process.pid,
       runId: ctx.run.id,
@@ -157,7 +170,7 @@ export class DaemonRuntime {
       ticks: this.ticks,
       restarts: this.restarts,
       ...this.behavior.snapshot(ctx),
-    });
+    }, DaemonHeaderSchema);
   }
 
   async stop(reason: string): Promise<void> {

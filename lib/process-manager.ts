@@ -30,6 +30,8 @@ export interface AppInfo {
 export interface ProcessManager {
   start(app: AppSpec): Promise<void>;
   restart(name: string): Promise<void>;
+  /** Starts apps from an ecosystem file, only the one named if given. */
+  startEcosystem(file: string, only?: string): Promise<void>;
   stop(name: string): Promise<void>;
   delete(name: string): Promise<void>;
   list(): Promise<AppInfo[]>;
@@ -74,6 +76,14 @@ export class Pm2ProcessManager implements ProcessManager {
         } as pm2.StartOptions,
         (err, proc) => cb(err ?? null, proc),
       ),
+    );
+  }
+
+  async startEcosystem(file: string, only?: string): Promise<void> {
+    await this.connect();
+    await promisify<unknown>((cb) =>
+      // pm2's typings omit the options argument that its API takes for ecosystem files.
+      (pm2.start as unknown as (f: string, o: object, cb: (err: Error | null, p: unknown) => void) => void)(file, only ? { only } : {}, (err, p) => cb(err ?? null, p)),
     );
   }
 

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import type { CompiledConfig } from './config';
 import { DB_FILE, openDb, type Db } from './db';
 import { DAEMON_NAMES, type DaemonName } from './event-kinds';
+import { ecosystemDaemons } from './ecosystem';
 import { isAlive, isStopped } from './proc';
 import { latestRun, isPaused } from './run-registry';
 import { readStateFile } from './state-store';
@@ -34,7 +35,7 @@ export interface Snapshot {
   schemaVersion: 1;
   generatedAt: string;
   swarm: string;
-  run: { id: string; status: string; startedAt: string; paused: boolean } | null;
+  run: { id: string; status: string; startedAt: string; paused: boolean; degraded: boolean } | null;
   daemons: DaemonView[];
   workers: WorkerView[];
   tasks: Record<TaskStatus, number>;
@@ -70,6 +71,7 @@ const SentryViewSchema = z.looseObject({
   views: z.array(WorkerViewSchema).default([]),
   incidents: z.array(IncidentSchema).default([]),
 });
+const ConsensusViewSchema = z.looseObject({ breaker: z.looseObject({ state: z.string(), escalationId: z.number().nullable() }).optional() });
 const UtilSchema = z.looseObject({ utilization: z.looseObject({ cpuPct: z.number().nullable(), memPct: z.number().nullable(), gpus: z.array(z.unknown()) }).optional() });
 
 export function readEscalations(db: Db): Escalation[] {
@@ -86,11 +88,15 @@ export function readEscalations(db: Db): Escalation[] {
 
 export function buildSnapshot(config: CompiledConfig, now = Date.now()): Snapshot {
   const stateDir = config.stateDir;
-  const daemons = DAEMON_NAMES.map((n) => daemonView(stateDir, n, now)).filter((d) => d.status !== 'missing' || IMPLEMENTED_DAEMONS.includes(d.name));
+    const running = ecosystemDaemons();
+  // Daemons this build runs are always listed; any other only once it has left a state file.
+  const daemons = DAEMON_NAMES.map((n) => daemonView(stateDir, n, now)).filter((d) => d.status !== 'missing' || running.includes(d.name));
   const sentry = readStateFile(path.join(stateDir, DAEMON_STATE_FILES['worker-sentry']), SentryViewSchema);
   const workers = sentry.ok ? sentry.value.views : [];
   const util = readStateFile(path.join(stateDir, DAEMON_STATE_FILES['util-controller']), UtilSchema);
   const incidents: Incident[] = sentry.ok ? sentry.value.incidents : [];
+  const consensus = readStateFile(path.join(stateDir, DAEMON_STATE_FILES['orchestrator-consensus']), ConsensusViewSchema);
+  const breaker = consensus.ok ? (consensus.value.breaker ?? null) : null;
   const snap: Snapshot = {
     schemaVersion: SCHEMA_VERSION,
     generatedAt: new Date(now).toISOString(),
@@ -115,7 +121,7 @@ export function buildSnapshot(config: CompiledConfig, now = Date.now()): Snapsho
     try {
       const run = latestRun(db);
       if (run) {
-        snap.run = { id: run.id, status: run.status, startedAt: run.startedAt, paused: isPaused(db) };
+        snap.run = { id: run.id, status: run.status, startedAt: run.startedAt, paused: isPaused(db), degraded: breaker !== null && breaker.state !== 'closed' };
         snap.tasks = countTasks(db, run.id);
       }
       snap.escalations = readEscalations(db);
@@ -126,17 +132,18 @@ export function buildSnapshot(config: CompiledConfig, now = Date.now()): Snapsho
   } else {
     snap.problems.push(`no event log at ${path.join(stateDir, DB_FILE)}: the swarm has not run here yet`);
   }
+  if (breaker && breaker.state !== 'closed') {
+    snap.problems.push(`the swarm is DEGRADED: circuit breaker ${breaker.state}; automatic actions other than safety are held (swarmctl ack ${breaker.escalationId})`);
+  }
   snap.problems.push(...describeProblems(snap));
   snap.nextSteps = nextSteps(snap, config);
   return snap;
 }
 
-/** Daemons this build runs; the others are reported only once they have a state file. */
-export const IMPLEMENTED_DAEMONS: readonly DaemonName[] = ['orchestrator-consensus', 'worker-sentry', 'session-state-manager'];
 
 function describeProblems(s: Snapshot): string[] {
   const out: string[] = [];
-  if (s.run?.paused) out.push('the swarm is paused: only safety actions run');
+  if (s.run?.paused) out.push('the swarm is PAUSED: only safety actions run (swarmctl resume)');
   for (const d of s.daemons) if (d.status !== 'online') out.push(`daemon ${d.name} is ${d.status}`);
   for (const e of s.escalations) if (e.status === 'open') out.push(`escalation ${e.id} on ${e.target}: ${e.reason}`);
   for (const w of s.workers) if (w.status === 'stale' || w.status === 'quarantined' || w.status === 'backoff') out.push(`worker ${w.id} is ${w.status}`);

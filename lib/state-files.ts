@@ -16,6 +16,9 @@ export const CONTROL_STATE_FILE = 'swarm_control_state.json';
 export const SESSION_LATEST_FILE = 'session_latest.json';
 export const sessionHeartbeatFile = (runId: string): string => `session_state_${runId}.jsonl`;
 
+export const SessionLatestSchema = z.looseObject({ runId: z.string(), status: z.string(), updatedAt: z.string(), nextSteps: z.array(z.string()) });
+export const ControlStateSchema = z.looseObject({ schemaVersion: z.literal(1), generatedAt: z.string(), daemons: z.array(z.unknown()), workers: z.array(z.unknown()) });
+
 export const DAEMON_LIFECYCLES = ['starting', 'running', 'stopping', 'stopped', 'errored'] as const;
 export type DaemonLifecycle = (typeof DAEMON_LIFECYCLES)[number];
 

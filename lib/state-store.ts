@@ -11,6 +11,11 @@ export type ReadResult<T> = { ok: true; value: T } | { ok: false; error: StateFi
 
 export interface StateStore {
   write(file: string, value: unknown): void;
+  /**
+   * Writes like write(), but first checks that the file is still the one this
+   * store wrote last: if someone deleted or corrupted it in between, says so.
+   */
+  writeChecked(file: string, value: unknown, schema: z.ZodType): 'missing' | 'corrupt' | null;
   read<S extends z.ZodType>(file: string, schema: S): ReadResult<z.output<S>>;
 }
 
@@ -23,8 +28,40 @@ export class JsonStateStore implements StateStore {
     return path.join(this.dir, file);
   }
 
+  private readonly lastWritten = new Map<string, { size: number; mtimeMs: number; ino: number }>();
+
   write(file: string, value: unknown): void {
     writeJsonAtomic(this.path(file), value);
+  }
+
+  writeChecked(file: string, value: unknown, schema: z.ZodType): 'missing' | 'corrupt' | null {
+    const full = this.path(file);
+    let problem: 'missing' | 'corrupt' | null = null;
+    // Checked at the last moment before the rename, so a deletion during the write is still seen.
+    const check = () => {
+      const last = this.lastWritten.get(file);
+      if (!last) {
+        // First write by this process: a file a predecessor left corrupt is still a repair; a missing one is a first start.
+        const r = readStateFile(full, schema);
+        if (!r.ok && r.error.reason === 'corrupt') problem = 'corrupt';
+        return;
+      }
+      let st: fs.Stats;
+      try {
+        st = fs.statSync(full);
+      } catch {
+        problem = 'missing';
+        return;
+      }
+      if (st.size !== last.size || st.mtimeMs !== last.mtimeMs || st.ino !== last.ino) {
+        const r = readStateFile(full, schema);
+        if (!r.ok) problem = r.error.reason;
+      }
+    };
+    writeJsonAtomic(full, value, check);
+    const st = fs.statSync(full);
+    this.lastWritten.set(file, { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino });
+    return problem;
   }
 
   read<S extends z.ZodType>(file: string, schema: S): ReadResult<z.output<S>> {

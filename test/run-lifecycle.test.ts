@@ -66,7 +66,7 @@ describe('queue, manual actions and run completion', () => {
     for (const k of ['schemaVersion', 'generatedAt', 'swarm', 'run', 'daemons', 'workers', 'tasks', 'lanes', 'utilization', 'incidents', 'escalations', 'nextSteps', 'events']) expect(q).toHaveProperty(k);
     const s = swarm.query();
     expect(s.schemaVersion).toBe(1);
-    expect(Object.keys(s.run ?? {})).toEqual(['id', 'status', 'startedAt', 'paused']);
+    expect(Object.keys(s.run ?? {})).toEqual(['id', 'status', 'startedAt', 'paused', 'degraded']);
     expect(Object.keys(s.daemons[0] ?? {})).toEqual(['name', 'status', 'pid', 'restarts', 'lastTickAt', 'tickAgeMs']);
     expect(Object.keys(s.workers[0] ?? {}).sort()).toEqual(['attempt', 'cpuPct', 'gpus', 'id', 'job', 'lane', 'lastProgressAt', 'memBytes', 'pid', 'progressAgeMs', 'restarts', 'startedAt', 'status', 'taskId'].sort());
     expect(Object.keys(s.tasks).sort()).toEqual(['completed', 'failed', 'queued', 'quarantined', 'running'].sort());
@@ -100,6 +100,9 @@ describe('queue, manual actions and run completion', () => {
   it('pause and resume are recorded', () => {
     expect(swarm.ctl('pause').status).toBe(0);
     expect(swarm.query().run?.paused).toBe(true);
+    const status = swarm.ctl('status');
+    expect(status.stdout.split('\n')[0]).toMatch(/PAUSED/);
+    expect(status.stdout).toMatch(/PROBLEMS\n  ! the swarm is PAUSED/);
     expect(swarm.ctl('resume').status).toBe(0);
     expect(swarm.query().run?.paused).toBe(false);
     expect(swarm.events({ kind: 'run.paused' })).toHaveLength(1);

@@ -14,6 +14,7 @@
 //   --leak-mb N          allocate and keep N MiB per trial
 //   --slow-start-ms MS   wait this long before the first trial
 //   --syntax-error       die as a broken import would, at start
+//   --op-deadline-ms MS  declare each trial as an operation with this deadline in the progress file
 //   --fault-attempts N   inject faults only while SWARM_ATTEMPT <= N (default 1; 0 = always)
 const fs = require('node:fs');
 const path = require('node:path');
@@ -70,6 +71,11 @@ async function main() {
   console.log(`optimizer ready: ${task}, ${trials} trials`);
   while (state.trial < trials) {
     const k = state.trial + 1;
+    const opMs = num('op-deadline-ms', 0);
+    if (opMs > 0) {
+      // Tell hang-guard what we are doing and by when it must be done.
+      writeAtomic(progressFile, { updatedAt: new Date().toISOString(), iteration: state.trial, operation: { name: `trial ${k}`, deadline: new Date(Date.now() + opMs).toISOString() } });
+    }
     if (faulty && num('hang-at', -1) === k) {
       console.log(`trial ${k} hangs (injected)`);
       // A hang that does not die: no progress, no output, for ever.

@@ -15,7 +15,8 @@ const mib = (b: number | null): string => (b === null ? '-' : `${Math.round(b / 
 export function renderStatus(s: Snapshot): string {
   const now = Date.parse(s.generatedAt);
   const out: string[] = [];
-  const run = s.run ? `${s.run.id} ${s.run.status}${s.run.paused ? ' (PAUSED)' : ''}, started ${ageSince(s.run.startedAt, now)}` : 'no run yet';
+  const flags = [s.run?.degraded ? 'DEGRADED' : '', s.run?.paused ? 'PAUSED' : ''].filter(Boolean).join(', ');
+  const run = s.run ? `${s.run.id} ${s.run.status}${flags ? ` (${flags})` : ''}, started ${ageSince(s.run.startedAt, now)}` : 'no run yet';
   out.push(`swarm ${s.swarm}: ${run}`);
   out.push('');
   if (s.problems.length) {

@@ -1,24 +1,24 @@
 import path from 'node:path';
-import { PACKAGE_ROOT } from '../config';
+import { ECOSYSTEM } from '../config';
 import { createLogger } from '../logger';
 import { Pm2ProcessManager } from '../process-manager';
 import { PROJECTION_FILE } from '../projection';
-import { cliConfig, openWriter, printJson, type GlobalOptions } from './cli-context';
-import pm2 from 'pm2';
+import { setControl } from '../run-registry';
+import { openWriter, printJson, type GlobalOptions } from './cli-context';
 
 // Thin wrappers over PM2 that set the environment the daemons need.
 
-export const ECOSYSTEM = path.join(PACKAGE_ROOT, 'ecosystem.config.js');
 
 export async function upCommand(opts: GlobalOptions): Promise<number> {
   const writer = openWriter(opts, { newIfCompleted: true });
   const config = writer.config;
+  setControl(writer.db, 'swarm.down', 'false');
   writer.close();
   process.env.SWARM_CONFIG = config.file;
   const pm = new Pm2ProcessManager(createLogger('swarmctl', 'warn'));
   try {
     const apps = (await pm.list()).map((a) => a.name);
-    await new Promise<void>((resolve, reject) => pm2.start(ECOSYSTEM, (err) => (err ? reject(err) : resolve())));
+    await pm.startEcosystem(ECOSYSTEM);
     const names = (require(ECOSYSTEM) as { apps: { name: string }[] }).apps.map((a) => a.name);
     // Daemons already running joined the finished run; a new run needs them to start over.
     if (writer.created) for (const n of names.filter((x) => apps.includes(x))) await pm.restart(n);
@@ -37,7 +37,11 @@ export async function upCommand(opts: GlobalOptions): Promise<number> {
 }
 
 export async function downCommand(opts: GlobalOptions): Promise<number> {
-  const config = cliConfig(opts);
+  // Tell watchdog and hang-guard first, or they would bring back what we remove.
+  const writer = openWriter(opts);
+  const config = writer.config;
+  setControl(writer.db, 'swarm.down', 'true');
+  writer.close();
   const pm = new Pm2ProcessManager(createLogger('swarmctl', 'warn'));
   try {
     const names = (require(ECOSYSTEM) as { apps: { name: string }[] }).apps.map((a) => a.name);

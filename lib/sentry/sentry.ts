@@ -18,7 +18,7 @@ import { fileSize, readTail } from './observe';
 import { artifactPaths, observeFiles, sampleUsage } from './worker-observer';
 import { onFailure, onHealthy } from './restart-budget';
 import { pendingCommands, resolvedEscalations, type ManualCommand } from './commands';
-import { readExit, readPid, workerDir, type ExitRecord } from './worker-files';
+import { readExit, readKillReason, readPid, workerDir, type ExitRecord } from './worker-files';
 import { ACTIVE_STATUSES, LIVE_STATUSES, newWorkerRecord, pm2NameOf, SentryBodySchema, toView, WORKER_MOVES, type WorkerRecord } from './worker-record';
 import { IncidentBook } from './incidents';
 import { adoptFromDisk } from './adopt';
@@ -193,6 +193,15 @@ export class WorkerSentry implements DaemonBehavior {
       this.move(ctx, w, 'backoff', 'replica exited 0');
       w.backoffUntil = now + job.restart.delayMs;
       return;
+    }
+    const killed = readKillReason(workerDir(ctx.config.stateDir, w.id));
+    if (killed && killed.pid === pid) {
+      // Ended on purpose by another daemon, which already recorded the detection: remediate under its incident.
+      w.lastExit = { exitCode: exit.exitCode, signal: exit.signal, class: killed.class };
+      w.openIncidents.push(killed.incidentId);
+      this.incidents.open(killed.incidentId, killed.class, `worker:${w.id}`, now);
+      this.finishPending(ctx, w, 'failed', { message: `worker ended by ${killed.by} before it was verified` });
+      return this.act(ctx, w, job, { cls: killed.class, incidentId: killed.incidentId, reason: killed.message, ruleAction: 'restart' }, now);
     }
     const lastRss = w.memBytes;
     const c = classifyExit(job.failures, {

@@ -55,9 +55,25 @@ export function readSpec(dir: string): WorkerSpec | null {
   return r.ok ? r.value : null;
 }
 
+/** Written by whoever ends a worker on purpose (hang-guard), so the sentry classifies the exit right. */
+export const KillReasonSchema = z.object({
+  class: z.string(),
+  incidentId: z.number().int(),
+  actionId: z.number().int(),
+  pid: z.number().int(),
+  by: z.string(),
+  message: z.string(),
+});
+export type KillReason = z.output<typeof KillReasonSchema>;
+
+export function readKillReason(dir: string): KillReason | null {
+  const r = readStateFile(path.join(dir, 'kill-reason.json'), KillReasonSchema);
+  return r.ok ? r.value : null;
+}
+
 /** Clears what the previous attempt left, so its exit is not taken for the next one's. */
 export function resetAttemptFiles(dir: string): void {
-  for (const f of ['pid.json', 'exit.json']) fs.rmSync(path.join(dir, f), { force: true });
+  for (const f of ['pid.json', 'exit.json', 'kill-reason.json']) fs.rmSync(path.join(dir, f), { force: true });
 }
 
 export function listWorkerDirs(stateDir: string): string[] {

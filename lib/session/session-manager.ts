@@ -1,10 +1,10 @@
 import path from 'node:path';
 import { appendLine } from '../atomic-file';
 import { iso } from '../clock';
-import type { DaemonBehavior, DaemonContext } from '../daemon-runtime';
+import type { DaemonBehavior, DaemonContext, DaemonRuntime } from '../daemon-runtime';
 import { completeRun, latestRun } from '../run-registry';
 import { buildSnapshot, type Snapshot } from '../snapshot';
-import { CONTROL_STATE_FILE, DAEMON_STATE_FILES, DaemonHeaderSchema, SESSION_LATEST_FILE, sessionHeartbeatFile } from '../state-files';
+import { CONTROL_STATE_FILE, ControlStateSchema, DAEMON_STATE_FILES, DaemonHeaderSchema, SESSION_LATEST_FILE, SessionLatestSchema, sessionHeartbeatFile } from '../state-files';
 
 // session-state-manager: owns the run as a whole. It keeps the run id across
 // restarts (run.resumed), writes the session files a person or a resumed
@@ -15,7 +15,10 @@ import { CONTROL_STATE_FILE, DAEMON_STATE_FILES, DaemonHeaderSchema, SESSION_LAT
 export class SessionStateManager implements DaemonBehavior {
   private last: Snapshot | null = null;
 
-  start(ctx: DaemonContext): void {
+  private runtime: DaemonRuntime | null = null;
+
+  start(ctx: DaemonContext, runtime: DaemonRuntime): void {
+    this.runtime = runtime;
     const prev = ctx.state.read(DAEMON_STATE_FILES['session-state-manager'], DaemonHeaderSchema);
     if (prev.ok && prev.value.runId === ctx.run.id) {
       ctx.log.append({ kind: 'run.resumed', target: `run:${ctx.run.id}`, data: { previousPid: prev.value.pid, startedAt: ctx.run.startedAt, message: `run ${ctx.run.id} resumed after a restart of session-state-manager` } });
@@ -46,8 +49,8 @@ export class SessionStateManager implements DaemonBehavior {
       lastSeq: snap.events.lastSeq,
       heartbeatFile: sessionHeartbeatFile(ctx.run.id),
     };
-    ctx.state.write(SESSION_LATEST_FILE, latest);
-    ctx.state.write(CONTROL_STATE_FILE, snap);
+    this.runtime?.writeOwnedState(SESSION_LATEST_FILE, latest, SessionLatestSchema);
+    this.runtime?.writeOwnedState(CONTROL_STATE_FILE, snap, ControlStateSchema);
     appendLine(
       path.join(ctx.config.stateDir, sessionHeartbeatFile(ctx.run.id)),
       JSON.stringify({ ts: iso(now), runId: ctx.run.id, status: latest.status, tasks: snap.tasks, workers: snap.workers.length, lastSeq: snap.events.lastSeq }),

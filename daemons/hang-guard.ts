@@ -1,0 +1,9 @@
+// hang-guard: owns operations that run too long: a worker past maxRuntime or
+// past an operation deadline it declared is ended, process group and all,
+// and verified gone. It also keeps the watchdog alive.
+import { runDaemon } from '../lib/daemon-main';
+import { makeGrantor } from '../lib/grants/make-grantor';
+import { HangGuard } from '../lib/hang-guard/hang-guard';
+import { Pm2ProcessManager } from '../lib/process-manager';
+
+runDaemon('hang-guard', (deps) => new HangGuard(new Pm2ProcessManager(deps.logger), (ctx) => makeGrantor(ctx.db, ctx.clock, ctx.config)));

@@ -1,0 +1,10 @@
+// watchdog: owns the control plane: every daemon present in PM2, online and
+// ticking; state files valid (rebuilt when missing or corrupt); SQLite
+// checked and its WAL checkpointed.
+import { runDaemon } from '../lib/daemon-main';
+import { ecosystemDaemons } from '../lib/ecosystem';
+import { makeGrantor } from '../lib/grants/make-grantor';
+import { Pm2ProcessManager } from '../lib/process-manager';
+import { Watchdog } from '../lib/watchdog/watchdog';
+
+runDaemon('watchdog', (deps) => new Watchdog(new Pm2ProcessManager(deps.logger), (ctx) => makeGrantor(ctx.db, ctx.clock, ctx.config), ecosystemDaemons));

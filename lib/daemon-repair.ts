@@ -1,0 +1,148 @@
+import { Action, type ActionDeps } from './actions';
+import type { Clock } from './clock';
+import type { CompiledConfig } from './config';
+import type { EventLog } from './event-log';
+import type { DaemonName } from './event-kinds';
+import type { Logger } from './logger';
+import { isAlive, isStopped } from './proc';
+import type { AppInfo, ProcessManager } from './process-manager';
+import { getControl } from './run-registry';
+import type { Db } from './db';
+import { daemonView } from './snapshot';
+
+// Keeping daemons present, online and ticking. The watchdog runs this over
+// every other daemon; hang-guard runs it over the watchdog, which answers
+// who watches the watchdog. Each repair is an action, verified by a fresh
+// heartbeat from a new pid.
+//
+//   missing from PM2        -> start it from the ecosystem file
+//   stopped or errored      -> restart it
+//   alive but not ticking   -> SIGKILL it (a SIGSTOPped process ignores
+//                              SIGTERM) and restart it
+
+export interface DaemonRepairDeps {
+  config: CompiledConfig;
+  db: Db;
+  log: EventLog;
+  pm: ProcessManager;
+  clock: Clock;
+  logger: Logger;
+  actionDeps: () => ActionDeps;
+  startFromEcosystem: (name: DaemonName) => Promise<void>;
+}
+
+interface InFlight {
+  action: Action;
+  oldPid: number | null;
+  startedAt: number;
+  /** A killed daemon is left to PM2's autorestart first; if that has not happened, we restart it once. */
+  nudged: boolean;
+}
+
+const NUDGE_AFTER_MS = 8000;
+
+const VERIFY_WITHIN_MS = 30_000;
+
+export type DaemonFault = { class: 'daemon_missing' | 'daemon_stale'; reason: string; pid: number | null; app: AppInfo | null };
+
+export class DaemonRepair {
+  private readonly inFlight = new Map<DaemonName, InFlight>();
+  private readonly seenAt = new Map<DaemonName, number>();
+
+  constructor(private readonly deps: DaemonRepairDeps) {}
+
+  /** True while `swarmctl down` takes the swarm apart: nothing is brought back then. */
+  private downRequested(): boolean {
+    return getControl(this.deps.db, 'swarm.down') === 'true';
+  }
+
+  diagnose(name: DaemonName, app: AppInfo | undefined, now: number): DaemonFault | null {
+    if (!app) return { class: 'daemon_missing', reason: 'not in PM2', pid: null, app: null };
+    if (app.status === 'stopped' || app.status === 'errored') return { class: 'daemon_missing', reason: `PM2 status ${app.status}`, pid: null, app };
+    if (app.status !== 'online' || app.pid === null) return null;
+    // A daemon gets a full staleAfter from when we first saw this pid before it is judged.
+    const firstSeen = this.seenAt.get(name);
+    if (firstSeen === undefined || (this.seenPid.get(name) ?? null) !== app.pid) {
+      this.seenAt.set(name, now);
+      this.seenPid.set(name, app.pid);
+      return null;
+    }
+    const view = daemonView(this.deps.config.stateDir, name, now);
+    const staleAfter = this.deps.config.watchdog.staleAfterMs;
+    if (isStopped(app.pid)) return { class: 'daemon_stale', reason: `pid ${app.pid} is stopped (SIGSTOP)`, pid: app.pid, app };
+    if (now - firstSeen < staleAfter) return null;
+    if (view.status === 'missing') {
+      // An unreadable state file is the file's problem first: its owner rewrites it on its next
+      // tick. Only if it stays unreadable for staleAfter is the daemon itself not ticking.
+      const since = this.unreadableSince.get(name) ?? now;
+      this.unreadableSince.set(name, since);
+      if (now - since < staleAfter) return null;
+      return { class: 'daemon_stale', reason: `state file unreadable for ${Math.round((now - since) / 1000)}s`, pid: app.pid, app };
+    }
+    this.unreadableSince.delete(name);
+    if (view.pid !== app.pid || view.tickAgeMs === null || view.tickAgeMs > staleAfter) {
+      return { class: 'daemon_stale', reason: view.tickAgeMs === null ? 'no heartbeat' : `no tick for ${Math.round(view.tickAgeMs / 1000)}s (limit ${Math.round(staleAfter / 1000)}s)`, pid: app.pid, app };
+    }
+    return null;
+  }
+
+  private readonly seenPid = new Map<DaemonName, number>();
+  private readonly unreadableSince = new Map<DaemonName, number>();
+
+  /** Checks and repairs; returns PM2's view of the apps, for callers that need it too. */
+  async check(names: readonly DaemonName[], now: number): Promise<AppInfo[]> {
+    if (this.downRequested()) return [];
+    const apps = await this.deps.pm.list();
+    for (const name of names) {
+      const app = apps.find((a) => a.name === name);
+      const pending = this.inFlight.get(name);
+      if (pending) {
+        await this.verify(name, pending, app, now);
+        continue;
+      }
+      const fault = this.diagnose(name, app, now);
+      if (fault) await this.repair(name, fault, now);
+    }
+    return apps;
+  }
+
+  private async verify(name: DaemonName, p: InFlight, app: AppInfo | undefined, now: number): Promise<void> {
+    const view = daemonView(this.deps.config.stateDir, name, now);
+    const fresh = view.status === 'online' && view.pid !== null && view.pid !== p.oldPid && view.lastTickAt !== null && Date.parse(view.lastTickAt) > p.startedAt;
+    if (fresh) {
+      p.action.verified({ message: `${name} back: pid ${view.pid} ticking`, pid: view.pid });
+      this.inFlight.delete(name);
+      this.seenAt.delete(name);
+    } else if (!p.nudged && now - p.startedAt > NUDGE_AFTER_MS && app && app.status !== 'online' && app.status !== 'launching') {
+      p.nudged = true;
+      await this.deps.pm.restart(name).catch((err: unknown) => this.deps.logger.warn({ daemon: name, err: String(err) }, 'restart nudge failed'));
+    } else if (now - p.startedAt > VERIFY_WITHIN_MS) {
+      p.action.failed({ message: `${name} did not come back with a fresh heartbeat within ${VERIFY_WITHIN_MS / 1000}s`, status: view.status });
+      this.inFlight.delete(name);
+    }
+  }
+
+  private async repair(name: DaemonName, fault: DaemonFault, now: number): Promise<void> {
+    const target = `daemon:${name}` as const;
+    const detect = this.deps.log.append({ kind: `detect.${fault.class}`, target, severity: 'error', data: { class: fault.class, reason: fault.reason, pid: fault.pid, pm2Status: fault.app?.status ?? null, message: `${name}: ${fault.reason}` } });
+    const type = fault.app ? 'restart_daemon' : 'start_daemon';
+    // Keeping the control plane alive is a safety action: an open breaker or pause must not stop it.
+    const action = await Action.propose(this.deps.actionDeps(), { type, target, priority: 'safety', reason: fault.reason, incidentId: detect.seq });
+    if (!action.granted) return;
+    action.started({ pid: fault.pid });
+    try {
+      if (!fault.app) await this.deps.startFromEcosystem(name);
+      else if (fault.pid !== null && isAlive(fault.pid)) {
+        // SIGKILL works on a SIGSTOPped process too; PM2's autorestart brings it back.
+        process.kill(fault.pid, 'SIGKILL');
+      } else await this.deps.pm.restart(name);
+      this.inFlight.set(name, { action, oldPid: fault.pid, startedAt: now, nudged: false });
+    } catch (err) {
+      action.failed({ message: `${type} of ${name} failed: ${(err as Error).message}` });
+    }
+  }
+
+  snapshot(): Record<string, unknown> {
+    return { repairsInFlight: [...this.inFlight.entries()].map(([name, p]) => ({ name, actionId: p.action.id, since: new Date(p.startedAt).toISOString() })) };
+  }
+}

@@ -1,0 +1,119 @@
+import path from 'node:path';
+import { Action, type Grantor } from '../actions';
+import { writeJsonAtomic } from '../atomic-file';
+import { ECOSYSTEM } from '../config';
+import type { DaemonBehavior, DaemonContext } from '../daemon-runtime';
+import { DaemonRepair } from '../daemon-repair';
+import { formatDuration } from '../duration';
+import { errorMessage } from '../errors';
+import { killProcessGroup } from '../kill';
+import { isAlive } from '../proc';
+import type { ProcessManager } from '../process-manager';
+import { progressFileFor } from '../sentry/launcher';
+import { readProgress } from '../sentry/observe';
+import { workerDir } from '../sentry/worker-files';
+import { LIVE_STATUSES, SentryBodySchema, type WorkerRecord } from '../sentry/worker-record';
+import { DAEMON_STATE_FILES } from '../state-files';
+
+// hang-guard: owns operations that run too long. A worker past its job's
+// maxRuntime, or past the deadline of an operation it declared in its
+// progress JSON ({"operation": {"name", "deadline"}}), is ended: its whole
+// process group gets SIGTERM (and SIGCONT), then SIGKILL after killGrace,
+// and is verified gone. It also watches the watchdog, so the watchdog is not
+// the one thing nobody watches.
+
+interface Overrun {
+  message: string;
+  evidence: Record<string, unknown>;
+}
+
+export function findOverrun(w: WorkerRecord, maxRuntimeMs: number | null, progress: Record<string, unknown> | null, now: number): Overrun | null {
+  if (maxRuntimeMs !== null && w.launchedAt !== null && now - w.launchedAt > maxRuntimeMs) {
+    const ran = now - w.launchedAt;
+    return { message: `ran ${formatDuration(Math.round(ran / 1000) * 1000)}, past maxRuntime ${formatDuration(maxRuntimeMs)}`, evidence: { limit: 'maxRuntime', maxRuntimeMs, runtimeMs: ran } };
+  }
+  const op = progress?.operation as { name?: unknown; deadline?: unknown } | undefined;
+  if (op && typeof op === 'object' && typeof op.deadline === 'string') {
+    const deadline = Date.parse(op.deadline);
+    if (Number.isFinite(deadline) && now > deadline) {
+      const name = typeof op.name === 'string' ? op.name : 'operation';
+      return { message: `operation "${name}" overran its deadline ${op.deadline} by ${formatDuration(Math.round((now - deadline) / 1000) * 1000)}`, evidence: { limit: 'operation', operation: name, deadline: op.deadline, overrunMs: now - deadline } };
+    }
+  }
+  return null;
+}
+
+export class HangGuard implements DaemonBehavior {
+  private repair: DaemonRepair | null = null;
+  private grantor: Grantor | null = null;
+  /** worker id:pid already ended, so one overrun is acted on once. */
+  private readonly handled = new Set<string>();
+  private kills = 0;
+
+  constructor(
+    private readonly pm: ProcessManager,
+    private readonly makeGrantor: (ctx: DaemonContext) => Grantor,
+  ) {}
+
+  private actionDeps(ctx: DaemonContext) {
+    this.grantor ??= this.makeGrantor(ctx);
+    return { log: ctx.log, grantor: this.grantor, actor: 'hang-guard' as const, now: () => ctx.clock.now(), logger: ctx.logger };
+  }
+
+  start(ctx: DaemonContext): void {
+    this.repair = new DaemonRepair({
+      config: ctx.config, db: ctx.db, log: ctx.log, pm: this.pm, clock: ctx.clock, logger: ctx.logger,
+      actionDeps: () => this.actionDeps(ctx),
+      startFromEcosystem: (name) => this.pm.startEcosystem(ECOSYSTEM, name),
+    });
+  }
+
+  async tick(ctx: DaemonContext): Promise<void> {
+    const now = ctx.clock.now();
+    try {
+      await this.repair?.check(['watchdog'], now);
+    } catch (err) {
+      ctx.logger.error({ err: errorMessage(err) }, 'watchdog check failed');
+    }
+    const sentry = ctx.state.read(DAEMON_STATE_FILES['worker-sentry'], SentryBodySchema);
+    if (!sentry.ok) return;
+    for (const w of sentry.value.workers) {
+      const job = ctx.config.jobs[w.job];
+      if (!job || !LIVE_STATUSES.includes(w.status) || w.pid === null || !isAlive(w.pid)) continue;
+      const key = `${w.id}:${w.pid}`;
+      if (this.handled.has(key)) continue;
+      const progress = readProgress(progressFileFor(ctx.config, job, w))?.json ?? null;
+      const overrun = findOverrun(w, job.maxRuntimeMs, progress, now);
+      if (overrun) {
+        this.handled.add(key);
+        await this.end(ctx, w, overrun);
+      }
+    }
+  }
+
+  private async end(ctx: DaemonContext, w: WorkerRecord, o: Overrun): Promise<void> {
+    const target = `worker:${w.id}` as const;
+    const d = ctx.log.append({ kind: 'detect.runtime_exceeded', target, severity: 'warn', data: { class: 'runtime_exceeded', pid: w.pid, attempt: w.attempt, ...o.evidence, message: o.message } });
+    // A runaway process is a safety matter: it goes ahead in pause mode and with the breaker open.
+    const action = await Action.propose(this.actionDeps(ctx), { type: 'stop_worker', target, priority: 'safety', reason: o.message, incidentId: d.seq });
+    if (!action.granted) {
+      this.handled.delete(`${w.id}:${w.pid}`);
+      return;
+    }
+    const pid = w.pid as number;
+    action.started({ pid, pgid: w.pgid });
+    writeJsonAtomic(path.join(workerDir(ctx.config.stateDir, w.id), 'kill-reason.json'), { class: 'runtime_exceeded', incidentId: d.seq, actionId: action.id, pid, by: 'hang-guard', message: o.message });
+    const r = await killProcessGroup(pid, w.pgid ?? pid, ctx.config.hangGuard.killGraceMs, ctx.clock);
+    this.kills += 1;
+    if (r.gone) action.verified({ message: `process group ${w.pgid ?? pid} gone after ${r.elapsedMs}ms${r.escalated ? ' (SIGKILL needed)' : ''}`, escalated: r.escalated, elapsedMs: r.elapsedMs });
+    else action.failed({ message: `pid ${pid} still alive after SIGKILL`, elapsedMs: r.elapsedMs });
+  }
+
+  snapshot(): Record<string, unknown> {
+    return { kills: this.kills, watching: ['watchdog'], ...(this.repair?.snapshot() ?? {}) };
+  }
+
+  stop(): void {
+    this.pm.close();
+  }
+}

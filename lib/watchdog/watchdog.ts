@@ -1,0 +1,139 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { Action } from '../actions';
+import { ECOSYSTEM } from '../config';
+import type { DaemonBehavior, DaemonContext } from '../daemon-runtime';
+import { DaemonRepair } from '../daemon-repair';
+import { DB_FILE } from '../db';
+import { errorMessage } from '../errors';
+import type { DaemonName } from '../event-kinds';
+import type { Grantor } from '../actions';
+import type { AppInfo, ProcessManager } from '../process-manager';
+import { buildSnapshot, daemonView } from '../snapshot';
+import { readStateFile } from '../state-store';
+import { CONTROL_STATE_FILE, ControlStateSchema, DAEMON_STATE_FILES, DaemonHeaderSchema, SESSION_LATEST_FILE, SessionLatestSchema } from '../state-files';
+import { headerFromLog } from './state-rebuild';
+import type { z } from 'zod';
+
+// watchdog: owns the control plane. Every daemon present in PM2, online and
+// ticking (daemon-repair.ts); state files valid, rebuilt when their owner is
+// not there to rewrite them; SQLite checked now and then and its WAL kept
+// small.
+
+export class Watchdog implements DaemonBehavior {
+  private repair: DaemonRepair | null = null;
+  private grantor: Grantor | null = null;
+  private lastQuickCheckAt = 0;
+  private lastQuickCheck: string | null = null;
+  private walBytes = 0;
+
+  constructor(
+    private readonly pm: ProcessManager,
+    private readonly makeGrantor: (ctx: DaemonContext) => Grantor,
+    private readonly watched: () => DaemonName[],
+  ) {}
+
+  private actionDeps(ctx: DaemonContext) {
+    this.grantor ??= this.makeGrantor(ctx);
+    return { log: ctx.log, grantor: this.grantor, actor: 'watchdog' as const, now: () => ctx.clock.now(), logger: ctx.logger };
+  }
+
+  start(ctx: DaemonContext): void {
+    this.repair = new DaemonRepair({
+      config: ctx.config, db: ctx.db, log: ctx.log, pm: this.pm, clock: ctx.clock, logger: ctx.logger,
+      actionDeps: () => this.actionDeps(ctx),
+      startFromEcosystem: (name) => this.pm.startEcosystem(ECOSYSTEM, name),
+    });
+    this.quickCheck(ctx);
+  }
+
+  async tick(ctx: DaemonContext): Promise<void> {
+    const now = ctx.clock.now();
+    const others = this.watched().filter((n) => n !== 'watchdog');
+    let apps: AppInfo[] = [];
+    try {
+      apps = (await this.repair?.check(others, now)) ?? [];
+    } catch (err) {
+      ctx.logger.error({ err: errorMessage(err) }, 'daemon check failed');
+    }
+    // Only a daemon PM2 says is down has nobody to rewrite its files; one still starting will.
+    const down = others.filter((n) => apps.length > 0 && apps.find((a) => a.name === n)?.status !== 'online' && apps.find((a) => a.name === n)?.status !== 'launching');
+    await this.repairOrphanedStateFiles(ctx, down, now);
+    if (now - this.lastQuickCheckAt >= ctx.config.watchdog.quickCheckEveryMs) this.quickCheck(ctx);
+    this.checkpointWal(ctx);
+  }
+
+  /** Files whose owner is down: nobody else will rewrite them, so rebuild them here. */
+  private async repairOrphanedStateFiles(ctx: DaemonContext, names: DaemonName[], now: number): Promise<void> {
+    const dir = ctx.config.stateDir;
+    const orphans: { file: string; schema: z.ZodType; rebuild: () => unknown }[] = [];
+    for (const name of names) {
+      orphans.push({ file: DAEMON_STATE_FILES[name], schema: DaemonHeaderSchema, rebuild: () => headerFromLog(ctx.db, name, ctx.run.id, ctx.config.tickMs) });
+      if (name === 'session-state-manager') {
+        orphans.push({ file: CONTROL_STATE_FILE, schema: ControlStateSchema, rebuild: () => buildSnapshot(ctx.config, now) });
+        orphans.push({
+          file: SESSION_LATEST_FILE, schema: SessionLatestSchema,
+          rebuild: () => {
+            const s = buildSnapshot(ctx.config, now);
+            return { runId: ctx.run.id, swarm: ctx.config.name, status: s.run?.status ?? 'running', startedAt: ctx.run.startedAt, updatedAt: s.generatedAt, tasks: s.tasks, problems: s.problems, nextSteps: s.nextSteps, lastSeq: s.events.lastSeq, rebuiltBy: 'watchdog' };
+          },
+        });
+      }
+    }
+    for (const o of orphans) {
+      const r = readStateFile(path.join(dir, o.file), o.schema);
+      if (r.ok) continue;
+      const target = `state:${o.file}` as const;
+      const d = ctx.log.append({ kind: 'detect.state_corrupt', target, severity: 'warn', data: { class: 'state_corrupt', file: o.file, reason: r.error.reason, detail: r.error.message, message: `${o.file} is ${r.error.reason} and its owner is not running` } });
+      const action = await Action.propose(this.actionDeps(ctx), { type: 'repair_state', target, priority: 'safety', reason: `${o.file} ${r.error.reason}`, incidentId: d.seq });
+      if (!action.granted) continue;
+      action.started();
+      ctx.state.write(o.file, o.rebuild());
+      const check = readStateFile(path.join(dir, o.file), o.schema);
+      if (check.ok) {
+        ctx.log.append({ kind: 'state.repaired', target, actionId: action.id, data: { file: o.file, reason: r.error.reason, by: 'watchdog', how: 'rebuilt from the event log', message: `${o.file} rebuilt by watchdog` } });
+        action.verified({ message: `${o.file} valid again` });
+      } else {
+        action.failed({ message: `${o.file} still invalid: ${check.error.message}` });
+      }
+    }
+  }
+
+  private quickCheck(ctx: DaemonContext): void {
+    this.lastQuickCheckAt = ctx.clock.now();
+    const result = String(ctx.db.pragma('quick_check', { simple: true }));
+    this.lastQuickCheck = result;
+    if (result === 'ok') {
+      ctx.log.append({ kind: 'db.checked', target: `state:${DB_FILE}`, severity: 'debug', data: { check: 'quick_check', result, message: 'quick_check ok' } });
+    } else {
+      const d = ctx.log.append({ kind: 'detect.state_corrupt', target: `state:${DB_FILE}`, severity: 'critical', data: { class: 'state_corrupt', file: DB_FILE, result, message: `quick_check: ${result}` } });
+      ctx.log.append({ kind: 'escalation.raised', target: `state:${DB_FILE}`, severity: 'critical', data: { reason: `swarm.db failed quick_check: ${result}`, incidentId: d.seq, message: 'swarm.db failed quick_check; stop the swarm and restore it' } });
+    }
+  }
+
+  private checkpointWal(ctx: DaemonContext): void {
+    try {
+      this.walBytes = fs.statSync(path.join(ctx.config.stateDir, `${DB_FILE}-wal`)).size;
+    } catch {
+      this.walBytes = 0;
+    }
+    if (this.walBytes < ctx.config.watchdog.walCheckpointBytes) return;
+    const r = ctx.db.pragma('wal_checkpoint(TRUNCATE)') as { busy: number; log: number; checkpointed: number }[];
+    ctx.log.append({ kind: 'db.checked', target: `state:${DB_FILE}`, data: { check: 'wal_checkpoint', walBytes: this.walBytes, result: r[0] ?? null, message: `WAL was ${Math.round(this.walBytes / 1048576)}MiB: checkpointed` } });
+  }
+
+  snapshot(ctx: DaemonContext): Record<string, unknown> {
+    const now = ctx.clock.now();
+    return {
+      watched: this.watched().map((n) => daemonView(ctx.config.stateDir, n, now)),
+      lastQuickCheck: this.lastQuickCheck,
+      lastQuickCheckAt: this.lastQuickCheckAt ? new Date(this.lastQuickCheckAt).toISOString() : null,
+      walBytes: this.walBytes,
+      ...(this.repair?.snapshot() ?? {}),
+    };
+  }
+
+  stop(): void {
+    this.pm.close();
+  }
+}
