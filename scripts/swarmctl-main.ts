@@ -4,6 +4,7 @@ import { eventsCommand } from '../lib/cli/events';
 import { ackCommand, pauseCommand, submitCommand, workerCommand } from '../lib/cli/manual';
 import { queryCommand, statusCommand } from '../lib/cli/query';
 import { doctorCommand, verifyLogCommand } from '../lib/cli/verify';
+import { probeCommand } from '../lib/cli/probe';
 import type { GlobalOptions } from '../lib/cli/cli-context';
 
 // Exit codes (CONTRACT): 0 done; 1 it ran and the answer is bad; 2 usage or
@@ -49,6 +50,9 @@ withJson(program.command('ack <escalationId>').description('a person resolves an
   result = ackCommand(id, this.optsWithGlobals());
 });
 withJson(program.command('verify-log').description("check the event log's hash chain")).action(run(verifyLogCommand));
+withJson(program.command('probe <what>').description('one reading: `probe gpu` runs nvidia-smi -q -x')).action(function (this: Command, what: string) {
+  result = probeCommand(what, this.optsWithGlobals());
+});
 withJson(program.command('doctor').description('check PM2, the state folder, SQLite and nvidia-smi')).action(run(doctorCommand));
 // PM2's client costs ~150 ms to load: only up and down pay for it, so query stays fast.
 const upDown = () => require('../lib/cli/up-down') as typeof import('../lib/cli/up-down');
