@@ -91,9 +91,12 @@ export const ConfigSchema = z
         cpuTarget: z.number().min(1).max(100).default(80),
         gpuTarget: z.number().min(1).max(100).default(90),
         memoryCeiling: z.number().min(1).max(100).default(90),
-        window: Duration.default('30s'),
+        window: Duration.default('30s').meta({ description: 'Utilization must stay below target (by the 10% tolerance) for this long before a lane is filled.' }),
+        scaleDownStabilization: Duration.default('5m').meta({ description: 'Memory must stay over the ceiling this long before a fill worker is stopped, and two scale-downs (or a scale-down and a fill) are at least this far apart. Kubernetes HPA uses 300s.' }),
+        gpuGrace: Duration.default('60s').meta({ description: 'How long a GPU-lane worker may run before it must hold a context on its GPU (gpu_fallback).' }),
+        retention: Duration.default('24h').meta({ description: 'How long utilization samples are kept in swarm.db.' }),
       })
-      .default({ cpuTarget: 80, gpuTarget: 90, memoryCeiling: 90, window: '30s' }),
+      .default({ cpuTarget: 80, gpuTarget: 90, memoryCeiling: 90, window: '30s', scaleDownStabilization: '5m', gpuGrace: '60s', retention: '24h' }),
     consensus: z
       .strictObject({
         maxConcurrentActions: z.number().int().min(1).default(4).meta({ description: 'Automatic actions in flight at once, safety actions not counted.' }),

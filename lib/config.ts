@@ -54,7 +54,7 @@ export interface CompiledConfig {
   stateDir: string;
   tickMs: number;
   lanes: Record<string, CompiledLane>;
-  utilization: { cpuTarget: number; gpuTarget: number; memoryCeiling: number; windowMs: number };
+  utilization: { cpuTarget: number; gpuTarget: number; memoryCeiling: number; windowMs: number; scaleDownStabilizationMs: number; gpuGraceMs: number; retentionMs: number };
   jobs: Record<string, CompiledJob>;
   queue: { job: string; id: string; args: string[] }[];
   consensus: { maxConcurrentActions: number; selfGrantAfterMs: number; breakerFailures: number; breakerWindowMs: number; scoresEveryMs: number };
@@ -148,7 +148,15 @@ function compile(cfg: ParsedConfig, file: string, env: NodeJS.ProcessEnv): Compi
     stateDir: path.resolve(env.SWARM_STATE_DIR ? process.cwd() : dir, env.SWARM_STATE_DIR || cfg.stateDir),
     tickMs: Math.max(50, ms(cfg.tick)),
     lanes,
-    utilization: { ...cfg.utilization, windowMs: ms(cfg.utilization.window) },
+    utilization: {
+      cpuTarget: cfg.utilization.cpuTarget,
+      gpuTarget: cfg.utilization.gpuTarget,
+      memoryCeiling: cfg.utilization.memoryCeiling,
+      windowMs: ms(cfg.utilization.window),
+      scaleDownStabilizationMs: ms(cfg.utilization.scaleDownStabilization),
+      gpuGraceMs: ms(cfg.utilization.gpuGrace),
+      retentionMs: ms(cfg.utilization.retention),
+    },
     jobs,
     queue: cfg.queue.map((q, i) => ({ job: q.job, id: q.id ?? `${q.job}-${i + 1}`, args: q.args })),
     consensus: {

@@ -75,6 +75,13 @@ CREATE TABLE IF NOT EXISTS proposals (
   decided_at INTEGER
 );
 CREATE INDEX IF NOT EXISTS proposals_pending ON proposals(status, created_at);
+CREATE TABLE IF NOT EXISTS samples (
+  ts INTEGER NOT NULL,
+  series TEXT NOT NULL,
+  value REAL
+);
+CREATE INDEX IF NOT EXISTS samples_series ON samples(series, ts);
+CREATE INDEX IF NOT EXISTS samples_ts ON samples(ts);
 CREATE TABLE IF NOT EXISTS control (
   key TEXT PRIMARY KEY,
   value TEXT NOT NULL
