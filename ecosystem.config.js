@@ -15,7 +15,7 @@ function configPath() {
 }
 
 // Order matters for `swarmctl down`: the watchers go first.
-const DAEMONS = ['watchdog', 'hang-guard', 'orchestrator-consensus', 'worker-sentry', 'session-state-manager'];
+const DAEMONS = ['watchdog', 'hang-guard', 'orchestrator-consensus', 'util-controller', 'worker-sentry', 'session-state-manager'];
 const env = { SWARM_CONFIG: configPath(), NODE_NO_WARNINGS: '1' };
 if (process.env.SWARM_STATE_DIR) Object.assign(env, { SWARM_STATE_DIR: path.resolve(process.env.SWARM_STATE_DIR) });
 if (process.env.SWARM_NVIDIA_SMI) Object.assign(env, { SWARM_NVIDIA_SMI: process.env.SWARM_NVIDIA_SMI });

@@ -37,6 +37,9 @@ export const LaneSchema = z.strictObject({
   kind: z.enum(['cpu', 'gpu']),
   slots: z.number().int().min(1).max(1024),
   gpus: z.array(z.number().int().nonnegative()).optional(),
+  fill: z.enum(['utilization', 'slots']).default('utilization').meta({
+    description: 'utilization: start queued work only while the lane resource sits below target (util-controller); slots: whenever a slot is free.',
+  }),
 });
 
 export const FailureRuleSchema = z.strictObject({
@@ -85,7 +88,7 @@ export const ConfigSchema = z
     name: Name,
     stateDir: z.string().default('state'),
     tick: Duration.default('1s'),
-    lanes: z.record(Name, LaneSchema).default({ cpu: { kind: 'cpu', slots: 2 } }),
+    lanes: z.record(Name, LaneSchema).default({ cpu: { kind: 'cpu', slots: 2, fill: 'utilization' } }),
     utilization: z
       .strictObject({
         cpuTarget: z.number().min(1).max(100).default(80),

@@ -45,6 +45,7 @@ export interface CompiledLane {
   kind: 'cpu' | 'gpu';
   slots: number;
   gpus: number[];
+  fill: 'utilization' | 'slots';
 }
 
 export interface CompiledConfig {
@@ -140,7 +141,7 @@ function compile(cfg: ParsedConfig, file: string, env: NodeJS.ProcessEnv): Compi
     };
   }
   const lanes: Record<string, CompiledLane> = {};
-  for (const [name, lane] of Object.entries(cfg.lanes)) lanes[name] = { name, kind: lane.kind, slots: lane.slots, gpus: lane.gpus ?? [] };
+  for (const [name, lane] of Object.entries(cfg.lanes)) lanes[name] = { name, kind: lane.kind, slots: lane.slots, gpus: lane.gpus ?? [], fill: lane.fill };
   return {
     file,
     dir,

@@ -10,7 +10,7 @@ const swarm = new TestSwarm({
   name: 'storm',
   tick: '250ms',
   consensus: { maxConcurrentActions: 4, breaker: { failures: 5, window: '1m' } },
-  lanes: { cpu: { kind: 'cpu', slots: 20 } },
+  lanes: { cpu: { kind: 'cpu', slots: 20, fill: 'slots' } },
   jobs: {
     doomed: optimizerJob(['--trials', '100', '--crash-at', '2', '--fault-attempts', '0'], {
       restart: { delay: '100ms', maxDelay: '200ms', budget: 100, window: '1h' },

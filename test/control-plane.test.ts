@@ -9,7 +9,7 @@ import { waitFor } from './helpers/tmp';
 // comes back, any one state file corrupted or deleted is repaired, and
 // hang-guard ends overrunning work.
 
-const DAEMONS: DaemonName[] = ['watchdog', 'hang-guard', 'orchestrator-consensus', 'worker-sentry', 'session-state-manager'];
+const DAEMONS: DaemonName[] = ['watchdog', 'hang-guard', 'orchestrator-consensus', 'util-controller', 'worker-sentry', 'session-state-manager'];
 
 const swarm = new TestSwarm({
   name: 'control',
@@ -17,7 +17,7 @@ const swarm = new TestSwarm({
   watchdog: { staleAfter: '4s' },
   hangGuard: { killGrace: '1s' },
   consensus: { selfGrantAfter: '1s' },
-  lanes: { cpu: { kind: 'cpu', slots: 4 } },
+  lanes: { cpu: { kind: 'cpu', slots: 4, fill: 'slots' } },
   jobs: {
     steady: optimizerJob(['--trials', '100000'], { progress: { staleAfter: '30s' }, restart: { delay: '100ms', budget: 20 } }),
     overrun: optimizerJob(['--trials', '100000'], { maxRuntime: '2s', restart: { delay: '100ms', budget: 20 } }),
@@ -73,7 +73,7 @@ describe('a control plane that heals itself', () => {
   }
 
   it('every state file, deleted or corrupted, is repaired, and query never fails meanwhile', async () => {
-    const files = ['watchdog_state.json', 'worker_sentry_state.json', 'hang_guard_state.json', 'orchestrator_consensus_state.json', 'session_state_manager_state.json', 'swarm_control_state.json', 'session_latest.json'];
+    const files = ['watchdog_state.json', 'worker_sentry_state.json', 'hang_guard_state.json', 'util_controller_state.json', 'orchestrator_consensus_state.json', 'session_state_manager_state.json', 'swarm_control_state.json', 'session_latest.json'];
     for (const [i, file] of files.entries()) {
       const full = path.join(swarm.stateDir, file);
       const before = swarm.query().events.lastSeq;

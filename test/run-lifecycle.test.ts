@@ -8,7 +8,7 @@ import { waitFor } from './helpers/tmp';
 const swarm = new TestSwarm({
   name: 'runs',
   tick: '200ms',
-  lanes: { cpu: { kind: 'cpu', slots: 2 } },
+  lanes: { cpu: { kind: 'cpu', slots: 2, fill: 'slots' } },
   jobs: { opt: optimizerJob(['--trials', '4'], { progress: { staleAfter: '20s' } }) },
   queue: [1, 2, 3, 4, 5].map((i) => ({ job: 'opt', id: `q${i}` })),
 });
@@ -71,6 +71,7 @@ describe('queue, manual actions and run completion', () => {
     expect(Object.keys(s.workers[0] ?? {}).sort()).toEqual(['attempt', 'cpuPct', 'gpus', 'id', 'job', 'lane', 'lastProgressAt', 'memBytes', 'pid', 'progressAgeMs', 'restarts', 'startedAt', 'status', 'taskId'].sort());
     expect(Object.keys(s.tasks).sort()).toEqual(['completed', 'failed', 'queued', 'quarantined', 'running'].sort());
     expect(s.lanes).toEqual([{ name: 'cpu', kind: 'cpu', slots: 2, busy: expect.any(Number) }]);
+    expect(s.utilization.cpuPct).toEqual(expect.any(Number));
     expect(Object.keys(s.utilization)).toEqual(['cpuPct', 'memPct', 'gpus']);
     expect(s.events.lastSeq).toBeGreaterThan(0);
   });

@@ -14,7 +14,7 @@ const swarm = new TestSwarm({
   tick: '200ms',
   // Eleven failing workers at once: the concurrency limit is tested in consensus.test.ts, not here.
   consensus: { maxConcurrentActions: 16 },
-  lanes: { cpu: { kind: 'cpu', slots: 16 } },
+  lanes: { cpu: { kind: 'cpu', slots: 16, fill: 'slots' } },
   jobs: {
     crasher: optimizerJob(['--trials', '6', '--crash-at', '2'], { restart, progress: { staleAfter: '20s' } }),
     segv: optimizerJob(['--trials', '400', '--segv-at', '2'], { restart }),

@@ -10,7 +10,7 @@ import { waitFor } from './helpers/tmp';
 const swarm = new TestSwarm({
   name: 'restarts',
   tick: '200ms',
-  lanes: { cpu: { kind: 'cpu', slots: 4 } },
+  lanes: { cpu: { kind: 'cpu', slots: 4, fill: 'slots' } },
   jobs: { long: optimizerJob(['--trials', '100000'], { progress: { staleAfter: '20s' } }) },
   queue: [{ job: 'long', id: 'a' }, { job: 'long', id: 'b' }],
 });

@@ -1,31 +1,57 @@
 import type { Db } from '../db';
+import type { EventSource } from '../event-kinds';
 
-// Requests from swarmctl to the sentry. swarmctl records and grants the
-// action itself (source swarmctl); the sentry carries it out on its next tick
-// and records started/verified under the same action id.
+// Requests to the sentry from other actors: swarmctl (restart, stop) and
+// util-controller (requeue a worker, fill a lane). The requester records and
+// is granted the action itself; the sentry, which owns worker processes,
+// carries it out on its next tick and records started/verified under the
+// same action id, releasing the requester's lease.
+
+export type WorkerOp = 'restart' | 'stop' | 'requeue';
 
 export interface ManualCommand {
   workerId: string;
-  op: 'restart' | 'stop';
+  op: WorkerOp;
+  actionId: number;
+  holder: EventSource;
+  done(): void;
+}
+
+export interface LaneFill {
+  lane: string;
+  count: number;
   actionId: number;
   done(): void;
 }
 
-const PREFIX = 'command:worker:';
+const WORKER_PREFIX = 'command:worker:';
+const LANE_PREFIX = 'fill:lane:';
 
-export function requestCommand(db: Db, workerId: string, op: 'restart' | 'stop', actionId: number): void {
-  db.prepare('INSERT INTO control (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value').run(
-    `${PREFIX}${workerId}`,
-    JSON.stringify({ op, actionId }),
-  );
+const upsert = (db: Db, key: string, value: unknown): void => {
+  db.prepare('INSERT INTO control (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value').run(key, JSON.stringify(value));
+};
+
+function take<T>(db: Db, prefix: string, map: (key: string, value: Record<string, unknown>, done: () => void) => T): T[] {
+  const rows = db.prepare<[string], { key: string; value: string }>('SELECT key, value FROM control WHERE key LIKE ? ORDER BY key').all(`${prefix}%`);
+  return rows.map((r) => map(r.key.slice(prefix.length), JSON.parse(r.value) as Record<string, unknown>, () => void db.prepare('DELETE FROM control WHERE key = ? AND value = ?').run(r.key, r.value)));
+}
+
+export function requestCommand(db: Db, workerId: string, op: WorkerOp, actionId: number, holder: EventSource = 'swarmctl'): void {
+  upsert(db, `${WORKER_PREFIX}${workerId}`, { op, actionId, holder });
 }
 
 export function pendingCommands(db: Db): ManualCommand[] {
-  const rows = db.prepare<[string], { key: string; value: string }>('SELECT key, value FROM control WHERE key LIKE ? ORDER BY key').all(`${PREFIX}%`);
-  return rows.map((r) => {
-    const v = JSON.parse(r.value) as { op: 'restart' | 'stop'; actionId: number };
-    return { workerId: r.key.slice(PREFIX.length), op: v.op, actionId: v.actionId, done: () => void db.prepare('DELETE FROM control WHERE key = ? AND value = ?').run(r.key, r.value) };
-  });
+  return take(db, WORKER_PREFIX, (workerId, v, done) => ({
+    workerId, op: v.op as WorkerOp, actionId: Number(v.actionId), holder: (v.holder as EventSource | undefined) ?? 'swarmctl', done,
+  }));
+}
+
+export function requestLaneFill(db: Db, lane: string, count: number, actionId: number): void {
+  upsert(db, `${LANE_PREFIX}${lane}`, { count, actionId });
+}
+
+export function pendingLaneFills(db: Db): LaneFill[] {
+  return take(db, LANE_PREFIX, (lane, v, done) => ({ lane, count: Number(v.count), actionId: Number(v.actionId), done }));
 }
 
 /** escalation.resolved events after `afterSeq`, each naming the escalation it closes. */

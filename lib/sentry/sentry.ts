@@ -10,6 +10,7 @@ import type { ProcessManager } from '../process-manager';
 import { cgroupOomKills, isAlive } from '../proc';
 import { redactText } from '../redact';
 import { DAEMON_STATE_FILES, type Incident } from '../state-files';
+import { daemonView } from '../snapshot';
 import { countTasks, enqueueTask, getTask, queuedTasks, setTaskStatus, tasksWithStatus } from '../task-queue';
 import { classifyExit, type RuleAction } from './classify';
 import { detectLive, looksHealthy } from './detect';
@@ -17,7 +18,7 @@ import { launchWorker } from './launcher';
 import { fileSize, readTail } from './observe';
 import { artifactPaths, observeFiles, sampleUsage } from './worker-observer';
 import { onFailure, onHealthy } from './restart-budget';
-import { pendingCommands, resolvedEscalations, type ManualCommand } from './commands';
+import { pendingCommands, pendingLaneFills, resolvedEscalations, type ManualCommand } from './commands';
 import { readExit, readKillReason, readPid, workerDir, type ExitRecord } from './worker-files';
 import { ACTIVE_STATUSES, LIVE_STATUSES, newWorkerRecord, pm2NameOf, SentryBodySchema, toView, WORKER_MOVES, type WorkerRecord } from './worker-record';
 import { IncidentBook } from './incidents';
@@ -34,6 +35,7 @@ const MAX_KEPT_FINISHED = 200;
 export class WorkerSentry implements DaemonBehavior {
   private workers = new Map<string, WorkerRecord>();
   private readonly incidents = new IncidentBook();
+  private carried: Record<string, { attempt: number; restarts: number }> = {};
   private lastEscalationSeq = 0;
   private kernelOomKills: number | null = cgroupOomKills();
   private stopping = new Set<string>();
@@ -54,6 +56,7 @@ export class WorkerSentry implements DaemonBehavior {
     const prev = ctx.state.read(DAEMON_STATE_FILES['worker-sentry'], SentryBodySchema);
     const prevRun = prev.ok && (prev.value as { runId?: string }).runId === ctx.run.id;
     if (!prev.ok) ctx.logger.warn({ err: prev.error.message }, 'sentry state unreadable: adopting from worker folders');
+    if (prev.ok && prevRun) this.carried = prev.value.carried;
     const records = prev.ok && prevRun ? prev.value.workers : adoptFromDisk(ctx.config.stateDir, (job) => ctx.config.jobs[job]?.lane);
     for (const w of records) this.workers.set(w.id, w);
     if (prev.ok && prevRun) {
@@ -167,6 +170,10 @@ export class WorkerSentry implements DaemonBehavior {
       // Back in the queue, but held: fill() skips a task whose worker is stopped until `swarmctl restart`.
       if (w.taskId) setTaskStatus(ctx.db, ctx.run.id, w.taskId, 'queued', iso(now));
       return;
+    }
+    if (intent === 'requeue') {
+      w.stopIntent = null;
+      return this.requeue(ctx, w, now);
     }
     if (intent === 'restart') {
       w.stopIntent = null;
@@ -296,7 +303,8 @@ export class WorkerSentry implements DaemonBehavior {
     if (!p) return;
     w.pending = null;
     const deps = { ...this.actionDeps(ctx), actor: p.leaseHolder as 'worker-sentry' };
-    const action = Action.resume(deps, { id: p.id, type: p.type as 'restart_worker', target: `worker:${w.id}`, incidentId: p.incidentId, state: 'started', proposedAt: p.startedAt, startedAt: p.startedAt });
+    const target = (p.target ?? `worker:${w.id}`) as Target;
+    const action = Action.resume(deps, { id: p.id, type: p.type as 'restart_worker', target, incidentId: p.incidentId, state: 'started', proposedAt: p.startedAt, startedAt: p.startedAt });
     if (outcome === 'verified') action.verified(evidence);
     else action.failed(evidence);
   }
@@ -335,20 +343,22 @@ export class WorkerSentry implements DaemonBehavior {
     cmd.done();
     const w = this.workers.get(cmd.workerId);
     const job = w ? ctx.config.jobs[w.job] : undefined;
-    const deps = { ...this.actionDeps(ctx), actor: 'swarmctl' as const };
-    const action = Action.resume(deps, { id: cmd.actionId, type: cmd.op === 'stop' ? 'stop_worker' : 'restart_worker', target: `worker:${cmd.workerId}`, incidentId: null, state: 'granted', proposedAt: ctx.clock.now(), startedAt: null });
+    const deps = { ...this.actionDeps(ctx), actor: cmd.holder };
+    const type = cmd.op === 'stop' ? 'stop_worker' : cmd.op === 'requeue' ? 'requeue_task' : 'restart_worker';
+    const action = Action.resume(deps, { id: cmd.actionId, type, target: `worker:${cmd.workerId}`, incidentId: null, state: 'granted', proposedAt: ctx.clock.now(), startedAt: null });
     if (!w || !job) return action.failed({ message: `no worker ${cmd.workerId}` });
     action.started({ attempt: w.attempt });
-    w.pending = { id: cmd.actionId, type: action.record.type, incidentId: null, leaseHolder: 'swarmctl', startedAt: ctx.clock.now(), verifyAttempt: w.attempt + 1, intent: cmd.op };
+    w.pending = { id: cmd.actionId, type, incidentId: null, leaseHolder: cmd.holder, startedAt: ctx.clock.now(), verifyAttempt: w.attempt + 1, intent: cmd.op };
     if (w.pid !== null && isAlive(w.pid)) {
       w.stopIntent = cmd.op;
       if (cmd.op === 'restart') {
-        this.move(ctx, w, 'backoff', 'restart requested by swarmctl');
+        this.move(ctx, w, 'backoff', `restart requested by ${cmd.holder}`);
         w.backoffUntil = ctx.clock.now();
       }
       await this.stopProcess(ctx, w, job);
       return;
     }
+    if (cmd.op === 'requeue') return this.requeue(ctx, w, ctx.clock.now());
     if (cmd.op === 'stop') {
       if (w.status !== 'stopped' && WORKER_MOVES[w.status].includes('stopped')) this.move(ctx, w, 'stopped', 'stopped by swarmctl');
       this.finishPending(ctx, w, 'verified', { message: 'worker was not running; now stopped' });
@@ -357,6 +367,23 @@ export class WorkerSentry implements DaemonBehavior {
     if (WORKER_MOVES[w.status].includes('backoff')) this.move(ctx, w, 'backoff', 'restart requested by swarmctl');
     else if (w.status === 'stopped') w.status = 'backoff';
     w.backoffUntil = ctx.clock.now();
+  }
+
+  /** Back to the queue with its checkpoint: util-controller's answer to memory pressure. */
+  private requeue(ctx: DaemonContext, w: WorkerRecord, now: number): void {
+    if (!w.taskId) {
+      // A replica has no queue: it waits a stabilization-free backoff and runs again.
+      this.move(ctx, w, 'backoff', 'requeued replica');
+      w.backoffUntil = now + (ctx.config.jobs[w.job]?.restart.delayMs ?? 1000);
+      this.finishPending(ctx, w, 'verified', { message: 'replica stopped; it runs again after its delay' });
+      return;
+    }
+    this.carried[w.taskId] = { attempt: w.attempt, restarts: w.restarts };
+    setTaskStatus(ctx.db, ctx.run.id, w.taskId, 'queued', iso(now));
+    ctx.log.append({ kind: 'task.requeued', target: `task:${w.taskId}`, data: { workerId: w.id, attempt: w.attempt, checkpointKept: true, message: `task ${w.taskId} back in the queue; its checkpoint is kept` } });
+    this.finishPending(ctx, w, 'verified', { message: `worker gone and task ${w.taskId} requeued with its checkpoint` });
+    this.closeIncidents(w, 'resolved', now);
+    this.workers.delete(w.id);
   }
 
   // ---- launching ----------------------------------------------------------
@@ -379,24 +406,49 @@ export class WorkerSentry implements DaemonBehavior {
         }
       }
     }
+    // With util-controller online, queued work starts only on its fill permits; without it, free slots fill at once.
+    const governed = daemonView(ctx.config.stateDir, 'util-controller', now).status === 'online';
+    const permits = governed ? pendingLaneFills(ctx.db) : [];
     for (const lane of Object.keys(ctx.config.lanes)) {
+      const permit = permits.find((p) => p.lane === lane);
+      permit?.done();
       const free = this.freeSlots(ctx, lane);
-      if (free <= 0) continue;
-      const held = [...this.workers.values()].filter((w) => w.lane === lane && w.status === 'stopped' && w.taskId !== null).length;
-      let launched = 0;
-      for (const t of queuedTasks(ctx.db, ctx.run.id, lane, free + held)) {
-        const id = `${t.job}-${t.id}`;
-        const prev = this.workers.get(id);
-        if (prev?.status === 'stopped' || launched >= free) continue;
-        launched += 1;
-        const w = newWorkerRecord({ id, job: t.job, taskId: t.id, slot: null, lane, attempt: prev?.attempt ?? 0 });
-        if (prev) Object.assign(w, { restarts: prev.restarts, history: prev.history });
-        this.workers.set(id, w);
-        setTaskStatus(ctx.db, ctx.run.id, t.id, 'running', iso(now), true);
-        ctx.log.append({ kind: 'task.started', target: `task:${t.id}`, data: { workerId: id, job: t.job, lane, message: `task ${t.id} started on lane ${lane}` } });
-        await this.launch(ctx, w, now);
-      }
+      const allowed = Math.min(free, governed ? (permit?.count ?? 0) : free);
+      const started = allowed > 0 ? await this.startQueued(ctx, lane, allowed, now) : [];
+      if (permit) this.tieFillAction(ctx, permit.actionId, lane, started);
     }
+  }
+
+  /** Starts up to `count` queued tasks of a lane, in queue order. */
+  private async startQueued(ctx: DaemonContext, lane: string, count: number, now: number): Promise<WorkerRecord[]> {
+    const held = [...this.workers.values()].filter((w) => w.lane === lane && w.status === 'stopped' && w.taskId !== null).length;
+    const out: WorkerRecord[] = [];
+    for (const t of queuedTasks(ctx.db, ctx.run.id, lane, count + held)) {
+      const id = `${t.job}-${t.id}`;
+      const prev = this.workers.get(id);
+      if (prev?.status === 'stopped' || out.length >= count) continue;
+      const carried = this.carried[t.id];
+      const w = newWorkerRecord({ id, job: t.job, taskId: t.id, slot: null, lane, attempt: prev?.attempt ?? carried?.attempt ?? 0 });
+      Object.assign(w, { restarts: prev?.restarts ?? carried?.restarts ?? 0 });
+      if (prev) w.history = prev.history;
+      delete this.carried[t.id];
+      this.workers.set(id, w);
+      setTaskStatus(ctx.db, ctx.run.id, t.id, 'running', iso(now), true);
+      ctx.log.append({ kind: 'task.started', target: `task:${t.id}`, data: { workerId: id, job: t.job, lane, message: `task ${t.id} started on lane ${lane}` } });
+      await this.launch(ctx, w, now);
+      out.push(w);
+    }
+    return out;
+  }
+
+  /** util-controller's launch_worker action: started here, verified once the first new worker runs healthy. */
+  private tieFillAction(ctx: DaemonContext, actionId: number, lane: string, started: WorkerRecord[]): void {
+    const deps = { ...this.actionDeps(ctx), actor: 'util-controller' as const };
+    const action = Action.resume(deps, { id: actionId, type: 'launch_worker', target: `lane:${lane}`, incidentId: null, state: 'granted', proposedAt: ctx.clock.now(), startedAt: null });
+    action.started({ workerIds: started.map((w) => w.id) });
+    const first = started[0];
+    if (!first) return action.verified({ message: `nothing to start on lane ${lane} any more` });
+    first.pending = { id: actionId, type: 'launch_worker', incidentId: null, leaseHolder: 'util-controller', startedAt: ctx.clock.now(), verifyAttempt: first.attempt, intent: 'launch', target: `lane:${lane}` };
   }
 
   private freeSlots(ctx: DaemonContext, lane: string): number {
@@ -467,6 +519,7 @@ export class WorkerSentry implements DaemonBehavior {
     const now = ctx.clock.now();
     return {
       workers: [...this.workers.values()],
+      carried: this.carried,
       views: [...this.workers.values()].map((w) => toView(w, now)),
       incidents: this.incidents.list(),
       lastEscalationSeq: this.lastEscalationSeq,

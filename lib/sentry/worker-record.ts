@@ -34,7 +34,9 @@ const PendingActionSchema = z.object({
   startedAt: z.number(),
   /** Launch time of the attempt that must prove the action worked. */
   verifyAttempt: z.number().int(),
-  intent: z.enum(['restart', 'stop']),
+  intent: z.enum(['restart', 'stop', 'requeue', 'launch']),
+  /** What the action was proposed on, when not this worker: a lane fill holds the lane. */
+  target: z.string().optional(),
 });
 export type PendingAction = z.output<typeof PendingActionSchema>;
 
@@ -66,7 +68,7 @@ export const WorkerRecordSchema = z.object({
   regrant: z.object({ cls: z.string(), incidentId: z.number().int(), reason: z.string(), ruleAction: z.enum(['restart', 'stop']) }).nullable().default(null),
   history: z.object({ restartTimes: z.array(z.number()), streak: z.number().int(), healthySince: z.number().nullable() }),
   pending: PendingActionSchema.nullable(),
-  stopIntent: z.enum(['restart', 'stop']).nullable(),
+  stopIntent: z.enum(['restart', 'stop', 'requeue']).nullable(),
   openIncidents: z.array(z.number().int()),
   escalationId: z.number().int().nullable(),
   detectedThisAttempt: z.array(z.string()),
@@ -90,6 +92,8 @@ export function newWorkerRecord(p: { id: string; job: string; taskId: string | n
 
 export const SentryBodySchema = z.looseObject({
   workers: z.array(WorkerRecordSchema),
+  /** Attempts of tasks sent back to the queue, so SWARM_ATTEMPT keeps counting when they run again. */
+  carried: z.record(z.string(), z.object({ attempt: z.number().int(), restarts: z.number().int() })).default({}),
 });
 
 export const pm2NameOf = (workerId: string): string => `swarm-worker-${workerId}`;

@@ -21,6 +21,8 @@ export interface Sample {
 }
 
 export interface LanePolicy {
+  /** 'slots': fill whenever a slot is free, without looking at utilization. */
+  mode?: 'utilization' | 'slots';
   targetPct: number;
   windowMs: number;
   memoryCeilingPct: number;
@@ -62,6 +64,7 @@ export function decideLane(
   if (lane.queued === 0) return { kind: 'hold', reason: 'nothing queued' };
   if (free <= 0) return { kind: 'hold', reason: 'no free slot' };
   if (sinceDown < p.stabilizationMs) return { kind: 'hold', reason: 'scaled down within the stabilization window' };
+  if (p.mode === 'slots') return { kind: 'fill', count: Math.min(free, lane.queued), reason: `${free} free slot(s) (lane fills by slots)` };
   const windowStart = Math.max(now - p.windowMs, mem.lastUpAt ?? -Infinity);
   if (mem.lastUpAt !== null && now - mem.lastUpAt < p.windowMs) return { kind: 'hold', reason: 'waiting for a fresh window after the last fill' };
   const win = samples.filter((s) => s.at >= windowStart);

@@ -22,10 +22,14 @@ export class TestSwarm {
   readonly pm2Home = path.join(this.dir, 'pm2');
   readonly env: NodeJS.ProcessEnv;
 
-  constructor(config: Record<string, unknown>) {
-    fs.writeFileSync(this.configFile, JSON.stringify({ stateDir: 'state', ...config }, null, 2));
-    this.env = { ...process.env, PM2_HOME: this.pm2Home, SWARM_CONFIG: this.configFile };
+  constructor(config: Record<string, unknown>, extraEnv: Record<string, string> = {}) {
+    this.writeConfig(config);
+    this.env = { ...process.env, PM2_HOME: this.pm2Home, SWARM_CONFIG: this.configFile, ...extraEnv };
     delete this.env.SWARM_STATE_DIR;
+  }
+
+  writeConfig(config: Record<string, unknown>): void {
+    fs.writeFileSync(this.configFile, JSON.stringify({ stateDir: 'state', ...config }, null, 2));
   }
 
   ctl(...args: string[]): { status: number | null; stdout: string; stderr: string } {
