@@ -37,6 +37,8 @@ describe('util-controller', () => {
   it('fills a cpu lane once use has been below target for the window', async () => {
     const fill = await swarm.waitEvent('action.proposed', 'lane:cpu', (e) => e.data.type === 'launch_worker', 60_000);
     expect(String(fill.data.reason)).toMatch(/below 90% for 1s|no utilization reading/);
+    const low = swarm.events({ kind: 'detect.util_low', target: 'lane:cpu' })[0];
+    expect(fill.data.incidentId).toBe(low?.seq);
     await swarm.waitEvent('action.verified', 'lane:cpu', (e) => e.actionId === fill.seq, 60_000);
     await swarm.waitEvent('task.started', 'task:f1');
   });

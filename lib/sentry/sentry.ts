@@ -36,6 +36,7 @@ export class WorkerSentry implements DaemonBehavior {
   private workers = new Map<string, WorkerRecord>();
   private readonly incidents = new IncidentBook();
   private carried: Record<string, { attempt: number; restarts: number }> = {};
+  private utilDownSince: number | null = null;
   private lastEscalationSeq = 0;
   private kernelOomKills: number | null = cgroupOomKills();
   private stopping = new Set<string>();
@@ -406,8 +407,11 @@ export class WorkerSentry implements DaemonBehavior {
         }
       }
     }
-    // With util-controller online, queued work starts only on its fill permits; without it, free slots fill at once.
-    const governed = daemonView(ctx.config.stateDir, 'util-controller', now).status === 'online';
+    // With util-controller there, queued work starts only on its fill permits. Only when it has been
+    // gone for a while (not merely starting or restarting) do free slots fill at once.
+    const utilOnline = daemonView(ctx.config.stateDir, 'util-controller', now).status === 'online';
+    this.utilDownSince = utilOnline ? null : (this.utilDownSince ?? now);
+    const governed = this.utilDownSince === null || now - this.utilDownSince < ctx.config.watchdog.staleAfterMs * 2;
     const permits = governed ? pendingLaneFills(ctx.db) : [];
     for (const lane of Object.keys(ctx.config.lanes)) {
       const permit = permits.find((p) => p.lane === lane);

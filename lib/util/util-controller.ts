@@ -103,7 +103,11 @@ export class UtilController implements DaemonBehavior {
       this.decisions[lane.name] = d;
       // One fill of a lane at a time: the last one holds the lane's lease until its worker runs.
       if (d.kind === 'fill' && !laneBusy(ctx, lane.name, now)) {
-        const a = await Action.propose(this.actionDeps(ctx), { type: 'launch_worker', target: `lane:${lane.name}`, priority: 'capacity', reason: d.reason, incidentId: null, data: { count: d.count } });
+        // Idle capacity with work waiting is the failure this fills; a lane filled by slots just has room.
+        const low = lane.fill === 'utilization'
+          ? ctx.log.append({ kind: 'detect.util_low', target: `lane:${lane.name}`, severity: 'info', data: { class: 'util_low', queued: queuedTasks(ctx.db, ctx.run.id, lane.name, lane.slots).length, message: d.reason } }).seq
+          : null;
+        const a = await Action.propose(this.actionDeps(ctx), { type: 'launch_worker', target: `lane:${lane.name}`, priority: 'capacity', reason: d.reason, incidentId: low, data: { count: d.count } });
         if (a.granted) {
           requestLaneFill(ctx.db, lane.name, d.count, a.id);
           if (lane.fill === 'utilization') this.laneUpAt.set(lane.name, now);
