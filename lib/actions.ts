@@ -159,3 +159,15 @@ export interface ActionDeps {
   now: () => number;
   logger: Logger;
 }
+
+/** Action deps for one actor, its grantor made once, on first use, from the daemon's context. */
+export function actorDeps<C extends ActorContext>(actor: EventSource, makeGrantor: (ctx: C) => Grantor): (ctx: C) => ActionDeps {
+  let grantor: Grantor | null = null;
+  return (ctx) => ({ log: ctx.log, grantor: (grantor ??= makeGrantor(ctx)), actor, now: () => ctx.clock.now(), logger: ctx.logger });
+}
+
+export interface ActorContext {
+  log: EventLog;
+  clock: { now(): number };
+  logger: Logger;
+}

@@ -1,6 +1,6 @@
 import { Action, type ActionDeps } from './actions';
 import type { Clock } from './clock';
-import type { CompiledConfig } from './config';
+import { ECOSYSTEM, type CompiledConfig } from './config';
 import type { EventLog } from './event-log';
 import type { DaemonName } from './event-kinds';
 import type { Logger } from './logger';
@@ -44,6 +44,18 @@ const NUDGE_AFTER_MS = 8000;
 const VERIFY_WITHIN_MS = 30_000;
 
 export type DaemonFault = { class: 'daemon_missing' | 'daemon_stale'; reason: string; pid: number | null; app: AppInfo | null };
+
+/** The repair loop for a daemon that watches others, wired to its context. */
+export function daemonRepairFor(
+  ctx: { config: CompiledConfig; db: Db; log: EventLog; clock: Clock; logger: Logger },
+  pm: ProcessManager,
+  actionDeps: () => ActionDeps,
+): DaemonRepair {
+  return new DaemonRepair({
+    config: ctx.config, db: ctx.db, log: ctx.log, pm, clock: ctx.clock, logger: ctx.logger, actionDeps,
+    startFromEcosystem: (name) => pm.startEcosystem(ECOSYSTEM, name),
+  });
+}
 
 export class DaemonRepair {
   private readonly inFlight = new Map<DaemonName, InFlight>();

@@ -1,9 +1,8 @@
 import path from 'node:path';
-import { Action, type Grantor } from '../actions';
+import { Action, actorDeps, type ActionDeps, type Grantor } from '../actions';
 import { writeJsonAtomic } from '../atomic-file';
-import { ECOSYSTEM } from '../config';
 import type { DaemonBehavior, DaemonContext } from '../daemon-runtime';
-import { DaemonRepair } from '../daemon-repair';
+import { daemonRepairFor, type DaemonRepair } from '../daemon-repair';
 import { formatDuration } from '../duration';
 import { errorMessage } from '../errors';
 import { killProcessGroup } from '../kill';
@@ -45,27 +44,21 @@ export function findOverrun(w: WorkerRecord, maxRuntimeMs: number | null, progre
 
 export class HangGuard implements DaemonBehavior {
   private repair: DaemonRepair | null = null;
-  private grantor: Grantor | null = null;
   /** worker id:pid already ended, so one overrun is acted on once. */
   private readonly handled = new Set<string>();
   private kills = 0;
 
+  private readonly actionDeps: (ctx: DaemonContext) => ActionDeps;
+
   constructor(
     private readonly pm: ProcessManager,
-    private readonly makeGrantor: (ctx: DaemonContext) => Grantor,
-  ) {}
-
-  private actionDeps(ctx: DaemonContext) {
-    this.grantor ??= this.makeGrantor(ctx);
-    return { log: ctx.log, grantor: this.grantor, actor: 'hang-guard' as const, now: () => ctx.clock.now(), logger: ctx.logger };
+    makeGrantor: (ctx: DaemonContext) => Grantor,
+  ) {
+    this.actionDeps = actorDeps('hang-guard', makeGrantor);
   }
 
   start(ctx: DaemonContext): void {
-    this.repair = new DaemonRepair({
-      config: ctx.config, db: ctx.db, log: ctx.log, pm: this.pm, clock: ctx.clock, logger: ctx.logger,
-      actionDeps: () => this.actionDeps(ctx),
-      startFromEcosystem: (name) => this.pm.startEcosystem(ECOSYSTEM, name),
-    });
+    this.repair = daemonRepairFor(ctx, this.pm, () => this.actionDeps(ctx));
   }
 
   async tick(ctx: DaemonContext): Promise<void> {

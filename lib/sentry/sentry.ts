@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { Action, type ActionDeps, type Grantor } from '../actions';
+import { Action, actorDeps, type ActionDeps, type Grantor } from '../actions';
 import { iso } from '../clock';
 import type { CompiledJob } from '../config';
 import type { DaemonBehavior, DaemonContext } from '../daemon-runtime';
@@ -41,16 +41,13 @@ export class WorkerSentry implements DaemonBehavior {
   private kernelOomKills: number | null = cgroupOomKills();
   private stopping = new Set<string>();
 
+  private readonly actionDeps: (ctx: DaemonContext) => ActionDeps;
+
   constructor(
     private readonly pm: ProcessManager,
-    private readonly makeGrantor: (ctx: DaemonContext) => Grantor,
-  ) {}
-
-  private grantor: Grantor | null = null;
-
-  private actionDeps(ctx: DaemonContext): ActionDeps {
-    this.grantor ??= this.makeGrantor(ctx);
-    return { log: ctx.log, grantor: this.grantor, actor: 'worker-sentry', now: () => ctx.clock.now(), logger: ctx.logger };
+    makeGrantor: (ctx: DaemonContext) => Grantor,
+  ) {
+    this.actionDeps = actorDeps('worker-sentry', makeGrantor);
   }
 
   start(ctx: DaemonContext): void {

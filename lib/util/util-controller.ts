@@ -1,5 +1,5 @@
 import si from 'systeminformation';
-import { Action, type Grantor } from '../actions';
+import { Action, actorDeps, type ActionDeps, type Grantor } from '../actions';
 import type { DaemonBehavior, DaemonContext } from '../daemon-runtime';
 import { errorMessage } from '../errors';
 import { probeGpus, type GpuProbe } from '../nvidia-smi';
@@ -33,13 +33,10 @@ export class UtilController implements DaemonBehavior {
   private gpu: GpuProbe = { available: false, gpus: [], reason: 'not probed yet' };
   private machine: { cpuPct: number | null; memPct: number | null } = { cpuPct: null, memPct: null };
   private lastPruneAt = 0;
-  private grantor: Grantor | null = null;
+  private readonly actionDeps: (ctx: DaemonContext) => ActionDeps;
 
-  constructor(private readonly makeGrantor: (ctx: DaemonContext) => Grantor) {}
-
-  private actionDeps(ctx: DaemonContext) {
-    this.grantor ??= this.makeGrantor(ctx);
-    return { log: ctx.log, grantor: this.grantor, actor: 'util-controller' as const, now: () => ctx.clock.now(), logger: ctx.logger };
+  constructor(makeGrantor: (ctx: DaemonContext) => Grantor) {
+    this.actionDeps = actorDeps('util-controller', makeGrantor);
   }
 
   async tick(ctx: DaemonContext): Promise<void> {

@@ -1,9 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { Action } from '../actions';
-import { ECOSYSTEM } from '../config';
+import { Action, actorDeps, type ActionDeps } from '../actions';
 import type { DaemonBehavior, DaemonContext } from '../daemon-runtime';
-import { DaemonRepair } from '../daemon-repair';
+import { daemonRepairFor, type DaemonRepair } from '../daemon-repair';
 import { DB_FILE } from '../db';
 import { errorMessage } from '../errors';
 import type { DaemonName } from '../event-kinds';
@@ -22,28 +21,22 @@ import type { z } from 'zod';
 
 export class Watchdog implements DaemonBehavior {
   private repair: DaemonRepair | null = null;
-  private grantor: Grantor | null = null;
   private lastQuickCheckAt = 0;
   private lastQuickCheck: string | null = null;
   private walBytes = 0;
 
+  private readonly actionDeps: (ctx: DaemonContext) => ActionDeps;
+
   constructor(
     private readonly pm: ProcessManager,
-    private readonly makeGrantor: (ctx: DaemonContext) => Grantor,
+    makeGrantor: (ctx: DaemonContext) => Grantor,
     private readonly watched: () => DaemonName[],
-  ) {}
-
-  private actionDeps(ctx: DaemonContext) {
-    this.grantor ??= this.makeGrantor(ctx);
-    return { log: ctx.log, grantor: this.grantor, actor: 'watchdog' as const, now: () => ctx.clock.now(), logger: ctx.logger };
+  ) {
+    this.actionDeps = actorDeps('watchdog', makeGrantor);
   }
 
   start(ctx: DaemonContext): void {
-    this.repair = new DaemonRepair({
-      config: ctx.config, db: ctx.db, log: ctx.log, pm: this.pm, clock: ctx.clock, logger: ctx.logger,
-      actionDeps: () => this.actionDeps(ctx),
-      startFromEcosystem: (name) => this.pm.startEcosystem(ECOSYSTEM, name),
-    });
+    this.repair = daemonRepairFor(ctx, this.pm, () => this.actionDeps(ctx));
     this.quickCheck(ctx);
   }
 
