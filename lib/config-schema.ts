@@ -74,6 +74,26 @@ export const JobSchema = z.strictObject({
   memoryLimit: Bytes.optional(),
   stopGrace: Duration.default('5s').meta({ description: 'SIGTERM to SIGKILL grace when Swarm stops a worker.' }),
   failures: z.array(FailureRuleSchema).default([]),
+  verify: z
+    .strictObject({ command: z.array(Templated).min(1), timeout: Duration.default('5m') })
+    .optional()
+    .meta({ description: 'A validation guard: argv run after a task exits 0. The task is completed only if it exits 0 too; otherwise validation_failed, retried within the budget.' }),
+  fallbacks: z
+    .array(z.strictObject({ command: z.array(z.string().min(1)).min(1), args: z.array(Templated).default([]), on: z.array(z.enum(FAILURE_CLASSES)).min(1) }))
+    .default([])
+    .meta({ description: 'Alternative commands, in order. Tier N+1 runs when tier N fails with one of the classes in fallbacks[N].on.' }),
+  plateau: z
+    .strictObject({
+      direction: z.enum(['max', 'min']),
+      minDelta: z.number().nonnegative().default(0),
+      patience: z.number().int().min(1).optional().meta({ description: 'Progress updates without an improvement of minDelta.' }),
+      within: Duration.optional().meta({ description: 'Time without an improvement of minDelta.' }),
+      action: z.enum(['escalate', 'stop', 'rotate']).default('escalate'),
+    })
+    .refine((p) => p.patience !== undefined || p.within !== undefined, { message: 'expected patience or within (or both)' })
+    .optional(),
+  strategies: z.array(z.array(Templated)).default([]).meta({ description: 'Argument sets appended in turn when a plateau rotates the strategy.' }),
+  stagnationAfter: z.number().int().min(2).default(3).meta({ description: 'The same failure class this many times on one task is stagnation: escalated with the evidence.' }),
 });
 
 export const QueueEntrySchema = z.strictObject({

@@ -38,6 +38,12 @@ export interface CompiledJob {
   memoryLimitBytes: number | null;
   stopGraceMs: number;
   failures: FailureRule[];
+  verify: { command: string[]; timeoutMs: number } | null;
+  /** Tier 0 is command + args; tier N (N >= 1) is fallbacks[N-1]. */
+  fallbacks: { command: string[]; args: string[]; on: FailureClass[] }[];
+  plateau: { direction: 'max' | 'min'; minDelta: number; patience: number | null; withinMs: number | null; action: 'escalate' | 'stop' | 'rotate' } | null;
+  strategies: string[][];
+  stagnationAfter: number;
 }
 
 export interface CompiledLane {
@@ -138,6 +144,13 @@ function compile(cfg: ParsedConfig, file: string, env: NodeJS.ProcessEnv): Compi
       memoryLimitBytes: job.memoryLimit === undefined ? null : (parseBytes(job.memoryLimit) as number),
       stopGraceMs: ms(job.stopGrace),
       failures: job.failures.map(compileRule),
+      verify: job.verify ? { command: job.verify.command, timeoutMs: ms(job.verify.timeout) } : null,
+      fallbacks: job.fallbacks,
+      plateau: job.plateau
+        ? { direction: job.plateau.direction, minDelta: job.plateau.minDelta, patience: job.plateau.patience ?? null, withinMs: job.plateau.within === undefined ? null : ms(job.plateau.within), action: job.plateau.action }
+        : null,
+      strategies: job.strategies,
+      stagnationAfter: job.stagnationAfter,
     };
   }
   const lanes: Record<string, CompiledLane> = {};

@@ -22,7 +22,16 @@ function newestSource(dir) {
   return newest;
 }
 
+/** @type {boolean | null} */
+let fresh = null;
+
 function distIsFresh() {
+  // Once per process: the answer cannot change while it runs, and the walk costs a few ms.
+  if (fresh === null) fresh = checkFresh();
+  return fresh;
+}
+
+function checkFresh() {
   if (process.env.SWARM_FROM_SOURCE === '1') return false;
   let stamp;
   try {

@@ -13,7 +13,7 @@ const swarm = new TestSwarm({
   name: 'detections',
   tick: '200ms',
   // Eleven failing workers at once: the concurrency limit is tested in consensus.test.ts, not here.
-  consensus: { maxConcurrentActions: 16 },
+  consensus: { maxConcurrentActions: 16, breaker: { failures: 100 } },
   lanes: { cpu: { kind: 'cpu', slots: 16, fill: 'slots' } },
   jobs: {
     crasher: optimizerJob(['--trials', '6', '--crash-at', '2'], { restart, progress: { staleAfter: '20s' } }),

@@ -15,6 +15,7 @@
 //   --slow-start-ms MS   wait this long before the first trial
 //   --syntax-error       die as a broken import would, at start
 //   --op-deadline-ms MS  declare each trial as an operation with this deadline in the progress file
+//   --flat               report the same metric every trial (a plateau)
 //   --fault-attempts N   inject faults only while SWARM_ATTEMPT <= N (default 1; 0 = always)
 const fs = require('node:fs');
 const path = require('node:path');
@@ -88,7 +89,7 @@ async function main() {
     if (faulty && num('segv-at', -1) === k) process.kill(process.pid, 'SIGSEGV');
     if (faulty && num('leak-mb', 0) > 0) leak.push(Buffer.alloc(num('leak-mb', 0) * 1048576, 1));
     await sleep(trialMs);
-    const value = Math.sin(k * 1.7) * 10 + k / 10;
+    const value = flag('flat') ? 1 : Math.sin(k * 1.7) * 10 + k / 10;
     state.trial = k;
     state.completed.push(k);
     if (state.best === null || value > state.best) {

@@ -35,9 +35,16 @@ export interface Classification {
 /** Near the limit: a worker killed while above 90% of it is taken as out of memory. */
 export const OOM_NEAR_FRACTION = 0.9;
 
+// "database is locked" (SQLite) and DuckDB's "Conflicting lock is held in <file> (PID n)".
+const LOCK_PATTERNS = [/database is locked/i, /Conflicting lock is held in .*\(PID (\d+)\)/];
+
 export function classifyLogTail(rules: FailureRule[], tail: string): Classification | null {
   for (const rule of rules) {
     if (rule.test(tail)) return { class: rule.class, action: rule.action, evidence: { rule: rule.matchText, matchedLine: lineOf(tail, rule.test) } };
+  }
+  for (const re of LOCK_PATTERNS) {
+    const m = re.exec(tail);
+    if (m) return { class: 'lock_conflict', action: 'restart', evidence: { holderPid: m[1] ? Number(m[1]) : null, matchedLine: lineOf(tail, (l) => re.test(l)) } };
   }
   for (const p of DETERMINISTIC_PATTERNS) {
     if (p.re.test(tail)) {

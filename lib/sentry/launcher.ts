@@ -27,6 +27,13 @@ export function progressFileFor(config: CompiledConfig, job: CompiledJob, w: Wor
   return job.progress?.pathTemplate ? interpolate(job.progress.pathTemplate, vars) : path.join(checkpointDir(config.stateDir, w.id), 'progress.json');
 }
 
+/** The argv of a tier: 0 is the job's own command, N its fallbacks[N-1]. */
+export function commandFor(job: CompiledJob, tier: number, vars: { taskId: string; workerId: string; attempt: number }): string[] {
+  const t = tier > 0 ? job.fallbacks[tier - 1] : undefined;
+  const [command, args] = t ? [t.command, t.args] : [job.command, job.args];
+  return [...command, ...args.map((a) => interpolate(a, vars))];
+}
+
 export async function launchWorker(
   pm: ProcessManager,
   config: CompiledConfig,
@@ -56,7 +63,7 @@ export async function launchWorker(
   });
   const spec: WorkerSpec = {
     workerId: w.id, job: job.name, taskId: w.taskId, slot: w.slot, attempt: w.attempt,
-    command: [...job.command, ...job.args.map((a) => interpolate(a, vars)), ...extraArgs],
+    command: [...commandFor(job, w.tier, vars), ...extraArgs, ...(job.strategies[w.strategy] ?? []).map((a) => interpolate(a, vars))],
     cwd: job.cwd, env, dir, stopGraceMs: job.stopGraceMs, progressFile, launchedAt: now,
   };
   writeJsonAtomic(path.join(dir, 'spec.json'), spec);

@@ -1,13 +1,13 @@
 import path from 'node:path';
 import { Action, actorDeps, type ActionDeps, type Grantor } from '../actions';
 import { iso } from '../clock';
-import type { CompiledJob } from '../config';
+import { interpolate, type CompiledJob } from '../config';
 import type { DaemonBehavior, DaemonContext } from '../daemon-runtime';
 import { errorMessage } from '../errors';
 import type { FailureClass, Target } from '../event-kinds';
 import { killProcessGroup } from '../kill';
 import type { ProcessManager } from '../process-manager';
-import { cgroupOomKills, isAlive } from '../proc';
+import { cgroupOomKills, isAlive, isStopped, processTree } from '../proc';
 import { redactText } from '../redact';
 import { DAEMON_STATE_FILES, type Incident } from '../state-files';
 import { daemonView } from '../snapshot';
@@ -19,7 +19,9 @@ import { fileSize, readTail } from './observe';
 import { artifactPaths, observeFiles, sampleUsage } from './worker-observer';
 import { onFailure, onHealthy } from './restart-budget';
 import { pendingCommands, pendingLaneFills, resolvedEscalations, type ManualCommand } from './commands';
-import { readExit, readKillReason, readPid, workerDir, type ExitRecord } from './worker-files';
+import { readExit, readKillReason, readPid, readSpec, workerDir, type ExitRecord } from './worker-files';
+import { newTracker, plateaued } from './plateau';
+import { runVerify, type VerifyResult } from './verify-guard';
 import { ACTIVE_STATUSES, LIVE_STATUSES, newWorkerRecord, pm2NameOf, SentryBodySchema, toView, WORKER_MOVES, type WorkerRecord } from './worker-record';
 import { IncidentBook } from './incidents';
 import { adoptFromDisk } from './adopt';
@@ -92,6 +94,10 @@ export class WorkerSentry implements DaemonBehavior {
     this.kernelOomKills = oom;
     for (const w of [...this.workers.values()]) {
       try {
+        if (w.verifying) {
+          await this.settleVerify(ctx, w, now);
+          continue;
+        }
         if (LIVE_STATUSES.includes(w.status) || w.pid !== null) await this.observe(ctx, w, now, kernelOom);
       } catch (err) {
         ctx.logger.error({ worker: w.id, err: errorMessage(err), stack: (err as Error).stack }, 'observe failed');
@@ -138,6 +144,13 @@ export class WorkerSentry implements DaemonBehavior {
     if (w.regrant) {
       if (now >= (w.deniedUntil ?? 0)) await this.act(ctx, w, job, w.regrant, now);
       return;
+    }
+    if (job.plateau && !w.detectedThisAttempt.includes('plateau')) {
+      const why = plateaued(w.plateau, job.plateau, now);
+      if (why) {
+        w.detectedThisAttempt.push('plateau');
+        return this.onPlateau(ctx, w, job, why, now);
+      }
     }
     for (const d of detectLive(w, job, now, artifactPaths(job, w))) {
       w.detectedThisAttempt.push(d.class);
@@ -186,6 +199,12 @@ export class WorkerSentry implements DaemonBehavior {
     }
     if (exit.exitCode === 0 && exit.signal === null) {
       w.lastExit = { exitCode: 0, signal: null, class: null };
+      if (w.taskId && job.verify) {
+        // "Done" is not done until the guard agrees; the worker stays running while it checks.
+        w.verifying = true;
+        this.startVerify(ctx, w, job);
+        return;
+      }
       if (w.taskId) {
         this.finishPending(ctx, w, 'verified', { message: 'task completed after the restart' });
         this.move(ctx, w, 'completed', 'exit 0');
@@ -230,6 +249,19 @@ export class WorkerSentry implements DaemonBehavior {
     const detect = ctx.log.append({ kind: `detect.${cls}`, target, severity: 'warn', data: { class: cls, attempt: w.attempt, pid: w.pid, ...evidence } });
     this.incidents.open(detect.seq, cls, target, now);
     w.openIncidents.push(detect.seq);
+    w.failureCounts[cls] = (w.failureCounts[cls] ?? 0) + 1;
+    const fallback = job.fallbacks[w.tier];
+    if (fallback?.on.includes(cls)) {
+      // The next tier is another way to the same result: switch to it instead of retrying this one.
+      w.tier += 1;
+      return this.act(ctx, w, job, { cls, incidentId: detect.seq, reason: `${cls} on tier ${w.tier - 1}: falling back to tier ${w.tier} (${fallback.command.join(' ')})`, ruleAction: 'restart' }, now);
+    }
+    if (w.taskId && (w.failureCounts[cls] ?? 0) >= job.stagnationAfter) {
+      const st = ctx.log.append({ kind: 'detect.stagnation', target, severity: 'error', data: { class: 'stagnation', repeated: cls, count: w.failureCounts[cls], lastEvidence: evidence, message: `${cls} ${w.failureCounts[cls]} times on task ${w.taskId}` } });
+      await this.stopProcess(ctx, w, job);
+      return await this.quarantine(ctx, w, `stagnation: ${cls} ${w.failureCounts[cls]} times on task ${w.taskId} (last: ${String(evidence.message ?? '')})`, st.seq);
+    }
+    if (cls === 'lock_conflict') await this.freeLock(ctx, w, Number(evidence.holderPid ?? 0), detect.seq);
     if (ruleAction === 'quarantine') return await this.quarantine(ctx, w, `${cls}: restarting cannot help (${String(evidence.matchedLine ?? evidence.message ?? '')})`, detect.seq);
     if (ruleAction === 'escalate') {
       this.raiseEscalation(ctx, w, `${cls}: ${String(evidence.message ?? '')}`, detect.seq);
@@ -367,6 +399,73 @@ export class WorkerSentry implements DaemonBehavior {
     w.backoffUntil = ctx.clock.now();
   }
 
+  private readonly verifications = new Map<string, Promise<VerifyResult>>();
+  private readonly verified = new Map<string, VerifyResult>();
+
+  private startVerify(ctx: DaemonContext, w: WorkerRecord, job: CompiledJob): void {
+    if (!job.verify || this.verifications.has(w.id)) return;
+    const spec = readSpec(workerDir(ctx.config.stateDir, w.id));
+    const vars = { taskId: w.taskId ?? '', workerId: w.id, attempt: w.attempt };
+    const p = runVerify(job.verify.command.map((a) => interpolate(a, vars)), { cwd: job.cwd, env: spec?.env ?? {}, timeoutMs: job.verify.timeoutMs });
+    this.verifications.set(w.id, p);
+    void p.then((r) => this.verified.set(w.id, r));
+  }
+
+  private async settleVerify(ctx: DaemonContext, w: WorkerRecord, now: number): Promise<void> {
+    const job = ctx.config.jobs[w.job];
+    if (!job || !w.taskId) return;
+    const r = this.verified.get(w.id);
+    if (!r) {
+      this.startVerify(ctx, w, job); // after a sentry restart the guard runs again
+      return;
+    }
+    this.verified.delete(w.id);
+    this.verifications.delete(w.id);
+    w.verifying = false;
+    const guard = { exitCode: r.exitCode, signal: r.signal, timedOut: r.timedOut, output: redactText(r.output, { ...process.env, ...job.env }) };
+    if (r.ok) {
+      this.finishPending(ctx, w, 'verified', { message: 'task completed and its validation passed' });
+      this.move(ctx, w, 'completed', 'exit 0, validation passed');
+      setTaskStatus(ctx.db, ctx.run.id, w.taskId, 'completed', iso(now));
+      ctx.log.append({ kind: 'task.completed', target: `task:${w.taskId}`, data: { workerId: w.id, attempt: w.attempt, verify: guard, message: `task ${w.taskId} completed on attempt ${w.attempt}; validation passed` } });
+      this.closeIncidents(w, 'resolved', now);
+      return;
+    }
+    ctx.log.append({ kind: 'task.failed', target: `task:${w.taskId}`, severity: 'warn', data: { workerId: w.id, attempt: w.attempt, class: 'validation_failed', verify: guard, message: `task ${w.taskId} said done, but its validation failed (exit ${r.exitCode}${r.timedOut ? ', timed out' : ''})` } });
+    this.finishPending(ctx, w, 'failed', { message: 'validation failed after the restart' });
+    await this.remediate(ctx, w, job, 'validation_failed', 'restart', { verify: guard, message: `validation failed: exit ${r.exitCode}${r.timedOut ? ' (timed out)' : ''}` }, now);
+  }
+
+  /** A lock held by another worker of ours that has gone stale: restart the holder, so the lock is freed. */
+  private async freeLock(ctx: DaemonContext, blocked: WorkerRecord, holderPid: number, incidentId: number): Promise<void> {
+    if (!holderPid) return;
+    const holder = [...this.workers.values()].find((o) => o !== blocked && o.pid !== null && (o.pid === holderPid || o.pgid === holderPid || processTree(o.pid).includes(holderPid)));
+    // Stale: judged so already, or SIGSTOPped, or past half its progress limit.
+    const staleAfter = ctx.config.jobs[holder?.job ?? '']?.progress?.staleAfterMs ?? Infinity;
+    const stale = holder && (holder.status === 'stale' || (holder.pid !== null && isStopped(holder.pid)) || (holder.lastProgressAt !== null && ctx.clock.now() - holder.lastProgressAt > staleAfter / 2));
+    if (!holder || !stale) return;
+    const job = ctx.config.jobs[holder.job];
+    if (!job) return;
+    await this.act(ctx, holder, job, { cls: 'lock_conflict', incidentId, reason: `stale, and holds the lock that blocks ${blocked.id}`, ruleAction: 'restart' }, ctx.clock.now());
+  }
+
+  private async onPlateau(ctx: DaemonContext, w: WorkerRecord, job: CompiledJob, why: string, now: number): Promise<void> {
+    const rule = job.plateau;
+    if (!rule) return;
+    const target: Target = `worker:${w.id}`;
+    const next = w.strategy + 1;
+    const canRotate = rule.action === 'rotate' && next < job.strategies.length;
+    const d = ctx.log.append({ kind: 'detect.plateau', target, severity: 'warn', data: { class: 'plateau', best: w.plateau.best, updates: w.plateau.updatesSinceImprovement, strategy: w.strategy, action: rule.action, message: why } });
+    this.incidents.open(d.seq, 'plateau', target, now);
+    w.openIncidents.push(d.seq);
+    if (canRotate) {
+      w.strategy = next;
+      return this.act(ctx, w, job, { cls: 'plateau', incidentId: d.seq, reason: `${why}: rotating to strategy ${next} (${(job.strategies[next] ?? []).join(' ')})`, ruleAction: 'restart' }, now);
+    }
+    if (rule.action === 'stop') return this.act(ctx, w, job, { cls: 'plateau', incidentId: d.seq, reason: `${why}: stopping`, ruleAction: 'stop' }, now);
+    this.raiseEscalation(ctx, w, `plateau: ${why}${rule.action === 'rotate' ? '; no strategy left to rotate to' : ''}`, d.seq);
+  }
+
   /** Back to the queue with its checkpoint: util-controller's answer to memory pressure. */
   private requeue(ctx: DaemonContext, w: WorkerRecord, now: number): void {
     if (!w.taskId) {
@@ -467,14 +566,14 @@ export class WorkerSentry implements DaemonBehavior {
       attempt: w.attempt + 1, restarts: relaunch ? w.restarts + 1 : w.restarts, pid: null, pgid: null, shimPid: null, launchedAt: now,
       progressAdvancedSinceLaunch: false, startupSeen: false, logOffset: fileSize(path.join(workerDir(ctx.config.stateDir, w.id), 'output.log')) ?? 0,
       logChangedAt: null, artifactsSeen: job.artifacts.map(() => false), backoffUntil: null, regrant: null, deniedUntil: null, detectedThisAttempt: [], memBytes: null, cpuPct: null, lastProgressAt: null,
-      gpus: this.pickGpus(ctx, w),
+      gpus: this.pickGpus(ctx, w), plateau: newTracker(), verifying: false,
     });
     const extraArgs = w.taskId ? (getTask(ctx.db, ctx.run.id, w.taskId)?.args ?? []) : [];
     this.move(ctx, w, 'starting', relaunch ? `relaunch attempt ${w.attempt}` : 'launch');
     if (w.taskId && relaunch) setTaskStatus(ctx.db, ctx.run.id, w.taskId, 'running', iso(now));
     try {
       const spec = await launchWorker(this.pm, ctx.config, job, w, ctx.run.id, extraArgs, now);
-      ctx.log.append({ kind: 'worker.launched', target: `worker:${w.id}`, data: { job: w.job, taskId: w.taskId, attempt: w.attempt, lane: w.lane, gpus: w.gpus, argv: spec.command, message: `launched attempt ${w.attempt} of ${w.job}` } });
+      ctx.log.append({ kind: 'worker.launched', target: `worker:${w.id}`, data: { job: w.job, taskId: w.taskId, attempt: w.attempt, lane: w.lane, gpus: w.gpus, tier: w.tier, strategy: w.strategy, argv: spec.command, message: `launched attempt ${w.attempt} of ${w.job}${w.tier ? ` (fallback tier ${w.tier})` : ''}` } });
     } catch (err) {
       ctx.logger.error({ worker: w.id, err: errorMessage(err) }, 'launch failed');
       // Nothing ran: the attempt does not count.

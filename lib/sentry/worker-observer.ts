@@ -3,6 +3,7 @@ import { interpolate, type CompiledConfig, type CompiledJob } from '../config';
 import { CLOCK_TICKS_PER_S, treeUsage } from '../proc';
 import { progressFileFor } from './launcher';
 import { exists, fileSize, readProgress, scanForMarker } from './observe';
+import { trackMetric } from './plateau';
 import type { WorkerRecord } from './worker-record';
 
 // What the sentry learns about a live worker each tick, written into its
@@ -23,7 +24,7 @@ export function sampleUsage(w: WorkerRecord, now: number): void {
 
 /** Progress, log growth, the startup marker and artifacts. */
 export function observeFiles(config: CompiledConfig, job: CompiledJob, w: WorkerRecord, dir: string, now: number): { progressResumed: boolean } {
-let progressResumed = false;
+  let progressResumed = false;
   const progress = readProgress(progressFileFor(config, job, w));
   if (progress && progress.marker !== w.progressMarker) {
     const firstSight = w.progressMarker === null && w.lastProgressAt === null && !w.progressAdvancedSinceLaunch;
@@ -33,6 +34,8 @@ let progressResumed = false;
       w.lastProgressAt = now;
       w.progressAdvancedSinceLaunch = true;
       progressResumed = true;
+      const metric = progress.json?.metric;
+      if (job.plateau && typeof metric === 'number' && Number.isFinite(metric)) w.plateau = trackMetric(w.plateau, job.plateau, metric, now);
     }
   }
   const logFile = path.join(dir, 'output.log');

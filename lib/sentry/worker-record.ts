@@ -77,6 +77,14 @@ export const WorkerRecordSchema = z.object({
   cpuPct: z.number().nullable(),
   memBytes: z.number().nullable(),
   lastExit: z.object({ exitCode: z.number().nullable(), signal: z.string().nullable(), class: z.string().nullable() }).nullable(),
+  /** 0: the job's own command; N: fallbacks[N-1]. */
+  tier: z.number().int().default(0),
+  /** Index into strategies of the argument set in use, or -1 for none. */
+  strategy: z.number().int().default(-1),
+  plateau: z.object({ best: z.number().nullable(), updatesSinceImprovement: z.number().int(), lastImprovementAt: z.number().nullable() }).default({ best: null, updatesSinceImprovement: 0, lastImprovementAt: null }),
+  /** Failures of this task by class, over its whole life: the evidence for stagnation. */
+  failureCounts: z.record(z.string(), z.number().int()).default({}),
+  verifying: z.boolean().default(false),
 });
 export type WorkerRecord = z.output<typeof WorkerRecordSchema>;
 
@@ -87,6 +95,7 @@ export function newWorkerRecord(p: { id: string; job: string; taskId: string | n
     progressAdvancedSinceLaunch: false, startupSeen: false, logOffset: 0, logSize: null, logChangedAt: null, artifactsSeen: [],
     backoffUntil: 0, deniedUntil: null, regrant: null, history: { restartTimes: [], streak: 0, healthySince: null }, pending: null, stopIntent: null,
     openIncidents: [], escalationId: null, detectedThisAttempt: [], cpuTicks: null, cpuSampledAt: null, cpuPct: null, memBytes: null, lastExit: null,
+    tier: 0, strategy: -1, plateau: { best: null, updatesSinceImprovement: 0, lastImprovementAt: null }, failureCounts: {}, verifying: false,
   };
 }
 
