@@ -141,6 +141,19 @@ export const ConfigSchema = z
     hangGuard: z
       .strictObject({ killGrace: Duration.default('5s').meta({ description: 'SIGTERM to SIGKILL grace when hang-guard ends an operation.' }) })
       .default({ killGrace: '5s' }),
+    postgres: z
+      .strictObject({
+        host: z.string().default('localhost').meta({ description: 'Host name, or the folder of the server socket.' }),
+        port: z.number().int().min(1).max(65535).default(5432),
+        user: z.string().default('postgres'),
+        database: z.string().default('postgres'),
+        maxQuery: Duration.meta({ description: 'Queries active longer than this are ended with pg_terminate_backend.' }),
+        applicationName: z.string().optional().meta({ description: 'A regular expression: only queries whose application_name matches are ended.' }),
+        cleanStart: z.boolean().default(false).meta({ description: 'When a run starts, end every matching active query, whatever its age.' }),
+        every: Duration.default('5s'),
+      })
+      .optional()
+      .meta({ description: 'hang-guard reads pg_stat_activity through psql (the password, if any, from PGPASSWORD).' }),
     jobs: z.record(Name, JobSchema),
     queue: z.array(QueueEntrySchema).default([]),
   })
@@ -159,6 +172,13 @@ export const ConfigSchema = z
       if (seen.has(id)) ctx.addIssue({ code: 'custom', path: ['queue', i, 'id'], message: `expected a unique task id; "${id}" is used twice` });
       seen.add(id);
     });
+    if (cfg.postgres?.applicationName !== undefined) {
+      try {
+        new RegExp(cfg.postgres.applicationName);
+      } catch {
+        ctx.addIssue({ code: 'custom', path: ['postgres', 'applicationName'], message: 'expected a valid regular expression' });
+      }
+    }
     for (const [name, lane] of Object.entries(cfg.lanes)) {
       if (lane.kind === 'gpu' && (!lane.gpus || lane.gpus.length === 0)) {
         ctx.addIssue({ code: 'custom', path: ['lanes', name, 'gpus'], message: 'expected a list of GPU indexes for a gpu lane' });

@@ -6,6 +6,8 @@ import { daemonRepairFor, type DaemonRepair } from '../daemon-repair';
 import { formatDuration } from '../duration';
 import { errorMessage } from '../errors';
 import { killProcessGroup } from '../kill';
+import { activeQueries, overrunning, terminate, type ActiveQuery } from '../pg-probe';
+import { getControl, setControl } from '../run-registry';
 import { isAlive } from '../proc';
 import type { ProcessManager } from '../process-manager';
 import { progressFileFor } from '../sentry/launcher';
@@ -57,8 +59,52 @@ export class HangGuard implements DaemonBehavior {
     this.actionDeps = actorDeps('hang-guard', makeGrantor);
   }
 
+  private lastPgCheckAt = 0;
+  private pgError: string | null = null;
+  private readonly pgEnded = new Set<number>();
+
   start(ctx: DaemonContext): void {
     this.repair = daemonRepairFor(ctx, this.pm, () => this.actionDeps(ctx));
+  }
+
+  /** Long database queries; with cleanStart, the first check of a run ends every matching one. */
+  private async checkPostgres(ctx: DaemonContext, now: number): Promise<void> {
+    const pg = ctx.config.postgres;
+    if (!pg || now - this.lastPgCheckAt < pg.everyMs) return;
+    this.lastPgCheckAt = now;
+    const cleanKey = `pg.cleanStart:${ctx.run.id}`;
+    const clean = pg.cleanStart && getControl(ctx.db, cleanKey) === null;
+    let qs: ActiveQuery[];
+    try {
+      qs = await activeQueries(pg);
+      this.pgError = null;
+    } catch (err) {
+      if (this.pgError !== errorMessage(err)) ctx.logger.warn({ err: errorMessage(err) }, 'postgres probe failed');
+      this.pgError = errorMessage(err);
+      return;
+    }
+    if (clean) setControl(ctx.db, cleanKey, new Date(now).toISOString());
+    for (const q of overrunning(qs, pg, clean)) {
+      if (this.pgEnded.has(q.pid)) continue;
+      this.pgEnded.add(q.pid);
+      const target = `query:${q.pid}` as const;
+      const why = clean ? `clean start: ending every matching query (running ${Math.round(q.runningMs / 1000)}s)` : `running ${Math.round(q.runningMs / 1000)}s, past maxQuery ${formatDuration(pg.maxQueryMs)}`;
+      const d = ctx.log.append({ kind: 'detect.long_query', target, severity: 'warn', data: { class: 'long_query', pid: q.pid, applicationName: q.applicationName, runningMs: q.runningMs, query: q.query, cleanStart: clean, message: `${q.applicationName || 'query'} pid ${q.pid}: ${why}` } });
+      const action = await Action.propose(this.actionDeps(ctx), { type: 'terminate_query', target, priority: 'safety', reason: why, incidentId: d.seq });
+      if (!action.granted) {
+        this.pgEnded.delete(q.pid);
+        continue;
+      }
+      action.started({ pid: q.pid });
+      try {
+        const sent = await terminate(pg, q.pid);
+        const still = (await activeQueries(pg)).some((x) => x.pid === q.pid);
+        if (sent && !still) action.verified({ message: `backend ${q.pid} terminated`, pid: q.pid });
+        else action.failed({ message: `backend ${q.pid} ${sent ? 'still active after pg_terminate_backend' : 'could not be terminated'}` });
+      } catch (err) {
+        action.failed({ message: `pg_terminate_backend(${q.pid}) failed: ${errorMessage(err)}` });
+      }
+    }
   }
 
   async tick(ctx: DaemonContext): Promise<void> {
@@ -68,6 +114,7 @@ export class HangGuard implements DaemonBehavior {
     } catch (err) {
       ctx.logger.error({ err: errorMessage(err) }, 'watchdog check failed');
     }
+    await this.checkPostgres(ctx, now);
     const sentry = ctx.state.read(DAEMON_STATE_FILES['worker-sentry'], SentryBodySchema);
     if (!sentry.ok) return;
     for (const w of sentry.value.workers) {
@@ -103,7 +150,7 @@ export class HangGuard implements DaemonBehavior {
   }
 
   snapshot(): Record<string, unknown> {
-    return { kills: this.kills, watching: ['watchdog'], ...(this.repair?.snapshot() ?? {}) };
+    return { kills: this.kills, watching: ['watchdog'], postgres: { error: this.pgError, ended: [...this.pgEnded] }, ...(this.repair?.snapshot() ?? {}) };
   }
 
   stop(): void {
