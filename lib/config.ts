@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { ConfigError } from './errors';
-import { ConfigSchema, type ParsedConfig, type ParsedJob } from './config-schema';
+import { ConfigSchema, NAME_PATTERN, type ParsedConfig, type ParsedJob } from './config-schema';
 import { parseBytes, parseDurationMs } from './duration';
 import type { FailureClass } from './event-kinds';
 
@@ -99,7 +99,11 @@ export function compileConfig(raw: unknown, file: string, env: NodeJS.ProcessEnv
   if (!parsed.success) {
     throw new ConfigError(
       file,
-      parsed.error.issues.map((i) => ({ path: i.path.map(String).join('.'), message: i.message })),
+      parsed.error.issues.map((i) => ({
+        path: i.path.map(String).join('.'),
+        // zod says only "Invalid key in record"; a person needs to know what a key may be.
+        message: i.code === 'invalid_key' ? `expected a name of letters, digits, '_', '.' or '-' (pattern ${NAME_PATTERN})` : i.message,
+      })),
     );
   }
   return compile(parsed.data, path.resolve(file), env);

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { backoffDelayMs, emptyHistory, onFailure, onHealthy, type RestartPolicy } from '../lib/sentry/restart-budget';
 import { classifyExit } from '../lib/sentry/classify';
 import { compileConfig } from '../lib/config';
+import { newTracker, plateaued, trackMetric } from '../lib/sentry/plateau';
 
 const policy: RestartPolicy = { delayMs: 1000, maxDelayMs: 8000, budget: 3, windowMs: 60_000, healthyAfterMs: 30_000 };
 
@@ -57,5 +58,32 @@ describe('exit classification', () => {
     expect(classifyExit(rules, { ...base, exitCode: null, signal: 'SIGKILL', kernelOomKilled: true }).class).toBe('worker_oom');
     expect(classifyExit(rules, { ...base, exitCode: null, signal: 'SIGKILL', lastRssBytes: 100, memoryLimitBytes: 1000 })).toMatchObject({ class: 'worker_crashed', evidence: { signal: 'SIGKILL' } });
     expect(classifyExit(rules, { ...base, exitCode: null, signal: 'SIGSEGV' })).toMatchObject({ class: 'worker_crashed', evidence: { exitCode: null, signal: 'SIGSEGV' } });
+  });
+});
+
+describe('plateau tracker', () => {
+  it('counts updates and time without an improvement of minDelta, in either direction', () => {
+    const max = { direction: 'max' as const, minDelta: 0.5, patience: 3, withinMs: null };
+    let t = newTracker();
+    for (const [i, m] of [1, 2, 2.2, 2.4, 2.3].entries()) t = trackMetric(t, max, m, i * 1000);
+    expect(t.best).toBe(2);
+    expect(plateaued(t, max, 5000)).toMatch(/3 updates/);
+    const min = { direction: 'min' as const, minDelta: 0.1, patience: null, withinMs: 10_000 };
+    let u = newTracker();
+    u = trackMetric(u, min, 5, 0);
+    u = trackMetric(u, min, 4.5, 1000);
+    u = trackMetric(u, min, 4.45, 2000);
+    expect(u.best).toBe(4.5);
+    expect(plateaued(u, min, 10_999)).toBeNull();
+    expect(plateaued(u, min, 11_000)).toMatch(/in 10s/);
+  });
+});
+
+describe('lock conflicts', () => {
+  it('database is locked and DuckDB\'s conflicting lock are lock_conflict, with the holder pid', () => {
+    const base = { exitCode: 1, signal: null, lastRssBytes: null, memoryLimitBytes: null, kernelOomKilled: false };
+    expect(classifyExit([], { ...base, logTail: 'sqlite3.OperationalError: database is locked' })).toMatchObject({ class: 'lock_conflict', evidence: { holderPid: null } });
+    const duck = 'IO Error: Could not set lock on file "a.duckdb": Conflicting lock is held in /usr/bin/python3.11 (PID 31337) by user me.';
+    expect(classifyExit([], { ...base, logTail: duck })).toMatchObject({ class: 'lock_conflict', evidence: { holderPid: 31337 } });
   });
 });

@@ -1,0 +1,12 @@
+// Holds an exclusive SQLite lock on the database named by argv[2] until its
+// stdin closes: another program (or a person with the sqlite3 shell) in the way.
+const Database = require('better-sqlite3');
+const db = new Database(process.argv[2]);
+db.exec('BEGIN EXCLUSIVE');
+process.stdout.write('locked\n');
+process.stdin.resume();
+process.stdin.on('end', () => {
+  db.exec('COMMIT');
+  db.close();
+  process.exit(0);
+});
