@@ -1,8 +1,9 @@
+import fs from 'node:fs';
 import path from 'node:path';
 import { Action, actorDeps, type ActionDeps, type Grantor } from '../actions';
 import { iso } from '../clock';
 import { interpolate, type CompiledJob } from '../config';
-import type { DaemonBehavior, DaemonContext } from '../daemon-runtime';
+import type { DaemonBehavior, DaemonContext, DaemonRuntime } from '../daemon-runtime';
 import { errorMessage } from '../errors';
 import type { FailureClass, Target } from '../event-kinds';
 import { killProcessGroup } from '../kill';
@@ -52,7 +53,28 @@ export class WorkerSentry implements DaemonBehavior {
     this.actionDeps = actorDeps('worker-sentry', makeGrantor);
   }
 
-  start(ctx: DaemonContext): void {
+  private watcher: fs.FSWatcher | null = null;
+
+  /**
+   * A worker's exit is handled at once, not at the next tick: the shim's
+   * exit.json appearing wakes the tick loop. Ticks still catch anything the
+   * watch misses.
+   */
+  private watchExits(ctx: DaemonContext, runtime: DaemonRuntime): void {
+    const dir = path.join(ctx.config.stateDir, 'workers');
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    try {
+      this.watcher = fs.watch(dir, { recursive: true }, (_event, file) => {
+        if (typeof file === 'string' && file.endsWith('exit.json')) runtime.poke();
+      });
+      this.watcher.on('error', (err) => ctx.logger.warn({ err: errorMessage(err) }, 'exit watch failed; ticks carry on'));
+    } catch (err) {
+      ctx.logger.warn({ err: errorMessage(err) }, 'cannot watch for exits; ticks carry on');
+    }
+  }
+
+  start(ctx: DaemonContext, runtime: DaemonRuntime): void {
+    this.watchExits(ctx, runtime);
     const prev = ctx.state.read(DAEMON_STATE_FILES['worker-sentry'], SentryBodySchema);
     const prevRun = prev.ok && (prev.value as { runId?: string }).runId === ctx.run.id;
     if (!prev.ok) ctx.logger.warn({ err: prev.error.message }, 'sentry state unreadable: adopting from worker folders');
@@ -628,6 +650,7 @@ export class WorkerSentry implements DaemonBehavior {
   }
 
   async stop(): Promise<void> {
+    this.watcher?.close();
     this.pm.close();
   }
 

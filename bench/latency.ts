@@ -1,0 +1,142 @@
+// Detection and recovery latency against a real swarm, and the same faults
+// under PM2 alone as the baseline. Every figure is read from event
+// timestamps, or from PM2's own process list for the baseline.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { OPTIMIZER, optimizerJob, PM2, TestSwarm } from '../test/helpers/swarm';
+import { waitFor } from '../test/helpers/tmp';
+import { readProcStat } from '../lib/proc';
+
+export interface Sampled {
+  name: string;
+  unit: string;
+  runs: number[];
+  note?: string;
+}
+
+const ts = (iso: string): number => Date.parse(iso);
+
+export async function swarmLatency(repeats: number): Promise<Sampled[]> {
+  const swarm = new TestSwarm({
+    name: 'bench',
+    tick: '1s',
+    consensus: { breaker: { failures: 1000 } },
+    lanes: { cpu: { kind: 'cpu', slots: 4, fill: 'slots' } },
+    jobs: {
+      crashy: optimizerJob(['--trials', '1000000'], { progress: { staleAfter: '3s' }, restart: { delay: '100ms', budget: 1000 }, stagnationAfter: 1000 }),
+      hangy: optimizerJob(['--trials', '1000000'], { progress: { staleAfter: '3s' }, restart: { delay: '100ms', budget: 1000 }, stagnationAfter: 1000 }),
+      slow: optimizerJob(['--trials', '1000000', '--slow-start-ms', '600000', '--fault-attempts', '0'], { startup: { marker: 'optimizer ready', within: '2s' }, restart: { delay: '100ms', maxDelay: '100ms', budget: 1000 }, stagnationAfter: 1000 }),
+    },
+    queue: [{ job: 'crashy', id: 'c' }, { job: 'hangy', id: 'h' }, { job: 'slow', id: 's' }],
+  });
+  const crash: number[] = [];
+  const recovery: number[] = [];
+  const hang: number[] = [];
+  const startup: number[] = [];
+  try {
+    swarm.up();
+    for (let i = 1; i <= repeats; i++) {
+      const pid = await swarm.workerPid('crashy-c', i);
+      await waitFor('progress', () => swarm.query().workers.find((w) => w.id === 'crashy-c')?.progressAgeMs !== null);
+      const t0 = Date.now();
+      process.kill(pid, 'SIGKILL');
+      // The third kill in a row is rightly a crash_loop: any detection of this pid counts.
+      const d = await swarm.waitEvent('detect', 'worker:crashy-c', (e) => e.data.pid === pid, 60_000);
+      crash.push(ts(d.ts) - t0);
+      const v = await swarm.waitEvent('action.verified', 'worker:crashy-c', (e) => e.data.incidentId === d.seq, 60_000);
+      recovery.push(ts(v.ts) - t0);
+    }
+    for (let i = 1; i <= repeats; i++) {
+      const pid = await swarm.workerPid('hangy-h', i);
+      process.kill(pid, 'SIGSTOP');
+      const d = await swarm.waitEvent('detect.progress_stale', 'worker:hangy-h', (e) => e.data.pid === pid, 60_000);
+      hang.push(Number(d.data.progressAgeMs) - Number(d.data.staleAfterMs));
+    }
+    const launches = swarm.events({ kind: 'worker.launched', target: 'worker:slow-s' });
+    const misses = await waitFor('startup misses', () => {
+      const m = swarm.events({ kind: 'detect.startup_gate_missed', target: 'worker:slow-s' });
+      return m.length >= Math.min(repeats, 3) ? m : null;
+    }, 120_000, 500);
+    for (const m of misses) {
+      const launch = [...swarm.events({ kind: 'worker.launched', target: 'worker:slow-s' }), ...launches].filter((l) => l.data.attempt === m.data.attempt)[0];
+      if (launch) startup.push(ts(m.ts) - ts(launch.ts) - 2000);
+    }
+  } finally {
+    swarm.teardown();
+  }
+  return [
+    { name: 'crash detection (kill -9 to detect.worker_crashed)', unit: 'ms', runs: crash },
+    { name: 'hang detection past the threshold (SIGSTOP; progress age minus staleAfter)', unit: 'ms', runs: hang, note: 'tick 1s' },
+    { name: 'missed startup marker, detection past the gate', unit: 'ms', runs: startup, note: 'tick 1s' },
+    { name: 'time to verified recovery after a crash', unit: 'ms', runs: recovery },
+  ];
+}
+
+/** CPU (% of one core) and RSS of each daemon, idle, over a sampling period. */
+export async function controlPlaneCost(workers: number, sampleMs: number): Promise<Sampled[]> {
+  const swarm = new TestSwarm({
+    name: 'idle',
+    tick: '1s',
+    lanes: { cpu: { kind: 'cpu', slots: Math.max(1, workers), fill: 'slots' } },
+    jobs: { sleeper: { command: ['node', '-e', 'setInterval(() => {}, 1 << 30)'] } },
+    queue: Array.from({ length: workers }, (_, i) => ({ job: 'sleeper', id: `s${i}` })),
+  });
+  try {
+    swarm.up();
+    await waitFor('workers up', () => swarm.query().workers.filter((w) => w.status === 'running').length >= workers, 120_000, 500);
+    await waitFor('settled', () => true);
+    const daemons = swarm.query().daemons.filter((d) => d.pid !== null);
+    const first = new Map(daemons.map((d) => [d.name, readProcStat(d.pid as number)]));
+    const t0 = Date.now();
+    await new Promise((r) => setTimeout(r, sampleMs));
+    const secs = (Date.now() - t0) / 1000;
+    const cpu: number[] = [];
+    const rss: number[] = [];
+    for (const d of daemons) {
+      const a = first.get(d.name);
+      const b = readProcStat(d.pid as number);
+      if (!a || !b) continue;
+      cpu.push(Math.round(((b.cpuTicks - a.cpuTicks) / 100 / secs) * 1000) / 10);
+      rss.push(Math.round((b.rssBytes / 1048576) * 10) / 10);
+    }
+    return [
+      { name: `control plane CPU per daemon, idle, ${workers} workers (% of a core; one run per daemon)`, unit: '%', runs: cpu },
+      { name: `control plane RSS per daemon, idle, ${workers} workers (one run per daemon)`, unit: 'MiB', runs: rss },
+    ];
+  } finally {
+    swarm.teardown();
+  }
+}
+
+/** PM2 alone: how long until a kill -9 worker is back, and whether a SIGSTOPped one is ever noticed. */
+export async function pm2Baseline(repeats: number, hangWaitMs: number): Promise<Sampled[]> {
+  const home = fs.mkdtempSync(path.join(os.tmpdir(), 'swarm-pm2-'));
+  const env = { ...process.env, PM2_HOME: home };
+  const pm2 = (...args: string[]) => spawnSync(PM2, args, { env, encoding: 'utf8' });
+  const pidOf = (name: string): number => Number(pm2('pid', name).stdout.trim()) || 0;
+  const back: number[] = [];
+  try {
+    pm2('start', OPTIMIZER, '--name', 'w', '--', '--trials', '1000000');
+    for (let i = 0; i < repeats; i++) {
+      const pid = await waitFor('pm2 pid', () => pidOf('w'), 30_000, 50);
+      const t0 = Date.now();
+      process.kill(pid, 'SIGKILL');
+      await waitFor('pm2 restart', () => { const p = pidOf('w'); return p && p !== pid ? p : 0; }, 60_000, 20);
+      back.push(Date.now() - t0);
+    }
+    const pid = await waitFor('pm2 pid', () => pidOf('w'), 30_000, 50);
+    process.kill(pid, 'SIGSTOP');
+    await new Promise((r) => setTimeout(r, hangWaitMs));
+    const noticed = pidOf('w') !== pid;
+    process.kill(pid, 'SIGCONT');
+    return [
+      { name: 'PM2 alone: kill -9 to a new pid (restart, no detection event)', unit: 'ms', runs: back },
+      { name: `PM2 alone: SIGSTOPped worker noticed within ${hangWaitMs / 1000}s`, unit: 'noticed', runs: [noticed ? 1 : 0], note: noticed ? 'noticed' : 'never noticed: PM2 keeps a hung process "online"' },
+    ];
+  } finally {
+    pm2('kill');
+    fs.rmSync(home, { recursive: true, force: true });
+  }
+}
