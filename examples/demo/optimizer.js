@@ -50,6 +50,9 @@ function writeAtomic(file, value) {
   fs.renameSync(tmp, file);
 }
 
+// Our own count of starts, so a soak can check that no launch went unrecorded.
+fs.appendFileSync(path.join(ckpt, 'starts.log'), `${process.pid} ${attempt}\n`);
+
 /** @type {{trial: number, best: number | null, completed: number[]}} */
 let state = { trial: 0, best: null, completed: [] };
 try {

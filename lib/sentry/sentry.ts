@@ -271,6 +271,8 @@ export class WorkerSentry implements DaemonBehavior {
     const detect = ctx.log.append({ kind: `detect.${cls}`, target, severity: 'warn', data: { class: cls, attempt: w.attempt, pid: w.pid, ...evidence } });
     this.incidents.open(detect.seq, cls, target, now);
     w.openIncidents.push(detect.seq);
+    // A new failure ends whatever action was still waiting to be verified on this worker, and frees its lease.
+    this.finishPending(ctx, w, 'failed', { message: `worker failed (${cls}) before it was verified` });
     w.failureCounts[cls] = (w.failureCounts[cls] ?? 0) + 1;
     const fallback = job.fallbacks[w.tier];
     if (fallback?.on.includes(cls)) {
@@ -317,6 +319,7 @@ export class WorkerSentry implements DaemonBehavior {
     }
     w.regrant = null;
     w.deniedUntil = null;
+    this.finishPending(ctx, w, 'failed', { message: `superseded by action ${action.id}` });
     w.history = decision.restart ? history : w.history;
     action.started({ attempt: w.attempt, delayMs: decision.restart ? decision.delayMs : null });
     this.incidents.setStatus(f.incidentId, 'remediating');

@@ -1,0 +1,218 @@
+// npm run soak -- --minutes N: a fault-injection soak against a real swarm
+// with real workers. Faults land at random times on random targets; at the
+// end the log is read back to see what was detected, remediated, verified or
+// escalated, what was missed, what was done to healthy work, and whether
+// anything was lost. Writes soak/out/report.json and soak/out/report.md.
+import fs from 'node:fs';
+import path from 'node:path';
+import { openDb } from '../lib/db';
+import { verifyChain } from '../lib/event-log';
+import type { StoredEvent } from '../lib/event-kinds';
+import { readStateFile } from '../lib/state-store';
+import { CONTROL_STATE_FILE, ControlStateSchema, DAEMON_STATE_FILES, DaemonHeaderSchema, SESSION_LATEST_FILE, SessionLatestSchema } from '../lib/state-files';
+import { fakeNvidiaSmi } from '../test/helpers/fake-smi';
+import { optimizerJob, TestSwarm } from '../test/helpers/swarm';
+import { tmpDir, waitFor } from '../test/helpers/tmp';
+
+const minutes = Number(process.argv[process.argv.indexOf('--minutes') + 1] || '2');
+const OUT = path.join(__dirname, 'out');
+const pick = <T>(xs: T[]): T => xs[Math.floor(Math.random() * xs.length)] as T;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+type FaultClass = 'kill_worker' | 'stop_worker' | 'kill_daemon' | 'stop_daemon' | 'corrupt_state' | 'delete_state' | 'sqlite_lock' | 'smi_hang' | 'crash_loop' | 'memory_growth';
+interface Fault { class: FaultClass; target: string; at: number; afterSeq: number; pid?: number; detected?: boolean; remediated?: boolean; verified?: boolean; escalated?: boolean }
+
+const smiDir = tmpDir('swarm-soak-smi-');
+const smi = fakeNvidiaSmi(smiDir, { fixture: 'tesla-t4.xml' });
+const restart = { delay: '200ms', maxDelay: '2s', budget: 50, window: '1h', healthyAfter: '20s' };
+const swarm = new TestSwarm({
+  name: 'soak',
+  tick: '500ms',
+  watchdog: { staleAfter: '4s' },
+  consensus: { maxConcurrentActions: 8, breaker: { failures: 200 } },
+  lanes: { cpu: { kind: 'cpu', slots: 8, fill: 'slots' } },
+  jobs: {
+    steady: optimizerJob(['--trials', '100000000', '--trial-ms', '250'], { progress: { staleAfter: '4s' }, restart, stagnationAfter: 1000 }),
+    looping: optimizerJob(['--crash-at', '1', '--fault-attempts', '0'], { restart: { ...restart, budget: 3 } }),
+    leaky: optimizerJob(['--trials', '100000000', '--leak-mb', '20'], { memoryLimit: '200M', restart }),
+  },
+  queue: [0, 1, 2, 3].map((i) => ({ job: 'steady', id: `w${i}` })),
+}, { SWARM_NVIDIA_SMI: smi.bin });
+
+const STATE_FILES: [string, Parameters<typeof readStateFile>[1]][] = [
+  ...Object.values(DAEMON_STATE_FILES).map((f) => [f, DaemonHeaderSchema] as [string, typeof DaemonHeaderSchema]),
+  [CONTROL_STATE_FILE, ControlStateSchema], [SESSION_LATEST_FILE, SessionLatestSchema],
+];
+
+async function inject(kind: FaultClass, faults: Fault[], n: number): Promise<void> {
+  const q = swarm.query();
+  const base = { at: Date.now(), afterSeq: q.events.lastSeq };
+  const steady = q.workers.filter((w) => w.job === 'steady' && w.status === 'running' && w.pid);
+  const daemons = q.daemons.filter((d) => d.status === 'online' && d.pid);
+  const busy = new Set(faults.filter((f) => Date.now() - f.at < 15_000).map((f) => f.target));
+  if (kind === 'kill_worker' || kind === 'stop_worker') {
+    const w = steady.filter((x) => !busy.has(`worker:${x.id}`));
+    if (!w.length) return;
+    const t = pick(w);
+    process.kill(t.pid as number, kind === 'kill_worker' ? 'SIGKILL' : 'SIGSTOP');
+    faults.push({ class: kind, target: `worker:${t.id}`, pid: t.pid as number, ...base });
+  } else if (kind === 'kill_daemon' || kind === 'stop_daemon') {
+    // One control-plane fault at a time: the swarm heals any one, not all at once.
+    if (faults.some((f) => (f.class === 'kill_daemon' || f.class === 'stop_daemon') && Date.now() - f.at < 15_000)) return;
+    if (daemons.length < 6) return;
+    const d = pick(daemons);
+    process.kill(d.pid as number, kind === 'kill_daemon' ? 'SIGKILL' : 'SIGSTOP');
+    faults.push({ class: kind, target: `daemon:${d.name}`, pid: d.pid as number, ...base });
+  } else if (kind === 'corrupt_state' || kind === 'delete_state') {
+    const [file] = pick(STATE_FILES);
+    if (busy.has(`state:${file}`)) return;
+    const full = path.join(swarm.stateDir, file);
+    if (kind === 'delete_state') fs.rmSync(full, { force: true });
+    else fs.writeFileSync(full, '{"torn": ');
+    faults.push({ class: kind, target: `state:${file}`, ...base });
+  } else if (kind === 'sqlite_lock') {
+    const db = openDb(swarm.stateDir);
+    db.exec('BEGIN IMMEDIATE');
+    await sleep(3000);
+    db.exec('COMMIT');
+    db.close();
+    faults.push({ class: kind, target: 'state:swarm.db', ...base });
+  } else if (kind === 'smi_hang') {
+    smi.set({ fixture: 'tesla-t4.xml', mode: 'hang' });
+    faults.push({ class: kind, target: 'gpu', ...base });
+    await sleep(6000);
+    smi.set({ fixture: 'tesla-t4.xml' });
+  } else if (kind === 'crash_loop' || kind === 'memory_growth') {
+    const id = `${kind === 'crash_loop' ? 'loop' : 'leak'}${n}`;
+    swarm.ctl('submit', kind === 'crash_loop' ? 'looping' : 'leaky', '--id', id);
+    faults.push({ class: kind, target: `worker:${kind === 'crash_loop' ? 'looping' : 'leaky'}-${id}`, ...base });
+  }
+}
+
+function judge(f: Fault, ev: StoredEvent[]): void {
+  const after = ev.filter((e) => e.seq > f.afterSeq);
+  const on = after.filter((e) => e.target === f.target);
+  switch (f.class) {
+    case 'kill_worker':
+    case 'stop_worker': {
+      const d = on.find((e) => e.kind.startsWith('detect.') && e.data.pid === f.pid);
+      f.detected = Boolean(d);
+      f.remediated = Boolean(d && on.some((e) => e.kind === 'action.started' && e.seq > d.seq));
+      f.verified = Boolean(d && on.some((e) => e.kind === 'action.verified' && e.data.incidentId === d.seq));
+      f.escalated = on.some((e) => e.kind === 'escalation.raised');
+      break;
+    }
+    case 'kill_daemon':
+    case 'stop_daemon': {
+      const back = on.find((e) => e.kind === 'daemon.started' && e.data.pid !== f.pid);
+      f.detected = f.class === 'kill_daemon' ? Boolean(back) : on.some((e) => e.kind === 'detect.daemon_stale');
+      f.remediated = Boolean(back);
+      f.verified = f.class === 'kill_daemon' ? Boolean(back) : on.some((e) => e.kind === 'action.verified');
+      f.escalated = false;
+      break;
+    }
+    case 'corrupt_state':
+    case 'delete_state':
+      f.detected = on.some((e) => e.kind === 'detect.state_corrupt');
+      f.remediated = f.verified = on.some((e) => e.kind === 'state.repaired');
+      f.escalated = false;
+      break;
+    case 'sqlite_lock':
+    case 'smi_hang':
+      // Survived: nothing crashed. Every daemon online afterwards is checked at the end.
+      f.detected = f.remediated = f.verified = true;
+      f.escalated = false;
+      break;
+    case 'crash_loop':
+      f.detected = on.some((e) => e.kind === 'detect.crash_loop');
+      f.remediated = f.verified = f.escalated = on.some((e) => e.kind === 'escalation.raised');
+      break;
+    case 'memory_growth':
+      f.detected = on.some((e) => e.kind === 'detect.worker_oom');
+      f.remediated = on.some((e) => e.kind === 'action.started');
+      f.verified = on.some((e) => e.kind === 'action.verified');
+      f.escalated = on.some((e) => e.kind === 'escalation.raised');
+      break;
+  }
+}
+
+async function main(): Promise<void> {
+  const faults: Fault[] = [];
+  const kinds: FaultClass[] = ['kill_worker', 'stop_worker', 'kill_worker', 'stop_worker', 'kill_daemon', 'stop_daemon', 'corrupt_state', 'delete_state', 'sqlite_lock', 'smi_hang', 'crash_loop', 'memory_growth'];
+  swarm.up();
+  let allOnline = false;
+  try {
+    await waitFor('workers running', () => swarm.query().workers.filter((w) => w.status === 'running').length >= 4, 90_000, 500);
+    const end = Date.now() + minutes * 60_000;
+    let n = 0;
+    while (Date.now() < end) {
+      // Every class once in the first round, then at random.
+      await inject(n < kinds.length ? (kinds[n] as FaultClass) : pick(kinds), faults, n);
+      n += 1;
+      await sleep(2000 + Math.random() * 4000);
+    }
+    // Let the last faults be seen and heal: every fault judged, every daemon and steady worker back.
+    await waitFor('quiet', async () => {
+      const q = swarm.query();
+      const ev = swarm.events();
+      for (const f of faults) judge(f, ev);
+      return faults.every((f) => f.detected && (f.verified || f.escalated)) && q.daemons.every((d) => d.status === 'online') && q.workers.filter((w) => w.job === 'steady').every((w) => w.status === 'running');
+    }, 90_000, 1000).then(() => (allOnline = true), () => (allOnline = swarm.query().daemons.every((d) => d.status === 'online')));
+    await sleep(3000);
+  } finally {
+    const ev = swarm.events();
+    for (const f of faults) judge(f, ev);
+    const db = openDb(swarm.stateDir, { readonly: true });
+    const chain = verifyChain(db);
+    db.close();
+    const stateFiles = Object.fromEntries(STATE_FILES.map(([f, schema]) => [f, readStateFile(path.join(swarm.stateDir, f), schema).ok]));
+    // Lost events: each start a worker counted itself must be a worker.launched in the log.
+    const lost: Record<string, { started: number; launched: number }> = {};
+    for (const w of fs.readdirSync(path.join(swarm.stateDir, 'checkpoints'))) {
+      const starts = path.join(swarm.stateDir, 'checkpoints', w, 'starts.log');
+      if (!fs.existsSync(starts)) continue;
+      const started = fs.readFileSync(starts, 'utf8').trim().split('\n').filter(Boolean).length;
+      const launched = ev.filter((e) => e.kind === 'worker.launched' && e.target === `worker:${w}`).length;
+      if (started > launched) lost[w] = { started, launched };
+    }
+    // False actions: detections on steady workers whose pid was never faulted.
+    const faultedPids = new Set(faults.map((f) => f.pid).filter(Boolean));
+    const falseActions = ev.filter((e) => e.kind.startsWith('detect.') && e.target.startsWith('worker:steady-') && !faultedPids.has(e.data.pid as number));
+    const restarts = Math.max(0, ...swarm.query().workers.filter((w) => w.job === 'steady').map((w) => w.restarts));
+    swarm.teardown();
+    const byClass: Record<string, Record<string, number>> = {};
+    for (const f of faults) {
+      const c = (byClass[f.class] ??= { injected: 0, detected: 0, remediated: 0, verified: 0, escalated: 0, missed: 0 });
+      c.injected = (c.injected ?? 0) + 1;
+      for (const k of ['detected', 'remediated', 'verified', 'escalated'] as const) if (f[k]) c[k] = (c[k] ?? 0) + 1;
+      if (!f.detected) c.missed = (c.missed ?? 0) + 1;
+    }
+    const missed = faults.filter((f) => !f.detected).length;
+    const report = {
+      generatedAt: new Date().toISOString(), minutes, command: `npm run soak -- --minutes ${minutes}`,
+      faults: faults.length, byClass, missed, falseActions: falseActions.map((e) => ({ seq: e.seq, kind: e.kind, target: e.target })),
+      eventsLost: lost, chain, stateFilesValid: stateFiles, allDaemonsOnlineAtEnd: allOnline, maxRestartsOnOneSteadyWorker: restarts,
+      pass: missed === 0 && falseActions.length === 0 && Object.keys(lost).length === 0 && chain.ok && allOnline,
+    };
+    fs.mkdirSync(OUT, { recursive: true });
+    fs.writeFileSync(path.join(OUT, 'report.json'), `${JSON.stringify(report, null, 2)}\n`);
+    const md = [
+      `# Soak (${report.generatedAt}, ${minutes} min): ${report.pass ? 'PASS' : 'FAIL'}`, '',
+      '| fault | injected | detected | remediated | verified | escalated | missed |', '| --- | --- | --- | --- | --- | --- | --- |',
+      ...Object.entries(byClass).map(([k, c]) => `| ${k} | ${c.injected} | ${c.detected ?? 0} | ${c.remediated ?? 0} | ${c.verified ?? 0} | ${c.escalated ?? 0} | ${c.missed ?? 0} |`),
+      '', `- actions on healthy workers (false positives): ${falseActions.length}`, `- events lost (worker starts without worker.launched): ${Object.keys(lost).length}`,
+      `- hash chain: ${chain.ok ? `intact (${chain.count} events)` : `BROKEN at ${(chain as { badSeq: number }).badSeq}`}`,
+      `- state files valid at the end: ${Object.values(stateFiles).every(Boolean) ? 'all' : JSON.stringify(stateFiles)}`,
+      `- all daemons online at the end: ${allOnline}`, `- most restarts of one steady worker: ${restarts}`,
+    ].join('\n');
+    fs.writeFileSync(path.join(OUT, 'report.md'), `${md}\n`);
+    process.stdout.write(`${md}\n`);
+    process.exitCode = report.pass ? 0 : 1;
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`soak failed: ${String(err)}\n`);
+  swarm.teardown();
+  process.exit(1);
+});
