@@ -28,16 +28,14 @@ describe('circuit breaker under a storm of failures', () => {
   it('opens with one escalation and holds restarts back', async () => {
     const esc = await swarm.waitEvent('escalation.raised', undefined, (e) => String(e.data.reason).startsWith('swarm degraded'), 90_000);
     expect(esc.target).toMatch(/^run:/);
-    // Give the storm every chance: wait a while with the breaker open.
+    // Give the storm every chance: wait until the sentry has asked again and again, and been held back.
     const openedAt = esc.seq;
     await waitFor('breaker open in consensus state', () => swarm.query().escalations.some((e) => e.id === openedAt && e.status === 'open'));
-    const start = Date.now();
-    await waitFor('8s of open breaker', () => Date.now() - start > 8000, 10_000, 500);
+    const heldBack = () => swarm.events({ kind: 'action.denied' }).filter((e) => e.seq > openedAt && /circuit breaker open/.test(String(e.data.reason)));
+    await waitFor('restart proposals held back', () => heldBack().length >= 25, 60_000, 250);
     const launchesAfter = swarm.events({ kind: 'worker.launched' }).filter((e) => e.seq > openedAt);
     // At most the restarts already granted before it opened (the concurrency limit) may still land.
     expect(launchesAfter.length).toBeLessThanOrEqual(4);
-    const denied = swarm.events({ kind: 'action.denied' }).filter((e) => e.seq > openedAt && /circuit breaker open/.test(String(e.data.reason)));
-    expect(denied.length).toBeGreaterThan(0);
     expect(swarm.events({ kind: 'escalation.raised' }).filter((e) => String(e.data.reason).startsWith('swarm degraded'))).toHaveLength(1);
     const status = swarm.ctl('status').stdout;
     expect(status.split('\n')[0]).toMatch(/DEGRADED/);
