@@ -23,14 +23,14 @@ export type DaemonName = (typeof DAEMON_NAMES)[number];
 export type EventSource = DaemonName | 'swarmctl';
 
 export type EventKind =
-  | 'daemon.started' | 'daemon.stopped' | 'daemon.transition'
+  | 'daemon.started' | 'daemon.stopped'
   | `detect.${FailureClass}`
   | 'action.proposed' | 'action.granted' | 'action.denied' | 'action.started' | 'action.verified' | 'action.failed'
   | 'escalation.raised' | 'escalation.resolved'
-  | 'worker.launched' | 'worker.exited' | 'worker.adopted' | 'worker.transition'
+  | 'worker.launched' | 'worker.exited' | 'worker.adopted'
   | 'task.queued' | 'task.started' | 'task.completed' | 'task.failed' | 'task.requeued'
   | 'run.started' | 'run.resumed' | 'run.completed' | 'run.paused' | 'run.unpaused'
-  | 'state.repaired' | 'state.invalid'
+  | 'state.repaired'
   | 'consensus.scores' | 'consensus.breaker' | 'db.checked';
 
 export const SEVERITIES = ['debug', 'info', 'warn', 'error', 'critical'] as const;
@@ -60,8 +60,4 @@ export interface StoredEvent {
   actionId: number | null;
   data: Record<string, unknown>;
   hash: string;
-}
-
-export function isFailureClass(value: string): value is FailureClass {
-  return (FAILURE_CLASSES as readonly string[]).includes(value);
 }

@@ -105,22 +105,6 @@ export function readEvents(db: Db, f: EventFilter = {}): StoredEvent[] {
   return db.prepare<Record<string, unknown>, Row>(sql).all(params).map(rowToEvent);
 }
 
-/** The last `limit` events matching, returned oldest first. */
-export function readTail(db: Db, f: Omit<EventFilter, 'sinceSeq'> & { limit: number }): StoredEvent[] {
-  const where: string[] = ['1=1'];
-  const params: Record<string, unknown> = { limit: f.limit };
-  if (f.kindPrefix) {
-    where.push('kind LIKE @kindLike');
-    params.kindLike = `${f.kindPrefix}%`;
-  }
-  if (f.target) {
-    where.push('target = @target');
-    params.target = f.target;
-  }
-  const sql = `SELECT * FROM events WHERE ${where.join(' AND ')} ORDER BY seq DESC LIMIT @limit`;
-  return db.prepare<Record<string, unknown>, Row>(sql).all(params).map(rowToEvent).reverse();
-}
-
 export type VerifyResult = { ok: true; count: number; lastSeq: number } | { ok: false; count: number; badSeq: number; reason: string };
 
 /** Walks the whole chain; the first row whose hash or predecessor does not match is reported. */

@@ -6,14 +6,6 @@ export function isSecretName(name: string): boolean {
   return SECRET_NAME.test(name);
 }
 
-export function redactEnv(env: Record<string, string | undefined>): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(env)) {
-    if (v !== undefined) out[k] = isSecretName(k) ? '[redacted]' : v;
-  }
-  return out;
-}
-
 /** Removes secret values wherever they appear in free text, such as a log tail. */
 export function redactText(text: string, env: Record<string, string | undefined>): string {
   let out = text;

@@ -11,7 +11,7 @@ import { Lifecycle } from '../lib/lifecycle';
 import { silentLogger } from '../lib/logger';
 import { readStateFile, JsonStateStore } from '../lib/state-store';
 import { DaemonHeaderSchema } from '../lib/state-files';
-import { redactEnv, redactText } from '../lib/redact';
+import { redactText } from '../lib/redact';
 import { Action, LocalGrantor } from '../lib/actions';
 import { SqliteLeaseStore } from '../lib/leases';
 import { SqliteEventLog } from '../lib/event-log';
@@ -128,7 +128,6 @@ describe('leases and grants', () => {
 describe('secrets', () => {
   it('values of KEY/TOKEN/SECRET/PASSWORD variables are redacted', () => {
     const env = { API_KEY: 'abcd1234', DB_PASSWORD: 'hunter22', PATH: '/bin' };
-    expect(redactEnv(env)).toEqual({ API_KEY: '[redacted]', DB_PASSWORD: '[redacted]', PATH: '/bin' });
     expect(redactText('auth abcd1234 failed for hunter22', env)).toBe('auth [redacted] failed for [redacted]');
   });
 });

@@ -1,4 +1,4 @@
-import type { Decision, Grantor, Proposal } from '../actions';
+import { LocalGrantor, type Decision, type Grantor, type Proposal } from '../actions';
 import type { Clock } from '../clock';
 import type { Db } from '../db';
 import type { EventSource, Target } from '../event-kinds';
@@ -14,13 +14,17 @@ export const LEASE_TTL_MS = 10 * 60_000;
 const POLL_MS = 20;
 
 export class ConsensusGrantor implements Grantor {
+  private readonly local: LocalGrantor;
+
   constructor(
     private readonly db: Db,
     private readonly leases: LeaseStore,
     private readonly clock: Clock,
-    private readonly isPaused: () => boolean,
+    isPaused: () => boolean,
     private readonly selfGrantAfterMs: number,
-  ) {}
+  ) {
+    this.local = new LocalGrantor(leases, isPaused, LEASE_TTL_MS);
+  }
 
   async decide(actionId: number, p: Proposal, actor: EventSource): Promise<Decision> {
     insertProposal(this.db, { actionId, actor, type: p.type, target: p.target, priority: p.priority, createdAt: this.clock.now() });
@@ -36,7 +40,7 @@ export class ConsensusGrantor implements Grantor {
     return this.selfDecide(actionId, p, actor);
   }
 
-  /** Degraded mode: the local rules (pause, one actor per target), recorded as `self`. */
+  /** Degraded mode: the same local rules (pause, one actor per target), recorded as `self`. */
   private selfDecide(actionId: number, p: Proposal, actor: EventSource): Decision {
     return this.db
       .transaction((): Decision => {
@@ -45,18 +49,9 @@ export class ConsensusGrantor implements Grantor {
           // Consensus answered in the last instant after all.
           return row.status === 'granted' ? { granted: true, grantedBy: 'consensus' } : { granted: false, reason: row.reason ?? 'denied', grantedBy: 'consensus' };
         }
-        if (p.priority !== 'safety' && this.isPaused()) {
-          decideProposal(this.db, actionId, 'denied', 'self', 'paused', this.clock.now());
-          return { granted: false, reason: 'swarm is paused: only safety actions run', grantedBy: 'self' };
-        }
-        const lease = this.leases.acquire(p.target, actor, actionId, LEASE_TTL_MS);
-        if (!lease.ok) {
-          const reason = `target is leased by ${lease.heldBy.holder} for action ${lease.heldBy.actionId}`;
-          decideProposal(this.db, actionId, 'denied', 'self', reason, this.clock.now());
-          return { granted: false, reason, grantedBy: 'self' };
-        }
-        decideProposal(this.db, actionId, 'granted', 'self', 'consensus did not answer', this.clock.now());
-        return { granted: true, grantedBy: 'self' };
+        const d = this.local.decide(actionId, p, actor);
+        decideProposal(this.db, actionId, d.granted ? 'granted' : 'denied', 'self', d.granted ? 'consensus did not answer' : d.reason, this.clock.now());
+        return { ...d, grantedBy: 'self' };
       })
       .immediate();
   }

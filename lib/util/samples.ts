@@ -14,7 +14,3 @@ export function recordSamples(db: Db, at: number, values: Record<string, number 
 export function pruneSamples(db: Db, olderThan: number): number {
   return db.prepare('DELETE FROM samples WHERE ts < ?').run(olderThan).changes;
 }
-
-export function readSeries(db: Db, series: string, since: number): { ts: number; value: number | null }[] {
-  return db.prepare<[string, number], { ts: number; value: number | null }>('SELECT ts, value FROM samples WHERE series = ? AND ts >= ? ORDER BY ts').all(series, since);
-}
