@@ -14,6 +14,9 @@ const ROOT = path.join(__dirname, '..');
 const OUT = path.join(ROOT, 'bench', 'out');
 const quick = process.argv.includes('--quick');
 const full = process.argv.includes('--full');
+// --only=appends,query,latency,baseline,control runs just those sections.
+const only = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length).split(',');
+const runs = (section: string): boolean => !only || only.includes(section);
 const SWARMCTL = path.join(ROOT, 'scripts', 'swarmctl');
 const WRITER = path.join(ROOT, 'test', 'helpers', 'append-writer.ts');
 
@@ -66,15 +69,33 @@ function queryLatency(dir: string, repeats: number): number[] {
   return runs;
 }
 
+/** Appends per second from the first writer's first append to the last writer's last one. */
 async function appendRate(writers: number, perWriter: number, batch: number): Promise<number> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'swarm-bench-'));
   openDb(dir).close();
-  const t = process.hrtime.bigint();
-  await Promise.all(Array.from({ length: writers }, (_, i) => new Promise<void>((resolve, reject) => {
-    const p = spawn(process.execPath, ['--import', 'tsx', WRITER, dir, String(perWriter), `w${i}`, String(batch)], { stdio: 'ignore' });
-    p.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`writer exited ${code}`))));
+  const go = path.join(dir, 'go');
+  const ready = path.join(dir, 'ready');
+  const spans: { startedAt: number; endedAt: number }[] = [];
+  const done = Promise.all(Array.from({ length: writers }, (_, i) => new Promise<void>((resolve, reject) => {
+    const p = spawn(process.execPath, ['--import', 'tsx', WRITER, dir, String(perWriter), `w${i}`, String(batch)], {
+      stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, SWARM_BENCH_GO: go, SWARM_BENCH_READY: `${ready}-${i}` },
+    });
+    let out = '';
+    p.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    p.on('exit', (code) => {
+      if (code !== 0) return reject(new Error(`writer exited ${code}`));
+      spans.push(JSON.parse(out) as { startedAt: number; endedAt: number });
+      resolve();
+    });
   })));
-  const s = Number(process.hrtime.bigint() - t) / 1e9;
+  const deadline = Date.now() + 60_000;
+  while (Array.from({ length: writers }, (_, i) => fs.existsSync(`${ready}-${i}`)).includes(false)) {
+    if (Date.now() > deadline) throw new Error('append writers did not start within 60 s');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  fs.writeFileSync(go, '');
+  await done;
+  const s = (Math.max(...spans.map((x) => x.endedAt)) - Math.min(...spans.map((x) => x.startedAt))) / 1000;
   fs.rmSync(dir, { recursive: true, force: true });
   return (writers * perWriter) / s;
 }
@@ -83,18 +104,20 @@ async function main(): Promise<void> {
   fs.mkdirSync(OUT, { recursive: true });
   const figures: Figure[] = [];
   const sizes = quick ? [10_000, 100_000] : [10_000, 100_000, 1_000_000];
-  for (const n of sizes) {
+  for (const n of runs('query') ? sizes : []) {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'swarm-bench-'));
     fillLog(dir, n);
     figures.push(figure(`swarmctl query --json, ${n.toLocaleString('en')} events (whole process)`, 'ms', queryLatency(dir, 7), n === 1_000_000 ? { op: '<=', value: 200 } : undefined));
     fs.rmSync(dir, { recursive: true, force: true });
   }
-  const rates: number[] = [];
-  for (let i = 0; i < 3; i++) rates.push(await appendRate(6, quick ? 2000 : 5000, 1));
-  figures.push(figure('event appends/s, 6 writing processes, one event per transaction', 'events/s', rates, { op: '>=', value: 20_000 }));
-  const batched: number[] = [];
-  for (let i = 0; i < 3; i++) batched.push(await appendRate(6, quick ? 5000 : 20_000, 50));
-  figures.push(figure('event appends/s, 6 writing processes, 50 events per transaction', 'events/s', batched, { op: '>=', value: 20_000 }));
+  if (runs('appends')) {
+    const rates: number[] = [];
+    for (let i = 0; i < 3; i++) rates.push(await appendRate(6, quick ? 5000 : 20_000, 1));
+    figures.push(figure('event appends/s, 6 writing processes, one event per transaction', 'events/s', rates, { op: '>=', value: 20_000 }));
+    const batched: number[] = [];
+    for (let i = 0; i < 3; i++) batched.push(await appendRate(6, quick ? 5000 : 20_000, 50));
+    figures.push(figure('event appends/s, 6 writing processes, 50 events per transaction', 'events/s', batched, { op: '>=', value: 20_000 }));
+  }
   const target = (name: string): Figure['target'] => {
     if (name.startsWith('crash detection')) return { op: '<=', value: 100 };
     if (name.startsWith('hang detection')) return { op: '<=', value: 1000 };
@@ -112,9 +135,9 @@ async function main(): Promise<void> {
       figures.push({ ...f, ...(x.note ? { note: x.note } : {}), ...(perDaemon ? { statistic: 'max over daemons' } : {}) });
     }
   };
-  add(await swarmLatency(quick ? 3 : 5));
-  add(await pm2Baseline(quick ? 3 : 5, quick ? 8000 : 20_000));
-  for (const n of quick ? [0, 20] : full ? [0, 20, 100] : [0, 20]) add(await controlPlaneCost(n, quick ? 5000 : 15_000));
+  if (runs('latency')) add(await swarmLatency(quick ? 3 : 5));
+  if (runs('baseline')) add(await pm2Baseline(quick ? 3 : 5, quick ? 8000 : 20_000));
+  for (const n of !runs('control') ? [] : quick ? [0, 20] : full ? [0, 20, 100] : [0, 20]) add(await controlPlaneCost(n, quick ? 5000 : 15_000));
   const report = {
     generatedAt: new Date().toISOString(),
     machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? 'unknown', memGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version, platform: `${os.platform()} ${os.release()}` },

@@ -108,6 +108,12 @@ export function openDb(stateDir: string, opts: OpenDbOptions = {}): Db {
   // the last commits. See docs/RELIABILITY.md.
   db.pragma('synchronous = NORMAL');
   db.pragma('foreign_keys = ON');
+  // Checkpoint every 4,000 pages (16 MiB) rather than SQLite's 1,000: the
+  // pages every append touches (the last leaf of the table and its indexes)
+  // are copied once per checkpoint, so fewer, larger checkpoints cost each
+  // append less (measured ~10 %). The watchdog still truncates a WAL that
+  // grows past watchdog.walCheckpointBytes.
+  db.pragma('wal_autocheckpoint = 4000');
   db.transaction(() => db.exec(SCHEMA)).immediate();
   return db;
 }

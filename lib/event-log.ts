@@ -2,7 +2,8 @@ import type { Db } from './db';
 import { EventLogError, errorMessage } from './errors';
 import type { NewEvent, StoredEvent } from './event-kinds';
 import { GENESIS_HASH, hashRow, rowToEvent, type Row } from './event-row';
-import { projectLocked, type Projection } from './projection';
+import { Projector, type Projection } from './projection';
+import { WriteLock } from './write-lock';
 
 // The append-only event log. Every append takes SQLite's write lock
 // (BEGIN IMMEDIATE), reads the last hash, inserts, and extends the
@@ -28,9 +29,11 @@ export class SqliteEventLog implements EventLog {
   private readonly insert;
   private readonly maxSeq;
   private readonly now: () => number;
+  private readonly lock: WriteLock;
+  private readonly projector: Projector | null;
 
   constructor(
-    private readonly db: Db,
+    db: Db,
     private readonly opts: SqliteEventLogOptions,
   ) {
     this.last = db.prepare<[], { seq: number; hash: string }>('SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1');
@@ -39,6 +42,8 @@ export class SqliteEventLog implements EventLog {
     );
     this.maxSeq = db.prepare<[], { m: number | null }>('SELECT max(seq) AS m FROM events');
     this.now = opts.now ?? Date.now;
+    this.lock = new WriteLock(db);
+    this.projector = opts.projection ? new Projector(db, opts.projection.file) : null;
   }
 
   append(event: NewEvent): StoredEvent {
@@ -48,10 +53,15 @@ export class SqliteEventLog implements EventLog {
   appendMany(events: NewEvent[]): StoredEvent[] {
     if (events.length === 0) return [];
     try {
-      return this.db.transaction(() => this.appendLocked(events)).immediate();
+      return this.lock.run(() => this.appendLocked(events));
     } catch (err) {
       throw new EventLogError(`cannot append ${events.length} event(s) (${events[0]?.kind}): ${errorMessage(err)}`);
     }
+  }
+
+  /** Releases the projection file's descriptor; the database stays open for its owner. */
+  close(): void {
+    this.projector?.close();
   }
 
   lastSeq(): number {
@@ -65,6 +75,7 @@ export class SqliteEventLog implements EventLog {
     const ts = new Date(this.now()).toISOString();
     const runId = this.opts.runId();
     const out: StoredEvent[] = [];
+    const rows: Row[] = [];
     for (const e of events) {
       seq += 1;
       const row = {
@@ -73,10 +84,14 @@ export class SqliteEventLog implements EventLog {
       };
       const hash = hashRow(prevHash, row);
       this.insert.run(row.seq, row.ts, row.run_id, row.source, row.kind, row.target, row.severity, row.action_id, row.data, hash);
-      out.push(rowToEvent({ ...row, hash }));
+      rows.push({ ...row, hash });
+      out.push({
+        seq, ts, runId, source: row.source, kind: row.kind, target: row.target,
+        severity: row.severity, actionId: row.action_id, data: JSON.parse(row.data) as Record<string, unknown>, hash,
+      });
       prevHash = hash;
     }
-    if (this.opts.projection) projectLocked(this.db, this.opts.projection);
+    this.projector?.project(rows);
     return out;
   }
 }

@@ -33,48 +33,105 @@ function summarize(data: Record<string, unknown>): string {
   return parts.join(' ');
 }
 
-/** Must run inside an IMMEDIATE transaction. */
-export function projectLocked(db: Db, p: Projection): void {
-  const cursor = db.prepare<[], { last_seq: number; bytes: number }>('SELECT last_seq, bytes FROM projection WHERE id = 1').get() ?? { last_seq: 0, bytes: 0 };
-  let size: number;
-  try {
-    size = fs.statSync(p.file).size;
-  } catch {
-    size = -1;
+const CHUNK_BYTES = 1 << 20;
+const PATH_CHECK_MS = 250;
+
+/**
+ * Extends the file for one process. It keeps its statements prepared and the
+ * file open between appends, because an append is on the hot path of every
+ * daemon; the path is still checked each time, so a file a person removed or
+ * replaced is noticed and rebuilt.
+ */
+export class Projector {
+  private fd: number | null = null;
+  private ino = -1;
+  private pathCheckedAt = -Infinity;
+  private readonly cursor;
+  private readonly rowsAfter;
+  private readonly save;
+
+  constructor(db: Db, readonly file: string) {
+    this.cursor = db.prepare<[], { last_seq: number; bytes: number }>('SELECT last_seq, bytes FROM projection WHERE id = 1');
+    this.rowsAfter = db.prepare<[number], Row>('SELECT * FROM events WHERE seq > ? ORDER BY seq');
+    this.save = db.prepare('INSERT INTO projection (id, last_seq, bytes) VALUES (1, ?, ?) ON CONFLICT(id) DO UPDATE SET last_seq = excluded.last_seq, bytes = excluded.bytes');
   }
-  let from = cursor.last_seq;
-  let bytes = cursor.bytes;
-  if (size < bytes) {
-    // Removed or truncated by hand: rebuild it whole, so it is again every event once.
-    fs.writeFileSync(p.file, '', { mode: STATE_FILE_MODE });
-    from = 0;
-    bytes = 0;
-  } else if (size > bytes) {
-    fs.truncateSync(p.file, bytes);
-  }
-  const rows = db.prepare<[number], Row>('SELECT * FROM events WHERE seq > ? ORDER BY seq');
-  let lastSeq = from;
-  const fd = fs.openSync(p.file, 'a', STATE_FILE_MODE);
-  try {
+
+  /**
+   * Must run inside an IMMEDIATE transaction. `fresh` are the rows this
+   * transaction appended, in order: when nothing older is missing from the
+   * file, they are written without reading them back.
+   */
+  project(fresh: readonly Row[] = []): void {
+    const cursor = this.cursor.get() ?? { last_seq: 0, bytes: 0 };
+    const { fd, size } = this.open();
+    let from = cursor.last_seq;
+    let bytes = cursor.bytes;
+    if (size < bytes) {
+      // Truncated by hand: rebuild it whole, so it is again every event once.
+      fs.ftruncateSync(fd, 0);
+      from = 0;
+      bytes = 0;
+    } else if (size > bytes) {
+      fs.ftruncateSync(fd, bytes);
+    }
+    let lastSeq = from;
     let chunk = '';
-    for (const r of rows.iterate(from)) {
+    const rows: Iterable<Row> = fresh.length > 0 && fresh[0]?.seq === from + 1 ? fresh : this.rowsAfter.iterate(from);
+    for (const r of rows) {
       chunk += formatEventLine(rowToEvent(r));
       lastSeq = r.seq;
-      if (chunk.length > 1 << 20) {
+      if (chunk.length > CHUNK_BYTES) {
         bytes += fs.writeSync(fd, chunk);
         chunk = '';
       }
     }
     if (chunk) bytes += fs.writeSync(fd, chunk);
-  } finally {
-    fs.closeSync(fd);
+    if (lastSeq !== cursor.last_seq || bytes !== cursor.bytes) this.save.run(lastSeq, bytes);
   }
-  if (lastSeq !== cursor.last_seq || bytes !== cursor.bytes) {
-    db.prepare('INSERT INTO projection (id, last_seq, bytes) VALUES (1, ?, ?) ON CONFLICT(id) DO UPDATE SET last_seq = excluded.last_seq, bytes = excluded.bytes').run(lastSeq, bytes);
+
+  close(): void {
+    if (this.fd !== null) fs.closeSync(this.fd);
+    this.fd = null;
+    this.ino = -1;
+  }
+
+  /**
+   * The open descriptor, reopened when the path no longer names the file it
+   * points at. A removed or replaced file shows at once as a link count of 0;
+   * a file moved away (log rotation) keeps its link, so the path itself is
+   * looked up at most every PATH_CHECK_MS. Lines written to a moved file in
+   * between are not lost: the new file starts empty and is rebuilt whole.
+   */
+  private open(): { fd: number; size: number } {
+    const now = performance.now();
+    if (this.fd !== null && now - this.pathCheckedAt < PATH_CHECK_MS) {
+      const st = fs.fstatSync(this.fd);
+      if (st.nlink > 0) return { fd: this.fd, size: st.size };
+    }
+    this.pathCheckedAt = now;
+    let ino = -1;
+    try {
+      ino = fs.statSync(this.file).ino;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    if (this.fd === null || ino !== this.ino) {
+      this.close();
+      // A removed file comes back empty, so the size check rebuilds it.
+      this.fd = fs.openSync(this.file, 'a', STATE_FILE_MODE);
+    }
+    const st = fs.fstatSync(this.fd);
+    this.ino = st.ino;
+    return { fd: this.fd, size: st.size };
   }
 }
 
 /** Brings the file up to date on its own, for a process that appended nothing. */
 export function projectNow(db: Db, p: Projection): void {
-  db.transaction(() => projectLocked(db, p)).immediate();
+  const projector = new Projector(db, p.file);
+  try {
+    db.transaction(() => projector.project()).immediate();
+  } finally {
+    projector.close();
+  }
 }

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { openDb } from '../lib/db';
 import { readEvents, SqliteEventLog, verifyChain } from '../lib/event-log';
 import { formatEventLine, PROJECTION_FILE, projectNow } from '../lib/projection';
-import { tmpDir } from './helpers/tmp';
+import { tmpDir, waitFor } from './helpers/tmp';
 
 const ROOT = path.join(__dirname, '..');
 const projection = (dir: string) => ({ file: path.join(dir, PROJECTION_FILE) });
@@ -76,6 +76,47 @@ describe('event log', () => {
     fs.rmSync(file);
     projectNow(db, projection(dir));
     expect(fs.readFileSync(file, 'utf8').trimEnd().split('\n')).toHaveLength(6);
+    db.close();
+  });
+
+  it('a file removed, truncated or rotated under a running writer is rebuilt whole', async () => {
+    const dir = tmpDir();
+    const { db, log } = openLog(dir);
+    const file = path.join(dir, PROJECTION_FILE);
+    const seqs = () => fs.readFileSync(file, 'utf8').trimEnd().split('\n').map((l) => Number(/seq=(\d+)$/.exec(l)?.[1]));
+    for (let i = 0; i < 3; i++) log.append({ kind: 'worker.launched', target: 'worker:a', data: { i } });
+    fs.rmSync(file);
+    log.append({ kind: 'worker.launched', target: 'worker:a', data: { i: 3 } });
+    expect(seqs()).toEqual([1, 2, 3, 4]);
+    fs.truncateSync(file, 10);
+    log.append({ kind: 'worker.launched', target: 'worker:a', data: { i: 4 } });
+    expect(seqs()).toEqual([1, 2, 3, 4, 5]);
+    // logrotate's "create": the file is moved away; the writer notices the
+    // path no longer names its file and starts a new one with every event.
+    fs.renameSync(file, `${file}.1`);
+    await waitFor('a new file after rotation', () => {
+      log.append({ kind: 'worker.launched', target: 'worker:a' });
+      return fs.existsSync(file);
+    }, 10_000, 50);
+    const n = (db.prepare('SELECT count(*) AS n FROM events').get() as { n: number }).n;
+    expect(seqs()).toEqual(Array.from({ length: n }, (_, i) => i + 1));
+    log.close();
+    db.close();
+  });
+
+  it('an append waits out a lock another process holds briefly', async () => {
+    const dir = tmpDir();
+    const { db, log } = openLog(dir);
+    log.append({ kind: 'worker.launched', target: 'worker:a' });
+    const locker = spawn(process.execPath, [path.join(__dirname, 'corpus', 'locker.js'), path.join(dir, 'swarm.db'), '300'], { stdio: ['pipe', 'pipe', 'inherit'] });
+    let out = '';
+    locker.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    await waitFor('lock held', () => out.includes('locked'), 10_000, 10);
+    const e = log.append({ kind: 'worker.exited', target: 'worker:a' });
+    expect(e.seq).toBe(2);
+    expect(db.pragma('busy_timeout', { simple: true })).toBe(10_000);
+    expect(verifyChain(db)).toMatchObject({ ok: true, count: 2 });
+    locker.stdin.end();
     db.close();
   });
 

@@ -34,7 +34,7 @@ export function openWriter(opts: GlobalOptions, runOpts: { newIfCompleted?: bool
   const { run, created } = joinOrCreateRun(db, config.name, Date.now(), runOpts);
   const log = new SqliteEventLog(db, { source: 'swarmctl', runId: () => run.id, projection: { file: path.join(config.stateDir, PROJECTION_FILE) } });
   if (created) log.append({ kind: 'run.started', target: `run:${run.id}`, data: { name: config.name, message: `run ${run.id} started by swarmctl` } });
-  return { config, db, run, log, created, close: () => db.close() };
+  return { config, db, run, log, created, close: () => { log.close(); db.close(); } };
 }
 
 export function printJson(value: unknown): void {

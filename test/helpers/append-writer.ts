@@ -1,5 +1,6 @@
 // A separate process that appends events as fast as it can: the concurrent
 // writer test and the bench run several of these against one log.
+import fs from 'node:fs';
 import path from 'node:path';
 import { openDb } from '../../lib/db';
 import { SqliteEventLog } from '../../lib/event-log';
@@ -15,6 +16,15 @@ const log = new SqliteEventLog(db, {
   runId: () => 'r-test',
   projection: projectText === 'noproject' ? null : { file: path.join(stateDir, PROJECTION_FILE) },
 });
+// The bench starts every writer first and then creates the go file, so the
+// rate it reports is appends, not Node's start-up.
+const goFile = process.env.SWARM_BENCH_GO;
+if (goFile) {
+  if (process.env.SWARM_BENCH_READY) fs.writeFileSync(process.env.SWARM_BENCH_READY, '');
+  const nap = new Int32Array(new SharedArrayBuffer(4));
+  while (!fs.existsSync(goFile)) Atomics.wait(nap, 0, 0, 1);
+}
+const startedAt = performance.timeOrigin + performance.now();
 const started = process.hrtime.bigint();
 for (let i = 0; i < count; i += batch) {
   const n = Math.min(batch, count - i);
@@ -27,5 +37,5 @@ for (let i = 0; i < count; i += batch) {
   );
 }
 const ms = Number(process.hrtime.bigint() - started) / 1e6;
-process.stdout.write(`${JSON.stringify({ writer: writerName, count, ms })}\n`);
+process.stdout.write(`${JSON.stringify({ writer: writerName, count, ms, startedAt, endedAt: startedAt + ms })}\n`);
 db.close();
