@@ -16,6 +16,7 @@ function configPath() {
 
 // Order matters for `swarmctl down`: the watchers go first.
 const DAEMONS = ['watchdog', 'hang-guard', 'orchestrator-consensus', 'util-controller', 'worker-sentry', 'session-state-manager'];
+const DAEMON_NODE_ARGS = (process.env.SWARM_DAEMON_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
 const env = { SWARM_CONFIG: configPath(), NODE_NO_WARNINGS: '1' };
 if (process.env.SWARM_STATE_DIR) Object.assign(env, { SWARM_STATE_DIR: path.resolve(process.env.SWARM_STATE_DIR) });
 if (process.env.SWARM_NVIDIA_SMI) Object.assign(env, { SWARM_NVIDIA_SMI: process.env.SWARM_NVIDIA_SMI });
@@ -27,7 +28,12 @@ module.exports = {
       name,
       script: entry.script,
       interpreter: process.execPath,
-      interpreter_args: entry.compiled ? '' : '--import tsx',
+      // A 1 MiB semi-space keeps V8's young generation from growing to tens
+      // of MiB in a process that allocates little: idle RSS per daemon is a
+      // target (docs/PERFORMANCE.md), and scavenges of a small heap are cheap.
+      // SWARM_DAEMON_NODE_ARGS adds Node flags for a look inside, e.g.
+      // "--cpu-prof --cpu-prof-dir=/tmp/prof" (docs/PERFORMANCE.md).
+      interpreter_args: [entry.compiled ? '' : '--import tsx', '--max-semi-space-size=1', ...DAEMON_NODE_ARGS].join(' ').trim(),
       cwd: root,
       exec_mode: 'fork',
       autorestart: true,

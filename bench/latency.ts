@@ -18,6 +18,20 @@ export interface Sampled {
 
 const ts = (iso: string): number => Date.parse(iso);
 
+/**
+ * Proportional set size: RSS with each shared page divided among the
+ * processes that map it. Six daemons share Node's binary and libraries, so
+ * PSS is what each one adds to the machine; RSS counts those pages six times.
+ */
+function pssBytes(pid: number): number | null {
+  try {
+    const m = /^Pss:\s+(\d+) kB$/m.exec(fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
+    return m ? Number(m[1]) * 1024 : null;
+  } catch {
+    return null;
+  }
+}
+
 export async function swarmLatency(repeats: number): Promise<Sampled[]> {
   const swarm = new TestSwarm({
     name: 'bench',
@@ -94,16 +108,21 @@ export async function controlPlaneCost(workers: number, sampleMs: number): Promi
     const secs = (Date.now() - t0) / 1000;
     const cpu: number[] = [];
     const rss: number[] = [];
+    const pss: number[] = [];
     for (const d of daemons) {
       const a = first.get(d.name);
       const b = readProcStat(d.pid as number);
       if (!a || !b) continue;
       cpu.push(Math.round(((b.cpuTicks - a.cpuTicks) / 100 / secs) * 1000) / 10);
       rss.push(Math.round((b.rssBytes / 1048576) * 10) / 10);
+      const p = pssBytes(d.pid as number);
+      if (p !== null) pss.push(Math.round((p / 1048576) * 10) / 10);
     }
+    const note = `runs in order: ${daemons.map((d) => d.name).join(', ')}`;
     return [
-      { name: `control plane CPU per daemon, idle, ${workers} workers (% of a core; one run per daemon)`, unit: '%', runs: cpu },
-      { name: `control plane RSS per daemon, idle, ${workers} workers (one run per daemon)`, unit: 'MiB', runs: rss },
+      { name: `control plane CPU per daemon, idle, ${workers} workers (% of a core; one run per daemon)`, unit: '%', runs: cpu, note },
+      { name: `control plane RSS per daemon, idle, ${workers} workers (one run per daemon)`, unit: 'MiB', runs: rss, note },
+      { name: `control plane PSS per daemon, idle, ${workers} workers (shared pages divided among processes; one run per daemon)`, unit: 'MiB', runs: pss, note },
     ];
   } finally {
     swarm.teardown();

@@ -2,8 +2,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 // Readers of state files (swarmctl query, the watchdog) must never see a
-// half-written file: write a temp file beside the target, fsync it, rename it
-// over the target, then fsync the folder so the rename itself survives a crash.
+// half-written file: write a temp file beside the target and rename it over
+// the target. A durable write also fsyncs the file and then the folder, so
+// the new content survives a power cut; see WriteOptions.durable for which
+// writes skip that.
 
 export const STATE_DIR_MODE = 0o700;
 export const STATE_FILE_MODE = 0o600;
@@ -16,29 +18,43 @@ export function ensureDir(dir: string, mode = STATE_DIR_MODE): void {
   fs.chmodSync(dir, mode);
 }
 
-/** `beforeRename` runs after the new content is durable and just before it replaces the old file. */
-export function writeFileAtomic(file: string, content: string | Buffer, mode = STATE_FILE_MODE, beforeRename?: () => void): void {
+export interface WriteOptions {
+  mode?: number;
+  /** Runs after the new content is written and just before it replaces the old file. */
+  beforeRename?: () => void;
+  /**
+   * fsync the file and the folder (default true). The state files every
+   * daemon rewrites each tick are not durable: they are views rebuilt from
+   * the event log, a power cut that leaves one stale or empty is repaired
+   * like any corrupt state file, and their fsyncs were most of a daemon's
+   * idle CPU (docs/PERFORMANCE.md).
+   */
+  durable?: boolean;
+}
+
+export function writeFileAtomic(file: string, content: string | Buffer, opts: WriteOptions = {}): void {
+  const durable = opts.durable ?? true;
   const dir = path.dirname(file);
   const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${counter++}.tmp`);
-  const fd = fs.openSync(tmp, 'w', mode);
+  const fd = fs.openSync(tmp, 'w', opts.mode ?? STATE_FILE_MODE);
   try {
     fs.writeSync(fd, typeof content === 'string' ? Buffer.from(content) : content);
-    fs.fsyncSync(fd);
+    if (durable) fs.fsyncSync(fd);
   } finally {
     fs.closeSync(fd);
   }
   try {
-    beforeRename?.();
+    opts.beforeRename?.();
     fs.renameSync(tmp, file);
   } catch (err) {
     fs.rmSync(tmp, { force: true });
     throw err;
   }
-  fsyncDir(dir);
+  if (durable) fsyncDir(dir);
 }
 
-export function writeJsonAtomic(file: string, value: unknown, beforeRename?: () => void): void {
-  writeFileAtomic(file, `${JSON.stringify(value, null, 2)}\n`, STATE_FILE_MODE, beforeRename);
+export function writeJsonAtomic(file: string, value: unknown, opts: WriteOptions = {}): void {
+  writeFileAtomic(file, `${JSON.stringify(value, null, 2)}\n`, opts);
 }
 
 function fsyncDir(dir: string): void {

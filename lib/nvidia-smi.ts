@@ -28,7 +28,8 @@ export interface GpuReading {
 
 export type GpuProbe =
   | { available: true; driverVersion: string | null; gpus: GpuReading[] }
-  | { available: false; gpus: []; reason: string };
+  /** `notInstalled`: the binary is not there at all, so there is no point asking again each tick. */
+  | { available: false; gpus: []; reason: string; notInstalled?: boolean };
 
 export class NvidiaSmiParseError extends Error {
   override name = 'NvidiaSmiParseError';
@@ -121,7 +122,7 @@ export function probeGpus(opts: ProbeOptions = {}): Promise<GpuProbe> {
       clearTimeout(timer);
       resolve(p);
     };
-    const unavailable = (reason: string): GpuProbe => ({ available: false, gpus: [], reason });
+    const unavailable = (reason: string, notInstalled = false): GpuProbe => ({ available: false, gpus: [], reason, ...(notInstalled ? { notInstalled } : {}) });
     const chunks: Buffer[] = [];
     let bytes = 0;
     let stderr = '';
@@ -138,7 +139,9 @@ export function probeGpus(opts: ProbeOptions = {}): Promise<GpuProbe> {
       finish(unavailable(`${bin} did not answer within ${timeoutMs}ms`));
     }, timeoutMs);
     child.on('error', (err: NodeJS.ErrnoException) =>
-      finish(unavailable(err.code === 'ENOENT' ? `${bin} not found: no NVIDIA driver here, or set SWARM_NVIDIA_SMI` : `${bin} could not run: ${err.message}`)),
+      finish(err.code === 'ENOENT'
+        ? unavailable(`${bin} not found: no NVIDIA driver here, or set SWARM_NVIDIA_SMI`, true)
+        : unavailable(`${bin} could not run: ${err.message}`)),
     );
     child.stdout.on('data', (c: Buffer) => {
       bytes += c.length;

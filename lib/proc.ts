@@ -96,18 +96,56 @@ export interface TreeUsage {
 }
 
 export function treeUsage(pid: number): TreeUsage | null {
-  const root = readProcStat(pid);
-  if (!root) return null;
+  return usageOf(pid, processTree(pid))?.usage ?? null;
+}
+
+/** `complete`: every listed process was still there. */
+function usageOf(root: number, pids: number[]): { usage: TreeUsage; complete: boolean } | null {
   let cpuTicks = 0;
   let rssBytes = 0;
-  const pids = processTree(pid);
+  let complete = true;
   for (const p of pids) {
-    const st = p === pid ? root : readProcStat(p);
-    if (!st) continue;
+    const st = readProcStat(p);
+    if (!st) {
+      if (p === root) return null;
+      complete = false;
+      continue;
+    }
     cpuTicks += st.cpuTicks;
     rssBytes += st.rssBytes;
   }
-  return { cpuTicks, rssBytes, pids };
+  return { usage: { cpuTicks, rssBytes, pids }, complete };
+}
+
+/**
+ * treeUsage for many workers each tick. Finding a tree's members reads a
+ * `children` file per thread of each process, ten or more for a Node or
+ * Python worker, so the members are found again only every `rewalkMs`, or
+ * at once when one of them has gone; in between only their stat files are
+ * read. A child started since the last walk is counted from the next one.
+ */
+export class TreeUsageSampler {
+  private readonly trees = new Map<number, { pids: number[]; walkedAt: number }>();
+
+  constructor(private readonly rewalkMs = 5000) {}
+
+  usage(pid: number, now: number): TreeUsage | null {
+    const cached = this.trees.get(pid);
+    if (cached && now - cached.walkedAt < this.rewalkMs) {
+      const u = usageOf(pid, cached.pids);
+      if (!u) return null;
+      if (u.complete) return u.usage;
+    }
+    const pids = processTree(pid);
+    this.trees.set(pid, { pids, walkedAt: now });
+    return usageOf(pid, pids)?.usage ?? null;
+  }
+
+  /** Forgets trees whose root is not in `live`. */
+  retain(live: Iterable<number>): void {
+    const keep = new Set(live);
+    for (const pid of this.trees.keys()) if (!keep.has(pid)) this.trees.delete(pid);
+  }
 }
 
 /** The kernel's count of OOM kills in this cgroup, or null where it cannot be read. */

@@ -31,7 +31,7 @@ export class JsonStateStore implements StateStore {
   private readonly lastWritten = new Map<string, { size: number; mtimeMs: number; ino: number }>();
 
   write(file: string, value: unknown): void {
-    writeJsonAtomic(this.path(file), value);
+    writeJsonAtomic(this.path(file), value, { durable: false });
   }
 
   writeChecked(file: string, value: unknown, schema: z.ZodType): 'missing' | 'corrupt' | null {
@@ -58,7 +58,7 @@ export class JsonStateStore implements StateStore {
         if (!r.ok) problem = r.error.reason;
       }
     };
-    writeJsonAtomic(full, value, check);
+    writeJsonAtomic(full, value, { beforeRename: check, durable: false });
     const st = fs.statSync(full);
     this.lastWritten.set(file, { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino });
     return problem;

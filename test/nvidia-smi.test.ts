@@ -90,7 +90,7 @@ describe('nvidia-smi reader', () => {
     const smi = fakeNvidiaSmi(dir, { mode: 'ok', fixture: 'tesla-t4.xml' });
     const ok = await probeGpus({ bin: smi.bin });
     expect(ok).toMatchObject({ available: true, driverVersion: '515.105.01' });
-    expect((await probeGpus({ bin: path.join(dir, 'nope') }))).toMatchObject({ available: false, reason: expect.stringMatching(/not found/) });
+    expect((await probeGpus({ bin: path.join(dir, 'nope') }))).toMatchObject({ available: false, notInstalled: true, reason: expect.stringMatching(/not found/) });
     smi.set({ mode: 'fail' });
     expect(await probeGpus({ bin: smi.bin })).toMatchObject({ available: false, reason: expect.stringMatching(/exit 9.*NVIDIA driver/) });
     smi.set({ mode: 'garbage' });

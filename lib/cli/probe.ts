@@ -6,7 +6,8 @@ import { printJson, type GlobalOptions } from './cli-context';
 export async function probeCommand(what: string, opts: GlobalOptions): Promise<number> {
   if (what !== 'gpu') throw new UsageError(`probe expects "gpu", got "${what}"`);
   const r = await probeGpus();
-  if (opts.json) printJson(r);
+  // CONTRACT's shape: notInstalled only paces util-controller's re-probes.
+  if (opts.json) printJson(r.available ? r : { available: false, gpus: [], reason: r.reason });
   else if (!r.available) process.stdout.write(`no GPU reading: ${r.reason}\n`);
   else {
     process.stdout.write(`driver ${r.driverVersion ?? '?'}\n`);

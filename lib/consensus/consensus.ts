@@ -18,6 +18,8 @@ import { computeScores, type Scores } from './scores';
 // circuit breaker and writes the scores.
 
 export const DECIDE_EVERY_MS = 50;
+/** A full look for pending proposals at least this often, whatever data_version says. */
+const FULL_LOOK_EVERY_MS = 1000;
 
 const SavedSchema = z.looseObject({
   runId: z.string(),
@@ -33,6 +35,10 @@ export class OrchestratorConsensus implements DaemonBehavior {
   private lastScoresLoggedAt = 0;
   private decided = { granted: 0, denied: 0, merged: 0 };
   private stopped = false;
+  private dataVersion: { get(): unknown } | null = null;
+  private seenVersion: unknown = null;
+  private lookedAt = -Infinity;
+  private leftPending = true;
 
   start(ctx: DaemonContext): void {
     // The breaker survives a restart of consensus: an open breaker must not close by crashing.
@@ -40,6 +46,7 @@ export class OrchestratorConsensus implements DaemonBehavior {
     const saved: BreakerSnapshot = prev.ok && prev.value.runId === ctx.run.id && prev.value.breaker ? prev.value.breaker : initialBreaker();
     const c = ctx.config.consensus;
     this.breaker = new CircuitBreaker(saved, ctx.db, ctx.log, ctx.logger, `run:${ctx.run.id}`, c.breakerFailures, c.breakerWindowMs);
+    this.dataVersion = ctx.db.prepare('PRAGMA data_version').pluck();
     this.loop(ctx);
   }
 
@@ -53,9 +60,29 @@ export class OrchestratorConsensus implements DaemonBehavior {
     this.timer = ctx.clock.setTimeout(() => this.loop(ctx), DECIDE_EVERY_MS);
   }
 
+  /**
+   * Whether a cycle could find something new. PRAGMA data_version changes
+   * only when another connection commits, which is how every proposal
+   * arrives; it costs far less than the query, so an idle swarm does not
+   * run 20 queries a second here. Proposals left pending (waiting on a lease
+   * or the breaker) wait on time, not commits, so they are looked at every
+   * cycle.
+   */
+  private somethingNew(now: number): boolean {
+    const version = this.dataVersion?.get() ?? null;
+    const changed = version === null || version !== this.seenVersion;
+    this.seenVersion = version;
+    if (!changed && !this.leftPending && now - this.lookedAt < FULL_LOOK_EVERY_MS) return false;
+    this.lookedAt = now;
+    return true;
+  }
+
   /** One decision cycle over every pending proposal. */
   decideOnce(ctx: DaemonContext): void {
-    if (pendingProposals(ctx.db).length === 0) return;
+    if (!this.somethingNew(ctx.clock.now())) return;
+    const waiting = pendingProposals(ctx.db).length;
+    this.leftPending = waiting > 0;
+    if (waiting === 0) return;
     const breaker = this.breaker?.snapshot ?? initialBreaker();
     const leases = new SqliteLeaseStore(ctx.db, () => ctx.clock.now());
     ctx.db
@@ -90,6 +117,7 @@ export class OrchestratorConsensus implements DaemonBehavior {
             this.decided[v.reason.startsWith('merged') ? 'merged' : 'denied'] += 1;
           }
         }
+        this.leftPending = verdicts.length < pending.length;
       })
       .immediate();
   }

@@ -8,7 +8,7 @@ import { errorMessage } from '../errors';
 import type { FailureClass, Target } from '../event-kinds';
 import { killProcessGroup } from '../kill';
 import type { ProcessManager } from '../process-manager';
-import { cgroupOomKills, isAlive, isStopped, processTree } from '../proc';
+import { cgroupOomKills, isAlive, isStopped, processTree, TreeUsageSampler } from '../proc';
 import { redactText } from '../redact';
 import { DAEMON_STATE_FILES, type Incident } from '../state-files';
 import { daemonView } from '../snapshot';
@@ -37,6 +37,8 @@ const MAX_KEPT_FINISHED = 200;
 
 export class WorkerSentry implements DaemonBehavior {
   private workers = new Map<string, WorkerRecord>();
+  /** Whole-tree CPU and memory of each worker, with its members cached between walks. */
+  private readonly usage = new TreeUsageSampler();
   private readonly incidents = new IncidentBook();
   private carried: Record<string, { attempt: number; restarts: number }> = {};
   private utilDownSince: number | null = null;
@@ -127,6 +129,7 @@ export class WorkerSentry implements DaemonBehavior {
     }
     await this.fill(ctx, now);
     this.prune();
+    this.usage.retain([...this.workers.values()].flatMap((w) => (w.pid === null ? [] : [w.pid])));
   }
 
   // ---- observation --------------------------------------------------------
@@ -156,7 +159,7 @@ export class WorkerSentry implements DaemonBehavior {
       await killProcessGroup(w.pid, w.pgid ?? w.pid, job.stopGraceMs, ctx.clock);
       return this.onExit(ctx, w, job, { exitCode: null, signal: 'SIGKILL', endedAt: iso(now), error: 'shim lost; orphaned worker ended' }, kernelOom);
     }
-    sampleUsage(w, now);
+    sampleUsage(this.usage, w, now);
     if (observeFiles(ctx.config, job, w, dir, now).progressResumed && w.status === 'stale') this.move(ctx, w, 'running', 'progress resumed');
     // A worker being stopped, or waiting out its backoff, is not judged again.
     if (this.stopping.has(w.id) || !LIVE_STATUSES.includes(w.status)) return;

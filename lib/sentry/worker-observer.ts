@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { interpolate, type CompiledConfig, type CompiledJob } from '../config';
-import { CLOCK_TICKS_PER_S, treeUsage } from '../proc';
+import { CLOCK_TICKS_PER_S, type TreeUsageSampler } from '../proc';
 import { progressFileFor } from './launcher';
 import { exists, fileSize, readProgress, scanForMarker } from './observe';
 import { trackMetric } from './plateau';
@@ -11,8 +11,8 @@ import type { WorkerRecord } from './worker-record';
 // marker and artifacts. Judging those facts is detect.ts's job.
 
 /** CPU and memory of the worker's whole process tree. */
-export function sampleUsage(w: WorkerRecord, now: number): void {
-  const usage = treeUsage(w.pid as number);
+export function sampleUsage(sampler: TreeUsageSampler, w: WorkerRecord, now: number): void {
+  const usage = sampler.usage(w.pid as number, now);
   if (!usage) return;
   if (w.cpuTicks !== null && w.cpuSampledAt !== null && now > w.cpuSampledAt) {
     w.cpuPct = Math.round(((usage.cpuTicks - w.cpuTicks) / CLOCK_TICKS_PER_S / ((now - w.cpuSampledAt) / 1000)) * 1000) / 10;

@@ -1,7 +1,7 @@
-import si from 'systeminformation';
 import { Action, actorDeps, type ActionDeps, type Grantor } from '../actions';
 import type { DaemonBehavior, DaemonContext } from '../daemon-runtime';
 import { errorMessage } from '../errors';
+import { CpuLoadMeter, memoryUsedPct } from '../machine-load';
 import { probeGpus, type GpuProbe } from '../nvidia-smi';
 import { requestCommand, requestLaneFill } from '../sentry/commands';
 import { ACTIVE_STATUSES, LIVE_STATUSES, SentryBodySchema, type WorkerRecord } from '../sentry/worker-record';
@@ -12,13 +12,14 @@ import { decideLane, type LaneDecision, type LaneMemory, type Sample } from './l
 import { pruneSamples, recordSamples } from './samples';
 
 // util-controller: owns CPU, memory and GPU use against the targets. Each
-// tick it samples the machine (systeminformation) and the GPUs (nvidia-smi),
+// tick it samples the machine (/proc) and the GPUs (nvidia-smi),
 // keeps the samples, fills lanes whose resource sits below target with
 // queued work, stops the newest fill worker when memory stays over the
 // ceiling (its task goes back to the queue with its checkpoint), and checks
 // that GPU work is on its GPU and CPU work is not.
 
 const PRUNE_EVERY_MS = 60_000;
+const NOT_INSTALLED_REPROBE_MS = 60_000;
 
 function laneBusy(ctx: DaemonContext, lane: string, now: number): boolean {
   return ctx.db.prepare<[string, number], { n: number }>('SELECT count(*) AS n FROM leases WHERE target = ? AND expires_at > ?').get(`lane:${lane}`, now)?.n !== 0;
@@ -31,6 +32,8 @@ export class UtilController implements DaemonBehavior {
   private readonly decisions: Record<string, LaneDecision> = {};
   private readonly flagged = new Set<string>();
   private gpu: GpuProbe = { available: false, gpus: [], reason: 'not probed yet' };
+  private readonly cpu = new CpuLoadMeter();
+  private gpuProbedAt = -Infinity;
   private machine: { cpuPct: number | null; memPct: number | null } = { cpuPct: null, memPct: null };
   private lastPruneAt = 0;
   private readonly actionDeps: (ctx: DaemonContext) => ActionDeps;
@@ -42,14 +45,16 @@ export class UtilController implements DaemonBehavior {
   async tick(ctx: DaemonContext): Promise<void> {
     const now = ctx.clock.now();
     const u = ctx.config.utilization;
-    const [load, mem, gpu] = await Promise.all([
-      si.currentLoad(),
-      si.mem(),
-      probeGpus({ timeoutMs: Math.min(5000, Math.max(1000, 2 * ctx.config.tickMs)) }),
-    ]);
-    this.gpu = gpu;
-    const memPct = Math.round((1 - mem.available / mem.total) * 1000) / 10;
-    this.machine = { cpuPct: Math.round(load.currentLoad * 10) / 10, memPct };
+    // A machine without nvidia-smi is asked again once a minute, not every
+    // tick: a driver installed later is still found.
+    const skipProbe = !this.gpu.available && this.gpu.notInstalled === true && now - this.gpuProbedAt < NOT_INSTALLED_REPROBE_MS;
+    if (!skipProbe) {
+      this.gpu = await probeGpus({ timeoutMs: Math.min(5000, Math.max(1000, 2 * ctx.config.tickMs)) });
+      this.gpuProbedAt = now;
+    }
+    const gpu = this.gpu;
+    const memPct = memoryUsedPct();
+    this.machine = { cpuPct: this.cpu.sample(), memPct };
     const workers = this.workers(ctx);
     const values: Record<string, number | null> = { cpu: this.machine.cpuPct, mem: memPct };
     for (const g of gpu.gpus) {
