@@ -1,11 +1,19 @@
 import { Command, CommanderError } from 'commander';
 import { ConfigError, UsageError, errorMessage } from '../lib/errors';
-import { eventsCommand } from '../lib/cli/events';
-import { ackCommand, pauseCommand, submitCommand, workerCommand } from '../lib/cli/manual';
-import { queryCommand, statusCommand } from '../lib/cli/query';
-import { doctorCommand, verifyLogCommand } from '../lib/cli/verify';
-import { probeCommand } from '../lib/cli/probe';
 import type { GlobalOptions } from '../lib/cli/cli-context';
+
+// Each command's module is loaded only when that command runs: `query` is
+// what scripts and agents call in a loop, and its time is mostly Node
+// loading modules, so it must not pay for the others (PM2's client alone
+// costs ~150 ms).
+const cli = {
+  events: () => require('../lib/cli/events') as typeof import('../lib/cli/events'),
+  manual: () => require('../lib/cli/manual') as typeof import('../lib/cli/manual'),
+  query: () => require('../lib/cli/query') as typeof import('../lib/cli/query'),
+  verify: () => require('../lib/cli/verify') as typeof import('../lib/cli/verify'),
+  probe: () => require('../lib/cli/probe') as typeof import('../lib/cli/probe'),
+  upDown: () => require('../lib/cli/up-down') as typeof import('../lib/cli/up-down'),
+};
 
 // Exit codes (CONTRACT): 0 done; 1 it ran and the answer is bad; 2 usage or
 // config error, with the reason on stderr.
@@ -25,39 +33,37 @@ const run = (fn: (opts: GlobalOptions) => Promise<number> | number) =>
 
 const withJson = (c: Command) => c.option('--json', 'machine output').option('--config <path>', 'config file');
 
-withJson(program.command('query').description('the whole snapshot, from the state folder alone')).action(run(queryCommand));
-withJson(program.command('status').description('the snapshot as tables, problems first')).action(run(statusCommand));
+withJson(program.command('query').description('the whole snapshot, from the state folder alone')).action(run((o) => cli.query().queryCommand(o)));
+withJson(program.command('status').description('the snapshot as tables, problems first')).action(run((o) => cli.query().statusCommand(o)));
 withJson(program.command('events').description('the event log, oldest first'))
   .option('--follow', 'keep printing new events')
   .option('--since <seq>', 'only events after this seq')
   .option('--kind <prefix>', 'only kinds starting with this, e.g. detect or action.verified')
   .option('--target <target>', 'only this target, e.g. worker:optimizer-0')
   .option('--limit <n>', 'at most this many')
-  .action(run((o) => eventsCommand(o)));
+  .action(run((o) => cli.events().eventsCommand(o)));
 withJson(program.command('submit <job> [args...]').description('add a task to the queue; prints its id'))
   .option('--id <id>', 'task id')
   .action(function (this: Command, job: string, args: string[]) {
-    result = submitCommand(job, args ?? [], this.optsWithGlobals());
+    result = cli.manual().submitCommand(job, args ?? [], this.optsWithGlobals());
   });
 for (const op of ['restart', 'stop'] as const) {
   withJson(program.command(`${op} <worker>`).description(`${op} a worker (recorded as source swarmctl)`)).action(function (this: Command, worker: string) {
-    result = workerCommand(op, worker, this.optsWithGlobals());
+    result = cli.manual().workerCommand(op, worker, this.optsWithGlobals());
   });
 }
-withJson(program.command('pause').description('maintenance mode: no automatic action but safety actions')).action(run((o) => pauseCommand(true, o)));
-withJson(program.command('resume').description('end maintenance mode')).action(run((o) => pauseCommand(false, o)));
+withJson(program.command('pause').description('maintenance mode: no automatic action but safety actions')).action(run((o) => cli.manual().pauseCommand(true, o)));
+withJson(program.command('resume').description('end maintenance mode')).action(run((o) => cli.manual().pauseCommand(false, o)));
 withJson(program.command('ack <escalationId>').description('a person resolves an escalation')).action(function (this: Command, id: string) {
-  result = ackCommand(id, this.optsWithGlobals());
+  result = cli.manual().ackCommand(id, this.optsWithGlobals());
 });
-withJson(program.command('verify-log').description("check the event log's hash chain")).action(run(verifyLogCommand));
+withJson(program.command('verify-log').description("check the event log's hash chain")).action(run((o) => cli.verify().verifyLogCommand(o)));
 withJson(program.command('probe <what>').description('one reading: `probe gpu` runs nvidia-smi -q -x')).action(function (this: Command, what: string) {
-  result = probeCommand(what, this.optsWithGlobals());
+  result = cli.probe().probeCommand(what, this.optsWithGlobals());
 });
-withJson(program.command('doctor').description('check PM2, the state folder, SQLite and nvidia-smi')).action(run(doctorCommand));
-// PM2's client costs ~150 ms to load: only up and down pay for it, so query stays fast.
-const upDown = () => require('../lib/cli/up-down') as typeof import('../lib/cli/up-down');
-withJson(program.command('up').description('start the daemons under PM2')).action(run((o) => upDown().upCommand(o)));
-withJson(program.command('down').description('remove the daemons and workers from PM2')).action(run((o) => upDown().downCommand(o)));
+withJson(program.command('doctor').description('check PM2, the state folder, SQLite and nvidia-smi')).action(run((o) => cli.verify().doctorCommand(o)));
+withJson(program.command('up').description('start the daemons under PM2')).action(run((o) => cli.upDown().upCommand(o)));
+withJson(program.command('down').description('remove the daemons and workers from PM2')).action(run((o) => cli.upDown().downCommand(o)));
 
 async function main(): Promise<number> {
   try {
