@@ -14,9 +14,24 @@ import { fakeNvidiaSmi } from '../test/helpers/fake-smi';
 import { optimizerJob, TestSwarm } from '../test/helpers/swarm';
 import { tmpDir, waitFor } from '../test/helpers/tmp';
 
-const minutes = Number(process.argv[process.argv.indexOf('--minutes') + 1] || '2');
+const arg = (name: string): string | undefined => (process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : undefined);
+const minutes = Number(arg('--minutes') || '2');
+// --seed N replays the same choices of fault, target and timing (the swarm's
+// own timing still varies); a run without one picks a seed and reports it.
+const seed = Number(arg('--seed') ?? Math.floor(Math.random() * 2 ** 31));
 const OUT = path.join(__dirname, 'out');
-const pick = <T>(xs: T[]): T => xs[Math.floor(Math.random() * xs.length)] as T;
+
+/** mulberry32: a small seeded generator, so a failing soak can be run again with its seed. */
+function seeded(a: number): () => number {
+  return () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+const random = seeded(seed);
+const pick = <T>(xs: T[]): T => xs[Math.floor(random() * xs.length)] as T;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 type FaultClass = 'kill_worker' | 'stop_worker' | 'kill_daemon' | 'stop_daemon' | 'corrupt_state' | 'delete_state' | 'sqlite_lock' | 'smi_hang' | 'crash_loop' | 'memory_growth';
@@ -149,7 +164,7 @@ async function main(): Promise<void> {
       // Every class once in the first round, then at random.
       await inject(n < kinds.length ? (kinds[n] as FaultClass) : pick(kinds), faults, n);
       n += 1;
-      await sleep(2000 + Math.random() * 4000);
+      await sleep(2000 + random() * 4000);
     }
     // Let the last faults be seen and heal: every fault judged, every daemon and steady worker back.
     await waitFor('quiet', async () => {
@@ -189,7 +204,7 @@ async function main(): Promise<void> {
     }
     const missed = faults.filter((f) => !f.detected).length;
     const report = {
-      generatedAt: new Date().toISOString(), minutes, command: `npm run soak -- --minutes ${minutes}`,
+      generatedAt: new Date().toISOString(), minutes, seed, command: `npm run soak -- --minutes ${minutes} --seed ${seed}`,
       faults: faults.length, byClass, missed, falseActions: falseActions.map((e) => ({ seq: e.seq, kind: e.kind, target: e.target })),
       eventsLost: lost, chain, stateFilesValid: stateFiles, allDaemonsOnlineAtEnd: allOnline, maxRestartsOnOneSteadyWorker: restarts,
       pass: missed === 0 && falseActions.length === 0 && Object.keys(lost).length === 0 && chain.ok && allOnline,
@@ -197,7 +212,8 @@ async function main(): Promise<void> {
     fs.mkdirSync(OUT, { recursive: true });
     fs.writeFileSync(path.join(OUT, 'report.json'), `${JSON.stringify(report, null, 2)}\n`);
     const md = [
-      `# Soak (${report.generatedAt}, ${minutes} min): ${report.pass ? 'PASS' : 'FAIL'}`, '',
+      `# Soak (${report.generatedAt}, ${minutes} min, seed ${seed}): ${report.pass ? 'PASS' : 'FAIL'}`, '',
+      `Replay the same fault choices: \`${report.command}\``, '',
       '| fault | injected | detected | remediated | verified | escalated | missed |', '| --- | --- | --- | --- | --- | --- | --- |',
       ...Object.entries(byClass).map(([k, c]) => `| ${k} | ${c.injected} | ${c.detected ?? 0} | ${c.remediated ?? 0} | ${c.verified ?? 0} | ${c.escalated ?? 0} | ${c.missed ?? 0} |`),
       '', `- actions on healthy workers (false positives): ${falseActions.length}`, `- events lost (worker starts without worker.launched): ${Object.keys(lost).length}`,
@@ -209,6 +225,15 @@ async function main(): Promise<void> {
     process.stdout.write(`${md}\n`);
     process.exitCode = report.pass ? 0 : 1;
   }
+}
+
+// CI's timeout, or a person's Ctrl-C: leave no PM2 daemon or worker behind.
+for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+  process.once(sig, () => {
+    process.stderr.write(`soak: ${sig}, tearing the swarm down\n`);
+    swarm.teardown();
+    process.exit(1);
+  });
 }
 
 main().catch((err: unknown) => {
