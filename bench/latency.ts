@@ -99,7 +99,8 @@ export async function controlPlaneCost(workers: number, sampleMs: number): Promi
   });
   try {
     swarm.up();
-    await waitFor('workers up', () => swarm.query().workers.filter((w) => w.status === 'running').length >= workers, 120_000, 500);
+    // Launches go through PM2 one at a time: on two cores, 100 take minutes.
+    await waitFor('workers up', () => swarm.query().workers.filter((w) => w.status === 'running').length >= workers, Math.max(120_000, workers * 6000), 1000);
     await waitFor('settled', () => true);
     const daemons = swarm.query().daemons.filter((d) => d.pid !== null);
     const first = new Map(daemons.map((d) => [d.name, readProcStat(d.pid as number)]));

@@ -8,14 +8,16 @@ import { newWorkerRecord, type WorkerRecord } from './worker-record';
 // exit has not been handled; budgets start afresh, which the note in
 // docs/failures.md explains.
 
-export function adoptFromDisk(stateDir: string, laneOf: (job: string) => string | undefined): WorkerRecord[] {
+export function adoptFromDisk(stateDir: string, laneOf: (job: string) => string | undefined, opts: { aliveOnly?: boolean } = {}): WorkerRecord[] {
   const out: WorkerRecord[] = [];
   for (const dir of listWorkerDirs(stateDir)) {
     const spec = readSpec(dir);
     if (!spec) continue;
     const pid = readPid(dir);
     const exited = readExit(dir) !== null;
-    if (!exited && !(pid && (isAlive(pid.pid) || isAlive(pid.shimPid)))) continue;
+    const alive = Boolean(pid && (isAlive(pid.pid) || isAlive(pid.shimPid)));
+    // aliveOnly: beside a valid state file, whose records already hold every handled exit.
+    if (opts.aliveOnly ? !alive || exited : !exited && !alive) continue;
     const lane = laneOf(spec.job);
     if (!lane) continue;
     const w = newWorkerRecord({ id: spec.workerId, job: spec.job, taskId: spec.taskId, slot: spec.slot, lane, attempt: spec.attempt });

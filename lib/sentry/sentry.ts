@@ -2,30 +2,31 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Action, actorDeps, type ActionDeps, type Grantor } from '../actions';
 import { iso } from '../clock';
-import { interpolate, type CompiledJob } from '../config';
+import type { CompiledJob } from '../config';
 import type { DaemonBehavior, DaemonContext, DaemonRuntime } from '../daemon-runtime';
 import { errorMessage } from '../errors';
 import type { FailureClass, Target } from '../event-kinds';
 import { killProcessGroup } from '../kill';
 import type { ProcessManager } from '../process-manager';
-import { cgroupOomKills, isAlive, isStopped, processTree, TreeUsageSampler } from '../proc';
+import { cgroupOomKills, isAlive, TreeUsageSampler } from '../proc';
 import { redactText } from '../redact';
 import { DAEMON_STATE_FILES, type Incident } from '../state-files';
-import { daemonView } from '../snapshot';
-import { countTasks, enqueueTask, getTask, queuedTasks, setTaskStatus, tasksWithStatus } from '../task-queue';
+import { countTasks, enqueueTask, setTaskStatus, tasksWithStatus } from '../task-queue';
 import { classifyExit, type RuleAction } from './classify';
 import { detectLive, looksHealthy } from './detect';
-import { launchWorker } from './launcher';
-import { fileSize, readTail } from './observe';
+import { readTail } from './observe';
 import { artifactPaths, observeFiles, sampleUsage } from './worker-observer';
 import { onFailure, onHealthy } from './restart-budget';
-import { pendingCommands, pendingLaneFills, resolvedEscalations, type ManualCommand } from './commands';
-import { readExit, readKillReason, readPid, readSpec, workerDir, type ExitRecord } from './worker-files';
-import { newTracker, plateaued } from './plateau';
-import { runVerify, type VerifyResult } from './verify-guard';
-import { ACTIVE_STATUSES, LIVE_STATUSES, newWorkerRecord, pm2NameOf, SentryBodySchema, toView, WORKER_MOVES, type WorkerRecord } from './worker-record';
+import { pendingCommands, resolvedEscalations } from './commands';
+import { readExit, readKillReason, readPid, workerDir, type ExitRecord } from './worker-files';
+import { plateaued } from './plateau';
+import { LIVE_STATUSES, pm2NameOf, SentryBodySchema, toView, WORKER_MOVES, type WorkerRecord } from './worker-record';
 import { IncidentBook } from './incidents';
 import { adoptFromDisk } from './adopt';
+import { FieldLoops } from './field-loops';
+import { LaneFiller } from './lane-filler';
+import type { SentryHost } from './sentry-host';
+import { WorkerCommands } from './worker-commands';
 
 // worker-sentry: owns the worker lifecycle. Each tick it observes every live
 // worker (exit file, pid, usage, progress, log, artifacts), classifies what
@@ -35,24 +36,27 @@ import { adoptFromDisk } from './adopt';
 export const CRASH_LOOP_STREAK = 3;
 const MAX_KEPT_FINISHED = 200;
 
-export class WorkerSentry implements DaemonBehavior {
-  private workers = new Map<string, WorkerRecord>();
+export class WorkerSentry implements DaemonBehavior, SentryHost {
+  readonly workers = new Map<string, WorkerRecord>();
   /** Whole-tree CPU and memory of each worker, with its members cached between walks. */
   private readonly usage = new TreeUsageSampler();
   private readonly incidents = new IncidentBook();
-  private carried: Record<string, { attempt: number; restarts: number }> = {};
-  private utilDownSince: number | null = null;
+  readonly carried: Record<string, { attempt: number; restarts: number }> = {};
+  private readonly filler: LaneFiller;
+  private readonly commands = new WorkerCommands(this);
+  private readonly loops = new FieldLoops(this);
   private lastEscalationSeq = 0;
   private kernelOomKills: number | null = cgroupOomKills();
   private stopping = new Set<string>();
 
-  private readonly actionDeps: (ctx: DaemonContext) => ActionDeps;
+  readonly actionDeps: (ctx: DaemonContext) => ActionDeps;
 
   constructor(
     private readonly pm: ProcessManager,
     makeGrantor: (ctx: DaemonContext) => Grantor,
   ) {
     this.actionDeps = actorDeps('worker-sentry', makeGrantor);
+    this.filler = new LaneFiller(this, pm);
   }
 
   private watcher: fs.FSWatcher | null = null;
@@ -80,14 +84,28 @@ export class WorkerSentry implements DaemonBehavior {
     const prev = ctx.state.read(DAEMON_STATE_FILES['worker-sentry'], SentryBodySchema);
     const prevRun = prev.ok && (prev.value as { runId?: string }).runId === ctx.run.id;
     if (!prev.ok) ctx.logger.warn({ err: prev.error.message }, 'sentry state unreadable: adopting from worker folders');
-    if (prev.ok && prevRun) this.carried = prev.value.carried;
-    const records = prev.ok && prevRun ? prev.value.workers : adoptFromDisk(ctx.config.stateDir, (job) => ctx.config.jobs[job]?.lane);
-    for (const w of records) this.workers.set(w.id, w);
+    if (prev.ok && prevRun) Object.assign(this.carried, prev.value.carried);
+    const laneOf = (job: string) => ctx.config.jobs[job]?.lane;
+    if (prev.ok && prevRun) {
+      for (const w of prev.value.workers) this.workers.set(w.id, w);
+      // Workers launched after the last state write (the sentry ended mid-tick) are running all
+      // the same: adopt those too, or they would run on unwatched while their task ran again.
+      for (const w of adoptFromDisk(ctx.config.stateDir, laneOf, { aliveOnly: true })) {
+        const known = this.workers.get(w.id);
+        if (!known) this.workers.set(w.id, w);
+        else if (known.attempt < w.attempt) {
+          Object.assign(known, { attempt: w.attempt, pid: w.pid, pgid: w.pgid, shimPid: w.shimPid, launchedAt: w.launchedAt, status: 'running', backoffUntil: null, regrant: null, startupSeen: true, progressAdvancedSinceLaunch: true });
+        }
+      }
+    } else {
+      for (const w of adoptFromDisk(ctx.config.stateDir, laneOf)) this.workers.set(w.id, w);
+    }
     if (prev.ok && prevRun) {
       const body = prev.value as { incidents?: Incident[]; lastEscalationSeq?: number };
       this.incidents.load(body.incidents ?? []);
       this.lastEscalationSeq = body.lastEscalationSeq ?? 0;
     }
+    this.filler.settleOrphanedFills(ctx);
     for (const w of this.workers.values()) {
       if (LIVE_STATUSES.includes(w.status) && isAlive(w.pid)) {
         ctx.log.append({ kind: 'worker.adopted', target: `worker:${w.id}`, data: { pid: w.pid, attempt: w.attempt, message: `adopted running worker pid=${w.pid}` } });
@@ -112,14 +130,14 @@ export class WorkerSentry implements DaemonBehavior {
   async tick(ctx: DaemonContext): Promise<void> {
     const now = ctx.clock.now();
     this.applyEscalationAcks(ctx);
-    for (const cmd of pendingCommands(ctx.db)) await this.applyCommand(ctx, cmd);
+    for (const cmd of pendingCommands(ctx.db)) await this.commands.apply(ctx, cmd);
     const oom = cgroupOomKills();
     const kernelOom = oom !== null && this.kernelOomKills !== null && oom > this.kernelOomKills;
     this.kernelOomKills = oom;
     for (const w of [...this.workers.values()]) {
       try {
         if (w.verifying) {
-          await this.settleVerify(ctx, w, now);
+          await this.loops.settleVerify(ctx, w, now);
           continue;
         }
         if (LIVE_STATUSES.includes(w.status) || w.pid !== null) await this.observe(ctx, w, now, kernelOom);
@@ -127,7 +145,7 @@ export class WorkerSentry implements DaemonBehavior {
         ctx.logger.error({ worker: w.id, err: errorMessage(err), stack: (err as Error).stack }, 'observe failed');
       }
     }
-    await this.fill(ctx, now);
+    await this.filler.fill(ctx, now);
     this.prune();
     this.usage.retain([...this.workers.values()].flatMap((w) => (w.pid === null ? [] : [w.pid])));
   }
@@ -174,7 +192,7 @@ export class WorkerSentry implements DaemonBehavior {
       const why = plateaued(w.plateau, job.plateau, now);
       if (why) {
         w.detectedThisAttempt.push('plateau');
-        return this.onPlateau(ctx, w, job, why, now);
+        return this.loops.onPlateau(ctx, w, job, why, now);
       }
     }
     for (const d of detectLive(w, job, now, artifactPaths(job, w))) {
@@ -209,7 +227,7 @@ export class WorkerSentry implements DaemonBehavior {
     }
     if (intent === 'requeue') {
       w.stopIntent = null;
-      return this.requeue(ctx, w, now);
+      return this.commands.requeue(ctx, w, now);
     }
     if (intent === 'restart') {
       w.stopIntent = null;
@@ -227,7 +245,7 @@ export class WorkerSentry implements DaemonBehavior {
       if (w.taskId && job.verify) {
         // "Done" is not done until the guard agrees; the worker stays running while it checks.
         w.verifying = true;
-        this.startVerify(ctx, w, job);
+        this.loops.startVerify(ctx, w, job);
         return;
       }
       if (w.taskId) {
@@ -267,7 +285,7 @@ export class WorkerSentry implements DaemonBehavior {
 
   // ---- remediation ----------------------------------------------------------
 
-  private async remediate(ctx: DaemonContext, w: WorkerRecord, job: CompiledJob, cls: FailureClass, ruleAction: RuleAction, rawEvidence: Record<string, unknown>, now: number): Promise<void> {
+  async remediate(ctx: DaemonContext, w: WorkerRecord, job: CompiledJob, cls: FailureClass, ruleAction: RuleAction, rawEvidence: Record<string, unknown>, now: number): Promise<void> {
     const target: Target = `worker:${w.id}`;
     // Log tails can hold what a worker printed: secret values are cut out before anything is recorded.
     const evidence = JSON.parse(redactText(JSON.stringify(rawEvidence), { ...process.env, ...job.env })) as Record<string, unknown>;
@@ -288,7 +306,7 @@ export class WorkerSentry implements DaemonBehavior {
       await this.stopProcess(ctx, w, job);
       return await this.quarantine(ctx, w, `stagnation: ${cls} ${w.failureCounts[cls]} times on task ${w.taskId} (last: ${String(evidence.message ?? '')})`, st.seq);
     }
-    if (cls === 'lock_conflict') await this.freeLock(ctx, w, Number(evidence.holderPid ?? 0), detect.seq);
+    if (cls === 'lock_conflict') await this.loops.freeLock(ctx, w, Number(evidence.holderPid ?? 0), detect.seq);
     if (ruleAction === 'quarantine') return await this.quarantine(ctx, w, `${cls}: restarting cannot help (${String(evidence.matchedLine ?? evidence.message ?? '')})`, detect.seq);
     if (ruleAction === 'escalate') {
       this.raiseEscalation(ctx, w, `${cls}: ${String(evidence.message ?? '')}`, detect.seq);
@@ -298,7 +316,7 @@ export class WorkerSentry implements DaemonBehavior {
   }
 
   /** Asks for the remediation of one failure and carries it out; a denial is asked again later under the same incident. */
-  private async act(ctx: DaemonContext, w: WorkerRecord, job: CompiledJob, f: NonNullable<WorkerRecord['regrant']>, now: number): Promise<void> {
+  async act(ctx: DaemonContext, w: WorkerRecord, job: CompiledJob, f: NonNullable<WorkerRecord['regrant']>, now: number): Promise<void> {
     const { decision, history } = onFailure(job.restart, w.history, now);
     if (!decision.restart && f.ruleAction === 'restart') {
       w.history = history;
@@ -338,7 +356,7 @@ export class WorkerSentry implements DaemonBehavior {
     await this.stopProcess(ctx, w, job);
   }
 
-  private async stopProcess(ctx: DaemonContext, w: WorkerRecord, job: CompiledJob): Promise<void> {
+  async stopProcess(ctx: DaemonContext, w: WorkerRecord, job: CompiledJob): Promise<void> {
     if (w.pid === null || !isAlive(w.pid)) return;
     this.stopping.add(w.id);
     try {
@@ -356,7 +374,7 @@ export class WorkerSentry implements DaemonBehavior {
     this.closeIncidents(w, 'resolved', now);
   }
 
-  private finishPending(ctx: DaemonContext, w: WorkerRecord, outcome: 'verified' | 'failed', evidence: Record<string, unknown>): void {
+  finishPending(ctx: DaemonContext, w: WorkerRecord, outcome: 'verified' | 'failed', evidence: Record<string, unknown>): void {
     const p = w.pending;
     if (!p) return;
     w.pending = null;
@@ -378,7 +396,7 @@ export class WorkerSentry implements DaemonBehavior {
     this.closeIncidents(w, 'escalated', ctx.clock.now());
   }
 
-  private raiseEscalation(ctx: DaemonContext, w: WorkerRecord, reason: string, incidentId: number | null): void {
+  raiseEscalation(ctx: DaemonContext, w: WorkerRecord, reason: string, incidentId: number | null): void {
     const e = ctx.log.append({ kind: 'escalation.raised', target: `worker:${w.id}`, severity: 'critical', data: { reason, incidentId, workerId: w.id, taskId: w.taskId, message: `needs a person: ${reason}` } });
     w.escalationId = e.seq;
   }
@@ -397,233 +415,9 @@ export class WorkerSentry implements DaemonBehavior {
     }
   }
 
-  private async applyCommand(ctx: DaemonContext, cmd: ManualCommand): Promise<void> {
-    cmd.done();
-    const w = this.workers.get(cmd.workerId);
-    const job = w ? ctx.config.jobs[w.job] : undefined;
-    const deps = { ...this.actionDeps(ctx), actor: cmd.holder };
-    const type = cmd.op === 'stop' ? 'stop_worker' : cmd.op === 'requeue' ? 'requeue_task' : 'restart_worker';
-    const action = Action.resume(deps, { id: cmd.actionId, type, target: `worker:${cmd.workerId}`, incidentId: null, state: 'granted', proposedAt: ctx.clock.now(), startedAt: null });
-    if (!w || !job) return action.failed({ message: `no worker ${cmd.workerId}` });
-    action.started({ attempt: w.attempt });
-    w.pending = { id: cmd.actionId, type, incidentId: null, leaseHolder: cmd.holder, startedAt: ctx.clock.now(), verifyAttempt: w.attempt + 1, intent: cmd.op };
-    if (w.pid !== null && isAlive(w.pid)) {
-      w.stopIntent = cmd.op;
-      if (cmd.op === 'restart') {
-        this.move(ctx, w, 'backoff', `restart requested by ${cmd.holder}`);
-        w.backoffUntil = ctx.clock.now();
-      }
-      await this.stopProcess(ctx, w, job);
-      return;
-    }
-    if (cmd.op === 'requeue') return this.requeue(ctx, w, ctx.clock.now());
-    if (cmd.op === 'stop') {
-      if (w.status !== 'stopped' && WORKER_MOVES[w.status].includes('stopped')) this.move(ctx, w, 'stopped', 'stopped by swarmctl');
-      this.finishPending(ctx, w, 'verified', { message: 'worker was not running; now stopped' });
-      return;
-    }
-    if (WORKER_MOVES[w.status].includes('backoff')) this.move(ctx, w, 'backoff', 'restart requested by swarmctl');
-    else if (w.status === 'stopped') w.status = 'backoff';
-    w.backoffUntil = ctx.clock.now();
-  }
-
-  private readonly verifications = new Map<string, Promise<VerifyResult>>();
-  private readonly verified = new Map<string, VerifyResult>();
-
-  private startVerify(ctx: DaemonContext, w: WorkerRecord, job: CompiledJob): void {
-    if (!job.verify || this.verifications.has(w.id)) return;
-    const spec = readSpec(workerDir(ctx.config.stateDir, w.id));
-    const vars = { taskId: w.taskId ?? '', workerId: w.id, attempt: w.attempt };
-    const p = runVerify(job.verify.command.map((a) => interpolate(a, vars)), { cwd: job.cwd, env: spec?.env ?? {}, timeoutMs: job.verify.timeoutMs });
-    this.verifications.set(w.id, p);
-    void p.then((r) => this.verified.set(w.id, r));
-  }
-
-  private async settleVerify(ctx: DaemonContext, w: WorkerRecord, now: number): Promise<void> {
-    const job = ctx.config.jobs[w.job];
-    if (!job || !w.taskId) return;
-    const r = this.verified.get(w.id);
-    if (!r) {
-      this.startVerify(ctx, w, job); // after a sentry restart the guard runs again
-      return;
-    }
-    this.verified.delete(w.id);
-    this.verifications.delete(w.id);
-    w.verifying = false;
-    const guard = { exitCode: r.exitCode, signal: r.signal, timedOut: r.timedOut, output: redactText(r.output, { ...process.env, ...job.env }) };
-    if (r.ok) {
-      this.finishPending(ctx, w, 'verified', { message: 'task completed and its validation passed' });
-      this.move(ctx, w, 'completed', 'exit 0, validation passed');
-      setTaskStatus(ctx.db, ctx.run.id, w.taskId, 'completed', iso(now));
-      ctx.log.append({ kind: 'task.completed', target: `task:${w.taskId}`, data: { workerId: w.id, attempt: w.attempt, verify: guard, message: `task ${w.taskId} completed on attempt ${w.attempt}; validation passed` } });
-      this.closeIncidents(w, 'resolved', now);
-      return;
-    }
-    ctx.log.append({ kind: 'task.failed', target: `task:${w.taskId}`, severity: 'warn', data: { workerId: w.id, attempt: w.attempt, class: 'validation_failed', verify: guard, message: `task ${w.taskId} said done, but its validation failed (exit ${r.exitCode}${r.timedOut ? ', timed out' : ''})` } });
-    this.finishPending(ctx, w, 'failed', { message: 'validation failed after the restart' });
-    await this.remediate(ctx, w, job, 'validation_failed', 'restart', { verify: guard, message: `validation failed: exit ${r.exitCode}${r.timedOut ? ' (timed out)' : ''}` }, now);
-  }
-
-  /** A lock held by another worker of ours that has gone stale: restart the holder, so the lock is freed. */
-  private async freeLock(ctx: DaemonContext, blocked: WorkerRecord, holderPid: number, incidentId: number): Promise<void> {
-    if (!holderPid) return;
-    const holder = [...this.workers.values()].find((o) => o !== blocked && o.pid !== null && (o.pid === holderPid || o.pgid === holderPid || processTree(o.pid).includes(holderPid)));
-    // Stale: judged so already, or SIGSTOPped, or past half its progress limit.
-    const staleAfter = ctx.config.jobs[holder?.job ?? '']?.progress?.staleAfterMs ?? Infinity;
-    const stale = holder && (holder.status === 'stale' || (holder.pid !== null && isStopped(holder.pid)) || (holder.lastProgressAt !== null && ctx.clock.now() - holder.lastProgressAt > staleAfter / 2));
-    if (!holder || !stale) return;
-    const job = ctx.config.jobs[holder.job];
-    if (!job) return;
-    await this.act(ctx, holder, job, { cls: 'lock_conflict', incidentId, reason: `stale, and holds the lock that blocks ${blocked.id}`, ruleAction: 'restart' }, ctx.clock.now());
-  }
-
-  private async onPlateau(ctx: DaemonContext, w: WorkerRecord, job: CompiledJob, why: string, now: number): Promise<void> {
-    const rule = job.plateau;
-    if (!rule) return;
-    const target: Target = `worker:${w.id}`;
-    const next = w.strategy + 1;
-    const canRotate = rule.action === 'rotate' && next < job.strategies.length;
-    const d = ctx.log.append({ kind: 'detect.plateau', target, severity: 'warn', data: { class: 'plateau', best: w.plateau.best, updates: w.plateau.updatesSinceImprovement, strategy: w.strategy, action: rule.action, message: why } });
-    this.incidents.open(d.seq, 'plateau', target, now);
-    w.openIncidents.push(d.seq);
-    if (canRotate) {
-      w.strategy = next;
-      return this.act(ctx, w, job, { cls: 'plateau', incidentId: d.seq, reason: `${why}: rotating to strategy ${next} (${(job.strategies[next] ?? []).join(' ')})`, ruleAction: 'restart' }, now);
-    }
-    if (rule.action === 'stop') return this.act(ctx, w, job, { cls: 'plateau', incidentId: d.seq, reason: `${why}: stopping`, ruleAction: 'stop' }, now);
-    this.raiseEscalation(ctx, w, `plateau: ${why}${rule.action === 'rotate' ? '; no strategy left to rotate to' : ''}`, d.seq);
-  }
-
-  /** Back to the queue with its checkpoint: util-controller's answer to memory pressure. */
-  private requeue(ctx: DaemonContext, w: WorkerRecord, now: number): void {
-    if (!w.taskId) {
-      // A replica has no queue: it waits a stabilization-free backoff and runs again.
-      this.move(ctx, w, 'backoff', 'requeued replica');
-      w.backoffUntil = now + (ctx.config.jobs[w.job]?.restart.delayMs ?? 1000);
-      this.finishPending(ctx, w, 'verified', { message: 'replica stopped; it runs again after its delay' });
-      return;
-    }
-    this.carried[w.taskId] = { attempt: w.attempt, restarts: w.restarts };
-    setTaskStatus(ctx.db, ctx.run.id, w.taskId, 'queued', iso(now));
-    ctx.log.append({ kind: 'task.requeued', target: `task:${w.taskId}`, data: { workerId: w.id, attempt: w.attempt, checkpointKept: true, message: `task ${w.taskId} back in the queue; its checkpoint is kept` } });
-    this.finishPending(ctx, w, 'verified', { message: `worker gone and task ${w.taskId} requeued with its checkpoint` });
-    this.closeIncidents(w, 'resolved', now);
-    this.workers.delete(w.id);
-  }
-
-  // ---- launching ----------------------------------------------------------
-
-  private async fill(ctx: DaemonContext, now: number): Promise<void> {
-    // Relaunch workers whose backoff is over.
-    for (const w of this.workers.values()) {
-      if (w.status !== 'backoff' || (w.backoffUntil ?? 0) > now || w.pid !== null) continue;
-      const job = ctx.config.jobs[w.job];
-      if (w.regrant && job) await this.act(ctx, w, job, w.regrant, now);
-      else await this.launch(ctx, w, now);
-    }
-    for (const [name, job] of Object.entries(ctx.config.jobs)) {
-      for (let slot = 0; slot < job.replicas; slot++) {
-        const id = `${name}-${slot}`;
-        if (!this.workers.has(id) && this.freeSlots(ctx, job.lane) > 0) {
-          const w = newWorkerRecord({ id, job: name, taskId: null, slot, lane: job.lane });
-          this.workers.set(id, w);
-          await this.launch(ctx, w, now);
-        }
-      }
-    }
-    // With util-controller there, queued work starts only on its fill permits. Only when it has been
-    // gone for a while (not merely starting or restarting) do free slots fill at once.
-    const utilOnline = daemonView(ctx.config.stateDir, 'util-controller', now).status === 'online';
-    this.utilDownSince = utilOnline ? null : (this.utilDownSince ?? now);
-    const governed = this.utilDownSince === null || now - this.utilDownSince < ctx.config.watchdog.staleAfterMs * 2;
-    const permits = governed ? pendingLaneFills(ctx.db) : [];
-    for (const lane of Object.keys(ctx.config.lanes)) {
-      const permit = permits.find((p) => p.lane === lane);
-      permit?.done();
-      const free = this.freeSlots(ctx, lane);
-      const allowed = Math.min(free, governed ? (permit?.count ?? 0) : free);
-      const started = allowed > 0 ? await this.startQueued(ctx, lane, allowed, now) : [];
-      if (permit) this.tieFillAction(ctx, permit.actionId, lane, started);
-    }
-  }
-
-  /** Starts up to `count` queued tasks of a lane, in queue order. */
-  private async startQueued(ctx: DaemonContext, lane: string, count: number, now: number): Promise<WorkerRecord[]> {
-    const held = [...this.workers.values()].filter((w) => w.lane === lane && w.status === 'stopped' && w.taskId !== null).length;
-    const out: WorkerRecord[] = [];
-    for (const t of queuedTasks(ctx.db, ctx.run.id, lane, count + held)) {
-      const id = `${t.job}-${t.id}`;
-      const prev = this.workers.get(id);
-      if (prev?.status === 'stopped' || out.length >= count) continue;
-      const carried = this.carried[t.id];
-      const w = newWorkerRecord({ id, job: t.job, taskId: t.id, slot: null, lane, attempt: prev?.attempt ?? carried?.attempt ?? 0 });
-      Object.assign(w, { restarts: prev?.restarts ?? carried?.restarts ?? 0 });
-      if (prev) w.history = prev.history;
-      delete this.carried[t.id];
-      this.workers.set(id, w);
-      setTaskStatus(ctx.db, ctx.run.id, t.id, 'running', iso(now), true);
-      ctx.log.append({ kind: 'task.started', target: `task:${t.id}`, data: { workerId: id, job: t.job, lane, message: `task ${t.id} started on lane ${lane}` } });
-      await this.launch(ctx, w, now);
-      out.push(w);
-    }
-    return out;
-  }
-
-  /** util-controller's launch_worker action: started here, verified once the first new worker runs healthy. */
-  private tieFillAction(ctx: DaemonContext, actionId: number, lane: string, started: WorkerRecord[]): void {
-    const deps = { ...this.actionDeps(ctx), actor: 'util-controller' as const };
-    const action = Action.resume(deps, { id: actionId, type: 'launch_worker', target: `lane:${lane}`, incidentId: null, state: 'granted', proposedAt: ctx.clock.now(), startedAt: null });
-    action.started({ workerIds: started.map((w) => w.id) });
-    const first = started[0];
-    if (!first) return action.verified({ message: `nothing to start on lane ${lane} any more` });
-    first.pending = { id: actionId, type: 'launch_worker', incidentId: null, leaseHolder: 'util-controller', startedAt: ctx.clock.now(), verifyAttempt: first.attempt, intent: 'launch', target: `lane:${lane}` };
-  }
-
-  private freeSlots(ctx: DaemonContext, lane: string): number {
-    const slots = ctx.config.lanes[lane]?.slots ?? 0;
-    let busy = 0;
-    for (const w of this.workers.values()) if (w.lane === lane && ACTIVE_STATUSES.includes(w.status)) busy += 1;
-    return slots - busy;
-  }
-
-  private async launch(ctx: DaemonContext, w: WorkerRecord, now: number): Promise<void> {
-    const job = ctx.config.jobs[w.job];
-    if (!job) return;
-    const relaunch = w.attempt > 0;
-    Object.assign(w, {
-      attempt: w.attempt + 1, restarts: relaunch ? w.restarts + 1 : w.restarts, pid: null, pgid: null, shimPid: null, launchedAt: now,
-      progressAdvancedSinceLaunch: false, startupSeen: false, logOffset: fileSize(path.join(workerDir(ctx.config.stateDir, w.id), 'output.log')) ?? 0,
-      logChangedAt: null, artifactsSeen: job.artifacts.map(() => false), backoffUntil: null, regrant: null, deniedUntil: null, detectedThisAttempt: [], memBytes: null, cpuPct: null, lastProgressAt: null,
-      gpus: this.pickGpus(ctx, w), plateau: newTracker(), verifying: false,
-    });
-    const extraArgs = w.taskId ? (getTask(ctx.db, ctx.run.id, w.taskId)?.args ?? []) : [];
-    this.move(ctx, w, 'starting', relaunch ? `relaunch attempt ${w.attempt}` : 'launch');
-    if (w.taskId && relaunch) setTaskStatus(ctx.db, ctx.run.id, w.taskId, 'running', iso(now));
-    try {
-      const spec = await launchWorker(this.pm, ctx.config, job, w, ctx.run.id, extraArgs, now);
-      ctx.log.append({ kind: 'worker.launched', target: `worker:${w.id}`, data: { job: w.job, taskId: w.taskId, attempt: w.attempt, lane: w.lane, gpus: w.gpus, tier: w.tier, strategy: w.strategy, argv: spec.command, message: `launched attempt ${w.attempt} of ${w.job}${w.tier ? ` (fallback tier ${w.tier})` : ''}` } });
-    } catch (err) {
-      ctx.logger.error({ worker: w.id, err: errorMessage(err) }, 'launch failed');
-      // Nothing ran: the attempt does not count.
-      w.attempt -= 1;
-      if (relaunch) w.restarts -= 1;
-      this.move(ctx, w, 'backoff', `launch failed: ${errorMessage(err)}`);
-      w.backoffUntil = now + job.restart.delayMs;
-    }
-  }
-
-  private pickGpus(ctx: DaemonContext, w: WorkerRecord): number[] {
-    const lane = ctx.config.lanes[w.lane];
-    if (!lane || lane.kind !== 'gpu' || lane.gpus.length === 0) return [];
-    const used = new Map<number, number>(lane.gpus.map((g) => [g, 0]));
-    for (const o of this.workers.values()) if (o !== w && o.lane === w.lane && ACTIVE_STATUSES.includes(o.status)) for (const g of o.gpus) used.set(g, (used.get(g) ?? 0) + 1);
-    const best = [...used.entries()].sort((a, b) => a[1] - b[1])[0];
-    return best ? [best[0]] : [];
-  }
-
   // ---- bookkeeping --------------------------------------------------------
 
-  private move(ctx: DaemonContext, w: WorkerRecord, to: WorkerRecord['status'], reason: string): void {
+  move(ctx: DaemonContext, w: WorkerRecord, to: WorkerRecord['status'], reason: string): void {
     if (w.status === to) return;
     if (!WORKER_MOVES[w.status].includes(to)) {
       ctx.logger.error({ worker: w.id, from: w.status, to, reason }, 'illegal worker transition refused');
@@ -633,7 +427,12 @@ export class WorkerSentry implements DaemonBehavior {
     w.status = to;
   }
 
-  private closeIncidents(w: WorkerRecord, status: 'resolved' | 'escalated', now: number): void {
+  openIncident(w: WorkerRecord, seq: number, cls: FailureClass, target: Target, now: number): void {
+    this.incidents.open(seq, cls, target, now);
+    w.openIncidents.push(seq);
+  }
+
+  closeIncidents(w: WorkerRecord, status: 'resolved' | 'escalated', now: number): void {
     this.incidents.close(w.openIncidents, status, now);
     w.openIncidents = [];
   }

@@ -1,0 +1,186 @@
+import path from 'node:path';
+import { Action } from '../actions';
+import { iso } from '../clock';
+import type { DaemonContext } from '../daemon-runtime';
+import { errorMessage } from '../errors';
+import type { ProcessManager } from '../process-manager';
+import { daemonView } from '../snapshot';
+import { getTask, queuedTasks, setTaskStatus } from '../task-queue';
+import { pendingLaneFills } from './commands';
+import { launchWorker } from './launcher';
+import { fileSize } from './observe';
+import { newTracker } from './plateau';
+import type { SentryHost } from './sentry-host';
+import { workerDir } from './worker-files';
+import { ACTIVE_STATUSES, newWorkerRecord, type WorkerRecord } from './worker-record';
+
+// worker-sentry's launching: relaunches workers whose backoff is over, keeps
+// replicas up, and starts queued tasks on free lane slots, on
+// util-controller's fill permits while it is there.
+
+/**
+ * Launches stop for the tick once it has spent this long on them (at least a
+ * tick, at most a third of the watchdog's staleness limit), and the rest
+ * start on the next tick. Each launch is a PM2 start, slower the more apps
+ * PM2 holds: a tick that started 100 workers in a row ran past the
+ * watchdog's limit and had the sentry restarted mid-launch.
+ */
+const MIN_LAUNCH_BUDGET_MS = 1000;
+
+export class LaneFiller {
+  private utilDownSince: number | null = null;
+  private launchesEndAt = Infinity;
+
+  constructor(
+    private readonly host: SentryHost,
+    private readonly pm: ProcessManager,
+  ) {}
+
+  private outOfTime(ctx: DaemonContext): boolean {
+    return ctx.clock.now() >= this.launchesEndAt;
+  }
+
+  async fill(ctx: DaemonContext, now: number): Promise<void> {
+    const budgetMs = Math.min(Math.max(MIN_LAUNCH_BUDGET_MS, ctx.config.tickMs), ctx.config.watchdog.staleAfterMs / 3);
+    this.launchesEndAt = ctx.clock.now() + budgetMs;
+    // Relaunch workers whose backoff is over.
+    for (const w of this.host.workers.values()) {
+      if (this.outOfTime(ctx)) return;
+      if (w.status !== 'backoff' || (w.backoffUntil ?? 0) > now || w.pid !== null) continue;
+      const job = ctx.config.jobs[w.job];
+      if (w.regrant && job) await this.host.act(ctx, w, job, w.regrant, now);
+      else await this.launch(ctx, w, now);
+    }
+    for (const [name, job] of Object.entries(ctx.config.jobs)) {
+      for (let slot = 0; slot < job.replicas; slot++) {
+        const id = `${name}-${slot}`;
+        if (this.outOfTime(ctx)) return;
+        if (!this.host.workers.has(id) && this.freeSlots(ctx, job.lane) > 0) {
+          const w = newWorkerRecord({ id, job: name, taskId: null, slot, lane: job.lane });
+          this.host.workers.set(id, w);
+          await this.launch(ctx, w, now);
+        }
+      }
+    }
+    // With util-controller there, queued work starts only on its fill permits. Only when it has been
+    // gone for a while (not merely starting or restarting) do free slots fill at once.
+    const utilOnline = daemonView(ctx.config.stateDir, 'util-controller', now).status === 'online';
+    this.utilDownSince = utilOnline ? null : (this.utilDownSince ?? now);
+    const governed = this.utilDownSince === null || now - this.utilDownSince < ctx.config.watchdog.staleAfterMs * 2;
+    const permits = governed ? pendingLaneFills(ctx.db) : [];
+    for (const lane of Object.keys(ctx.config.lanes)) {
+      // Out of time: an unused permit waits for the next tick.
+      if (this.outOfTime(ctx)) return;
+      const permit = permits.find((p) => p.lane === lane);
+      permit?.done();
+      const free = this.freeSlots(ctx, lane);
+      const allowed = Math.min(free, governed ? (permit?.count ?? 0) : free);
+      const started = allowed > 0 ? await this.startQueued(ctx, lane, allowed, now) : [];
+      if (permit) this.tieFillAction(ctx, permit.actionId, lane, started);
+    }
+  }
+
+  /** Starts up to `count` queued tasks of a lane, in queue order. */
+  private async startQueued(ctx: DaemonContext, lane: string, count: number, now: number): Promise<WorkerRecord[]> {
+    const held = [...this.host.workers.values()].filter((w) => w.lane === lane && w.status === 'stopped' && w.taskId !== null).length;
+    const out: WorkerRecord[] = [];
+    for (const t of queuedTasks(ctx.db, ctx.run.id, lane, count + held)) {
+      const id = `${t.job}-${t.id}`;
+      const prev = this.host.workers.get(id);
+      if (prev?.status === 'stopped' || out.length >= count) continue;
+      if (out.length > 0 && this.outOfTime(ctx)) break;
+      const carried = this.host.carried[t.id];
+      const w = newWorkerRecord({ id, job: t.job, taskId: t.id, slot: null, lane, attempt: prev?.attempt ?? carried?.attempt ?? 0 });
+      Object.assign(w, { restarts: prev?.restarts ?? carried?.restarts ?? 0 });
+      if (prev) w.history = prev.history;
+      delete this.host.carried[t.id];
+      this.host.workers.set(id, w);
+      setTaskStatus(ctx.db, ctx.run.id, t.id, 'running', iso(now), true);
+      ctx.log.append({ kind: 'task.started', target: `task:${t.id}`, data: { workerId: id, job: t.job, lane, message: `task ${t.id} started on lane ${lane}` } });
+      await this.launch(ctx, w, now);
+      out.push(w);
+    }
+    return out;
+  }
+
+  /**
+   * A fill action whose verification was lost with a previous sentry (it
+   * ended between launching and writing its state) would hold its lane's
+   * lease, and so stop every fill, until the lease expired. Called once at
+   * start, after adoption: such an action is verified if workers run on its
+   * lane, failed if none do, and either way its lease is freed.
+   */
+  settleOrphanedFills(ctx: DaemonContext): void {
+    const tied = new Set([...this.host.workers.values()].flatMap((w) => (w.pending ? [w.pending.id] : [])));
+    // A permit not yet taken is not lost: fill() takes it and ties it to what it starts.
+    for (const p of pendingLaneFills(ctx.db)) tied.add(p.actionId);
+    const leases = ctx.db
+      .prepare<[number], { target: string; action_id: number }>("SELECT target, action_id FROM leases WHERE holder = 'util-controller' AND target LIKE 'lane:%' AND action_id IS NOT NULL AND expires_at > ?")
+      .all(ctx.clock.now());
+    const steps = ctx.db.prepare<[number], { kind: string }>("SELECT kind FROM events WHERE action_id = ? AND kind IN ('action.started', 'action.verified', 'action.failed')");
+    for (const l of leases) {
+      if (tied.has(l.action_id)) continue;
+      const kinds = steps.all(l.action_id).map((r) => r.kind);
+      if (kinds.includes('action.verified') || kinds.includes('action.failed')) continue;
+      const lane = l.target.slice('lane:'.length);
+      const deps = { ...this.host.actionDeps(ctx), actor: 'util-controller' as const };
+      const started = kinds.includes('action.started');
+      const action = Action.resume(deps, { id: l.action_id, type: 'launch_worker', target: `lane:${lane}`, incidentId: null, state: started ? 'started' : 'granted', proposedAt: ctx.clock.now(), startedAt: null });
+      const running = [...this.host.workers.values()].filter((w) => w.lane === lane && ACTIVE_STATUSES.includes(w.status)).length;
+      if (started && running > 0) action.verified({ message: `settled after a sentry restart: ${running} worker(s) running on lane ${lane}` });
+      else action.failed({ message: `lost with a sentry restart before its workers were recorded; lane ${lane} is free to fill again` });
+    }
+  }
+
+  /** util-controller's launch_worker action: started here, verified once the first new worker runs healthy. */
+  private tieFillAction(ctx: DaemonContext, actionId: number, lane: string, started: WorkerRecord[]): void {
+    const deps = { ...this.host.actionDeps(ctx), actor: 'util-controller' as const };
+    const action = Action.resume(deps, { id: actionId, type: 'launch_worker', target: `lane:${lane}`, incidentId: null, state: 'granted', proposedAt: ctx.clock.now(), startedAt: null });
+    action.started({ workerIds: started.map((w) => w.id) });
+    const first = started[0];
+    if (!first) return action.verified({ message: `nothing to start on lane ${lane} any more` });
+    first.pending = { id: actionId, type: 'launch_worker', incidentId: null, leaseHolder: 'util-controller', startedAt: ctx.clock.now(), verifyAttempt: first.attempt, intent: 'launch', target: `lane:${lane}` };
+  }
+
+  private freeSlots(ctx: DaemonContext, lane: string): number {
+    const slots = ctx.config.lanes[lane]?.slots ?? 0;
+    let busy = 0;
+    for (const w of this.host.workers.values()) if (w.lane === lane && ACTIVE_STATUSES.includes(w.status)) busy += 1;
+    return slots - busy;
+  }
+
+  async launch(ctx: DaemonContext, w: WorkerRecord, now: number): Promise<void> {
+    const job = ctx.config.jobs[w.job];
+    if (!job) return;
+    const relaunch = w.attempt > 0;
+    Object.assign(w, {
+      attempt: w.attempt + 1, restarts: relaunch ? w.restarts + 1 : w.restarts, pid: null, pgid: null, shimPid: null, launchedAt: now,
+      progressAdvancedSinceLaunch: false, startupSeen: false, logOffset: fileSize(path.join(workerDir(ctx.config.stateDir, w.id), 'output.log')) ?? 0,
+      logChangedAt: null, artifactsSeen: job.artifacts.map(() => false), backoffUntil: null, regrant: null, deniedUntil: null, detectedThisAttempt: [], memBytes: null, cpuPct: null, lastProgressAt: null,
+      gpus: this.pickGpus(ctx, w), plateau: newTracker(), verifying: false,
+    });
+    const extraArgs = w.taskId ? (getTask(ctx.db, ctx.run.id, w.taskId)?.args ?? []) : [];
+    this.host.move(ctx, w, 'starting', relaunch ? `relaunch attempt ${w.attempt}` : 'launch');
+    if (w.taskId && relaunch) setTaskStatus(ctx.db, ctx.run.id, w.taskId, 'running', iso(now));
+    try {
+      const spec = await launchWorker(this.pm, ctx.config, job, w, ctx.run.id, extraArgs, now);
+      ctx.log.append({ kind: 'worker.launched', target: `worker:${w.id}`, data: { job: w.job, taskId: w.taskId, attempt: w.attempt, lane: w.lane, gpus: w.gpus, tier: w.tier, strategy: w.strategy, argv: spec.command, message: `launched attempt ${w.attempt} of ${w.job}${w.tier ? ` (fallback tier ${w.tier})` : ''}` } });
+    } catch (err) {
+      ctx.logger.error({ worker: w.id, err: errorMessage(err) }, 'launch failed');
+      // Nothing ran: the attempt does not count.
+      w.attempt -= 1;
+      if (relaunch) w.restarts -= 1;
+      this.host.move(ctx, w, 'backoff', `launch failed: ${errorMessage(err)}`);
+      w.backoffUntil = now + job.restart.delayMs;
+    }
+  }
+
+  private pickGpus(ctx: DaemonContext, w: WorkerRecord): number[] {
+    const lane = ctx.config.lanes[w.lane];
+    if (!lane || lane.kind !== 'gpu' || lane.gpus.length === 0) return [];
+    const used = new Map<number, number>(lane.gpus.map((g) => [g, 0]));
+    for (const o of this.host.workers.values()) if (o !== w && o.lane === w.lane && ACTIVE_STATUSES.includes(o.status)) for (const g of o.gpus) used.set(g, (used.get(g) ?? 0) + 1);
+    const best = [...used.entries()].sort((a, b) => a[1] - b[1])[0];
+    return best ? [best[0]] : [];
+  }
+}

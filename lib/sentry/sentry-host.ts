@@ -1,0 +1,30 @@
+import type { ActionDeps } from '../actions';
+import type { CompiledJob } from '../config';
+import type { DaemonContext } from '../daemon-runtime';
+import type { FailureClass, Target } from '../event-kinds';
+import type { RuleAction } from './classify';
+import type { WorkerRecord } from './worker-record';
+
+/** A failure to remediate, as the sentry carries it until its action is granted. */
+export type Remedy = NonNullable<WorkerRecord['regrant']>;
+
+/**
+ * What worker-sentry's helpers (lane filling, manual commands, the field
+ * loops) may do to its workers. They hold this narrow face of the sentry,
+ * never the sentry itself, so every change to a worker still goes through
+ * the sentry's own transitions, actions and incident book.
+ */
+export interface SentryHost {
+  readonly workers: Map<string, WorkerRecord>;
+  /** Attempt and restart counts of tasks sent back to the queue, for when they start again. */
+  readonly carried: Record<string, { attempt: number; restarts: number }>;
+  actionDeps(ctx: DaemonContext): ActionDeps;
+  move(ctx: DaemonContext, w: WorkerRecord, to: WorkerRecord['status'], reason: string): void;
+  act(ctx: DaemonContext, w: WorkerRecord, job: CompiledJob, f: Remedy, now: number): Promise<void>;
+  remediate(ctx: DaemonContext, w: WorkerRecord, job: CompiledJob, cls: FailureClass, ruleAction: RuleAction, evidence: Record<string, unknown>, now: number): Promise<void>;
+  finishPending(ctx: DaemonContext, w: WorkerRecord, outcome: 'verified' | 'failed', evidence: Record<string, unknown>): void;
+  openIncident(w: WorkerRecord, seq: number, cls: FailureClass, target: Target, now: number): void;
+  closeIncidents(w: WorkerRecord, status: 'resolved' | 'escalated', now: number): void;
+  raiseEscalation(ctx: DaemonContext, w: WorkerRecord, reason: string, incidentId: number | null): void;
+  stopProcess(ctx: DaemonContext, w: WorkerRecord, job: CompiledJob): Promise<void>;
+}

@@ -1,0 +1,64 @@
+import { Action } from '../actions';
+import { iso } from '../clock';
+import type { DaemonContext } from '../daemon-runtime';
+import { isAlive } from '../proc';
+import { setTaskStatus } from '../task-queue';
+import type { ManualCommand } from './commands';
+import type { SentryHost } from './sentry-host';
+import { WORKER_MOVES, type WorkerRecord } from './worker-record';
+
+// Commands other actors hand worker-sentry, which alone touches worker
+// processes: restart, stop and requeue from swarmctl, and util-controller's
+// requeue under memory pressure. Each arrives as an action already granted;
+// here it is started and, once its outcome shows, verified.
+
+export class WorkerCommands {
+  constructor(private readonly host: SentryHost) {}
+
+  async apply(ctx: DaemonContext, cmd: ManualCommand): Promise<void> {
+    cmd.done();
+    const w = this.host.workers.get(cmd.workerId);
+    const job = w ? ctx.config.jobs[w.job] : undefined;
+    const deps = { ...this.host.actionDeps(ctx), actor: cmd.holder };
+    const type = cmd.op === 'stop' ? 'stop_worker' : cmd.op === 'requeue' ? 'requeue_task' : 'restart_worker';
+    const action = Action.resume(deps, { id: cmd.actionId, type, target: `worker:${cmd.workerId}`, incidentId: null, state: 'granted', proposedAt: ctx.clock.now(), startedAt: null });
+    if (!w || !job) return action.failed({ message: `no worker ${cmd.workerId}` });
+    action.started({ attempt: w.attempt });
+    w.pending = { id: cmd.actionId, type, incidentId: null, leaseHolder: cmd.holder, startedAt: ctx.clock.now(), verifyAttempt: w.attempt + 1, intent: cmd.op };
+    if (w.pid !== null && isAlive(w.pid)) {
+      w.stopIntent = cmd.op;
+      if (cmd.op === 'restart') {
+        this.host.move(ctx, w, 'backoff', `restart requested by ${cmd.holder}`);
+        w.backoffUntil = ctx.clock.now();
+      }
+      await this.host.stopProcess(ctx, w, job);
+      return;
+    }
+    if (cmd.op === 'requeue') return this.requeue(ctx, w, ctx.clock.now());
+    if (cmd.op === 'stop') {
+      if (w.status !== 'stopped' && WORKER_MOVES[w.status].includes('stopped')) this.host.move(ctx, w, 'stopped', 'stopped by swarmctl');
+      this.host.finishPending(ctx, w, 'verified', { message: 'worker was not running; now stopped' });
+      return;
+    }
+    if (WORKER_MOVES[w.status].includes('backoff')) this.host.move(ctx, w, 'backoff', 'restart requested by swarmctl');
+    else if (w.status === 'stopped') w.status = 'backoff';
+    w.backoffUntil = ctx.clock.now();
+  }
+
+  /** Back to the queue with its checkpoint: util-controller's answer to memory pressure. */
+  requeue(ctx: DaemonContext, w: WorkerRecord, now: number): void {
+    if (!w.taskId) {
+      // A replica has no queue: it waits a stabilization-free backoff and runs again.
+      this.host.move(ctx, w, 'backoff', 'requeued replica');
+      w.backoffUntil = now + (ctx.config.jobs[w.job]?.restart.delayMs ?? 1000);
+      this.host.finishPending(ctx, w, 'verified', { message: 'replica stopped; it runs again after its delay' });
+      return;
+    }
+    this.host.carried[w.taskId] = { attempt: w.attempt, restarts: w.restarts };
+    setTaskStatus(ctx.db, ctx.run.id, w.taskId, 'queued', iso(now));
+    ctx.log.append({ kind: 'task.requeued', target: `task:${w.taskId}`, data: { workerId: w.id, attempt: w.attempt, checkpointKept: true, message: `task ${w.taskId} back in the queue; its checkpoint is kept` } });
+    this.host.finishPending(ctx, w, 'verified', { message: `worker gone and task ${w.taskId} requeued with its checkpoint` });
+    this.host.closeIncidents(w, 'resolved', now);
+    this.host.workers.delete(w.id);
+  }
+}
