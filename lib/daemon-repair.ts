@@ -43,6 +43,13 @@ const NUDGE_AFTER_MS = 8000;
 
 const VERIFY_WITHIN_MS = 30_000;
 
+// PM2 answers a list by measuring every process it holds and sending each
+// one's whole environment, so with 100 workers one list costs more than the
+// rest of a tick. While every watched daemon's own heartbeat shows it
+// online, ticking, with the pid PM2 last reported, the last list is reused
+// for up to half the staleness limit; anything else (a stopped, killed,
+// frozen or silent daemon) asks PM2 at once.
+
 export type DaemonFault = { class: 'daemon_missing' | 'daemon_stale'; reason: string; pid: number | null; app: AppInfo | null };
 
 /** The repair loop for a daemon that watches others, wired to its context. */
@@ -60,6 +67,7 @@ export function daemonRepairFor(
 export class DaemonRepair {
   private readonly inFlight = new Map<DaemonName, InFlight>();
   private readonly seenAt = new Map<DaemonName, number>();
+  private listed: { at: number; apps: AppInfo[] } | null = null;
 
   constructor(private readonly deps: DaemonRepairDeps) {}
 
@@ -104,7 +112,7 @@ export class DaemonRepair {
   /** Checks and repairs; returns PM2's view of the apps, for callers that need it too. */
   async check(names: readonly DaemonName[], now: number): Promise<AppInfo[]> {
     if (this.downRequested()) return [];
-    const apps = await this.deps.pm.list();
+    const apps = await this.apps(names, now);
     for (const name of names) {
       const app = apps.find((a) => a.name === name);
       const pending = this.inFlight.get(name);
@@ -115,6 +123,20 @@ export class DaemonRepair {
       const fault = this.diagnose(name, app, now);
       if (fault) await this.repair(name, fault, now);
     }
+    return apps;
+  }
+
+  private async apps(names: readonly DaemonName[], now: number): Promise<AppInfo[]> {
+    const last = this.listed;
+    const reuseForMs = Math.max(this.deps.config.tickMs, this.deps.config.watchdog.staleAfterMs / 2);
+    const allWell = (apps: AppInfo[]) => names.every((name) => {
+      const app = apps.find((a) => a.name === name);
+      const view = daemonView(this.deps.config.stateDir, name, now);
+      return app?.status === 'online' && view.status === 'online' && view.pid === app.pid;
+    });
+    if (last && now - last.at < reuseForMs && this.inFlight.size === 0 && allWell(last.apps)) return last.apps;
+    const apps = await this.deps.pm.list();
+    this.listed = { at: now, apps };
     return apps;
   }
 
