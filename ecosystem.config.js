@@ -28,12 +28,15 @@ module.exports = {
       name,
       script: entry.script,
       interpreter: process.execPath,
-      // A 1 MiB semi-space keeps V8's young generation from growing to tens
-      // of MiB in a process that allocates little: idle RSS per daemon is a
-      // target (docs/PERFORMANCE.md), and scavenges of a small heap are cheap.
+      // Idle RSS per daemon is a target (docs/PERFORMANCE.md). A 1 MiB
+      // semi-space keeps V8's young generation from growing to tens of MiB
+      // in a process that allocates little, and scavenges of a small heap are
+      // cheap. --no-opt leaves out V8's optimizing compiler: the daemons wait
+      // on files, SQLite and PM2, not on JavaScript, and its code and
+      // feedback cost ~5 MiB each; measured, idle CPU did not rise with it.
       // SWARM_DAEMON_NODE_ARGS adds Node flags for a look inside, e.g.
       // "--cpu-prof --cpu-prof-dir=/tmp/prof" (docs/PERFORMANCE.md).
-      interpreter_args: [entry.compiled ? '' : '--import tsx', '--max-semi-space-size=1', ...DAEMON_NODE_ARGS].join(' ').trim(),
+      interpreter_args: [entry.compiled ? '' : '--import tsx', '--max-semi-space-size=1', '--no-opt', ...DAEMON_NODE_ARGS].join(' ').trim(),
       cwd: root,
       exec_mode: 'fork',
       autorestart: true,

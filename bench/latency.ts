@@ -8,6 +8,9 @@ import { spawnSync } from 'node:child_process';
 import { OPTIMIZER, optimizerJob, PM2, TestSwarm } from '../test/helpers/swarm';
 import { waitFor } from '../test/helpers/tmp';
 import { readProcStat } from '../lib/proc';
+import { DAEMON_NAMES, type DaemonName } from '../lib/event-kinds';
+import { DAEMON_STATE_FILES, DaemonHeaderSchema } from '../lib/state-files';
+import { readStateFile } from '../lib/state-store';
 
 export interface Sampled {
   name: string;
@@ -17,6 +20,7 @@ export interface Sampled {
 }
 
 const ts = (iso: string): number => Date.parse(iso);
+const WARM_TICKS = 10;
 
 /**
  * Proportional set size: RSS with each shared page divided among the
@@ -101,8 +105,18 @@ export async function controlPlaneCost(workers: number, sampleMs: number): Promi
     swarm.up();
     // Launches go through PM2 one at a time: on two cores, 100 take minutes.
     await waitFor('workers up', () => swarm.query().workers.filter((w) => w.status === 'running').length >= workers, Math.max(120_000, workers * 6000), 1000);
-    await waitFor('settled', () => true);
-    const daemons = swarm.query().daemons.filter((d) => d.pid !== null);
+    // Idle means steady: every daemon online and past its first WARM_TICKS ticks since the
+    // last launch, so start-up work (module compilation, first reads) is not sampled.
+    const ticksAt = (name: DaemonName): number => {
+      const r = readStateFile(path.join(swarm.stateDir, DAEMON_STATE_FILES[name]), DaemonHeaderSchema);
+      return r.ok ? r.value.ticks : 0;
+    };
+    const base = new Map(DAEMON_NAMES.map((n) => [n, ticksAt(n)]));
+    const daemons = await waitFor('daemons online and warm', () => {
+      const ds = swarm.query().daemons;
+      const warm = ds.length === DAEMON_NAMES.length && ds.every((d) => d.status === 'online' && d.pid !== null && ticksAt(d.name as DaemonName) >= (base.get(d.name as DaemonName) ?? 0) + WARM_TICKS);
+      return warm ? ds : null;
+    }, 120_000, 500);
     const first = new Map(daemons.map((d) => [d.name, readProcStat(d.pid as number)]));
     const t0 = Date.now();
     await new Promise((r) => setTimeout(r, sampleMs));
