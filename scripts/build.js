@@ -14,4 +14,6 @@ for (const args of [['--noEmit', '-p', 'tsconfig.json'], ['-p', 'tsconfig.build.
   const r = spawnSync(process.execPath, [tsc, ...args], { cwd: root, stdio: 'inherit' });
   if (r.status !== 0) process.exit(r.status ?? 1);
 }
+// The CLI's one-file copy, then the stamp: a stamp always means both are current.
+require('./bundle-cli.js').bundleCli();
 fs.writeFileSync(stamp, `${new Date().toISOString()}\n`);

@@ -7,8 +7,9 @@
 const path = require('node:path');
 const esbuild = require('esbuild');
 
+const { BUNDLE: OUT } = require('./bundle-paths.js');
+
 const root = path.join(__dirname, '..');
-const OUT = path.join(root, 'dist', 'scripts', 'swarmctl.bundle.js');
 
 function bundleCli() {
   esbuild.buildSync({
@@ -28,4 +29,4 @@ function bundleCli() {
   return OUT;
 }
 
-module.exports = { bundleCli, BUNDLE: OUT };
+module.exports = { bundleCli };

@@ -82,6 +82,13 @@ async function main(): Promise<number> {
   }
 }
 
+// `swarmctl events | head`: a reader that has gone away ends the command quietly, as it would for cat.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0);
+  process.stderr.write(`swarmctl: cannot write output: ${err.message}\n`);
+  process.exit(1);
+});
+
 main().then((code) => {
   process.exitCode = code;
   // Commands that hold no timers end here; `events --follow` resolves only on a signal.
