@@ -152,7 +152,8 @@ export async function controlPlaneCost(workers: number, sampleMs: number): Promi
 /** PM2 alone: how long until a kill -9 worker is back, and whether a SIGSTOPped one is ever noticed. */
 export async function pm2Baseline(repeats: number, hangWaitMs: number): Promise<Sampled[]> {
   const home = fs.mkdtempSync(path.join(os.tmpdir(), 'swarm-pm2-'));
-  const env = { ...process.env, PM2_HOME: home };
+  // The optimizer keeps its checkpoint in the temp folder too, not in the checkout.
+  const env = { ...process.env, PM2_HOME: home, SWARM_CHECKPOINT_DIR: path.join(home, 'checkpoint') };
   const pm2 = (...args: string[]) => spawnSync(PM2, args, { env, encoding: 'utf8' });
   const pidOf = (name: string): number => Number(pm2('pid', name).stdout.trim()) || 0;
   const back: number[] = [];

@@ -128,7 +128,7 @@ export const ConfigSchema = z
           .strictObject({ failures: z.number().int().min(1).default(5), window: Duration.default('5m') })
           .default({ failures: 5, window: '5m' })
           .meta({ description: 'Failed verifications in the window that open the circuit breaker.' }),
-        scoresEvery: Duration.default('1m').meta({ description: 'How often scores are written to the event log (the state file gets them every tick).' }),
+        scoresEvery: Duration.default('1m').meta({ description: 'How often scores are written to the event log (the state file gets them every 5 s).' }),
       })
       .default({ maxConcurrentActions: 4, selfGrantAfter: '2s', breaker: { failures: 5, window: '5m' }, scoresEvery: '1m' }),
     watchdog: z

@@ -20,6 +20,7 @@ import { computeScores, type Scores } from './scores';
 export const DECIDE_EVERY_MS = 50;
 /** A full look for pending proposals at least this often, whatever data_version says. */
 const FULL_LOOK_EVERY_MS = 1000;
+const SCORES_REFRESH_MS = 5000;
 
 const SavedSchema = z.looseObject({
   runId: z.string(),
@@ -32,6 +33,7 @@ export class OrchestratorConsensus implements DaemonBehavior {
   private timer: TimerHandle | null = null;
   private breaker: CircuitBreaker | null = null;
   private scores: Scores | null = null;
+  private scoredAt = -Infinity;
   private lastScoresLoggedAt = 0;
   private decided = { granted: 0, denied: 0, merged: 0 };
   private stopped = false;
@@ -126,7 +128,13 @@ export class OrchestratorConsensus implements DaemonBehavior {
     const now = ctx.clock.now();
     this.breaker?.evaluate(now);
     const c = ctx.config;
-    this.scores = computeScores(ctx.db, buildSnapshot(c, now), c.utilization, now);
+    // Scores read every state file and the task table: worth a refresh every few seconds, not
+    // every tick (it was most of this daemon's idle CPU).
+    if (this.scores === null || now - this.scoredAt >= Math.max(c.tickMs, SCORES_REFRESH_MS)) {
+      this.scores = computeScores(ctx.db, buildSnapshot(c, now), c.utilization, now);
+      this.scoredAt = now;
+    }
+    if (!this.scores) return;
     if (now - this.lastScoresLoggedAt >= c.consensus.scoresEveryMs) {
       this.lastScoresLoggedAt = now;
       ctx.log.append({ kind: 'consensus.scores', target: `run:${ctx.run.id}`, severity: 'debug', data: { ...this.scores, message: `deviation=${this.scores.deviation} tasks/h=${this.scores.performance.tasksPerHour} efficiency=${this.scores.efficiency}` } });
