@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Action, type Proposal } from '../lib/actions';
@@ -9,12 +10,13 @@ import type { DaemonContext } from '../lib/daemon-runtime';
 import { openDb, type Db } from '../lib/db';
 import { readEvents, SqliteEventLog } from '../lib/event-log';
 import type { EventSource } from '../lib/event-kinds';
+import { doorbellPath, ringDoorbell, watchDoorbell } from '../lib/grants/doorbell';
 import { makeGrantor } from '../lib/grants/make-grantor';
 import type { ProposalRow } from '../lib/grants/proposals';
 import { silentLogger } from '../lib/logger';
 import { joinOrCreateRun, setControl } from '../lib/run-registry';
 import { JsonStateStore } from '../lib/state-store';
-import { tmpDir } from './helpers/tmp';
+import { tmpDir, waitFor } from './helpers/tmp';
 
 const row = (actionId: number, target: string, type: string, priority: ProposalRow['priority'], actor = 'worker-sentry', createdAt = actionId): ProposalRow => ({
   actionId, actor, type, target, priority, createdAt, status: 'pending', grantedBy: null, reason: null,
@@ -79,7 +81,7 @@ describe('consensus over a real SQLite file', () => {
     return { dir, config, db, run, deps };
   }
 
-  function startConsensus(s: ReturnType<typeof setup>): OrchestratorConsensus {
+  function startConsensus(s: ReturnType<typeof setup>): { c: OrchestratorConsensus; ctx: DaemonContext } {
     const c = new OrchestratorConsensus();
     const ctx: DaemonContext = {
       name: 'orchestrator-consensus', config: s.config, db: s.db, log: new SqliteEventLog(s.db, { source: 'orchestrator-consensus', runId: () => s.run.id }),
@@ -87,7 +89,7 @@ describe('consensus over a real SQLite file', () => {
     };
     c.start(ctx);
     stop = () => c.stop();
-    return c;
+    return { c, ctx };
   }
 
   it('two daemons propose on one target at once: exactly one action runs', async () => {
@@ -114,6 +116,39 @@ describe('consensus over a real SQLite file', () => {
     winner.started();
     winner.verified({});
     expect((await Action.propose(s.deps(guardDb, 'hang-guard'), { ...p, type: 'stop_worker' })).granted).toBe(true);
+  });
+
+  it('the doorbell: a proposer rings, the watcher hears it', async () => {
+    const dir = tmpDir();
+    let rings = 0;
+    const w = watchDoorbell(dir, () => (rings += 1));
+    if ('error' in w) throw w.error;
+    try {
+      expect(fs.statSync(doorbellPath(dir)).mode & 0o777).toBe(0o600);
+      ringDoorbell(dir);
+      await waitFor('a ring heard', () => rings > 0, 5000, 10);
+    } finally {
+      w.watcher.close();
+    }
+  });
+
+  it('with its doorbell file removed, consensus still decides, and listens again on its next tick', async () => {
+    const s = setup('20s');
+    const { c, ctx } = startConsensus(s);
+    const sentryDb = openDb(s.dir);
+    const propose = (target: `worker:${string}`) => Action.propose(s.deps(sentryDb, 'worker-sentry'), { type: 'restart_worker', target, priority: 'recovery', reason: 'crash', incidentId: null });
+    expect((await propose('worker:d1')).granted).toBe(true);
+    expect(c.snapshot().doorbell).toBe('listening');
+    fs.rmSync(doorbellPath(s.dir));
+    await waitFor('the lost watch noticed', () => c.snapshot().doorbell === 'polling', 5000, 10);
+    // The next ring makes a new file that nobody watches yet: the poll decides.
+    expect((await propose('worker:d2')).granted).toBe(true);
+    c.tick(ctx);
+    expect(c.snapshot().doorbell).toBe('listening');
+    expect((await propose('worker:d3')).granted).toBe(true);
+    const grants = readEvents(s.db, { kindPrefix: 'action.granted' }).map((e) => e.data.grantedBy);
+    expect(grants).toEqual(['consensus', 'consensus', 'consensus']);
+    sentryDb.close();
   });
 
   it('with consensus down, a proposal is granted by the proposer itself after the grace period', async () => {

@@ -1,9 +1,11 @@
+import fs from 'node:fs';
 import { z } from 'zod';
 import type { TimerHandle } from '../clock';
 import type { DaemonBehavior, DaemonContext } from '../daemon-runtime';
 import { errorMessage } from '../errors';
 import { SqliteLeaseStore } from '../leases';
 import { LEASE_TTL_MS } from '../grants/consensus-grantor';
+import { watchDoorbell } from '../grants/doorbell';
 import { decideProposal, pendingProposals, pruneProposals } from '../grants/proposals';
 import { isPaused } from '../run-registry';
 import { buildSnapshot } from '../snapshot';
@@ -12,12 +14,14 @@ import { arbitrate } from './arbiter';
 import { CircuitBreaker, initialBreaker, type BreakerSnapshot } from './breaker';
 import { computeScores, type Scores } from './scores';
 
-// orchestrator-consensus: every actor's proposal is decided here, within one
-// decision cycle (DECIDE_EVERY_MS, well inside a tick). Decisions and the
+// orchestrator-consensus: every actor's proposal is decided here, as soon as
+// its proposer rings the doorbell, or at the latest within one decision
+// cycle (DECIDE_EVERY_MS, well inside a tick). Decisions and the
 // lease they grant are written in one transaction. Each tick it also runs the
 // circuit breaker and writes the scores.
 
-export const DECIDE_EVERY_MS = 50;
+/** The fallback poll: proposals normally arrive by the doorbell (grants/doorbell.ts) and are decided at once. */
+export const DECIDE_EVERY_MS = 250;
 /** A full look for pending proposals at least this often, whatever data_version says. */
 const FULL_LOOK_EVERY_MS = 1000;
 const SCORES_REFRESH_MS = 5000;
@@ -37,6 +41,8 @@ export class OrchestratorConsensus implements DaemonBehavior {
   private lastScoresLoggedAt = 0;
   private decided = { granted: 0, denied: 0, merged: 0 };
   private stopped = false;
+  private bell: fs.FSWatcher | null = null;
+  private rung = false;
   private dataVersion: { get(): unknown } | null = null;
   private seenVersion: unknown = null;
   private lookedAt = -Infinity;
@@ -49,16 +55,52 @@ export class OrchestratorConsensus implements DaemonBehavior {
     const c = ctx.config.consensus;
     this.breaker = new CircuitBreaker(saved, ctx.db, ctx.log, ctx.logger, `run:${ctx.run.id}`, c.breakerFailures, c.breakerWindowMs);
     this.dataVersion = ctx.db.prepare('PRAGMA data_version').pluck();
+    this.listen(ctx);
     this.loop(ctx);
   }
 
-  private loop(ctx: DaemonContext): void {
+  /** Decides as soon as a proposer rings; rings that come together make one cycle. */
+  private listen(ctx: DaemonContext): void {
+    const w = watchDoorbell(
+      ctx.config.stateDir,
+      () => {
+        if (this.rung || this.stopped) return;
+        this.rung = true;
+        setImmediate(() => {
+          this.rung = false;
+          this.cycle(ctx);
+        });
+      },
+      () => this.deafen(ctx, 'doorbell file removed or replaced'),
+    );
+    if ('error' in w) {
+      ctx.logger.warn({ err: errorMessage(w.error) }, 'cannot watch the doorbell; deciding on the poll only');
+      return;
+    }
+    this.bell = w.watcher;
+    w.watcher.on('error', (err) => this.deafen(ctx, errorMessage(err)));
+  }
+
+  /** The watch hears nothing more: decide on the poll until the next tick listens again. */
+  private deafen(ctx: DaemonContext, why: string): void {
+    if (!this.bell) return;
+    ctx.logger.warn({ why }, 'doorbell watch lost; listening again next tick');
+    this.bell.close();
+    this.bell = null;
+  }
+
+  private cycle(ctx: DaemonContext): void {
     if (this.stopped) return;
     try {
       this.decideOnce(ctx);
     } catch (err) {
       ctx.logger.error({ err: errorMessage(err) }, 'decision cycle failed');
     }
+  }
+
+  private loop(ctx: DaemonContext): void {
+    if (this.stopped) return;
+    this.cycle(ctx);
     this.timer = ctx.clock.setTimeout(() => this.loop(ctx), DECIDE_EVERY_MS);
   }
 
@@ -126,6 +168,7 @@ export class OrchestratorConsensus implements DaemonBehavior {
 
   tick(ctx: DaemonContext): void {
     const now = ctx.clock.now();
+    if (this.bell === null && !this.stopped) this.listen(ctx);
     this.breaker?.evaluate(now);
     const c = ctx.config;
     // Scores read every state file and the task table: worth a refresh every few seconds, not
@@ -143,11 +186,12 @@ export class OrchestratorConsensus implements DaemonBehavior {
   }
 
   snapshot(): Record<string, unknown> {
-    return { breaker: this.breaker?.snapshot ?? initialBreaker(), scores: this.scores, decided: this.decided, decideEveryMs: DECIDE_EVERY_MS };
+    return { breaker: this.breaker?.snapshot ?? initialBreaker(), scores: this.scores, decided: this.decided, decideEveryMs: DECIDE_EVERY_MS, doorbell: this.bell ? 'listening' : 'polling' };
   }
 
   stop(): void {
     this.stopped = true;
     this.timer?.cancel();
+    this.bell?.close();
   }
 }

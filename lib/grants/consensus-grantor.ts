@@ -4,6 +4,7 @@ import type { Db } from '../db';
 import type { EventSource, Target } from '../event-kinds';
 import type { LeaseStore } from '../leases';
 import { decideProposal, getProposal, insertProposal } from './proposals';
+import { ringDoorbell } from './doorbell';
 
 // The proposer's side of arbitration. It files the proposal for
 // orchestrator-consensus and waits for the decision; if none comes within
@@ -22,12 +23,14 @@ export class ConsensusGrantor implements Grantor {
     private readonly clock: Clock,
     isPaused: () => boolean,
     private readonly selfGrantAfterMs: number,
+    private readonly stateDir: string,
   ) {
     this.local = new LocalGrantor(leases, isPaused, LEASE_TTL_MS);
   }
 
   async decide(actionId: number, p: Proposal, actor: EventSource): Promise<Decision> {
     insertProposal(this.db, { actionId, actor, type: p.type, target: p.target, priority: p.priority, createdAt: this.clock.now() });
+    ringDoorbell(this.stateDir);
     const deadline = this.clock.now() + this.selfGrantAfterMs;
     for (;;) {
       const row = getProposal(this.db, actionId);
