@@ -8,7 +8,7 @@ import { isAlive, isStopped } from './proc';
 import type { AppInfo, ProcessManager } from './process-manager';
 import { getControl } from './run-registry';
 import type { Db } from './db';
-import { daemonView } from './snapshot';
+import { daemonView, type DaemonView } from './snapshot';
 
 // Keeping daemons present, online and ticking. The watchdog runs this over
 // every other daemon; hang-guard runs it over the watchdog, which answers
@@ -76,7 +76,7 @@ export class DaemonRepair {
     return getControl(this.deps.db, 'swarm.down') === 'true';
   }
 
-  diagnose(name: DaemonName, app: AppInfo | undefined, now: number): DaemonFault | null {
+  diagnose(name: DaemonName, app: AppInfo | undefined, now: number, view: DaemonView = daemonView(this.deps.config.stateDir, name, now)): DaemonFault | null {
     if (!app) return { class: 'daemon_missing', reason: 'not in PM2', pid: null, app: null };
     if (app.status === 'stopped' || app.status === 'errored') return { class: 'daemon_missing', reason: `PM2 status ${app.status}`, pid: null, app };
     if (app.status !== 'online' || app.pid === null) return null;
@@ -87,7 +87,6 @@ export class DaemonRepair {
       this.seenPid.set(name, app.pid);
       return null;
     }
-    const view = daemonView(this.deps.config.stateDir, name, now);
     const staleAfter = this.deps.config.watchdog.staleAfterMs;
     if (isStopped(app.pid)) return { class: 'daemon_stale', reason: `pid ${app.pid} is stopped (SIGSTOP)`, pid: app.pid, app };
     if (now - firstSeen < staleAfter) return null;
@@ -112,7 +111,9 @@ export class DaemonRepair {
   /** Checks and repairs; returns PM2's view of the apps, for callers that need it too. */
   async check(names: readonly DaemonName[], now: number): Promise<AppInfo[]> {
     if (this.downRequested()) return [];
-    const apps = await this.apps(names, now);
+    // Each daemon's heartbeat is read once a tick, for both the list's reuse and the diagnosis.
+    const views = new Map(names.map((n) => [n, daemonView(this.deps.config.stateDir, n, now)]));
+    const apps = await this.apps(views, now);
     for (const name of names) {
       const app = apps.find((a) => a.name === name);
       const pending = this.inFlight.get(name);
@@ -120,18 +121,17 @@ export class DaemonRepair {
         await this.verify(name, pending, app, now);
         continue;
       }
-      const fault = this.diagnose(name, app, now);
+      const fault = this.diagnose(name, app, now, views.get(name));
       if (fault) await this.repair(name, fault, now);
     }
     return apps;
   }
 
-  private async apps(names: readonly DaemonName[], now: number): Promise<AppInfo[]> {
+  private async apps(views: Map<DaemonName, DaemonView>, now: number): Promise<AppInfo[]> {
     const last = this.listed;
     const reuseForMs = Math.max(this.deps.config.tickMs, this.deps.config.watchdog.staleAfterMs / 2);
-    const allWell = (apps: AppInfo[]) => names.every((name) => {
+    const allWell = (apps: AppInfo[]) => [...views].every(([name, view]) => {
       const app = apps.find((a) => a.name === name);
-      const view = daemonView(this.deps.config.stateDir, name, now);
       return app?.status === 'online' && view.status === 'online' && view.pid === app.pid;
     });
     if (last && now - last.at < reuseForMs && this.inFlight.size === 0 && allWell(last.apps)) return last.apps;

@@ -84,11 +84,9 @@ export class SqliteEventLog implements EventLog {
       };
       const hash = hashRow(prevHash, row);
       this.insert.run(row.seq, row.ts, row.run_id, row.source, row.kind, row.target, row.severity, row.action_id, row.data, hash);
-      rows.push({ ...row, hash });
-      out.push({
-        seq, ts, runId, source: row.source, kind: row.kind, target: row.target,
-        severity: row.severity, actionId: row.action_id, data: JSON.parse(row.data) as Record<string, unknown>, hash,
-      });
+      const stored = { ...row, hash };
+      rows.push(stored);
+      out.push(rowToEvent(stored));
       prevHash = hash;
     }
     this.projector?.project(rows);

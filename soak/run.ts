@@ -13,6 +13,7 @@ import { CONTROL_STATE_FILE, ControlStateSchema, DAEMON_STATE_FILES, DaemonHeade
 import { fakeNvidiaSmi } from '../test/helpers/fake-smi';
 import { optimizerJob, TestSwarm } from '../test/helpers/swarm';
 import { tmpDir, waitFor } from '../test/helpers/tmp';
+import { seeded } from '../test/helpers/seeded';
 
 const arg = (name: string): string | undefined => (process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : undefined);
 const minutes = Number(arg('--minutes') || '2');
@@ -21,15 +22,6 @@ const minutes = Number(arg('--minutes') || '2');
 const seed = Number(arg('--seed') ?? Math.floor(Math.random() * 2 ** 31));
 const OUT = path.join(__dirname, 'out');
 
-/** mulberry32: a small seeded generator, so a failing soak can be run again with its seed. */
-function seeded(a: number): () => number {
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const random = seeded(seed);
 const pick = <T>(xs: T[]): T => xs[Math.floor(random() * xs.length)] as T;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -13,6 +13,7 @@ import { readProgress, scanForMarker } from '../lib/sentry/observe';
 import { newWorkerRecord } from '../lib/sentry/worker-record';
 import { ROOT } from './helpers/swarm';
 import { tmpDir } from './helpers/tmp';
+import { seeded } from './helpers/seeded';
 
 // Seeded mutation fuzzing over the same readers the corpus covers: valid
 // inputs (the demo config, the real nvidia-smi samples, a progress file, a
@@ -24,15 +25,6 @@ import { tmpDir } from './helpers/tmp';
 const SEED = Number(process.env.SWARM_FUZZ_SEED ?? Date.now() % 2 ** 31);
 const RUNS = Number(process.env.SWARM_FUZZ_RUNS ?? 150);
 const FIXTURES = path.join(ROOT, '..', 'shared', 'fixtures', 'nvidia-smi');
-
-function seeded(a: number): () => number {
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 class Fuzzer {
   private readonly r: () => number;

@@ -22,8 +22,6 @@ import { computeScores, type Scores } from './scores';
 
 /** The fallback poll: proposals normally arrive by the doorbell (grants/doorbell.ts) and are decided at once. */
 export const DECIDE_EVERY_MS = 250;
-/** A full look for pending proposals at least this often, whatever data_version says. */
-const FULL_LOOK_EVERY_MS = 1000;
 const SCORES_REFRESH_MS = 5000;
 
 const SavedSchema = z.looseObject({
@@ -43,10 +41,6 @@ export class OrchestratorConsensus implements DaemonBehavior {
   private stopped = false;
   private bell: fs.FSWatcher | null = null;
   private rung = false;
-  private dataVersion: { get(): unknown } | null = null;
-  private seenVersion: unknown = null;
-  private lookedAt = -Infinity;
-  private leftPending = true;
 
   start(ctx: DaemonContext): void {
     // The breaker survives a restart of consensus: an open breaker must not close by crashing.
@@ -54,7 +48,6 @@ export class OrchestratorConsensus implements DaemonBehavior {
     const saved: BreakerSnapshot = prev.ok && prev.value.runId === ctx.run.id && prev.value.breaker ? prev.value.breaker : initialBreaker();
     const c = ctx.config.consensus;
     this.breaker = new CircuitBreaker(saved, ctx.db, ctx.log, ctx.logger, `run:${ctx.run.id}`, c.breakerFailures, c.breakerWindowMs);
-    this.dataVersion = ctx.db.prepare('PRAGMA data_version').pluck();
     this.listen(ctx);
     this.loop(ctx);
   }
@@ -104,29 +97,9 @@ export class OrchestratorConsensus implements DaemonBehavior {
     this.timer = ctx.clock.setTimeout(() => this.loop(ctx), DECIDE_EVERY_MS);
   }
 
-  /**
-   * Whether a cycle could find something new. PRAGMA data_version changes
-   * only when another connection commits, which is how every proposal
-   * arrives; it costs far less than the query, so an idle swarm does not
-   * run 20 queries a second here. Proposals left pending (waiting on a lease
-   * or the breaker) wait on time, not commits, so they are looked at every
-   * cycle.
-   */
-  private somethingNew(now: number): boolean {
-    const version = this.dataVersion?.get() ?? null;
-    const changed = version === null || version !== this.seenVersion;
-    this.seenVersion = version;
-    if (!changed && !this.leftPending && now - this.lookedAt < FULL_LOOK_EVERY_MS) return false;
-    this.lookedAt = now;
-    return true;
-  }
-
   /** One decision cycle over every pending proposal. */
   decideOnce(ctx: DaemonContext): void {
-    if (!this.somethingNew(ctx.clock.now())) return;
-    const waiting = pendingProposals(ctx.db).length;
-    this.leftPending = waiting > 0;
-    if (waiting === 0) return;
+    if (pendingProposals(ctx.db).length === 0) return;
     const breaker = this.breaker?.snapshot ?? initialBreaker();
     const leases = new SqliteLeaseStore(ctx.db, () => ctx.clock.now());
     ctx.db
@@ -161,7 +134,6 @@ export class OrchestratorConsensus implements DaemonBehavior {
             this.decided[v.reason.startsWith('merged') ? 'merged' : 'denied'] += 1;
           }
         }
-        this.leftPending = verdicts.length < pending.length;
       })
       .immediate();
   }
@@ -173,14 +145,15 @@ export class OrchestratorConsensus implements DaemonBehavior {
     const c = ctx.config;
     // Scores read every state file and the task table: worth a refresh every few seconds, not
     // every tick (it was most of this daemon's idle CPU).
-    if (this.scores === null || now - this.scoredAt >= Math.max(c.tickMs, SCORES_REFRESH_MS)) {
-      this.scores = computeScores(ctx.db, buildSnapshot(c, now), c.utilization, now);
+    let scores = this.scores;
+    if (scores === null || now - this.scoredAt >= Math.max(c.tickMs, SCORES_REFRESH_MS)) {
+      scores = computeScores(ctx.db, buildSnapshot(c, now), c.utilization, now);
+      this.scores = scores;
       this.scoredAt = now;
     }
-    if (!this.scores) return;
     if (now - this.lastScoresLoggedAt >= c.consensus.scoresEveryMs) {
       this.lastScoresLoggedAt = now;
-      ctx.log.append({ kind: 'consensus.scores', target: `run:${ctx.run.id}`, severity: 'debug', data: { ...this.scores, message: `deviation=${this.scores.deviation} tasks/h=${this.scores.performance.tasksPerHour} efficiency=${this.scores.efficiency}` } });
+      ctx.log.append({ kind: 'consensus.scores', target: `run:${ctx.run.id}`, severity: 'debug', data: { ...scores, message: `deviation=${scores.deviation} tasks/h=${scores.performance.tasksPerHour} efficiency=${scores.efficiency}` } });
     }
     pruneProposals(ctx.db, now - 3_600_000);
   }

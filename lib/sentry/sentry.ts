@@ -84,9 +84,12 @@ export class WorkerSentry implements DaemonBehavior, SentryHost {
     const prev = ctx.state.read(DAEMON_STATE_FILES['worker-sentry'], SentryBodySchema);
     const prevRun = prev.ok && (prev.value as { runId?: string }).runId === ctx.run.id;
     if (!prev.ok) ctx.logger.warn({ err: prev.error.message }, 'sentry state unreadable: adopting from worker folders');
-    if (prev.ok && prevRun) Object.assign(this.carried, prev.value.carried);
     const laneOf = (job: string) => ctx.config.jobs[job]?.lane;
     if (prev.ok && prevRun) {
+      Object.assign(this.carried, prev.value.carried);
+      const body = prev.value as { incidents?: Incident[]; lastEscalationSeq?: number };
+      this.incidents.load(body.incidents ?? []);
+      this.lastEscalationSeq = body.lastEscalationSeq ?? 0;
       for (const w of prev.value.workers) this.workers.set(w.id, w);
       // Workers launched after the last state write (the sentry ended mid-tick) are running all
       // the same: adopt those too, or they would run on unwatched while their task ran again.
@@ -99,11 +102,6 @@ export class WorkerSentry implements DaemonBehavior, SentryHost {
       }
     } else {
       for (const w of adoptFromDisk(ctx.config.stateDir, laneOf)) this.workers.set(w.id, w);
-    }
-    if (prev.ok && prevRun) {
-      const body = prev.value as { incidents?: Incident[]; lastEscalationSeq?: number };
-      this.incidents.load(body.incidents ?? []);
-      this.lastEscalationSeq = body.lastEscalationSeq ?? 0;
     }
     this.filler.settleOrphanedFills(ctx);
     for (const w of this.workers.values()) {
