@@ -5,6 +5,9 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    // Installs the Debian packages the tests need (as root), once per run.
+    globalSetup: ['test/setup/system-packages.ts'],
+    reporters: ['default', './test/setup/skip-reasons.ts'],
     testTimeout: 120_000,
     hookTimeout: 60_000,
     pool: 'forks',

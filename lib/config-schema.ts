@@ -10,18 +10,20 @@ const nameRe = new RegExp(NAME_PATTERN);
 const PLACEHOLDER_RE = /\$\{([^}]*)\}/g;
 const PLACEHOLDERS = ['taskId', 'workerId', 'attempt'];
 
+// Each field describes what it means; what a duration or a size is, docs/config.md says once.
+export const DURATION_PATTERN = '^\\d+(\\.\\d+)?(ms|s|m|h|d)$';
+export const BYTES_PATTERN = '^\\d+(\\.\\d+)?\\s*[KMGTkmgt]?(i?B)?$';
+
 export const Duration = z
   .union([
-    z.string().regex(/^\d+(\.\d+)?(ms|s|m|h|d)$/, { message: 'expected a duration such as "500ms", "30s", "5m" or "2h"' }),
+    z.string().regex(new RegExp(DURATION_PATTERN), { message: 'expected a duration such as "500ms", "30s", "5m" or "2h"' }),
     z.number().int().nonnegative(),
   ])
-  .refine((v) => parseDurationMs(v) !== null, { message: 'expected a duration such as "500ms", "30s", "5m" or "2h"' })
-  .meta({ description: 'A duration: a string with a unit (ms, s, m, h, d) or integer milliseconds.' });
+  .refine((v) => parseDurationMs(v) !== null, { message: 'expected a duration such as "500ms", "30s", "5m" or "2h"' });
 
 export const Bytes = z
-  .union([z.string().regex(/^\d+(\.\d+)?\s*[KMGTkmgt]?(i?B)?$/), z.number().int().positive()])
-  .refine((v) => parseBytes(v) !== null, { message: 'expected a size such as "512M" or "4G"' })
-  .meta({ description: 'A size in bytes: an integer, or a number with K, M, G or T (binary units).' });
+  .union([z.string().regex(new RegExp(BYTES_PATTERN)), z.number().int().positive()])
+  .refine((v) => parseBytes(v) !== null, { message: 'expected a size such as "512M" or "4G"' });
 
 const Templated = z.string().superRefine((value, ctx) => {
   for (const m of value.matchAll(PLACEHOLDER_RE)) {
@@ -34,9 +36,9 @@ const Templated = z.string().superRefine((value, ctx) => {
 const Name = z.string().regex(nameRe, { message: `expected a name of letters, digits, '_', '.' or '-' (pattern ${NAME_PATTERN})` });
 
 export const LaneSchema = z.strictObject({
-  kind: z.enum(['cpu', 'gpu']),
-  slots: z.number().int().min(1).max(1024),
-  gpus: z.array(z.number().int().nonnegative()).optional(),
+  kind: z.enum(['cpu', 'gpu']).meta({ description: 'What the lane runs on. A gpu lane gives each worker CUDA_VISIBLE_DEVICES from its gpus.' }),
+  slots: z.number().int().min(1).max(1024).meta({ description: 'How many workers of this lane run at once.' }),
+  gpus: z.array(z.number().int().nonnegative()).optional().meta({ description: 'GPU indexes (as nvidia-smi numbers them) a gpu lane hands to its workers; required for a gpu lane.' }),
   fill: z.enum(['utilization', 'slots']).default('utilization').meta({
     description: 'utilization: start queued work only while the lane resource sits below target (util-controller); slots: whenever a slot is free.',
   }),
@@ -44,15 +46,15 @@ export const LaneSchema = z.strictObject({
 
 export const FailureRuleSchema = z.strictObject({
   match: z.string().min(1).meta({ description: 'A substring, or /regex/flags, looked for in the last lines of the worker log.' }),
-  class: z.enum(FAILURE_CLASSES),
-  action: z.enum(['restart', 'quarantine', 'stop', 'escalate']).default('restart'),
+  class: z.enum(FAILURE_CLASSES).meta({ description: 'The failure class recorded when the rule matches (detect.CLASS).' }),
+  action: z.enum(['restart', 'quarantine', 'stop', 'escalate']).default('restart').meta({ description: 'What Swarm does on a match: restart within the budget, quarantine at once, stop, or escalate to a person.' }),
 });
 
 export const RestartSchema = z.strictObject({
-  delay: Duration.default('1s'),
-  maxDelay: Duration.default('5m'),
-  budget: z.number().int().min(0).default(5),
-  window: Duration.default('1h'),
+  delay: Duration.default('1s').meta({ description: 'Backoff before the first restart; it doubles with each restart after that.' }),
+  maxDelay: Duration.default('5m').meta({ description: 'The longest backoff between two restarts.' }),
+  budget: z.number().int().min(0).default(5).meta({ description: 'Restarts allowed within window; when spent, the worker is quarantined and escalated.' }),
+  window: Duration.default('1h').meta({ description: 'The span the restart budget counts over.' }),
   healthyAfter: Duration.default('5m').meta({
     description: 'How long a relaunched worker must run verified-healthy before its backoff and budget reset.',
   }),
@@ -60,102 +62,147 @@ export const RestartSchema = z.strictObject({
 
 export const JobSchema = z.strictObject({
   command: z.array(z.string().min(1)).min(1).meta({ description: 'argv; never run through a shell.' }),
-  args: z.array(Templated).default([]),
-  cwd: z.string().default('.'),
-  env: z.record(z.string(), z.string()).default({}),
-  lane: Name.default('cpu'),
-  replicas: z.number().int().min(0).max(1024).default(0),
-  progress: z.strictObject({ path: Templated.optional().meta({ description: 'Defaults to progress.json in the worker checkpoint folder.' }), staleAfter: Duration.default('30s') }).optional(),
-  logStallAfter: Duration.optional(),
-  startup: z.strictObject({ marker: z.string().min(1), within: Duration.default('60s') }).optional(),
-  artifacts: z.array(z.strictObject({ path: Templated, within: Duration })).default([]),
-  maxRuntime: Duration.optional(),
-  restart: RestartSchema.default(RestartSchema.parse({})),
-  memoryLimit: Bytes.optional(),
+  args: z.array(Templated).default([]).meta({ description: 'Arguments after command; placeholders are filled per worker. A queue entry\'s args come after these.' }),
+  cwd: z.string().default('.').meta({ description: 'The working folder of the job\'s processes.' }),
+  env: z.record(z.string(), z.string()).default({}).meta({ description: 'Environment variables added for the job\'s processes, over the inherited ones.' }),
+  lane: Name.default('cpu').meta({ description: 'The lane (a key of lanes) whose slots the job\'s workers take.' }),
+  replicas: z.number().int().min(0).max(1024).default(0).meta({ description: 'Copies of the job kept running for ever, each restarted when it ends; 0 runs the job only as queued tasks.' }),
+  progress: z
+    .strictObject({
+      path: Templated.optional().meta({ description: 'The progress file; defaults to progress.json in the worker checkpoint folder (SWARM_PROGRESS_FILE).' }),
+      staleAfter: Duration.default('30s').meta({ description: 'No progress for this long is progress_stale: the worker is ended and restarted.' }),
+    })
+    .optional()
+    .meta({ description: 'Progress watching: the file advances when its mtime moves or, if it holds JSON with updatedAt, when that moves.' }),
+  logStallAfter: Duration.optional().meta({ description: 'The worker\'s output log not growing for this long is log_stalled.' }),
+  startup: z
+    .strictObject({
+      marker: z.string().min(1).meta({ description: 'A substring the worker prints once it has started properly.' }),
+      within: Duration.default('60s').meta({ description: 'How long after launch the marker may take.' }),
+    })
+    .optional()
+    .meta({ description: 'A startup gate: a worker that does not print marker within its time is startup_gate_missed.' }),
+  artifacts: z
+    .array(
+      z.strictObject({
+        path: Templated.meta({ description: 'The file the worker promises to write.' }),
+        within: Duration.meta({ description: 'How long after launch it may take to appear.' }),
+      }),
+    )
+    .default([])
+    .meta({ description: 'Files a worker must produce in time; one that does not appear is artifact_missing.' }),
+  maxRuntime: Duration.optional().meta({ description: 'hang-guard ends a worker running longer than this (runtime_exceeded); the sentry then restarts it.' }),
+  restart: RestartSchema.default(RestartSchema.parse({})).meta({ description: 'Restart backoff and budget.' }),
+  memoryLimit: Bytes.optional().meta({ description: 'A worker whose process tree uses more memory (RSS) than this is worker_oom: ended and restarted.' }),
   stopGrace: Duration.default('5s').meta({ description: 'SIGTERM to SIGKILL grace when Swarm stops a worker.' }),
-  failures: z.array(FailureRuleSchema).default([]),
+  failures: z.array(FailureRuleSchema).default([]).meta({ description: 'Your own failure rules, tried before the built-in classification of an exit.' }),
   verify: z
-    .strictObject({ command: z.array(Templated).min(1), timeout: Duration.default('5m') })
+    .strictObject({
+      command: z.array(Templated).min(1).meta({ description: 'The guard\'s argv; never run through a shell.' }),
+      timeout: Duration.default('5m').meta({ description: 'A guard running longer than this is ended and counts as failed.' }),
+    })
     .optional()
     .meta({ description: 'A validation guard: argv run after a task exits 0. The task is completed only if it exits 0 too; otherwise validation_failed, retried within the budget.' }),
   fallbacks: z
-    .array(z.strictObject({ command: z.array(z.string().min(1)).min(1), args: z.array(Templated).default([]), on: z.array(z.enum(FAILURE_CLASSES)).min(1) }))
+    .array(
+      z.strictObject({
+        command: z.array(z.string().min(1)).min(1).meta({ description: 'The tier\'s argv, in place of the job\'s command.' }),
+        args: z.array(Templated).default([]).meta({ description: 'Arguments after the tier\'s command.' }),
+        on: z.array(z.enum(FAILURE_CLASSES)).min(1).meta({ description: 'The failure classes of the tier before that move the task to this tier.' }),
+      }),
+    )
     .default([])
     .meta({ description: 'Alternative commands, in order. Tier N+1 runs when tier N fails with one of the classes in fallbacks[N].on.' }),
   plateau: z
     .strictObject({
-      direction: z.enum(['max', 'min']),
-      minDelta: z.number().nonnegative().default(0),
+      direction: z.enum(['max', 'min']).meta({ description: 'Whether a larger (max) or smaller (min) metric is better.' }),
+      minDelta: z.number().nonnegative().default(0).meta({ description: 'The smallest change of the best metric that counts as an improvement.' }),
       patience: z.number().int().min(1).optional().meta({ description: 'Progress updates without an improvement of minDelta.' }),
       within: Duration.optional().meta({ description: 'Time without an improvement of minDelta.' }),
-      action: z.enum(['escalate', 'stop', 'rotate']).default('escalate'),
+      action: z.enum(['escalate', 'stop', 'rotate']).default('escalate').meta({ description: 'On a plateau: escalate to a person, stop the task, or rotate to the next strategies entry from the checkpoint.' }),
     })
     .refine((p) => p.patience !== undefined || p.within !== undefined, { message: 'expected patience or within (or both)' })
-    .optional(),
+    .optional()
+    .meta({ description: 'Plateau detection on the metric field of the progress JSON.' }),
   strategies: z.array(z.array(Templated)).default([]).meta({ description: 'Argument sets appended in turn when a plateau rotates the strategy.' }),
   stagnationAfter: z.number().int().min(2).default(3).meta({ description: 'The same failure class this many times on one task is stagnation: escalated with the evidence.' }),
 });
 
 export const QueueEntrySchema = z.strictObject({
-  job: Name,
-  id: Name.optional(),
-  args: z.array(z.string()).default([]),
+  job: Name.meta({ description: 'The job (a key of jobs) the task runs.' }),
+  id: Name.optional().meta({ description: 'The task id, unique in the queue; defaults to JOB-N, N its place in the queue from 1.' }),
+  args: z.array(z.string()).default([]).meta({ description: 'Arguments appended after the job\'s own args for this task.' }),
 });
 
 export const ConfigSchema = z
   .strictObject({
     $schema: z.string().optional(),
-    name: Name,
-    stateDir: z.string().default('state'),
-    tick: Duration.default('1s'),
-    lanes: z.record(Name, LaneSchema).default({ cpu: { kind: 'cpu', slots: 2, fill: 'utilization' } }),
+    name: Name.meta({ description: 'The swarm\'s name, shown by query and status.' }),
+    stateDir: z.string().default('state').meta({ description: 'The state folder: swarm.db, the state files, workers/ and checkpoints/. SWARM_STATE_DIR overrides it.' }),
+    tick: Duration.default('1s').meta({ description: 'How often each daemon runs its loop.' }),
+    lanes: z
+      .record(Name, LaneSchema)
+      .default({ cpu: { kind: 'cpu', slots: 2, fill: 'utilization' } })
+      .meta({ description: 'Named pools of slots that jobs run in. The default is one cpu lane of 2 slots.' }),
     utilization: z
       .strictObject({
-        cpuTarget: z.number().min(1).max(100).default(80),
-        gpuTarget: z.number().min(1).max(100).default(90),
-        memoryCeiling: z.number().min(1).max(100).default(90),
+        cpuTarget: z.number().min(1).max(100).default(80).meta({ description: 'Machine CPU use, in percent, that cpu lanes are filled up to.' }),
+        gpuTarget: z.number().min(1).max(100).default(90).meta({ description: 'GPU use, in percent, that gpu lanes are filled up to.' }),
+        memoryCeiling: z.number().min(1).max(100).default(90).meta({ description: 'Machine memory use, in percent, above which no lane is filled and the newest fill worker is requeued.' }),
         window: Duration.default('30s').meta({ description: 'Utilization must stay below target (by the 10% tolerance) for this long before a lane is filled.' }),
         scaleDownStabilization: Duration.default('5m').meta({ description: 'Memory must stay over the ceiling this long before a fill worker is stopped, and two scale-downs (or a scale-down and a fill) are at least this far apart. Kubernetes HPA uses 300s.' }),
         gpuGrace: Duration.default('60s').meta({ description: 'How long a GPU-lane worker may run before it must hold a context on its GPU (gpu_fallback).' }),
         retention: Duration.default('24h').meta({ description: 'How long utilization samples are kept in swarm.db.' }),
       })
-      .default({ cpuTarget: 80, gpuTarget: 90, memoryCeiling: 90, window: '30s', scaleDownStabilization: '5m', gpuGrace: '60s', retention: '24h' }),
+      .default({ cpuTarget: 80, gpuTarget: 90, memoryCeiling: 90, window: '30s', scaleDownStabilization: '5m', gpuGrace: '60s', retention: '24h' })
+      .meta({ description: 'util-controller\'s targets for lanes with fill "utilization".' }),
     consensus: z
       .strictObject({
         maxConcurrentActions: z.number().int().min(1).default(4).meta({ description: 'Automatic actions in flight at once, safety actions not counted.' }),
         selfGrantAfter: Duration.default('2s').meta({ description: 'How long a daemon waits for orchestrator-consensus before it grants its own proposal under the lease (grantedBy: "self").' }),
         breaker: z
-          .strictObject({ failures: z.number().int().min(1).default(5), window: Duration.default('5m') })
+          .strictObject({
+            failures: z.number().int().min(1).default(5).meta({ description: 'Failed verifications that open the breaker.' }),
+            window: Duration.default('5m').meta({ description: 'The span those failures are counted over.' }),
+          })
           .default({ failures: 5, window: '5m' })
           .meta({ description: 'Failed verifications in the window that open the circuit breaker.' }),
         scoresEvery: Duration.default('1m').meta({ description: 'How often scores are written to the event log (the state file gets them every 5 s).' }),
       })
-      .default({ maxConcurrentActions: 4, selfGrantAfter: '2s', breaker: { failures: 5, window: '5m' }, scoresEvery: '1m' }),
+      .default({ maxConcurrentActions: 4, selfGrantAfter: '2s', breaker: { failures: 5, window: '5m' }, scoresEvery: '1m' })
+      .meta({ description: 'orchestrator-consensus: how proposed actions are granted.' }),
     watchdog: z
       .strictObject({
         staleAfter: Duration.default('5s').meta({ description: 'A daemon alive but without a tick for this long is restarted.' }),
-        quickCheckEvery: Duration.default('10m'),
-        walCheckpointBytes: Bytes.default('64M'),
+        quickCheckEvery: Duration.default('10m').meta({ description: 'How often the watchdog runs SQLite\'s quick_check on swarm.db.' }),
+        walCheckpointBytes: Bytes.default('64M').meta({ description: 'The watchdog checkpoints the SQLite write-ahead log when it grows past this.' }),
       })
-      .default({ staleAfter: '5s', quickCheckEvery: '10m', walCheckpointBytes: '64M' }),
+      .default({ staleAfter: '5s', quickCheckEvery: '10m', walCheckpointBytes: '64M' })
+      .meta({ description: 'The watchdog: daemon liveness and the health of swarm.db.' }),
     hangGuard: z
       .strictObject({ killGrace: Duration.default('5s').meta({ description: 'SIGTERM to SIGKILL grace when hang-guard ends an operation.' }) })
-      .default({ killGrace: '5s' }),
+      .default({ killGrace: '5s' })
+      .meta({ description: 'hang-guard: operations that run too long.' }),
     postgres: z
       .strictObject({
-        host: z.string().default('localhost').meta({ description: 'Host name, or the folder of the server socket.' }),
-        port: z.number().int().min(1).max(65535).default(5432),
-        user: z.string().default('postgres'),
-        database: z.string().default('postgres'),
+        host: z.string().min(1).optional().meta({ description: 'Host name, or the folder of the server socket. Unset: PGHOST, then localhost.' }),
+        port: z.number().int().min(1).max(65535).optional().meta({ description: 'Unset: PGPORT, then 5432.' }),
+        user: z.string().min(1).optional().meta({ description: 'Unset: PGUSER, then the user Swarm runs as.' }),
+        database: z.string().min(1).optional().meta({ description: 'Unset: PGDATABASE, then the user name.' }),
+        passwordEnv: z
+          .string()
+          .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { message: 'expected the name of an environment variable' })
+          .optional()
+          .meta({ description: 'The environment variable that holds the password. Unset: PGPASSWORD, then ~/.pgpass. A password is never written in the config.' }),
         maxQuery: Duration.meta({ description: 'Queries active longer than this are ended with pg_terminate_backend.' }),
         applicationName: z.string().optional().meta({ description: 'A regular expression: only queries whose application_name matches are ended.' }),
         cleanStart: z.boolean().default(false).meta({ description: 'When a run starts, end every matching active query, whatever its age.' }),
-        every: Duration.default('5s'),
+        every: Duration.default('5s').meta({ description: 'How often hang-guard reads pg_stat_activity.' }),
       })
       .optional()
-      .meta({ description: 'hang-guard reads pg_stat_activity through psql (the password, if any, from PGPASSWORD).' }),
-    jobs: z.record(Name, JobSchema),
-    queue: z.array(QueueEntrySchema).default([]),
+      .meta({ description: 'hang-guard reads pg_stat_activity with the pg driver, its own queries under a 5 s statement timeout, and ends runaway queries with pg_terminate_backend.' }),
+    jobs: z.record(Name, JobSchema).meta({ description: 'What Swarm runs, by name: replicas kept alive, or tasks from the queue.' }),
+    queue: z.array(QueueEntrySchema).default([]).meta({ description: 'Tasks that run once to a successful exit (exit 0 = completed), in order, as lanes have room.' }),
   })
   .superRefine((cfg, ctx) => {
     for (const [name, job] of Object.entries(cfg.jobs)) {

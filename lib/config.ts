@@ -67,7 +67,7 @@ export interface CompiledConfig {
   consensus: { maxConcurrentActions: number; selfGrantAfterMs: number; breakerFailures: number; breakerWindowMs: number; scoresEveryMs: number };
   watchdog: { staleAfterMs: number; quickCheckEveryMs: number; walCheckpointBytes: number };
   hangGuard: { killGraceMs: number };
-  postgres: { host: string; port: number; user: string; database: string; maxQueryMs: number; applicationName: RegExp | null; cleanStart: boolean; everyMs: number } | null;
+  postgres: { host: string | null; port: number | null; user: string | null; database: string | null; passwordEnv: string | null; maxQueryMs: number; applicationName: RegExp | null; cleanStart: boolean; everyMs: number } | null;
 }
 
 /** Which file to load: the flag, then SWARM_CONFIG, then ./swarm.config.json, then the demo. */
@@ -193,7 +193,8 @@ function compile(cfg: ParsedConfig, file: string, env: NodeJS.ProcessEnv): Compi
     hangGuard: { killGraceMs: ms(cfg.hangGuard.killGrace) },
     postgres: cfg.postgres
       ? {
-        host: cfg.postgres.host, port: cfg.postgres.port, user: cfg.postgres.user, database: cfg.postgres.database,
+        host: cfg.postgres.host ?? null, port: cfg.postgres.port ?? null, user: cfg.postgres.user ?? null, database: cfg.postgres.database ?? null,
+        passwordEnv: cfg.postgres.passwordEnv ?? null,
         maxQueryMs: ms(cfg.postgres.maxQuery), applicationName: cfg.postgres.applicationName === undefined ? null : new RegExp(cfg.postgres.applicationName),
         cleanStart: cfg.postgres.cleanStart, everyMs: ms(cfg.postgres.every),
       }

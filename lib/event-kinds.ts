@@ -1,5 +1,6 @@
 // The vocabulary of the event log: every kind, failure class and action type
-// a daemon may record. CONTRACT lists these; adding one is a deliberate act.
+// a daemon may record. docs/events.md lists each, with who records it and its
+// data (a test keeps the two in step); adding one is a deliberate act.
 
 export const FAILURE_CLASSES = [
   'worker_crashed', 'worker_oom', 'crash_loop', 'deterministic_failure', 'progress_stale',
@@ -22,16 +23,19 @@ export const DAEMON_NAMES = [
 export type DaemonName = (typeof DAEMON_NAMES)[number];
 export type EventSource = DaemonName | 'swarmctl';
 
-export type EventKind =
-  | 'daemon.started' | 'daemon.stopped'
-  | `detect.${FailureClass}`
-  | 'action.proposed' | 'action.granted' | 'action.denied' | 'action.started' | 'action.verified' | 'action.failed'
-  | 'escalation.raised' | 'escalation.resolved'
-  | 'worker.launched' | 'worker.exited' | 'worker.adopted'
-  | 'task.queued' | 'task.started' | 'task.completed' | 'task.failed' | 'task.requeued'
-  | 'run.started' | 'run.resumed' | 'run.completed' | 'run.paused' | 'run.unpaused'
-  | 'state.repaired'
-  | 'consensus.scores' | 'consensus.breaker' | 'db.checked';
+/** Every kind but the detections, which are `detect.CLASS` for each failure class. */
+export const EVENT_KINDS = [
+  'daemon.started', 'daemon.stopped',
+  'action.proposed', 'action.granted', 'action.denied', 'action.started', 'action.verified', 'action.failed',
+  'escalation.raised', 'escalation.resolved',
+  'worker.launched', 'worker.exited', 'worker.adopted',
+  'task.queued', 'task.started', 'task.completed', 'task.failed', 'task.requeued',
+  'run.started', 'run.resumed', 'run.completed', 'run.paused', 'run.unpaused',
+  'state.repaired',
+  'consensus.scores', 'consensus.breaker', 'db.checked',
+] as const;
+
+export type EventKind = (typeof EVENT_KINDS)[number] | `detect.${FailureClass}`;
 
 export const SEVERITIES = ['debug', 'info', 'warn', 'error', 'critical'] as const;
 export type Severity = (typeof SEVERITIES)[number];

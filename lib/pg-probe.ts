@@ -1,11 +1,24 @@
-import { spawn } from 'node:child_process';
+import { Client, type ClientConfig } from 'pg';
+import type { Clock } from './clock';
 import type { CompiledConfig } from './config';
+import { errorMessage } from './errors';
+import { silentLogger, type Logger } from './logger';
 
-// Long database queries, read from pg_stat_activity through psql (argv, no
-// shell, under a timeout). Swarm's own session is named, and both it and the
-// backend running the probe are excluded, so the probe never ends itself.
+// Long database queries, read from pg_stat_activity with the pg driver: no
+// psql to install, and no connection string or password in any argv. The
+// connection comes from the config, and what the config leaves out from the
+// standard PG* variables, as libpq does. The password comes from the
+// variable `passwordEnv` names, else PGPASSWORD (else ~/.pgpass, which the
+// driver reads as libpq does), and is never logged or recorded. Swarm's own
+// session is named, and both it and the backend running the probe are
+// excluded, so the probe never ends itself.
 
 export const OWN_APP_NAME = 'swarm-hang-guard';
+
+/** Every query of the probe's own is ended by the server past this, so a locked catalog cannot hang hang-guard. */
+export const PROBE_STATEMENT_TIMEOUT_MS = 5_000;
+const CONNECT_TIMEOUT_MS = 5_000;
+const VERIFY_EVERY_MS = 50;
 
 export interface ActiveQuery {
   pid: number;
@@ -16,49 +29,125 @@ export interface ActiveQuery {
 
 export type PgConfig = NonNullable<CompiledConfig['postgres']>;
 
-const SEP = '\u001f';
-
-function psql(cfg: PgConfig, sql: string, timeoutMs = 10_000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const args = ['-X', '-q', '-A', '-t', '-F', SEP, '-v', 'ON_ERROR_STOP=1', '-h', cfg.host, '-p', String(cfg.port), '-U', cfg.user, '-d', cfg.database, '-c', sql];
-    const child = spawn('psql', args, { env: { ...process.env, PGAPPNAME: OWN_APP_NAME, PGCONNECT_TIMEOUT: '5' }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (err += c.toString()));
-    child.on('error', (e) => {
-      clearTimeout(timer);
-      reject(new Error(`psql could not run: ${e.message}`));
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      if (code === 0) resolve(out);
-      else reject(new Error(`psql failed (${code ?? signal}): ${err.trim().slice(0, 300)}`));
-    });
-  });
+/** The probe could not connect or query; the message never holds the password. */
+export class PgProbeError extends Error {
+  override name = 'PgProbeError';
 }
 
-export async function activeQueries(cfg: PgConfig): Promise<ActiveQuery[]> {
-  const out = await psql(
-    cfg,
-    `SELECT pid, coalesce(application_name, ''), floor(extract(epoch from (clock_timestamp() - query_start)) * 1000)::bigint, left(regexp_replace(query, '\\s+', ' ', 'g'), 200)
-       FROM pg_stat_activity
-      WHERE state = 'active' AND backend_type = 'client backend' AND pid <> pg_backend_pid() AND coalesce(application_name, '') <> '${OWN_APP_NAME}'`,
-  );
-  return out
-    .split('\n')
-    .filter((l) => l.trim())
-    .map((l) => {
-      const [pid, app, ms, query] = l.split(SEP);
-      return { pid: Number(pid), applicationName: app ?? '', runningMs: Number(ms), query: query ?? '' };
-    })
-    .filter((q) => Number.isInteger(q.pid) && q.pid > 0);
+export function clientConfig(cfg: PgConfig, env: NodeJS.ProcessEnv): ClientConfig {
+  let password: string | undefined;
+  if (cfg.passwordEnv !== null) {
+    password = env[cfg.passwordEnv];
+    if (password === undefined) throw new PgProbeError(`postgres.passwordEnv names ${cfg.passwordEnv}, which is not set`);
+  }
+  return {
+    // undefined leaves the field to PGHOST, PGPORT, PGUSER, PGDATABASE and PGPASSWORD.
+    host: cfg.host ?? undefined,
+    port: cfg.port ?? undefined,
+    user: cfg.user ?? undefined,
+    database: cfg.database ?? undefined,
+    password,
+    application_name: OWN_APP_NAME,
+    statement_timeout: PROBE_STATEMENT_TIMEOUT_MS,
+    query_timeout: PROBE_STATEMENT_TIMEOUT_MS * 2,
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+  };
 }
 
-export async function terminate(cfg: PgConfig, pid: number): Promise<boolean> {
-  const out = await psql(cfg, `SELECT pg_terminate_backend(${Math.trunc(pid)})`);
-  return out.trim() === 't';
+const ACTIVE_SQL = `
+  SELECT pid, coalesce(application_name, '') AS app,
+         floor(extract(epoch from (clock_timestamp() - query_start)) * 1000)::bigint AS ms,
+         left(regexp_replace(query, '\\s+', ' ', 'g'), 200) AS query
+    FROM pg_stat_activity
+   WHERE state = 'active' AND backend_type = 'client backend'
+     AND pid <> pg_backend_pid() AND coalesce(application_name, '') <> $1`;
+
+/** One connection, opened on first use and opened again after any error. */
+export class PgProbe {
+  private client: Client | null = null;
+
+  constructor(
+    private readonly cfg: PgConfig,
+    private readonly logger: Logger = silentLogger,
+    private readonly env: NodeJS.ProcessEnv = process.env,
+  ) {}
+
+  private async connected(): Promise<Client> {
+    if (this.client) return this.client;
+    const client = new Client(clientConfig(this.cfg, this.env));
+    // A server restart ends an idle connection with an 'error' event; without a
+    // listener that would end hang-guard. The next call connects again.
+    client.on('error', (err) => {
+      this.logger.warn({ err: errorMessage(err) }, 'postgres connection lost');
+      if (this.client === client) this.client = null;
+    });
+    try {
+      await client.connect();
+    } catch (err) {
+      await this.end(client);
+      throw new PgProbeError(`cannot connect to PostgreSQL: ${errorMessage(err)}`);
+    }
+    this.client = client;
+    return client;
+  }
+
+  private async query<R extends Record<string, unknown>>(sql: string, params: unknown[]): Promise<R[]> {
+    const client = await this.connected();
+    try {
+      return (await client.query<R>(sql, params)).rows;
+    } catch (err) {
+      await this.close();
+      throw new PgProbeError(`PostgreSQL probe query failed: ${errorMessage(err)}`);
+    }
+  }
+
+  async activeQueries(): Promise<ActiveQuery[]> {
+    const rows = await this.query<{ pid: number; app: string; ms: string; query: string }>(ACTIVE_SQL, [OWN_APP_NAME]);
+    return rows
+      .map((r) => ({ pid: Number(r.pid), applicationName: r.app, runningMs: Number(r.ms), query: r.query }))
+      .filter((q) => Number.isInteger(q.pid) && q.pid > 0);
+  }
+
+  /** pg_terminate_backend's own answer: whether the signal was sent. */
+  async terminate(pid: number): Promise<boolean> {
+    const rows = await this.query<{ sent: boolean }>('SELECT pg_terminate_backend($1) AS sent', [Math.trunc(pid)]);
+    return rows[0]?.sent === true;
+  }
+
+  async backendExists(pid: number): Promise<boolean> {
+    const rows = await this.query('SELECT 1 FROM pg_stat_activity WHERE pid = $1', [Math.trunc(pid)]);
+    return rows.length > 0;
+  }
+
+  /**
+   * Terminates a backend and verifies it gone: the signal is only a request,
+   * and a backend inside an uninterruptible wait lingers, so the answer is
+   * what pg_stat_activity shows afterwards, within `withinMs`.
+   */
+  async terminateVerified(pid: number, withinMs: number, clock: Clock): Promise<{ sent: boolean; gone: boolean; elapsedMs: number }> {
+    const started = clock.now();
+    const sent = await this.terminate(pid);
+    for (;;) {
+      if (!(await this.backendExists(pid))) return { sent, gone: true, elapsedMs: clock.now() - started };
+      if (clock.now() - started >= withinMs) return { sent, gone: false, elapsedMs: clock.now() - started };
+      await new Promise<void>((resolve) => clock.setTimeout(resolve, VERIFY_EVERY_MS));
+    }
+  }
+
+  async close(): Promise<void> {
+    const c = this.client;
+    this.client = null;
+    if (c) await this.end(c);
+  }
+
+  /** Ending a connection that already failed may fail too; that is logged, and the probe goes on. */
+  private async end(client: Client): Promise<void> {
+    try {
+      await client.end();
+    } catch (err) {
+      this.logger.debug({ err: errorMessage(err) }, 'postgres connection end failed');
+    }
+  }
 }
 
 /** Which of the active queries are ours to end: matching the application pattern, and (unless clean start) too old. */

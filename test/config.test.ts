@@ -4,6 +4,7 @@ import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { compileConfig, DEMO_CONFIG, interpolate, loadConfig } from '../lib/config';
+import { configFields, configMarkdown } from '../lib/config-docs';
 import { configJsonSchema } from '../lib/config-json-schema';
 import { ConfigError } from '../lib/errors';
 import { parseBytes, parseDurationMs } from '../lib/duration';
@@ -89,8 +90,20 @@ describe('config', () => {
     expect(r2.stderr).toMatch(/expected JSON/);
   });
 
-  it('docs/swarm.config.schema.json is up to date (npm run gen:schema)', () => {
+  it('docs/swarm.config.schema.json is up to date (npm run gen:docs)', () => {
     const committed = fs.readFileSync(path.join(__dirname, '..', 'docs', 'swarm.config.schema.json'), 'utf8');
     expect(committed).toBe(configJsonSchema());
+  });
+
+  it('docs/config.md lists every field with its meaning, and is up to date (npm run gen:docs)', () => {
+    const fields = configFields();
+    expect(fields.filter((f) => !f.description).map((f) => f.path)).toEqual([]);
+    for (const p of ['name', 'tick', 'lanes.<name>.slots', 'jobs.<name>.restart.budget', 'queue[].id', 'postgres.passwordEnv']) {
+      expect(fields.map((f) => f.path)).toContain(p);
+    }
+    expect(fields.find((f) => f.path === 'jobs.<name>.restart.budget')).toMatchObject({ type: 'integer ≥ 0', default: '`5`' });
+    expect(fields.find((f) => f.path === 'tick')).toMatchObject({ type: 'duration', default: '`"1s"`' });
+    const committed = fs.readFileSync(path.join(__dirname, '..', 'docs', 'config.md'), 'utf8');
+    expect(committed).toBe(configMarkdown());
   });
 });

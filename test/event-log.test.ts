@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
+import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { openDb } from '../lib/db';
 import { readEvents, SqliteEventLog, verifyChain } from '../lib/event-log';
@@ -37,10 +38,10 @@ describe('event log', () => {
     const { db, log } = openLog(dir);
     log.append({ kind: 'daemon.started', target: 'daemon:worker-sentry' });
     db.close();
-    for (const sql of ["UPDATE events SET kind = 'x'", 'DELETE FROM events']) {
-      const r = spawnSync('sqlite3', [path.join(dir, 'swarm.db'), sql], { encoding: 'utf8' });
-      expect(r.stderr).toMatch(/append-only/);
-    }
+    // A second connection, as any other program on the machine would open.
+    const other = new Database(path.join(dir, 'swarm.db'));
+    for (const sql of ["UPDATE events SET kind = 'x'", 'DELETE FROM events']) expect(() => other.exec(sql)).toThrow(/append-only/);
+    other.close();
   });
 
   it('verify-log finds the first tampered row and exits 1', () => {
@@ -55,7 +56,9 @@ describe('event log', () => {
     expect(ok.status).toBe(0);
     expect(JSON.parse(ok.stdout)).toMatchObject({ ok: true, count: 20 });
     // Someone with write access drops the guard and edits history.
-    spawnSync('sqlite3', [path.join(dir, 'swarm.db'), "DROP TRIGGER events_no_update; UPDATE events SET data = '{\"i\":99}' WHERE seq = 7;"]);
+    const editor = new Database(path.join(dir, 'swarm.db'));
+    editor.exec("DROP TRIGGER events_no_update; UPDATE events SET data = '{\"i\":99}' WHERE seq = 7;");
+    editor.close();
     const bad = spawnSync(path.join(ROOT, 'scripts', 'swarmctl'), ['verify-log', '--json', '--config', cfg], { encoding: 'utf8' });
     expect(bad.status).toBe(1);
     expect(JSON.parse(bad.stdout)).toMatchObject({ ok: false, badSeq: 7 });

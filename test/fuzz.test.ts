@@ -24,7 +24,7 @@ import { seeded } from './helpers/seeded';
 
 const SEED = Number(process.env.SWARM_FUZZ_SEED ?? Date.now() % 2 ** 31);
 const RUNS = Number(process.env.SWARM_FUZZ_RUNS ?? 150);
-const FIXTURES = path.join(ROOT, '..', 'shared', 'fixtures', 'nvidia-smi');
+const FIXTURES = path.join(ROOT, 'test', 'fixtures', 'nvidia-smi');
 
 class Fuzzer {
   private readonly r: () => number;

@@ -1,63 +1,85 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { TestSwarm } from './helpers/swarm';
-import { startPostgres, type TestPostgres } from './helpers/postgres';
-import { waitFor } from './helpers/tmp';
+import { startPostgres, type Sleeper, type TestPostgres } from './helpers/postgres';
+import { skipReason } from './helpers/system-packages';
+import { tmpDir, waitFor } from './helpers/tmp';
 
-// hang-guard against a real PostgreSQL: runaway queries (pg_sleep) past
-// maxQuery are ended with pg_terminate_backend, only those whose
-// application_name matches, never Swarm's own; with cleanStart, matching
-// queries already running when the run starts are ended at once.
+// hang-guard against a real PostgreSQL, through the pg driver: runaway
+// queries (pg_sleep) past maxQuery are ended with pg_terminate_backend, only
+// those whose application_name matches, never Swarm's own; with cleanStart,
+// matching queries already running when the run starts are ended at once.
+// The server asks for a password (scram-sha-256), which reaches hang-guard
+// through passwordEnv alone; a psql planted first on PATH would fail loudly,
+// so the probe is shown to need none.
 
+const skip = skipReason(['postgresql']);
+const PASSWORD = 'pg-secret-5d1e9a';
 let pg: TestPostgres;
 let swarm: TestSwarm;
-const exits = new Map<string, Promise<number | null>>();
-const sleepers: ChildProcess[] = [];
+const sleepers = new Map<string, Sleeper>();
+const shadow = tmpDir('swarm-psql-');
+const psqlCalled = path.join(shadow, 'psql-was-run');
 
-function sleeper(app: string): void {
-  const p = pg.sleeper(app, 600);
-  sleepers.push(p);
-  exits.set(app, new Promise((resolve) => p.on('exit', (code) => resolve(code))));
+async function sleeper(app: string): Promise<void> {
+  sleepers.set(app, await pg.sleeper(app, 600));
 }
 
 beforeAll(async () => {
-  pg = startPostgres();
-  sleeper('runaway-early');
-  sleeper('reporting-app');
-  swarm = new TestSwarm({
-    name: 'pg',
-    tick: '250ms',
-    postgres: { host: pg.host, port: pg.port, user: 'postgres', database: 'postgres', maxQuery: '3s', applicationName: '^runaway', cleanStart: true, every: '500ms' },
-    jobs: { idle: { command: ['true'] } },
-  });
+  if (skip) return;
+  fs.writeFileSync(path.join(shadow, 'psql'), `#!/bin/sh\ntouch ${psqlCalled}\nexit 1\n`, { mode: 0o755 });
+  pg = startPostgres(PASSWORD);
+  await sleeper('runaway-early');
+  await sleeper('reporting-app');
+  swarm = new TestSwarm(
+    {
+      name: 'pg',
+      tick: '250ms',
+      postgres: { host: pg.host, port: pg.port, user: 'postgres', database: 'postgres', passwordEnv: 'SWARM_TEST_PG_PASSWORD', maxQuery: '3s', applicationName: '^runaway', cleanStart: true, every: '500ms' },
+      jobs: { idle: { command: ['true'] } },
+    },
+    { SWARM_TEST_PG_PASSWORD: PASSWORD, PATH: `${shadow}:${process.env.PATH ?? ''}` },
+  );
   swarm.up();
 }, 90_000);
 
-afterAll(() => {
+afterAll(async () => {
   swarm?.teardown();
-  for (const p of sleepers) p.kill('SIGKILL');
+  for (const s of sleepers.values()) await s.close();
   pg?.stop();
 });
 
 describe('long database queries', () => {
+  beforeEach((ctx) => ctx.skip(skip !== null, skip ?? undefined));
+
   it('clean start ends a matching query already running, whatever its age', async () => {
     const d = await swarm.waitEvent('detect.long_query', undefined, (e) => e.data.applicationName === 'runaway-early', 30_000);
     expect(d.data.cleanStart).toBe(true);
     await swarm.waitEvent('action.verified', d.target, (e) => e.data.type === 'terminate_query', 30_000);
-    expect(await exits.get('runaway-early')).not.toBe(0);
+    expect(await sleepers.get('runaway-early')?.ended).toBe('terminated');
   });
 
   it('a runaway query past maxQuery is terminated; one that does not match the pattern is left alone', async () => {
-    sleeper('runaway-late');
+    await sleeper('runaway-late');
     const d = await swarm.waitEvent('detect.long_query', undefined, (e) => e.data.applicationName === 'runaway-late', 30_000);
     expect(d.data.cleanStart).toBe(false);
     expect(Number(d.data.runningMs)).toBeGreaterThan(3000);
     expect(String(d.data.query)).toMatch(/pg_sleep/);
-    await swarm.waitEvent('action.verified', d.target, (e) => e.data.type === 'terminate_query', 30_000);
-    expect(await exits.get('runaway-late')).not.toBe(0);
+    const verified = await swarm.waitEvent('action.verified', d.target, (e) => e.data.type === 'terminate_query', 30_000);
+    expect(verified.data).toMatchObject({ pid: d.data.pid, signalSent: true });
+    expect(await sleepers.get('runaway-late')?.ended).toBe('terminated');
     // The other application's query has run far past maxQuery and is still running.
     await waitFor('other query older than maxQuery', () => swarm.events({ kind: 'detect.long_query' }).length >= 2);
     expect(swarm.events({ kind: 'detect.long_query' }).map((e) => e.data.applicationName)).not.toContain('reporting-app');
-    expect(sleepers[1]?.exitCode).toBeNull();
+    const stillRunning = await Promise.race([sleepers.get('reporting-app')?.ended, new Promise((r) => setImmediate(() => r('running')))]);
+    expect(stillRunning).toBe('running');
+  });
+
+  it('psql was never run, and the password is in no event or log', () => {
+    expect(fs.existsSync(psqlCalled)).toBe(false);
+    expect(JSON.stringify(swarm.events())).not.toContain(PASSWORD);
+    expect(fs.readFileSync(path.join(swarm.stateDir, 'workflow_events.log'), 'utf8')).not.toContain(PASSWORD);
+    expect(swarm.pm2('logs', '--nostream', '--lines', '1000')).not.toContain(PASSWORD);
   });
 });

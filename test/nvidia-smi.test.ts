@@ -101,7 +101,7 @@ describe('nvidia-smi reader', () => {
     expect(await probeGpus({ bin: smi.bin, timeoutMs: 500 })).toMatchObject({ available: false, reason: expect.stringMatching(/did not answer within 500ms/) });
   });
 
-  it('swarmctl probe gpu --json prints CONTRACT\'s shape and exits 0 either way', () => {
+  it('swarmctl probe gpu --json prints the shape docs/cli.md gives, and exits 0 either way', () => {
     const dir = tmpDir();
     const smi = fakeNvidiaSmi(dir, { fixture: 'a10g.xml', pids: { '0': [1234] } });
     const cfg = path.join(dir, 'c.json');
@@ -110,12 +110,12 @@ describe('nvidia-smi reader', () => {
     const r = run();
     expect(r.status).toBe(0);
     expect(JSON.parse(r.stdout)).toEqual({
-      available: true, driverVersion: '515.105.01',
+      schemaVersion: 1, available: true, driverVersion: '515.105.01',
       gpus: [{ index: 0, uuid: 'GPU-9a9a6c50-2a47-2f51-a902-b82c3b127e94', name: 'NVIDIA A10G', utilPct: 0, memUsedMiB: 22, memTotalMiB: 23028, temperatureC: 17, processes: [{ pid: 1234, name: 'worker', usedMiB: 512 }] }],
     });
     smi.set({ mode: 'garbage' });
     const bad = run();
     expect(bad.status).toBe(0);
-    expect(JSON.parse(bad.stdout)).toMatchObject({ available: false, gpus: [], reason: expect.any(String) });
+    expect(JSON.parse(bad.stdout)).toEqual({ schemaVersion: 1, available: false, gpus: [], reason: expect.any(String) });
   });
 });

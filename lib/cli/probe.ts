@@ -2,12 +2,15 @@ import { UsageError } from '../errors';
 import { probeGpus } from '../nvidia-smi';
 import { printJson, type GlobalOptions } from './cli-context';
 
+/** Bumped only when a field of `probe gpu --json` is removed or renamed; fields may be added. */
+export const PROBE_SCHEMA_VERSION = 1;
+
 /** `swarmctl probe gpu`: exit 0 whether or not a GPU answered; the answer says which. */
 export async function probeCommand(what: string, opts: GlobalOptions): Promise<number> {
   if (what !== 'gpu') throw new UsageError(`probe expects "gpu", got "${what}"`);
   const r = await probeGpus();
-  // CONTRACT's shape: notInstalled only paces util-controller's re-probes.
-  if (opts.json) printJson(r.available ? r : { available: false, gpus: [], reason: r.reason });
+  // docs/cli.md's shape; notInstalled only paces util-controller's re-probes, so it is not printed.
+  if (opts.json) printJson(r.available ? { schemaVersion: PROBE_SCHEMA_VERSION, ...r } : { schemaVersion: PROBE_SCHEMA_VERSION, available: false, gpus: [], reason: r.reason });
   else if (!r.available) process.stdout.write(`no GPU reading: ${r.reason}\n`);
   else {
     process.stdout.write(`driver ${r.driverVersion ?? '?'}\n`);

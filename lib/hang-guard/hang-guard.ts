@@ -6,7 +6,7 @@ import { daemonRepairFor, type DaemonRepair } from '../daemon-repair';
 import { formatDuration } from '../duration';
 import { errorMessage } from '../errors';
 import { killProcessGroup } from '../kill';
-import { activeQueries, overrunning, terminate, type ActiveQuery } from '../pg-probe';
+import { overrunning, PgProbe, type ActiveQuery } from '../pg-probe';
 import { getControl, setControl } from '../run-registry';
 import { isAlive } from '../proc';
 import type { ProcessManager } from '../process-manager';
@@ -22,6 +22,9 @@ import { DAEMON_STATE_FILES } from '../state-files';
 // process group gets SIGTERM (and SIGCONT), then SIGKILL after killGrace,
 // and is verified gone. It also watches the watchdog, so the watchdog is not
 // the one thing nobody watches.
+
+/** How long a terminated backend may take to leave pg_stat_activity before the action counts as failed. */
+const TERMINATE_VERIFY_MS = 3_000;
 
 interface Overrun {
   message: string;
@@ -62,21 +65,24 @@ export class HangGuard implements DaemonBehavior {
   private lastPgCheckAt = 0;
   private pgError: string | null = null;
   private readonly pgEnded = new Set<number>();
+  private pgProbe: PgProbe | null = null;
 
   start(ctx: DaemonContext): void {
     this.repair = daemonRepairFor(ctx, this.pm, () => this.actionDeps(ctx));
+    if (ctx.config.postgres) this.pgProbe = new PgProbe(ctx.config.postgres, ctx.logger);
   }
 
   /** Long database queries; with cleanStart, the first check of a run ends every matching one. */
   private async checkPostgres(ctx: DaemonContext, now: number): Promise<void> {
     const pg = ctx.config.postgres;
-    if (!pg || now - this.lastPgCheckAt < pg.everyMs) return;
+    const probe = this.pgProbe;
+    if (!pg || !probe || now - this.lastPgCheckAt < pg.everyMs) return;
     this.lastPgCheckAt = now;
     const cleanKey = `pg.cleanStart:${ctx.run.id}`;
     const clean = pg.cleanStart && getControl(ctx.db, cleanKey) === null;
     let qs: ActiveQuery[];
     try {
-      qs = await activeQueries(pg);
+      qs = await probe.activeQueries();
       this.pgError = null;
     } catch (err) {
       if (this.pgError !== errorMessage(err)) ctx.logger.warn({ err: errorMessage(err) }, 'postgres probe failed');
@@ -97,10 +103,9 @@ export class HangGuard implements DaemonBehavior {
       }
       action.started({ pid: q.pid });
       try {
-        const sent = await terminate(pg, q.pid);
-        const still = (await activeQueries(pg)).some((x) => x.pid === q.pid);
-        if (sent && !still) action.verified({ message: `backend ${q.pid} terminated`, pid: q.pid });
-        else action.failed({ message: `backend ${q.pid} ${sent ? 'still active after pg_terminate_backend' : 'could not be terminated'}` });
+        const r = await probe.terminateVerified(q.pid, TERMINATE_VERIFY_MS, ctx.clock);
+        if (r.gone) action.verified({ message: `backend ${q.pid} terminated`, pid: q.pid, signalSent: r.sent, elapsedMs: r.elapsedMs });
+        else action.failed({ message: `backend ${q.pid} ${r.sent ? `still present ${r.elapsedMs}ms after pg_terminate_backend` : 'could not be signalled by pg_terminate_backend'}`, pid: q.pid, signalSent: r.sent });
       } catch (err) {
         action.failed({ message: `pg_terminate_backend(${q.pid}) failed: ${errorMessage(err)}` });
       }
@@ -153,7 +158,8 @@ export class HangGuard implements DaemonBehavior {
     return { kills: this.kills, watching: ['watchdog'], postgres: { error: this.pgError, ended: [...this.pgEnded] }, ...(this.repair?.snapshot() ?? {}) };
   }
 
-  stop(): void {
+  async stop(): Promise<void> {
     this.pm.close();
+    await this.pgProbe?.close();
   }
 }

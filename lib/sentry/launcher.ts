@@ -8,7 +8,7 @@ import { checkpointDir, resetAttemptFiles, workerDir, type WorkerSpec } from './
 import { pm2NameOf, type WorkerRecord } from './worker-record';
 
 // Turns a worker record into a running PM2 app: the spec the shim reads, the
-// environment CONTRACT promises every worker, and autorestart off, because
+// environment docs/config.md promises every worker, and autorestart off, because
 // Swarm, not PM2, decides when to restart.
 
 export const SHIM = path.join(PACKAGE_ROOT, 'lib', 'worker-shim.js');

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { ROOT } from './swarm';
 
-export const FIXTURES = path.join(ROOT, '..', 'shared', 'fixtures', 'nvidia-smi');
+export const FIXTURES = path.join(ROOT, 'test', 'fixtures', 'nvidia-smi');
 
 export interface FakeSmiConfig {
   fixture?: string;

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
+import { Client } from 'pg';
 import { tmpDir } from './tmp';
 
 // A real PostgreSQL for a test: a fresh cluster in a temporary folder, run as
@@ -19,30 +20,51 @@ function asPostgres(cmd: string, args: string[]): void {
   if (r.status !== 0) throw new Error(`${path.basename(cmd)} failed: ${r.stderr || r.stdout}`);
 }
 
+/** A client session running one long query; `ended` settles when the server ends the session or the query. */
+export interface Sleeper {
+  ended: Promise<'terminated' | 'finished'>;
+  close(): Promise<void>;
+}
+
 export interface TestPostgres {
   host: string;
   port: number;
   stop(): void;
   /** Starts a query that runs `seconds`, under the given application_name. */
-  sleeper(appName: string, seconds: number): ChildProcess;
+  sleeper(appName: string, seconds: number): Promise<Sleeper>;
 }
 
-export function startPostgres(): TestPostgres {
+/** With a password, every connection must give it (scram-sha-256); without, the cluster trusts its socket. */
+export function startPostgres(password?: string): TestPostgres {
   const bin = pgBin();
   const dir = tmpDir('swarm-pg-');
   fs.chmodSync(dir, 0o755);
   spawnSync('chown', ['postgres:postgres', dir]);
   const data = path.join(dir, 'data');
   const port = 20000 + Math.floor(Math.random() * 20000);
-  asPostgres(path.join(bin, 'initdb'), ['-D', data, '-A', 'trust', '-U', 'postgres']);
+  const auth = ['-A', 'trust'];
+  if (password !== undefined) {
+    const pwfile = path.join(dir, 'pwfile');
+    fs.writeFileSync(pwfile, `${password}\n`, { mode: 0o600 });
+    spawnSync('chown', ['postgres:postgres', pwfile]);
+    auth.splice(0, 2, '-A', 'scram-sha-256', `--pwfile=${pwfile}`);
+  }
+  asPostgres(path.join(bin, 'initdb'), ['-D', data, ...auth, '-U', 'postgres']);
   asPostgres(path.join(bin, 'pg_ctl'), ['-D', data, '-o', `-p ${port} -k ${dir} -c listen_addresses=`, '-l', path.join(dir, 'server.log'), '-w', 'start']);
   return {
     host: dir,
     port,
     stop: () => asPostgres(path.join(bin, 'pg_ctl'), ['-D', data, '-m', 'immediate', 'stop']),
-    sleeper: (appName, seconds) =>
-      spawn('psql', ['-X', '-h', dir, '-p', String(port), '-U', 'postgres', '-d', 'postgres', '-c', `SELECT pg_sleep(${seconds})`], {
-        env: { ...process.env, PGAPPNAME: appName }, stdio: 'ignore',
-      }),
+    sleeper: async (appName, seconds) => {
+      const client = new Client({ host: dir, port, user: 'postgres', password, database: 'postgres', application_name: appName });
+      // The server ending the session is what the tests wait for, not a failure.
+      client.on('error', () => undefined);
+      await client.connect();
+      const ended = client.query('SELECT pg_sleep($1)', [seconds]).then(
+        () => 'finished' as const,
+        () => 'terminated' as const,
+      );
+      return { ended, close: () => client.end().catch(() => undefined) };
+    },
   };
 }
