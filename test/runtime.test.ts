@@ -1,7 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { Clock, TimerHandle } from '../lib/clock';
 import { compileConfig } from '../lib/config';
 import { DaemonRuntime } from '../lib/daemon-runtime';
 import { openDb } from '../lib/db';
@@ -15,33 +14,8 @@ import { redactText } from '../lib/redact';
 import { Action, LocalGrantor } from '../lib/actions';
 import { SqliteLeaseStore } from '../lib/leases';
 import { SqliteEventLog } from '../lib/event-log';
+import { ManualClock } from './helpers/manual-clock';
 import { tmpDir } from './helpers/tmp';
-
-/** A clock the test moves by hand: no real time passes. */
-class ManualClock implements Clock {
-  t = 1_700_000_000_000;
-  private timers: { at: number; fn: () => void; cancelled: boolean }[] = [];
-  now(): number {
-    return this.t;
-  }
-  setTimeout(fn: () => void, ms: number): TimerHandle {
-    const timer = { at: this.t + ms, fn, cancelled: false };
-    this.timers.push(timer);
-    return { cancel: () => void (timer.cancelled = true) };
-  }
-  async advance(ms: number): Promise<void> {
-    const end = this.t + ms;
-    for (;;) {
-      const next = this.timers.filter((x) => !x.cancelled && x.at <= end).sort((a, b) => a.at - b.at)[0];
-      if (!next) break;
-      this.t = next.at;
-      next.cancelled = true;
-      next.fn();
-      for (let i = 0; i < 5; i++) await Promise.resolve();
-    }
-    this.t = end;
-  }
-}
 
 describe('daemon runtime', () => {
   it('ticks on the injected clock, writes a heartbeat each tick, and stops cleanly', async () => {

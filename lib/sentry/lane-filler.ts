@@ -30,6 +30,13 @@ const MIN_LAUNCH_BUDGET_MS = 1000;
 export class LaneFiller {
   private utilDownSince: number | null = null;
   private launchesEndAt = Infinity;
+  /**
+   * Launches a granted fill permit still owes its lane because the tick ran
+   * out of time. They start on the next ticks under the same action: waiting
+   * for a fresh permit instead would put each of them behind the last fill's
+   * verification, and on a loaded machine a queue of ten took minutes.
+   */
+  private readonly permitOwed = new Map<string, number>();
 
   constructor(
     private readonly host: SentryHost,
@@ -73,9 +80,13 @@ export class LaneFiller {
       if (this.outOfTime(ctx)) return;
       const permit = permits.find((p) => p.lane === lane);
       permit?.done();
-      const free = this.freeSlots(ctx, lane);
-      const allowed = Math.min(free, governed ? (permit?.count ?? 0) : free);
+      const owed = governed ? (this.permitOwed.get(lane) ?? 0) + (permit?.count ?? 0) : Infinity;
+      const allowed = Math.min(this.freeSlots(ctx, lane), owed);
       const started = allowed > 0 ? await this.startQueued(ctx, lane, allowed, now) : [];
+      // Only a launch cut short by the clock is owed; slots that filled up or a queue that emptied end the permit.
+      const cutShort = governed && started.length < allowed && this.outOfTime(ctx);
+      if (cutShort) this.permitOwed.set(lane, allowed - started.length);
+      else this.permitOwed.delete(lane);
       if (permit) this.tieFillAction(ctx, permit.actionId, lane, started);
     }
   }

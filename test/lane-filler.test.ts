@@ -1,0 +1,107 @@
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { LocalGrantor } from '../lib/actions';
+import { compileConfig } from '../lib/config';
+import type { DaemonContext } from '../lib/daemon-runtime';
+import { openDb } from '../lib/db';
+import { readEvents, SqliteEventLog } from '../lib/event-log';
+import { SqliteLeaseStore } from '../lib/leases';
+import { silentLogger } from '../lib/logger';
+import type { AppSpec, ProcessManager } from '../lib/process-manager';
+import { joinOrCreateRun } from '../lib/run-registry';
+import { requestLaneFill } from '../lib/sentry/commands';
+import { LaneFiller } from '../lib/sentry/lane-filler';
+import type { SentryHost } from '../lib/sentry/sentry-host';
+import type { WorkerRecord } from '../lib/sentry/worker-record';
+import { JsonStateStore } from '../lib/state-store';
+import { enqueueTask } from '../lib/task-queue';
+import { ManualClock } from './helpers/manual-clock';
+import { tmpDir } from './helpers/tmp';
+
+// Lane filling against a PM2 that is slow to start each app, as under load:
+// a fill permit the tick's time box cuts short is honoured on the next
+// ticks, under the same action, instead of waiting for a new permit behind
+// the last fill's verification.
+
+/** A process manager whose every start takes `startMs` of the injected clock. */
+class SlowPm implements ProcessManager {
+  readonly started: string[] = [];
+  constructor(
+    private readonly clock: ManualClock,
+    private readonly startMs: number,
+  ) {}
+  async start(app: AppSpec): Promise<void> {
+    this.clock.t += this.startMs;
+    this.started.push(app.name);
+  }
+  async restart(): Promise<void> {}
+  async startEcosystem(): Promise<void> {}
+  async stop(): Promise<void> {}
+  async delete(): Promise<void> {}
+  async list() {
+    return [];
+  }
+  close(): void {}
+}
+
+function setup(tasks: number) {
+  const dir = tmpDir();
+  const config = compileConfig(
+    { name: 'fill', stateDir: dir, tick: '200ms', lanes: { cpu: { kind: 'cpu', slots: 8, fill: 'slots' } }, jobs: { j: { command: ['true'] } } },
+    path.join(dir, 'swarm.config.json'),
+    {},
+  );
+  const db = openDb(dir);
+  const clock = new ManualClock();
+  const { run } = joinOrCreateRun(db, 'fill', clock.now());
+  const log = new SqliteEventLog(db, { source: 'worker-sentry', runId: () => run.id });
+  const ctx: DaemonContext = { name: 'worker-sentry', config, db, log, state: new JsonStateStore(dir), clock, logger: silentLogger, run };
+  for (let i = 1; i <= tasks; i++) enqueueTask(db, { runId: run.id, id: `t${i}`, job: 'j', args: [], lane: 'cpu', queuedAt: new Date(clock.now()).toISOString() });
+  const workers = new Map<string, WorkerRecord>();
+  const grantor = new LocalGrantor(new SqliteLeaseStore(db, () => clock.now()), () => false);
+  const unused = () => {
+    throw new Error('not used by lane filling');
+  };
+  const host: SentryHost = {
+    workers,
+    carried: {},
+    actionDeps: () => ({ log, grantor, actor: 'worker-sentry', now: () => clock.now(), logger: silentLogger }),
+    move: (_ctx, w, to) => void (w.status = to),
+    act: unused, remediate: unused, finishPending: unused, openIncident: unused, closeIncidents: unused, raiseEscalation: unused, stopProcess: unused,
+  };
+  return { ctx, db, log, clock, workers, host };
+}
+
+describe('lane filling under a slow PM2', () => {
+  it('a permit for 6 launches that the time box cuts short is honoured on the next ticks, under one action', async () => {
+    const { ctx, db, log, clock, workers, host } = setup(10);
+    // Each start takes 600ms: the 1s time box allows two per tick.
+    const pm = new SlowPm(clock, 600);
+    const filler = new LaneFiller(host, pm);
+    const fill = log.append({ kind: 'action.proposed', target: 'lane:cpu', data: { type: 'launch_worker', count: 6 } });
+    requestLaneFill(db, 'cpu', 6, fill.seq);
+    for (let tick = 0; tick < 5; tick++) {
+      await filler.fill(ctx, clock.now());
+      clock.t += 200;
+    }
+    expect(pm.started).toHaveLength(6);
+    expect([...workers.keys()]).toEqual(['j-t1', 'j-t2', 'j-t3', 'j-t4', 'j-t5', 'j-t6']);
+    // Started once, for the first batch; no launch beyond what was granted.
+    expect(readEvents(db, { kindPrefix: 'action.started' }).filter((e) => e.actionId === fill.seq)).toHaveLength(1);
+    expect(readEvents(db, { kindPrefix: 'task.started' })).toHaveLength(6);
+  });
+
+  it('a permit is not carried past a queue that emptied', async () => {
+    const { ctx, db, log, clock, host } = setup(1);
+    const pm = new SlowPm(clock, 10);
+    const filler = new LaneFiller(host, pm);
+    const fill = log.append({ kind: 'action.proposed', target: 'lane:cpu', data: { type: 'launch_worker', count: 4 } });
+    requestLaneFill(db, 'cpu', 4, fill.seq);
+    await filler.fill(ctx, clock.now());
+    enqueueTask(db, { runId: ctx.run.id, id: 'late', job: 'j', args: [], lane: 'cpu', queuedAt: new Date(clock.now()).toISOString() });
+    clock.t += 200;
+    await filler.fill(ctx, clock.now());
+    // The late task waits for util-controller's next permit: the first one ended when its queue did.
+    expect(pm.started).toEqual(['swarm-worker-j-t1']);
+  });
+});
