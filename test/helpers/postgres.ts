@@ -4,8 +4,9 @@ import { spawnSync } from 'node:child_process';
 import { Client } from 'pg';
 import { tmpDir } from './tmp';
 
-// A real PostgreSQL for a test: a fresh cluster in a temporary folder, run as
-// the `postgres` user (the server refuses root), on a unix socket only.
+// A real PostgreSQL for a test: a fresh cluster in a temporary folder, on a
+// unix socket only. The server refuses to run as root, so as root it runs as
+// the `postgres` user; as anyone else, as that user.
 
 function pgBin(): string {
   const base = '/usr/lib/postgresql';
@@ -15,8 +16,11 @@ function pgBin(): string {
   return path.join(base, v, 'bin');
 }
 
+const isRoot = process.getuid?.() === 0;
+
 function asPostgres(cmd: string, args: string[]): void {
-  const r = spawnSync('runuser', ['-u', 'postgres', '--', cmd, ...args], { encoding: 'utf8', timeout: 60_000 });
+  const [bin, argv] = isRoot ? ['runuser', ['-u', 'postgres', '--', cmd, ...args]] : [cmd, args];
+  const r = spawnSync(bin, argv, { encoding: 'utf8', timeout: 60_000 });
   if (r.status !== 0) throw new Error(`${path.basename(cmd)} failed: ${r.stderr || r.stdout}`);
 }
 
@@ -39,14 +43,15 @@ export function startPostgres(password?: string): TestPostgres {
   const bin = pgBin();
   const dir = tmpDir('swarm-pg-');
   fs.chmodSync(dir, 0o755);
-  spawnSync('chown', ['postgres:postgres', dir]);
+  const own = (file: string) => isRoot && spawnSync('chown', ['postgres:postgres', file]);
+  own(dir);
   const data = path.join(dir, 'data');
   const port = 20000 + Math.floor(Math.random() * 20000);
   const auth = ['-A', 'trust'];
   if (password !== undefined) {
     const pwfile = path.join(dir, 'pwfile');
     fs.writeFileSync(pwfile, `${password}\n`, { mode: 0o600 });
-    spawnSync('chown', ['postgres:postgres', pwfile]);
+    own(pwfile);
     auth.splice(0, 2, '-A', 'scram-sha-256', `--pwfile=${pwfile}`);
   }
   asPostgres(path.join(bin, 'initdb'), ['-D', data, ...auth, '-U', 'postgres']);
