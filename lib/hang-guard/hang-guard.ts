@@ -66,6 +66,8 @@ export class HangGuard implements DaemonBehavior {
   private pgError: string | null = null;
   private readonly pgEnded = new Set<number>();
   private pgProbe: PgProbe | null = null;
+  /** The PostgreSQL check under way: it runs beside the ticks, so a server slow to answer never holds one up. */
+  private pgCheck: Promise<void> | null = null;
 
   start(ctx: DaemonContext): void {
     this.repair = daemonRepairFor(ctx, this.pm, () => this.actionDeps(ctx));
@@ -119,7 +121,11 @@ export class HangGuard implements DaemonBehavior {
     } catch (err) {
       ctx.logger.error({ err: errorMessage(err) }, 'watchdog check failed');
     }
-    await this.checkPostgres(ctx, now);
+    if (!this.pgCheck) {
+      this.pgCheck = this.checkPostgres(ctx, now)
+        .catch((err: unknown) => ctx.logger.error({ err: errorMessage(err) }, 'postgres check failed'))
+        .finally(() => (this.pgCheck = null));
+    }
     const sentry = ctx.state.read(DAEMON_STATE_FILES['worker-sentry'], SentryBodySchema);
     if (!sentry.ok) return;
     for (const w of sentry.value.workers) {
@@ -160,6 +166,7 @@ export class HangGuard implements DaemonBehavior {
 
   async stop(): Promise<void> {
     this.pm.close();
+    await this.pgCheck;
     await this.pgProbe?.close();
   }
 }
