@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { parseBytes, parseDurationMs } from './duration';
 import { FAILURE_CLASSES } from './event-kinds';
+import { taskWorkerId, workerIdClash, workerIdOwners } from './worker-ids';
 
 // The raw shape of swarm.config.json, exactly as a user writes it. Defaults
 // live here; compiling to milliseconds and absolute paths is config.ts's job.
@@ -14,12 +15,22 @@ const PLACEHOLDERS = ['taskId', 'workerId', 'attempt'];
 export const DURATION_PATTERN = '^\\d+(\\.\\d+)?(ms|s|m|h|d)$';
 export const BYTES_PATTERN = '^\\d+(\\.\\d+)?\\s*[KMGTkmgt]?(i?B)?$';
 
+/**
+ * Node fires a timer set past 2^31-1 ms after 1 ms instead, so a longer
+ * duration would spin a tick or kill at once: the cap is a round 24 days.
+ */
+export const MAX_DURATION_MS = 24 * 86_400_000;
+
 export const Duration = z
   .union([
     z.string().regex(new RegExp(DURATION_PATTERN), { message: 'expected a duration such as "500ms", "30s", "5m" or "2h"' }),
     z.number().int().nonnegative(),
   ])
-  .refine((v) => parseDurationMs(v) !== null, { message: 'expected a duration such as "500ms", "30s", "5m" or "2h"' });
+  .refine((v) => parseDurationMs(v) !== null, { message: 'expected a duration such as "500ms", "30s", "5m" or "2h"' })
+  .refine((v) => (parseDurationMs(v) ?? 0) <= MAX_DURATION_MS, { message: 'expected at most "24d": timers cannot wait longer' });
+
+/** The shortest tick there is; config.ts raises a shorter one to this. */
+export const MIN_TICK_MS = 50;
 
 export const Bytes = z
   .union([z.string().regex(new RegExp(BYTES_PATTERN)), z.number().int().positive()])
@@ -70,7 +81,7 @@ export const JobSchema = z.strictObject({
   progress: z
     .strictObject({
       path: Templated.optional().meta({ description: 'The progress file; defaults to progress.json in the worker checkpoint folder (SWARM_PROGRESS_FILE).' }),
-      staleAfter: Duration.default('30s').meta({ description: 'No progress for this long is progress_stale: the worker is ended and restarted.' }),
+      staleAfter: Duration.default('30s').meta({ description: 'No progress for this long is progress_stale: the worker is ended and restarted. The clock starts at the startup marker when the job has one, else at launch.' }),
     })
     .optional()
     .meta({ description: 'Progress watching: the file advances when its mtime moves or, if it holds JSON with updatedAt, when that moves.' }),
@@ -211,13 +222,17 @@ export const ConfigSchema = z
       }
     }
     const seen = new Set<string>();
+    const owners = workerIdOwners({ jobs: cfg.jobs, tasks: [] });
     cfg.queue.forEach((entry, i) => {
       if (!(entry.job in cfg.jobs)) {
         ctx.addIssue({ code: 'custom', path: ['queue', i, 'job'], message: `expected one of the jobs: ${Object.keys(cfg.jobs).join(', ')}` });
       }
       const id = entry.id ?? `${entry.job}-${i + 1}`;
+      const clash = workerIdClash(owners, entry.job, id);
       if (seen.has(id)) ctx.addIssue({ code: 'custom', path: ['queue', i, 'id'], message: `expected a unique task id; "${id}" is used twice` });
+      else if (clash) ctx.addIssue({ code: 'custom', path: ['queue', i, 'id'], message: `expected a task id whose worker is its own: ${clash}` });
       seen.add(id);
+      owners.set(taskWorkerId(entry.job, id), `task ${id} of job ${entry.job}`);
     });
     if (cfg.postgres?.applicationName !== undefined) {
       try {
@@ -226,6 +241,13 @@ export const ConfigSchema = z
         ctx.addIssue({ code: 'custom', path: ['postgres', 'applicationName'], message: 'expected a valid regular expression' });
       }
     }
+    // A staleness limit under two ticks fires between two looks at a healthy process.
+    const twoTicksMs = 2 * Math.max(MIN_TICK_MS, parseDurationMs(cfg.tick) ?? 0);
+    const atLeastTwoTicks = (value: string | number, at: (string | number)[]) => {
+      if ((parseDurationMs(value) ?? 0) < twoTicksMs) ctx.addIssue({ code: 'custom', path: at, message: `expected at least two ticks (${twoTicksMs}ms with tick ${cfg.tick})` });
+    };
+    atLeastTwoTicks(cfg.watchdog.staleAfter, ['watchdog', 'staleAfter']);
+    for (const [name, job] of Object.entries(cfg.jobs)) if (job.progress) atLeastTwoTicks(job.progress.staleAfter, ['jobs', name, 'progress', 'staleAfter']);
     for (const [name, lane] of Object.entries(cfg.lanes)) {
       if (lane.kind === 'gpu' && (!lane.gpus || lane.gpus.length === 0)) {
         ctx.addIssue({ code: 'custom', path: ['lanes', name, 'gpus'], message: 'expected a list of GPU indexes for a gpu lane' });

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { ConfigError } from './errors';
-import { ConfigSchema, NAME_PATTERN, type ParsedConfig, type ParsedJob } from './config-schema';
+import { ConfigSchema, MIN_TICK_MS, NAME_PATTERN, type ParsedConfig, type ParsedJob } from './config-schema';
 import { parseBytes, parseDurationMs } from './duration';
 import type { FailureClass } from './event-kinds';
 
@@ -165,7 +165,7 @@ function compile(cfg: ParsedConfig, file: string, env: NodeJS.ProcessEnv): Compi
     dir,
     name: cfg.name,
     stateDir: path.resolve(env.SWARM_STATE_DIR ? process.cwd() : dir, env.SWARM_STATE_DIR || cfg.stateDir),
-    tickMs: Math.max(50, ms(cfg.tick)),
+    tickMs: Math.max(MIN_TICK_MS, ms(cfg.tick)),
     lanes,
     utilization: {
       cpuTarget: cfg.utilization.cpuTarget,

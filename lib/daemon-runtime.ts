@@ -10,6 +10,7 @@ import { SqliteEventLog, type EventLog } from './event-log';
 import { Lifecycle } from './lifecycle';
 import type { Logger } from './logger';
 import { PROJECTION_FILE } from './projection';
+import { configRedactor } from './redact';
 import { joinOrCreateRun, type RunRecord } from './run-registry';
 import { DAEMON_STATE_FILES, DaemonHeaderSchema, type DaemonLifecycle } from './state-files';
 import type { StateStore } from './state-store';
@@ -93,6 +94,7 @@ export class DaemonRuntime {
       runId: () => run.id,
       now: () => clock.now(),
       projection: { file: path.join(config.stateDir, PROJECTION_FILE) },
+      redactor: configRedactor(config),
     });
     const previous = state.read(DAEMON_STATE_FILES[name], DaemonHeaderSchema);
     this.restarts = previous.ok && previous.value.runId === run.id ? previous.value.restarts + 1 : 0;

@@ -28,7 +28,7 @@ export const EVENT_KINDS = [
   'daemon.started', 'daemon.stopped',
   'action.proposed', 'action.granted', 'action.denied', 'action.started', 'action.verified', 'action.failed',
   'escalation.raised', 'escalation.resolved',
-  'worker.launched', 'worker.exited', 'worker.adopted',
+  'worker.launched', 'worker.exited', 'worker.adopted', 'worker.signal_refused',
   'task.queued', 'task.started', 'task.completed', 'task.failed', 'task.requeued',
   'run.started', 'run.resumed', 'run.completed', 'run.paused', 'run.unpaused',
   'state.repaired',

@@ -3,6 +3,7 @@ import { EventLogError, errorMessage } from './errors';
 import type { NewEvent, StoredEvent } from './event-kinds';
 import { GENESIS_HASH, hashRow, rowToEvent, type Row } from './event-row';
 import { Projector, type Projection } from './projection';
+import { noRedaction, type Redactor } from './redact';
 import { WriteLock } from './write-lock';
 
 // The append-only event log. Every append takes SQLite's write lock
@@ -22,6 +23,8 @@ export interface SqliteEventLogOptions {
   runId: () => string;
   now?: () => number;
   projection?: Projection | null;
+  /** Applied to every event's data before it is hashed and stored: no secret value reaches the log. */
+  redactor?: Redactor;
 }
 
 export class SqliteEventLog implements EventLog {
@@ -31,6 +34,7 @@ export class SqliteEventLog implements EventLog {
   private readonly now: () => number;
   private readonly lock: WriteLock;
   private readonly projector: Projector | null;
+  private readonly redactor: Redactor;
 
   constructor(
     db: Db,
@@ -44,6 +48,7 @@ export class SqliteEventLog implements EventLog {
     this.now = opts.now ?? Date.now;
     this.lock = new WriteLock(db);
     this.projector = opts.projection ? new Projector(db, opts.projection.file) : null;
+    this.redactor = opts.redactor ?? noRedaction;
   }
 
   append(event: NewEvent): StoredEvent {
@@ -80,7 +85,7 @@ export class SqliteEventLog implements EventLog {
       seq += 1;
       const row = {
         seq, ts, run_id: runId, source: this.opts.source, kind: e.kind, target: e.target,
-        severity: e.severity ?? 'info', action_id: e.actionId ?? null, data: JSON.stringify(e.data ?? {}),
+        severity: e.severity ?? 'info', action_id: e.actionId ?? null, data: JSON.stringify(this.redactor.value(e.data ?? {})),
       };
       const hash = hashRow(prevHash, row);
       this.insert.run(row.seq, row.ts, row.run_id, row.source, row.kind, row.target, row.severity, row.action_id, row.data, hash);

@@ -58,6 +58,11 @@ export function tasksWithStatus(db: Db, runId: string, status: TaskStatus): Task
   return db.prepare<[string, string], TaskRow>('SELECT * FROM tasks WHERE run_id = ? AND status = ? ORDER BY rowid').all(runId, status).map(toRecord);
 }
 
+/** The job and id of every task of the run, whatever its status: what worker ids it has used. */
+export function taskKeys(db: Db, runId: string): { job: string; id: string }[] {
+  return db.prepare<[string], { job: string; id: string }>('SELECT job, id FROM tasks WHERE run_id = ? ORDER BY rowid').all(runId);
+}
+
 export function setTaskStatus(db: Db, runId: string, id: string, status: TaskStatus, now: string, bumpAttempt = false): void {
   db.prepare(`UPDATE tasks SET status = ?, updated_at = ?${bumpAttempt ? ', attempts = attempts + 1' : ''} WHERE run_id = ? AND id = ?`).run(
     status, now, runId, id,

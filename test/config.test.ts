@@ -66,6 +66,43 @@ describe('config', () => {
     expect(paths).toContain('queue.2.job');
   });
 
+  const issuesOf = (raw: unknown): { path: string; message: string }[] => {
+    try {
+      compileConfig(raw, 'c.json', {});
+    } catch (e) {
+      return (e as ConfigError).issues;
+    }
+    return [];
+  };
+
+  it('refuses a duration past 24 days, and a staleAfter under two ticks, naming the field', () => {
+    const long = issuesOf({ name: 'x', jobs: { j: { command: ['node'], maxRuntime: '25d', restart: { window: 2_147_483_648 } } } });
+    expect(long).toEqual(expect.arrayContaining([
+      { path: 'jobs.j.maxRuntime', message: expect.stringMatching(/at most "24d"/) },
+      { path: 'jobs.j.restart.window', message: expect.stringMatching(/at most "24d"/) },
+    ]));
+    expect(issuesOf({ name: 'x', jobs: { j: { command: ['node'], maxRuntime: '24d' } } })).toEqual([]);
+    const fast = issuesOf({ name: 'x', tick: '1s', watchdog: { staleAfter: '0ms' }, jobs: { j: { command: ['node'], progress: { staleAfter: '1500ms' } } } });
+    expect(fast).toEqual(expect.arrayContaining([
+      { path: 'watchdog.staleAfter', message: expect.stringMatching(/at least two ticks \(2000ms/) },
+      { path: 'jobs.j.progress.staleAfter', message: expect.stringMatching(/at least two ticks/) },
+    ]));
+    expect(issuesOf({ name: 'x', tick: '1s', watchdog: { staleAfter: '2s' }, jobs: { j: { command: ['node'], progress: { staleAfter: '2s' } } } })).toEqual([]);
+  });
+
+  it('refuses tasks whose worker id another worker already has', () => {
+    const clashes = issuesOf({
+      name: 'x',
+      jobs: { j: { command: ['node'], replicas: 2 }, a: { command: ['node'] }, 'a-b': { command: ['node'] } },
+      // j-1 is replica 1 of j; a + b-c and a-b + c are both a-b-c.
+      queue: [{ job: 'j', id: '1' }, { job: 'j', id: '2' }, { job: 'a', id: 'b-c' }, { job: 'a-b', id: 'c' }],
+    });
+    expect(clashes).toEqual([
+      { path: 'queue.0.id', message: expect.stringMatching(/"j-1" is already replica 1 of job j's/) },
+      { path: 'queue.3.id', message: expect.stringMatching(/"a-b-c" is already task b-c of job a's/) },
+    ]);
+  });
+
   it('interpolates ${taskId}, ${workerId} and ${attempt}', () => {
     expect(interpolate('runs/${taskId}/${workerId}-${attempt}.json', { taskId: 'T', workerId: 'W', attempt: 3 })).toBe('runs/T/W-3.json');
   });
@@ -88,6 +125,20 @@ describe('config', () => {
     const r2 = spawnSync(SWARMCTL, ['status', '--config', file], { encoding: 'utf8' });
     expect(r2.status).toBe(2);
     expect(r2.stderr).toMatch(/expected JSON/);
+  });
+
+  it('a refused submit, ack or restart leaves no state folder and no run behind', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'swarm-cfg-'));
+    const file = path.join(dir, 'swarm.config.json');
+    fs.writeFileSync(file, JSON.stringify({ name: 'x', stateDir: 'state', jobs: { j: { command: ['node'], replicas: 1 } } }));
+    const ctl = (...args: string[]) => spawnSync(SWARMCTL, ['--config', file, ...args], { encoding: 'utf8' });
+    for (const args of [['submit', 'nope'], ['submit', 'j', '--id', '../x'], ['submit', 'j', '--id', '0'], ['ack', '7'], ['restart', 'j-0']]) {
+      const r = ctl(...args);
+      expect(r.status, args.join(' ')).toBe(2);
+      expect(r.stderr, args.join(' ')).not.toBe('');
+    }
+    expect(ctl('submit', 'j', '--id', '0').stderr).toMatch(/worker id "j-0" is already replica 0 of job j's/);
+    expect(fs.existsSync(path.join(dir, 'state'))).toBe(false);
   });
 
   it('docs/swarm.config.schema.json is up to date (npm run gen:docs)', () => {

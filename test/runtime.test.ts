@@ -10,7 +10,7 @@ import { Lifecycle } from '../lib/lifecycle';
 import { silentLogger } from '../lib/logger';
 import { readStateFile, JsonStateStore } from '../lib/state-store';
 import { DaemonHeaderSchema } from '../lib/state-files';
-import { redactText } from '../lib/redact';
+import { Redactor } from '../lib/redact';
 import { Action, LocalGrantor } from '../lib/actions';
 import { SqliteLeaseStore } from '../lib/leases';
 import { SqliteEventLog } from '../lib/event-log';
@@ -101,7 +101,42 @@ describe('leases and grants', () => {
 
 describe('secrets', () => {
   it('values of KEY/TOKEN/SECRET/PASSWORD variables are redacted', () => {
-    const env = { API_KEY: 'abcd1234', DB_PASSWORD: 'hunter22', PATH: '/bin' };
-    expect(redactText('auth abcd1234 failed for hunter22', env)).toBe('auth [redacted] failed for [redacted]');
+    const r = Redactor.fromEnvs({ API_KEY: 'abcd1234', DB_PASSWORD: 'hunter22', PATH: '/bin' });
+    expect(r.text('auth abcd1234 failed for hunter22')).toBe('auth [redacted] failed for [redacted]');
+  });
+
+  it('short values are not secrets: false and 4096 stay as they are, and the structure is untouched', () => {
+    const r = Redactor.fromEnvs({ TOKENIZERS_PARALLELISM: 'false', MAX_TOKENS: '4096', API_KEY: 'k3y-value-long' });
+    const evidence = { ok: false, exitCode: 4096, signal: null, line: 'max_tokens=4096 parallel=false key=k3y-value-long', nested: [{ flag: true }] };
+    const out = r.value(evidence);
+    expect(out).toEqual({ ...evidence, line: 'max_tokens=4096 parallel=false key=[redacted]' });
+    expect(JSON.parse(JSON.stringify(out))).toEqual(out);
+  });
+
+  it('a secret holding quotes or backslashes is cut out whole, and the JSON stays valid', () => {
+    const secret = 'pa"ss\\wo"rd';
+    const r = Redactor.fromEnvs({ DB_PASSWORD: secret });
+    const out = r.value({ tail: `login with ${secret} failed`, argv: ['--pw', secret] });
+    const text = JSON.stringify(out);
+    expect(text).not.toContain('ss\\\\wo');
+    expect(JSON.parse(text)).toEqual({ tail: 'login with [redacted] failed', argv: ['--pw', '[redacted]'] });
+  });
+
+  it('argument lists lose the values of arguments named like credentials, set here or not', () => {
+    const r = Redactor.fromEnvs({});
+    expect(r.argv(['train.py', '--api-key', 'sk-live-123', '--db-password=hunter2hunter', '--epochs', '5', 'token=abc'])).toEqual([
+      'train.py', '--api-key', '[redacted]', '--db-password=[redacted]', '--epochs', '5', 'token=[redacted]',
+    ]);
+  });
+
+  it('the event log stores every event redacted, its hash chain over the redacted data', () => {
+    const dir = tmpDir();
+    const db = openDb(dir);
+    const log = new SqliteEventLog(db, { source: 'worker-sentry', runId: () => 'r-1', redactor: Redactor.fromEnvs({ HF_TOKEN: 'hf_abcdef123' }) });
+    log.append({ kind: 'task.queued', target: 'task:t', data: { args: ['--hf-token', 'hf_abcdef123'], message: 'printed hf_abcdef123' } });
+    const stored = readEvents(db)[0];
+    expect(JSON.stringify(stored)).not.toContain('hf_abcdef123');
+    expect(stored?.data).toEqual({ args: ['--hf-token', '[redacted]'], message: 'printed [redacted]' });
+    db.close();
   });
 });

@@ -1,8 +1,10 @@
+import fs from 'node:fs';
 import path from 'node:path';
 import { loadConfig, resolveConfigPath, type CompiledConfig } from '../config';
-import { openDb, type Db } from '../db';
+import { DB_FILE, openDb, type Db } from '../db';
 import { SqliteEventLog } from '../event-log';
 import { PROJECTION_FILE } from '../projection';
+import { configRedactor } from '../redact';
 import { joinOrCreateRun, type RunRecord } from '../run-registry';
 
 // What every swarmctl command starts from: the config named by --config (or
@@ -15,6 +17,11 @@ export interface GlobalOptions {
 
 export function cliConfig(opts: GlobalOptions): CompiledConfig {
   return loadConfig(resolveConfigPath(opts.config));
+}
+
+/** Whether a swarm has ever written here: a command about workers or escalations has nothing to act on before. */
+export function hasState(config: CompiledConfig): boolean {
+  return fs.existsSync(path.join(config.stateDir, DB_FILE));
 }
 
 export interface Writer {
@@ -32,7 +39,7 @@ export function openWriter(opts: GlobalOptions, runOpts: { newIfCompleted?: bool
   const config = cliConfig(opts);
   const db = openDb(config.stateDir);
   const { run, created } = joinOrCreateRun(db, config.name, Date.now(), runOpts);
-  const log = new SqliteEventLog(db, { source: 'swarmctl', runId: () => run.id, projection: { file: path.join(config.stateDir, PROJECTION_FILE) } });
+  const log = new SqliteEventLog(db, { source: 'swarmctl', runId: () => run.id, projection: { file: path.join(config.stateDir, PROJECTION_FILE) }, redactor: configRedactor(config) });
   if (created) log.append({ kind: 'run.started', target: `run:${run.id}`, data: { name: config.name, message: `run ${run.id} started by swarmctl` } });
   return { config, db, run, log, created, close: () => { log.close(); db.close(); } };
 }

@@ -7,8 +7,9 @@ import { silentLogger } from '../logger';
 import { reopenRun, setControl } from '../run-registry';
 import { requestCommand } from '../sentry/commands';
 import { readEscalations } from '../snapshot';
-import { enqueueTask, getTask } from '../task-queue';
-import { openWriter, printJson, type GlobalOptions } from './cli-context';
+import { enqueueTask, getTask, taskKeys } from '../task-queue';
+import { workerIdClash, workerIdOwners } from '../worker-ids';
+import { cliConfig, hasState, openWriter, printJson, type GlobalOptions } from './cli-context';
 
 // Manual actions: a person's word, recorded as source swarmctl, going
 // through the same grant and lease as the daemons' own.
@@ -16,13 +17,19 @@ import { openWriter, printJson, type GlobalOptions } from './cli-context';
 const nameRe = new RegExp(NAME_PATTERN);
 
 export function submitCommand(job: string, args: string[], opts: GlobalOptions & { id?: string }): number {
+  // Everything the config alone can refuse is refused before the state folder or a run is made.
+  const config = cliConfig(opts);
+  const jobCfg = config.jobs[job];
+  if (!jobCfg) throw new UsageError(`unknown job "${job}"; the config ${config.file} has: ${Object.keys(config.jobs).join(', ')}`);
+  const id = opts.id ?? `${job}-${Date.now().toString(36)}`;
+  if (!nameRe.test(id)) throw new UsageError(`--id "${id}" must match ${NAME_PATTERN}`);
+  const configClash = workerIdClash(workerIdOwners({ jobs: config.jobs, tasks: config.queue }), job, id);
+  if (configClash) throw new UsageError(`task "${id}" of job ${job} is refused: ${configClash}`);
   const w = openWriter(opts);
   try {
-    const jobCfg = w.config.jobs[job];
-    if (!jobCfg) throw new UsageError(`unknown job "${job}"; the config ${w.config.file} has: ${Object.keys(w.config.jobs).join(', ')}`);
-    const id = opts.id ?? `${job}-${Date.now().toString(36)}`;
-    if (!nameRe.test(id)) throw new UsageError(`--id "${id}" must match ${NAME_PATTERN}`);
     if (getTask(w.db, w.run.id, id)) throw new UsageError(`a task "${id}" already exists in run ${w.run.id}`);
+    const clash = workerIdClash(workerIdOwners({ jobs: config.jobs, tasks: taskKeys(w.db, w.run.id) }), job, id);
+    if (clash) throw new UsageError(`task "${id}" of job ${job} is refused: ${clash}`);
     enqueueTask(w.db, { runId: w.run.id, id, job, args, lane: jobCfg.lane, queuedAt: new Date().toISOString() });
     if (reopenRun(w.db, w.run.id)) {
       w.log.append({ kind: 'run.resumed', target: `run:${w.run.id}`, data: { reason: 'task submitted', taskId: id, message: `run ${w.run.id} reopened: task ${id} submitted` } });
@@ -38,6 +45,8 @@ export function submitCommand(job: string, args: string[], opts: GlobalOptions &
 
 export async function workerCommand(op: 'restart' | 'stop', workerId: string, opts: GlobalOptions): Promise<number> {
   if (!nameRe.test(workerId)) throw new UsageError(`worker id "${workerId}" must match ${NAME_PATTERN}`);
+  const config = cliConfig(opts);
+  if (!hasState(config)) throw new UsageError(`no worker "${workerId}": no swarm has run with state folder ${config.stateDir}`);
   const w = openWriter(opts);
   try {
     const grantor = makeGrantor(w.db, systemClock, w.config);
@@ -76,6 +85,8 @@ export function pauseCommand(paused: boolean, opts: GlobalOptions): number {
 export function ackCommand(idText: string, opts: GlobalOptions): number {
   if (!/^\d+$/.test(idText)) throw new UsageError(`ESCALATION_ID must be a number, got "${idText}"`);
   const id = Number(idText);
+  const config = cliConfig(opts);
+  if (!hasState(config)) throw new UsageError(`no escalation ${id}: no swarm has run with state folder ${config.stateDir}`);
   const w = openWriter(opts);
   try {
     const esc = readEscalations(w.db).find((e) => e.id === id);

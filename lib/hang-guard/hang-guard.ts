@@ -8,12 +8,11 @@ import { errorMessage } from '../errors';
 import { killProcessGroup } from '../kill';
 import { overrunning, PgProbe, type ActiveQuery } from '../pg-probe';
 import { getControl, setControl } from '../run-registry';
-import { isAlive } from '../proc';
 import type { ProcessManager } from '../process-manager';
 import { progressFileFor } from '../sentry/launcher';
 import { readProgress } from '../sentry/observe';
 import { workerDir } from '../sentry/worker-files';
-import { LIVE_STATUSES, SentryBodySchema, type WorkerRecord } from '../sentry/worker-record';
+import { LIVE_STATUSES, SentryBodySchema, workerAlive, workerIdentity, type WorkerRecord } from '../sentry/worker-record';
 import { DAEMON_STATE_FILES } from '../state-files';
 
 // hang-guard: owns operations that run too long. A worker past its job's
@@ -130,7 +129,7 @@ export class HangGuard implements DaemonBehavior {
     if (!sentry.ok) return;
     for (const w of sentry.value.workers) {
       const job = ctx.config.jobs[w.job];
-      if (!job || !LIVE_STATUSES.includes(w.status) || w.pid === null || !isAlive(w.pid)) continue;
+      if (!job || !LIVE_STATUSES.includes(w.status) || w.pid === null || !workerAlive(w)) continue;
       const key = `${w.id}:${w.pid}`;
       if (this.handled.has(key)) continue;
       const progress = readProgress(progressFileFor(ctx.config, job, w))?.json ?? null;
@@ -153,8 +152,12 @@ export class HangGuard implements DaemonBehavior {
     }
     const pid = w.pid as number;
     action.started({ pid, pgid: w.pgid });
+    // Only a process the sentry's record says the kernel vouched for is signalled (lib/process-identity.ts).
+    const id = workerIdentity(w);
+    if (!id) return action.failed({ message: `not signalled: the kernel never confirmed pid ${pid} as the worker Swarm started`, pid });
     writeJsonAtomic(path.join(workerDir(ctx.config.stateDir, w.id), 'kill-reason.json'), { class: 'runtime_exceeded', incidentId: d.seq, actionId: action.id, pid, by: 'hang-guard', message: o.message });
-    const r = await killProcessGroup(pid, w.pgid ?? pid, ctx.config.hangGuard.killGraceMs, ctx.clock);
+    const r = await killProcessGroup(id, ctx.config.hangGuard.killGraceMs, ctx.clock);
+    if (r.refused) return action.failed({ message: `not signalled: ${r.refused}`, pid });
     this.kills += 1;
     if (r.gone) action.verified({ message: `process group ${w.pgid ?? pid} gone after ${r.elapsedMs}ms${r.escalated ? ' (SIGKILL needed)' : ''}`, escalated: r.escalated, elapsedMs: r.elapsedMs });
     else action.failed({ message: `pid ${pid} still alive after SIGKILL`, elapsedMs: r.elapsedMs });

@@ -31,10 +31,11 @@ export function detectLive(w: WorkerRecord, job: CompiledJob, now: number, artif
       evidence: { marker: job.startup.marker, withinMs: job.startup.withinMs, sinceLaunchMs: sinceLaunch },
     });
   }
-  // A worker still inside its startup gate is judged by the gate, not by progress.
+  // A worker still inside its startup gate is judged by the gate, not by progress; once through it, the
+  // progress clock starts at the gate (as a liveness probe waits for the startup probe), not at launch.
   const startupPending = job.startup !== null && !w.startupSeen;
   if (job.progress && !startupPending) {
-    const age = ageOf(w.lastProgressAt, w.launchedAt, now);
+    const age = ageOf(w.lastProgressAt, w.startupSeenAt ?? w.launchedAt, now);
     if (age > job.progress.staleAfterMs) {
       out.push({
         class: 'progress_stale',

@@ -3,7 +3,6 @@ import { interpolate, type CompiledJob } from '../config';
 import type { DaemonContext } from '../daemon-runtime';
 import type { Target } from '../event-kinds';
 import { isStopped, processTree } from '../proc';
-import { redactText } from '../redact';
 import { setTaskStatus } from '../task-queue';
 import type { SentryHost } from './sentry-host';
 import { runVerify, type VerifyResult } from './verify-guard';
@@ -40,7 +39,7 @@ export class FieldLoops {
     this.verified.delete(w.id);
     this.verifications.delete(w.id);
     w.verifying = false;
-    const guard = { exitCode: r.exitCode, signal: r.signal, timedOut: r.timedOut, output: redactText(r.output, { ...process.env, ...job.env }) };
+    const guard = { exitCode: r.exitCode, signal: r.signal, timedOut: r.timedOut, output: r.output };
     if (r.ok) {
       this.host.finishPending(ctx, w, 'verified', { message: 'task completed and its validation passed' });
       this.host.move(ctx, w, 'completed', 'exit 0, validation passed');

@@ -6,6 +6,7 @@ import { errorMessage } from '../errors';
 import type { ProcessManager } from '../process-manager';
 import { daemonView } from '../snapshot';
 import { getTask, queuedTasks, setTaskStatus } from '../task-queue';
+import { replicaWorkerId, taskWorkerId } from '../worker-ids';
 import { pendingLaneFills } from './commands';
 import { launchWorker } from './launcher';
 import { fileSize } from './observe';
@@ -60,7 +61,7 @@ export class LaneFiller {
     }
     for (const [name, job] of Object.entries(ctx.config.jobs)) {
       for (let slot = 0; slot < job.replicas; slot++) {
-        const id = `${name}-${slot}`;
+        const id = replicaWorkerId(name, slot);
         if (this.outOfTime(ctx)) return;
         if (!this.host.workers.has(id) && this.freeSlots(ctx, job.lane) > 0) {
           const w = newWorkerRecord({ id, job: name, taskId: null, slot, lane: job.lane });
@@ -96,7 +97,7 @@ export class LaneFiller {
     const held = [...this.host.workers.values()].filter((w) => w.lane === lane && w.status === 'stopped' && w.taskId !== null).length;
     const out: WorkerRecord[] = [];
     for (const t of queuedTasks(ctx.db, ctx.run.id, lane, count + held)) {
-      const id = `${t.job}-${t.id}`;
+      const id = taskWorkerId(t.job, t.id);
       const prev = this.host.workers.get(id);
       if (prev?.status === 'stopped' || out.length >= count) continue;
       if (out.length > 0 && this.outOfTime(ctx)) break;
@@ -165,8 +166,8 @@ export class LaneFiller {
     if (!job) return;
     const relaunch = w.attempt > 0;
     Object.assign(w, {
-      attempt: w.attempt + 1, restarts: relaunch ? w.restarts + 1 : w.restarts, pid: null, pgid: null, shimPid: null, launchedAt: now,
-      progressAdvancedSinceLaunch: false, startupSeen: false, logOffset: fileSize(path.join(workerDir(ctx.config.stateDir, w.id), 'output.log')) ?? 0,
+      attempt: w.attempt + 1, restarts: relaunch ? w.restarts + 1 : w.restarts, pid: null, pgid: null, shimPid: null, identity: null, launchedAt: now,
+      progressAdvancedSinceLaunch: false, startupSeen: false, startupSeenAt: null, logOffset: fileSize(path.join(workerDir(ctx.config.stateDir, w.id), 'output.log')) ?? 0,
       logChangedAt: null, artifactsSeen: job.artifacts.map(() => false), backoffUntil: null, regrant: null, deniedUntil: null, detectedThisAttempt: [], memBytes: null, cpuPct: null, lastProgressAt: null,
       gpus: this.pickGpus(ctx, w), plateau: newTracker(), verifying: false,
     });

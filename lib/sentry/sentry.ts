@@ -8,8 +8,7 @@ import { errorMessage } from '../errors';
 import type { FailureClass, Target } from '../event-kinds';
 import { killProcessGroup } from '../kill';
 import type { ProcessManager } from '../process-manager';
-import { cgroupOomKills, isAlive, TreeUsageSampler } from '../proc';
-import { redactText } from '../redact';
+import { cgroupOomKills, TreeUsageSampler } from '../proc';
 import { DAEMON_STATE_FILES, type Incident } from '../state-files';
 import { countTasks, enqueueTask, setTaskStatus, tasksWithStatus } from '../task-queue';
 import { classifyExit, type RuleAction } from './classify';
@@ -18,13 +17,15 @@ import { readTail } from './observe';
 import { artifactPaths, observeFiles, sampleUsage } from './worker-observer';
 import { onFailure, onHealthy } from './restart-budget';
 import { pendingCommands, resolvedEscalations } from './commands';
-import { readExit, readKillReason, readPid, workerDir, type ExitRecord } from './worker-files';
+import { readExit, readKillReason, workerDir, type ExitRecord } from './worker-files';
+import { readWorkerPid } from './worker-pid';
 import { plateaued } from './plateau';
-import { LIVE_STATUSES, pm2NameOf, SentryBodySchema, toView, WORKER_MOVES, type WorkerRecord } from './worker-record';
+import { LIVE_STATUSES, pm2NameOf, SentryBodySchema, shimAlive, toView, WORKER_MOVES, workerAlive, workerIdentity, type WorkerRecord } from './worker-record';
 import { IncidentBook } from './incidents';
 import { adoptFromDisk } from './adopt';
 import { FieldLoops } from './field-loops';
 import { LaneFiller } from './lane-filler';
+import { taskWorkerId } from '../worker-ids';
 import type { SentryHost } from './sentry-host';
 import { WorkerCommands } from './worker-commands';
 
@@ -48,6 +49,8 @@ export class WorkerSentry implements DaemonBehavior, SentryHost {
   private lastEscalationSeq = 0;
   private kernelOomKills: number | null = cgroupOomKills();
   private stopping = new Set<string>();
+  /** Signal refusals already recorded, by worker, attempt and reason. */
+  private readonly refusals = new Set<string>();
 
   readonly actionDeps: (ctx: DaemonContext) => ActionDeps;
 
@@ -97,7 +100,7 @@ export class WorkerSentry implements DaemonBehavior, SentryHost {
         const known = this.workers.get(w.id);
         if (!known) this.workers.set(w.id, w);
         else if (known.attempt < w.attempt) {
-          Object.assign(known, { attempt: w.attempt, pid: w.pid, pgid: w.pgid, shimPid: w.shimPid, launchedAt: w.launchedAt, status: 'running', backoffUntil: null, regrant: null, startupSeen: true, progressAdvancedSinceLaunch: true });
+          Object.assign(known, { attempt: w.attempt, pid: w.pid, pgid: w.pgid, shimPid: w.shimPid, identity: w.identity, launchedAt: w.launchedAt, status: 'running', backoffUntil: null, regrant: null, startupSeen: true, progressAdvancedSinceLaunch: true });
         }
       }
     } else {
@@ -105,7 +108,7 @@ export class WorkerSentry implements DaemonBehavior, SentryHost {
     }
     this.filler.settleOrphanedFills(ctx);
     for (const w of this.workers.values()) {
-      if (LIVE_STATUSES.includes(w.status) && isAlive(w.pid)) {
+      if (LIVE_STATUSES.includes(w.status) && workerAlive(w)) {
         ctx.log.append({ kind: 'worker.adopted', target: `worker:${w.id}`, data: { pid: w.pid, attempt: w.attempt, message: `adopted running worker pid=${w.pid}` } });
       }
     }
@@ -117,7 +120,7 @@ export class WorkerSentry implements DaemonBehavior, SentryHost {
     }
     // A task the database calls running with no worker for it was lost with a previous sentry: queue it again.
     for (const t of tasksWithStatus(ctx.db, ctx.run.id, 'running')) {
-      const wid = `${t.job}-${t.id}`;
+      const wid = taskWorkerId(t.job, t.id);
       if (!this.workers.has(wid)) {
         setTaskStatus(ctx.db, ctx.run.id, t.id, 'queued', iso(ctx.clock.now()));
         ctx.log.append({ kind: 'task.requeued', target: `task:${t.id}`, data: { reason: 'no worker record after sentry restart' } });
@@ -154,10 +157,9 @@ export class WorkerSentry implements DaemonBehavior, SentryHost {
     const job = ctx.config.jobs[w.job];
     const dir = workerDir(ctx.config.stateDir, w.id);
     if (!job) return;
-    if (w.pid === null) {
-      const p = readPid(dir);
-      if (p) Object.assign(w, { pid: p.pid, pgid: p.pgid, shimPid: p.shimPid });
-    }
+    // Until the kernel has vouched for the pid the shim reported, it is not believed (a record from an
+    // older sentry has no identity yet: it gets one the same way).
+    if (w.pid === null || w.identity === null) this.learnPid(ctx, w, dir);
     const exit = readExit(dir);
     if (exit) return this.onExit(ctx, w, job, exit, kernelOom);
     if (w.pid === null) {
@@ -166,14 +168,15 @@ export class WorkerSentry implements DaemonBehavior, SentryHost {
       }
       return;
     }
-    if (!isAlive(w.pid)) {
+    if (!workerAlive(w)) {
       // The shim records every exit; no record means the shim itself died first.
-      if (!isAlive(w.shimPid)) return this.onExit(ctx, w, job, { exitCode: null, signal: null, endedAt: iso(now), error: 'worker and shim gone without an exit record' }, kernelOom);
+      if (!shimAlive(w)) return this.onExit(ctx, w, job, { exitCode: null, signal: null, endedAt: iso(now), error: 'worker and shim gone without an exit record' }, kernelOom);
       return;
     }
-    if (!isAlive(w.shimPid)) {
-      await killProcessGroup(w.pid, w.pgid ?? w.pid, job.stopGraceMs, ctx.clock);
-      return this.onExit(ctx, w, job, { exitCode: null, signal: 'SIGKILL', endedAt: iso(now), error: 'shim lost; orphaned worker ended' }, kernelOom);
+    if (!shimAlive(w)) {
+      const refused = await this.endGroup(ctx, w, job.stopGraceMs);
+      const error = refused ? `shim lost; worker not signalled: ${refused}` : 'shim lost; orphaned worker ended';
+      return this.onExit(ctx, w, job, { exitCode: null, signal: refused ? null : 'SIGKILL', endedAt: iso(now), error }, kernelOom);
     }
     sampleUsage(this.usage, w, now);
     if (observeFiles(ctx.config, job, w, dir, now).progressResumed && w.status === 'stale') this.move(ctx, w, 'running', 'progress resumed');
@@ -214,7 +217,7 @@ export class WorkerSentry implements DaemonBehavior, SentryHost {
     // Awaited, so a relaunch in this same tick cannot race the removal of the old app.
     await this.pm.delete(pm2NameOf(w.id)).catch((err: unknown) => ctx.logger.warn({ worker: w.id, err: errorMessage(err) }, 'pm2 delete failed'));
     const pid = w.pid;
-    Object.assign(w, { pid: null, pgid: null, shimPid: null, cpuPct: null, cpuTicks: null });
+    Object.assign(w, { pid: null, pgid: null, shimPid: null, identity: null, cpuPct: null, cpuTicks: null });
     if (intent === 'stop') {
       w.stopIntent = null;
       this.move(ctx, w, 'stopped', 'stopped on request');
@@ -283,10 +286,9 @@ export class WorkerSentry implements DaemonBehavior, SentryHost {
 
   // ---- remediation ----------------------------------------------------------
 
-  async remediate(ctx: DaemonContext, w: WorkerRecord, job: CompiledJob, cls: FailureClass, ruleAction: RuleAction, rawEvidence: Record<string, unknown>, now: number): Promise<void> {
+  async remediate(ctx: DaemonContext, w: WorkerRecord, job: CompiledJob, cls: FailureClass, ruleAction: RuleAction, evidence: Record<string, unknown>, now: number): Promise<void> {
     const target: Target = `worker:${w.id}`;
-    // Log tails can hold what a worker printed: secret values are cut out before anything is recorded.
-    const evidence = JSON.parse(redactText(JSON.stringify(rawEvidence), { ...process.env, ...job.env })) as Record<string, unknown>;
+    // Log tails can hold what a worker printed: the event log cuts secret values out of every event's data.
     const detect = ctx.log.append({ kind: `detect.${cls}`, target, severity: 'warn', data: { class: cls, attempt: w.attempt, pid: w.pid, ...evidence } });
     this.incidents.open(detect.seq, cls, target, now);
     w.openIncidents.push(detect.seq);
@@ -355,14 +357,37 @@ export class WorkerSentry implements DaemonBehavior, SentryHost {
   }
 
   async stopProcess(ctx: DaemonContext, w: WorkerRecord, job: CompiledJob): Promise<void> {
-    if (w.pid === null || !isAlive(w.pid)) return;
+    if (w.pid === null || !workerAlive(w)) return;
     this.stopping.add(w.id);
     try {
-      const res = await killProcessGroup(w.pid, w.pgid ?? w.pid, job.stopGraceMs, ctx.clock);
-      ctx.logger.info({ worker: w.id, ...res }, 'worker process group ended');
+      await this.endGroup(ctx, w, job.stopGraceMs);
     } finally {
       this.stopping.delete(w.id);
     }
+  }
+
+  /** Ends the worker's process group if it is still the one the kernel vouched for; returns why not, if it refused. */
+  private async endGroup(ctx: DaemonContext, w: WorkerRecord, graceMs: number): Promise<string | null> {
+    const id = workerIdentity(w);
+    const res = id ? await killProcessGroup(id, graceMs, ctx.clock) : { refused: 'the kernel never confirmed this pid as the worker Swarm started' };
+    if (res.refused === null) ctx.logger.info({ worker: w.id, ...res }, 'worker process group ended');
+    else this.refuseSignal(ctx, w, { pid: w.pid, pgid: w.pgid, shimPid: w.shimPid }, res.refused);
+    return res.refused;
+  }
+
+  private learnPid(ctx: DaemonContext, w: WorkerRecord, dir: string): void {
+    const r = readWorkerPid(dir, w.id);
+    if (r.kind === 'vouched' && (w.pid === null || w.pid === r.fields.pid)) Object.assign(w, r.fields);
+    else if (r.kind === 'gone' && w.pid === null) Object.assign(w, r.fields);
+    else if (r.kind === 'refused') this.refuseSignal(ctx, w, r.reported, r.reason);
+  }
+
+  /** Recorded once per worker attempt and reason: Swarm will not signal a process it cannot vouch for. */
+  private refuseSignal(ctx: DaemonContext, w: WorkerRecord, reported: Record<string, number | null>, reason: string): void {
+    const key = `${w.id}:${w.attempt}:${reason}`;
+    if (this.refusals.has(key)) return;
+    this.refusals.add(key);
+    ctx.log.append({ kind: 'worker.signal_refused', target: `worker:${w.id}`, severity: 'error', data: { ...reported, attempt: w.attempt, reason, message: `not signalled: ${reason}` } });
   }
 
   private verifyPending(ctx: DaemonContext, w: WorkerRecord, now: number): void {

@@ -47,7 +47,7 @@ export function observeFiles(config: CompiledConfig, job: CompiledJob, w: Worker
   if (job.startup && !w.startupSeen) {
     const scan = scanForMarker(logFile, w.logOffset, job.startup.marker);
     w.logOffset = scan.offset;
-    if (scan.found) w.startupSeen = true;
+    if (scan.found) Object.assign(w, { startupSeen: true, startupSeenAt: now });
   }
   artifactPaths(job, w).forEach((p, i) => {
     if (!w.artifactsSeen[i] && exists(p)) w.artifactsSeen[i] = true;

@@ -1,5 +1,7 @@
 import { z } from 'zod';
 import { iso } from '../clock';
+import { isAlive, readProcStat } from '../proc';
+import { currentBootId, type ProcessIdentity } from '../process-identity';
 import { WORKER_STATUSES, type WorkerStatus, type WorkerView } from '../state-files';
 
 // The sentry's record of one worker slot (a replica or a task), persisted in
@@ -52,12 +54,16 @@ export const WorkerRecordSchema = z.object({
   pid: z.number().int().nullable(),
   pgid: z.number().int().nullable(),
   shimPid: z.number().int().nullable(),
+  /** Who pid and shimPid are, as the kernel confirmed when Swarm first believed them; null: never confirmed, never signalled. */
+  identity: z.object({ startTicks: z.number(), shimStartTicks: z.number(), bootId: z.string() }).nullable().default(null),
   gpus: z.array(z.number().int()),
   launchedAt: z.number().nullable(),
   lastProgressAt: z.number().nullable(),
   progressMarker: z.string().nullable(),
   progressAdvancedSinceLaunch: z.boolean(),
   startupSeen: z.boolean(),
+  /** When this attempt's startup marker appeared: with a startup gate, the progress clock starts here, not at launch. */
+  startupSeenAt: z.number().nullable().default(null),
   logOffset: z.number(),
   logSize: z.number().nullable(),
   logChangedAt: z.number().nullable(),
@@ -91,8 +97,8 @@ export type WorkerRecord = z.output<typeof WorkerRecordSchema>;
 export function newWorkerRecord(p: { id: string; job: string; taskId: string | null; slot: number | null; lane: string; attempt?: number }): WorkerRecord {
   return {
     id: p.id, job: p.job, taskId: p.taskId, slot: p.slot, lane: p.lane, status: 'backoff', attempt: p.attempt ?? 0, restarts: 0,
-    pid: null, pgid: null, shimPid: null, gpus: [], launchedAt: null, lastProgressAt: null, progressMarker: null,
-    progressAdvancedSinceLaunch: false, startupSeen: false, logOffset: 0, logSize: null, logChangedAt: null, artifactsSeen: [],
+    pid: null, pgid: null, shimPid: null, identity: null, gpus: [], launchedAt: null, lastProgressAt: null, progressMarker: null,
+    progressAdvancedSinceLaunch: false, startupSeen: false, startupSeenAt: null, logOffset: 0, logSize: null, logChangedAt: null, artifactsSeen: [],
     backoffUntil: 0, deniedUntil: null, regrant: null, history: { restartTimes: [], streak: 0, healthySince: null }, pending: null, stopIntent: null,
     openIncidents: [], escalationId: null, detectedThisAttempt: [], cpuTicks: null, cpuSampledAt: null, cpuPct: null, memBytes: null, lastExit: null,
     tier: 0, strategy: -1, plateau: { best: null, updatesSinceImprovement: 0, lastImprovementAt: null }, failureCounts: {}, verifying: false,
@@ -104,6 +110,23 @@ export const SentryBodySchema = z.looseObject({
   /** Attempts of tasks sent back to the queue, so SWARM_ATTEMPT keeps counting when they run again. */
   carried: z.record(z.string(), z.object({ attempt: z.number().int(), restarts: z.number().int() })).default({}),
 });
+
+/** The worker's process as it may be signalled, or null if the kernel never vouched for it. */
+export function workerIdentity(w: WorkerRecord): ProcessIdentity | null {
+  return w.pid !== null && w.identity ? { pid: w.pid, startTicks: w.identity.startTicks, bootId: w.identity.bootId } : null;
+}
+
+/** The worker still runs: its pid is alive and, where recorded, is still the process the kernel vouched for. */
+export function workerAlive(w: WorkerRecord): boolean {
+  if (!isAlive(w.pid)) return false;
+  return !w.identity || w.pid === null || (w.identity.bootId === currentBootId() && readProcStat(w.pid)?.startTicks === w.identity.startTicks);
+}
+
+/** The shim still runs: its pid is alive and, where recorded, is still the process that started as our shim. */
+export function shimAlive(w: WorkerRecord): boolean {
+  if (!isAlive(w.shimPid)) return false;
+  return !w.identity || w.shimPid === null || (w.identity.bootId === currentBootId() && readProcStat(w.shimPid)?.startTicks === w.identity.shimStartTicks);
+}
 
 export const pm2NameOf = (workerId: string): string => `swarm-worker-${workerId}`;
 

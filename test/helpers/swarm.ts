@@ -59,7 +59,13 @@ export class TestSwarm {
   }
 
   async waitEvent(kind: string, target?: string, pred: (e: StoredEvent) => boolean = () => true, timeoutMs = 45_000): Promise<StoredEvent> {
-    return waitFor(`${kind} on ${target ?? 'any target'}`, () => this.events({ kind, target }).find(pred), timeoutMs, 150);
+    try {
+      return await waitFor(`${kind} on ${target ?? 'any target'}`, () => this.events({ kind, target }).find(pred), timeoutMs, 150);
+    } catch (err) {
+      // What did happen is what a failure in CI needs: the last events of that target.
+      const seen = this.events({ target }).slice(-15).map((e) => `  #${e.seq} ${e.kind} ${JSON.stringify(e.data).slice(0, 200)}`);
+      throw new Error(`${(err as Error).message}\nlast events${target ? ` of ${target}` : ''}:\n${seen.join('\n')}`);
+    }
   }
 
   query(): Snapshot {
