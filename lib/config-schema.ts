@@ -206,7 +206,10 @@ export const ConfigSchema = z
           .optional()
           .meta({ description: 'The environment variable that holds the password. Unset: PGPASSWORD, then ~/.pgpass. A password is never written in the config.' }),
         maxQuery: Duration.meta({ description: 'Queries active longer than this are ended with pg_terminate_backend.' }),
-        applicationName: z.string().optional().meta({ description: 'A regular expression: only queries whose application_name matches are ended.' }),
+        applicationName: z.string().optional().meta({ description: 'A regular expression: only queries whose application_name matches are ended. One of applicationName, usename and datname is required; those given must all match.' }),
+        usename: z.string().min(1).optional().meta({ description: 'Only queries of this database user are ended.' }),
+        datname: z.string().min(1).optional().meta({ description: 'Only queries in this database are ended.' }),
+        includeSuperusers: z.boolean().default(false).meta({ description: 'Also end the queries of superusers (a DBA\'s VACUUM, a pg_dump); off, they are never touched.' }),
         cleanStart: z.boolean().default(false).meta({ description: 'When a run starts, end every matching active query, whatever its age.' }),
         every: Duration.default('5s').meta({ description: 'How often hang-guard reads pg_stat_activity.' }),
       })
@@ -234,6 +237,10 @@ export const ConfigSchema = z
       seen.add(id);
       owners.set(taskWorkerId(entry.job, id), `task ${id} of job ${entry.job}`);
     });
+    if (cfg.postgres && cfg.postgres.applicationName === undefined && cfg.postgres.usename === undefined && cfg.postgres.datname === undefined) {
+      // Unscoped, the guard would end every active query on the server, of any user and database.
+      ctx.addIssue({ code: 'custom', path: ['postgres'], message: 'expected a scope: applicationName, usename or datname' });
+    }
     if (cfg.postgres?.applicationName !== undefined) {
       try {
         new RegExp(cfg.postgres.applicationName);

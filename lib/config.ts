@@ -67,7 +67,12 @@ export interface CompiledConfig {
   consensus: { maxConcurrentActions: number; selfGrantAfterMs: number; breakerFailures: number; breakerWindowMs: number; scoresEveryMs: number };
   watchdog: { staleAfterMs: number; quickCheckEveryMs: number; walCheckpointBytes: number };
   hangGuard: { killGraceMs: number };
-  postgres: { host: string | null; port: number | null; user: string | null; database: string | null; passwordEnv: string | null; maxQueryMs: number; applicationName: RegExp | null; cleanStart: boolean; everyMs: number } | null;
+  postgres: {
+    host: string | null; port: number | null; user: string | null; database: string | null; passwordEnv: string | null; maxQueryMs: number;
+    /** The scope: at least one is set (the schema sees to it), and every one set must match. */
+    applicationName: RegExp | null; usename: string | null; datname: string | null; includeSuperusers: boolean;
+    cleanStart: boolean; everyMs: number;
+  } | null;
 }
 
 /** Which file to load: the flag, then SWARM_CONFIG, then ./swarm.config.json, then the demo. */
@@ -196,6 +201,7 @@ function compile(cfg: ParsedConfig, file: string, env: NodeJS.ProcessEnv): Compi
         host: cfg.postgres.host ?? null, port: cfg.postgres.port ?? null, user: cfg.postgres.user ?? null, database: cfg.postgres.database ?? null,
         passwordEnv: cfg.postgres.passwordEnv ?? null,
         maxQueryMs: ms(cfg.postgres.maxQuery), applicationName: cfg.postgres.applicationName === undefined ? null : new RegExp(cfg.postgres.applicationName),
+        usename: cfg.postgres.usename ?? null, datname: cfg.postgres.datname ?? null, includeSuperusers: cfg.postgres.includeSuperusers,
         cleanStart: cfg.postgres.cleanStart, everyMs: ms(cfg.postgres.every),
       }
       : null,

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { Client, type ClientConfig } from 'pg';
 import type { Clock } from './clock';
 import type { CompiledConfig } from './config';
@@ -23,8 +24,27 @@ const VERIFY_EVERY_MS = 50;
 export interface ActiveQuery {
   pid: number;
   applicationName: string;
+  usename: string;
+  datname: string;
+  superuser: boolean;
   runningMs: number;
-  query: string;
+  /** What the query is, without its text: SQL can carry data and secrets, and events are kept for ever. */
+  fingerprint: string;
+}
+
+/**
+ * The first 16 hex digits of the SHA-256 of the query with its literals
+ * taken out and its spacing and case evened, so the same statement with
+ * other values has the same fingerprint, and the text is never stored.
+ */
+export function queryFingerprint(sql: string): string {
+  const shape = sql
+    .replace(/'(?:[^']|'')*'/g, '?')
+    .replace(/\b\d+(?:\.\d+)?\b/g, '?')
+    .replace(/\s+/g, ' ')
+    .trim()
+    .toLowerCase();
+  return createHash('sha256').update(shape).digest('hex').slice(0, 16);
 }
 
 export type PgConfig = NonNullable<CompiledConfig['postgres']>;
@@ -55,12 +75,12 @@ export function clientConfig(cfg: PgConfig, env: NodeJS.ProcessEnv): ClientConfi
 }
 
 const ACTIVE_SQL = `
-  SELECT pid, coalesce(application_name, '') AS app,
-         floor(extract(epoch from (clock_timestamp() - query_start)) * 1000)::bigint AS ms,
-         left(regexp_replace(query, '\\s+', ' ', 'g'), 200) AS query
-    FROM pg_stat_activity
-   WHERE state = 'active' AND backend_type = 'client backend'
-     AND pid <> pg_backend_pid() AND coalesce(application_name, '') <> $1`;
+  SELECT a.pid, coalesce(a.application_name, '') AS app, coalesce(a.usename::text, '') AS usename,
+         coalesce(a.datname::text, '') AS datname, coalesce(r.rolsuper, false) AS superuser,
+         floor(extract(epoch from (clock_timestamp() - a.query_start)) * 1000)::bigint AS ms, a.query
+    FROM pg_stat_activity a LEFT JOIN pg_roles r ON r.oid = a.usesysid
+   WHERE a.state = 'active' AND a.backend_type = 'client backend'
+     AND a.pid <> pg_backend_pid() AND coalesce(a.application_name, '') <> $1`;
 
 /** One connection, opened on first use and opened again after any error. */
 export class PgProbe {
@@ -102,9 +122,12 @@ export class PgProbe {
   }
 
   async activeQueries(): Promise<ActiveQuery[]> {
-    const rows = await this.query<{ pid: number; app: string; ms: string; query: string }>(ACTIVE_SQL, [OWN_APP_NAME]);
+    const rows = await this.query<{ pid: number; app: string; usename: string; datname: string; superuser: boolean; ms: string; query: string | null }>(ACTIVE_SQL, [OWN_APP_NAME]);
     return rows
-      .map((r) => ({ pid: Number(r.pid), applicationName: r.app, runningMs: Number(r.ms), query: r.query }))
+      .map((r) => ({
+        pid: Number(r.pid), applicationName: r.app, usename: r.usename, datname: r.datname, superuser: r.superuser === true,
+        runningMs: Number(r.ms), fingerprint: queryFingerprint(r.query ?? ''),
+      }))
       .filter((q) => Number.isInteger(q.pid) && q.pid > 0);
   }
 
@@ -150,7 +173,14 @@ export class PgProbe {
   }
 }
 
-/** Which of the active queries are ours to end: matching the application pattern, and (unless clean start) too old. */
+/** Inside the configured scope: every one of applicationName, usename and datname that is set matches, and no superuser unless allowed. */
+export function inScope(q: ActiveQuery, cfg: PgConfig): boolean {
+  if (q.superuser && !cfg.includeSuperusers) return false;
+  if (cfg.applicationName === null && cfg.usename === null && cfg.datname === null) return false;
+  return (cfg.applicationName === null || cfg.applicationName.test(q.applicationName)) && (cfg.usename === null || cfg.usename === q.usename) && (cfg.datname === null || cfg.datname === q.datname);
+}
+
+/** Which of the active queries are ours to end: in scope, and (unless clean start) too old. */
 export function overrunning(qs: ActiveQuery[], cfg: PgConfig, cleanStart: boolean): ActiveQuery[] {
-  return qs.filter((q) => (cfg.applicationName === null || cfg.applicationName.test(q.applicationName)) && (cleanStart || q.runningMs > cfg.maxQueryMs));
+  return qs.filter((q) => inScope(q, cfg) && (cleanStart || q.runningMs > cfg.maxQueryMs));
 }

@@ -8,7 +8,7 @@ import { tmpDir, waitFor } from './helpers/tmp';
 
 // hang-guard against a real PostgreSQL, through the pg driver: runaway
 // queries (pg_sleep) past maxQuery are ended with pg_terminate_backend, only
-// those whose application_name matches, never Swarm's own; with cleanStart,
+// those in scope (application_name matching, no superuser's), never Swarm's own; with cleanStart,
 // matching queries already running when the run starts are ended at once.
 // The server asks for a password (scram-sha-256), which reaches hang-guard
 // through passwordEnv alone; a psql planted first on PATH would fail loudly,
@@ -22,15 +22,18 @@ const sleepers = new Map<string, Sleeper>();
 const shadow = tmpDir('swarm-psql-');
 const psqlCalled = path.join(shadow, 'psql-was-run');
 
-async function sleeper(app: string): Promise<void> {
-  sleepers.set(app, await pg.sleeper(app, 600));
+/** A runaway query of the application's own role, or of a superuser (a DBA's VACUUM, a pg_dump). */
+async function sleeper(app: string, user = 'app'): Promise<void> {
+  sleepers.set(app, await pg.sleeper(app, 600, user));
 }
 
 beforeAll(async () => {
   if (skip) return;
   fs.writeFileSync(path.join(shadow, 'psql'), `#!/bin/sh\ntouch ${psqlCalled}\nexit 1\n`, { mode: 0o755 });
   pg = startPostgres(PASSWORD);
+  await pg.admin(`CREATE ROLE app LOGIN PASSWORD '${PASSWORD}'`);
   await sleeper('runaway-early');
+  await sleeper('runaway-dba', 'postgres');
   await sleeper('reporting-app');
   swarm = new TestSwarm(
     {
@@ -65,7 +68,7 @@ describe('long database queries', () => {
     const d = await swarm.waitEvent('detect.long_query', undefined, (e) => e.data.applicationName === 'runaway-late', 30_000);
     expect(d.data.cleanStart).toBe(false);
     expect(Number(d.data.runningMs)).toBeGreaterThan(3000);
-    expect(String(d.data.query)).toMatch(/pg_sleep/);
+    expect(d.data.query).toBeUndefined();
     const verified = await swarm.waitEvent('action.verified', d.target, (e) => e.data.type === 'terminate_query', 30_000);
     expect(verified.data).toMatchObject({ pid: d.data.pid, signalSent: true });
     expect(await sleepers.get('runaway-late')?.ended).toBe('terminated');
@@ -74,6 +77,18 @@ describe('long database queries', () => {
     expect(swarm.events({ kind: 'detect.long_query' }).map((e) => e.data.applicationName)).not.toContain('reporting-app');
     const stillRunning = await Promise.race([sleepers.get('reporting-app')?.ended, new Promise((r) => setImmediate(() => r('running')))]);
     expect(stillRunning).toBe('running');
+  });
+
+  it('a superuser\'s query is never ended, though it matches the pattern; events hold a fingerprint, never the SQL', async () => {
+    await waitFor('runaway-late ended', () => swarm.events({ kind: 'detect.long_query' }).some((e) => e.data.applicationName === 'runaway-late'));
+    const detections = swarm.events({ kind: 'detect.long_query' });
+    expect(detections.map((e) => e.data.applicationName)).not.toContain('runaway-dba');
+    const stillRunning = await Promise.race([sleepers.get('runaway-dba')?.ended, new Promise((r) => setImmediate(() => r('running')))]);
+    expect(stillRunning).toBe('running');
+    for (const d of detections) {
+      expect(d.data).toMatchObject({ usename: 'app', datname: 'postgres', queryFingerprint: expect.stringMatching(/^[0-9a-f]{16}$/) });
+    }
+    expect(JSON.stringify(swarm.events())).not.toMatch(/pg_sleep/i);
   });
 
   it('psql was never run, and the password is in no event or log', () => {

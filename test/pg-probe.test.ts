@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { clientConfig, PgProbe, PgProbeError, type PgConfig } from '../lib/pg-probe';
+import { compileConfig } from '../lib/config';
+import type { ConfigError } from '../lib/errors';
+import { clientConfig, overrunning, PgProbe, PgProbeError, queryFingerprint, type ActiveQuery, type PgConfig } from '../lib/pg-probe';
 
 // The PostgreSQL probe's connection settings, without a server: what comes
 // from the config, what is left to the PG* variables, and where the password
@@ -7,7 +9,7 @@ import { clientConfig, PgProbe, PgProbeError, type PgConfig } from '../lib/pg-pr
 
 const base: PgConfig = {
   host: null, port: null, user: null, database: null, passwordEnv: null,
-  maxQueryMs: 1000, applicationName: null, cleanStart: false, everyMs: 1000,
+  maxQueryMs: 1000, applicationName: null, usename: null, datname: null, includeSuperusers: false, cleanStart: false, everyMs: 1000,
 };
 
 describe('the PostgreSQL probe connection', () => {
@@ -31,5 +33,39 @@ describe('the PostgreSQL probe connection', () => {
     expect(err?.message).toMatch(/cannot connect to PostgreSQL: .*ECONNREFUSED/);
     expect(err?.message).not.toContain('pw-9f2c7e1a');
     await probe.close();
+  });
+});
+
+describe('what the PostgreSQL guard may end', () => {
+  const q = (over: Partial<ActiveQuery>): ActiveQuery => ({
+    pid: 100, applicationName: 'etl', usename: 'app', datname: 'jobs', superuser: false, runningMs: 5000, fingerprint: 'f', ...over,
+  });
+
+  it('a config without a scope is refused, naming the field', () => {
+    let err: ConfigError | null = null;
+    try {
+      compileConfig({ name: 'x', postgres: { maxQuery: '1m', cleanStart: true }, jobs: { j: { command: ['x'] } } }, 'c.json', {});
+    } catch (e) {
+      err = e as ConfigError;
+    }
+    expect(err?.issues).toEqual([{ path: 'postgres', message: 'expected a scope: applicationName, usename or datname' }]);
+  });
+
+  it('only queries in scope, every scope field set matching, never a superuser unless allowed', () => {
+    const qs = [q({ pid: 1 }), q({ pid: 2, usename: 'other' }), q({ pid: 3, datname: 'other' }), q({ pid: 4, superuser: true, usename: 'postgres' }), q({ pid: 5, runningMs: 10 })];
+    const pids = (cfg: Partial<PgConfig>, clean = false) => overrunning(qs, { ...base, ...cfg }, clean).map((x) => x.pid);
+    expect(pids({})).toEqual([]);
+    expect(pids({ usename: 'app' })).toEqual([1, 3]);
+    expect(pids({ usename: 'app', datname: 'jobs' })).toEqual([1]);
+    expect(pids({ applicationName: /^etl$/ })).toEqual([1, 2, 3]);
+    expect(pids({ applicationName: /^etl$/, includeSuperusers: true })).toEqual([1, 2, 3, 4]);
+    expect(pids({ datname: 'jobs' }, true)).toEqual([1, 2, 5]);
+  });
+
+  it('stores a fingerprint of the SQL, the same for other literals, never the text', () => {
+    const a = queryFingerprint("SELECT * FROM users WHERE token = 'tok-abc123' AND id = 42");
+    expect(a).toMatch(/^[0-9a-f]{16}$/);
+    expect(queryFingerprint("select *  from users\n WHERE token = 'other''s' AND id = 7")).toBe(a);
+    expect(queryFingerprint('VACUUM users')).not.toBe(a);
   });
 });

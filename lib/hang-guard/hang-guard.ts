@@ -96,7 +96,7 @@ export class HangGuard implements DaemonBehavior {
       this.pgEnded.add(q.pid);
       const target = `query:${q.pid}` as const;
       const why = clean ? `clean start: ending every matching query (running ${Math.round(q.runningMs / 1000)}s)` : `running ${Math.round(q.runningMs / 1000)}s, past maxQuery ${formatDuration(pg.maxQueryMs)}`;
-      const d = ctx.log.append({ kind: 'detect.long_query', target, severity: 'warn', data: { class: 'long_query', pid: q.pid, applicationName: q.applicationName, runningMs: q.runningMs, query: q.query, cleanStart: clean, message: `${q.applicationName || 'query'} pid ${q.pid}: ${why}` } });
+      const d = ctx.log.append({ kind: 'detect.long_query', target, severity: 'warn', data: { class: 'long_query', pid: q.pid, applicationName: q.applicationName, usename: q.usename, datname: q.datname, runningMs: q.runningMs, queryFingerprint: q.fingerprint, cleanStart: clean, message: `${q.applicationName || 'query'} pid ${q.pid}: ${why}` } });
       const action = await Action.propose(this.actionDeps(ctx), { type: 'terminate_query', target, priority: 'safety', reason: why, incidentId: d.seq });
       if (!action.granted) {
         this.pgEnded.delete(q.pid);

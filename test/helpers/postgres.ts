@@ -34,8 +34,10 @@ export interface TestPostgres {
   host: string;
   port: number;
   stop(): void;
-  /** Starts a query that runs `seconds`, under the given application_name. */
-  sleeper(appName: string, seconds: number): Promise<Sleeper>;
+  /** Starts a query that runs `seconds`, under the given application_name, as `user` (postgres, a superuser, unless given). */
+  sleeper(appName: string, seconds: number, user?: string): Promise<Sleeper>;
+  /** Runs one statement as the superuser. */
+  admin(sql: string): Promise<void>;
 }
 
 /** With a password, every connection must give it (scram-sha-256); without, the cluster trusts its socket. */
@@ -60,8 +62,17 @@ export function startPostgres(password?: string): TestPostgres {
     host: dir,
     port,
     stop: () => asPostgres(path.join(bin, 'pg_ctl'), ['-D', data, '-m', 'immediate', 'stop']),
-    sleeper: async (appName, seconds) => {
-      const client = new Client({ host: dir, port, user: 'postgres', password, database: 'postgres', application_name: appName });
+    admin: async (sql) => {
+      const client = new Client({ host: dir, port, user: 'postgres', password, database: 'postgres' });
+      await client.connect();
+      try {
+        await client.query(sql);
+      } finally {
+        await client.end();
+      }
+    },
+    sleeper: async (appName, seconds, user = 'postgres') => {
+      const client = new Client({ host: dir, port, user, password, database: 'postgres', application_name: appName });
       // The server ending the session is what the tests wait for, not a failure.
       client.on('error', () => undefined);
       await client.connect();
