@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { parseBytes, parseDurationMs } from './duration';
 import { FAILURE_CLASSES } from './event-kinds';
+import { BASE_ENV_NAMES, PASSTHROUGH_PATTERN } from './worker-env';
 import { taskWorkerId, workerIdClash, workerIdOwners } from './worker-ids';
 
 // The raw shape of swarm.config.json, exactly as a user writes it. Defaults
@@ -75,7 +76,13 @@ export const JobSchema = z.strictObject({
   command: z.array(z.string().min(1)).min(1).meta({ description: 'argv; never run through a shell.' }),
   args: z.array(Templated).default([]).meta({ description: 'Arguments after command; placeholders are filled per worker. A queue entry\'s args come after these.' }),
   cwd: z.string().default('.').meta({ description: 'The working folder of the job\'s processes.' }),
-  env: z.record(z.string(), z.string()).default({}).meta({ description: 'Environment variables added for the job\'s processes, over the inherited ones.' }),
+  env: z.record(z.string(), z.string()).default({}).meta({ description: 'Environment variables set for the job\'s processes, over the base and envPassthrough ones.' }),
+  envPassthrough: z
+    .array(z.string().regex(new RegExp(PASSTHROUGH_PATTERN), { message: 'expected a variable name, or a prefix ending in * (AWS_*)' }))
+    .default([])
+    .meta({
+      description: `Variables of the environment Swarm runs in that the job's processes get, by name or by prefix ending in * (AWS_*). Beside these, a worker gets only ${BASE_ENV_NAMES.join(', ')}, LC_*, its job's env and Swarm's SWARM_* variables.`,
+    }),
   lane: Name.default('cpu').meta({ description: 'The lane (a key of lanes) whose slots the job\'s workers take.' }),
   replicas: z.number().int().min(0).max(1024).default(0).meta({ description: 'Copies of the job kept running for ever, each restarted when it ends; 0 runs the job only as queued tasks.' }),
   progress: z

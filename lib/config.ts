@@ -27,6 +27,7 @@ export interface CompiledJob {
   args: string[];
   cwd: string;
   env: Record<string, string>;
+  envPassthrough: string[];
   lane: string;
   replicas: number;
   progress: { pathTemplate: string | null; staleAfterMs: number } | null;
@@ -135,6 +136,7 @@ function compile(cfg: ParsedConfig, file: string, env: NodeJS.ProcessEnv): Compi
       args: job.args,
       cwd: path.resolve(dir, job.cwd),
       env: job.env,
+      envPassthrough: job.envPassthrough,
       lane: job.lane,
       replicas: job.replicas,
       progress: job.progress

@@ -1,3 +1,5 @@
+// First, so PM2_HOME is made 0700 before pm2's own module makes it 0755.
+import './pm2-home';
 import pm2 from 'pm2';
 import type { Logger } from './logger';
 
@@ -67,6 +69,10 @@ export class Pm2ProcessManager implements ProcessManager {
           interpreter: app.interpreter,
           interpreter_args: app.interpreterArgs ?? [],
           env: app.env,
+          // Only app.env: PM2 would otherwise copy this process's whole environment into the app's, where
+          // `pm2 env`, `pm2 jlist` and dump.pm2 show it. PM2 7 ignores `filter_env: true` (it tests .length);
+          // a list of prefixes drops every variable that contains one, and every name contains ''.
+          filter_env: [''],
           autorestart: app.autorestart,
           kill_timeout: app.killTimeoutMs,
           exec_mode: 'fork',

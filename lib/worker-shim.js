@@ -14,7 +14,7 @@ if (!specFile || !specFile.endsWith('.json')) {
   process.stderr.write('worker-shim: expected the path of a spec.json as last argument\n');
   process.exit(2);
 }
-/** @type {{command: string[], cwd: string, env: Record<string,string>, dir: string, stopGraceMs: number, logMaxBytes?: number}} */
+/** @type {{command: string[], cwd: string, env: Record<string,string>, secretEnvFile?: string | null, dir: string, stopGraceMs: number, logMaxBytes?: number}} */
 const spec = JSON.parse(fs.readFileSync(specFile, 'utf8'));
 const logFile = path.join(spec.dir, 'output.log');
 const logMax = spec.logMaxBytes ?? 64 * 1024 * 1024;
@@ -31,6 +31,19 @@ function writeJsonAtomic(file, value) {
 
 // PM2 adds its own variables; the worker gets a clean copy of what Swarm chose.
 const env = { ...spec.env };
+// Secret values are not in spec.json: they come once, from a 0600 file that is gone as soon as it is read,
+// so they sit on disk only between launch and start.
+if (spec.secretEnvFile) {
+  try {
+    Object.assign(env, JSON.parse(fs.readFileSync(spec.secretEnvFile, 'utf8')));
+  } catch (err) {
+    // Unset rather than blank: a worker can tell a missing credential from an empty one.
+    const missing = Object.keys(spec.env).filter((k) => /KEY|TOKEN|SECRET|PASSWORD/i.test(k));
+    for (const k of missing) delete env[k];
+    process.stderr.write(`worker-shim: cannot read ${spec.secretEnvFile} (${/** @type {Error} */ (err).message}); starting without ${missing.join(', ')}\n`);
+  }
+  try { fs.unlinkSync(spec.secretEnvFile); } catch { /* already gone: read by an earlier start */ }
+}
 const [cmd, ...args] = spec.command;
 if (!cmd) throw new Error('worker-shim: empty command');
 

@@ -8,7 +8,6 @@ import { openWriter, printJson, type GlobalOptions } from './cli-context';
 
 // Thin wrappers over PM2 that set the environment the daemons need.
 
-
 export async function upCommand(opts: GlobalOptions): Promise<number> {
   const writer = openWriter(opts, { newIfCompleted: true });
   const config = writer.config;

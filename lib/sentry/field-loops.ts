@@ -1,3 +1,4 @@
+import { splitSecrets, workerEnv } from '../worker-env';
 import { iso } from '../clock';
 import { interpolate, type CompiledJob } from '../config';
 import type { DaemonContext } from '../daemon-runtime';
@@ -23,7 +24,9 @@ export class FieldLoops {
     if (!job.verify || this.verifications.has(w.id)) return;
     const spec = readSpec(workerDir(ctx.config.stateDir, w.id));
     const vars = { taskId: w.taskId ?? '', workerId: w.id, attempt: w.attempt };
-    const p = runVerify(job.verify.command.map((a) => interpolate(a, vars)), { cwd: job.cwd, env: spec?.env ?? {}, timeoutMs: job.verify.timeoutMs });
+    // spec.json holds secret-named variables by name only; the guard gets their values as the worker did.
+    const env = { ...(spec?.env ?? {}), ...splitSecrets(workerEnv(process.env, job, {})).secret };
+    const p = runVerify(job.verify.command.map((a) => interpolate(a, vars)), { cwd: job.cwd, env, timeoutMs: job.verify.timeoutMs });
     this.verifications.set(w.id, p);
     void p.then((r) => this.verified.set(w.id, r));
   }

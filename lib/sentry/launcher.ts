@@ -4,23 +4,19 @@ import { ensureDir, writeJsonAtomic } from '../atomic-file';
 import { interpolate, PACKAGE_ROOT, type CompiledConfig, type CompiledJob } from '../config';
 import type { ProcessManager } from '../process-manager';
 import { KILL_TIMEOUT_MS } from '../signals';
+import { splitSecrets, workerEnv } from '../worker-env';
 import { checkpointDir, resetAttemptFiles, workerDir, type WorkerSpec } from './worker-files';
 import { pm2NameOf, type WorkerRecord } from './worker-record';
 
 // Turns a worker record into a running PM2 app: the spec the shim reads, the
-// environment docs/config.md promises every worker, and autorestart off, because
-// Swarm, not PM2, decides when to restart.
+// environment docs/config.md promises every worker (lib/worker-env.ts), and
+// autorestart off, because Swarm, not PM2, decides when to restart. Secret
+// values never sit in spec.json or in PM2: the shim gets them from a 0600
+// file it deletes as it reads it.
 
 export const SHIM = path.join(PACKAGE_ROOT, 'lib', 'worker-shim.js');
+export const SECRET_ENV_FILE = 'secret-env.json';
 
-// PM2 and the daemon's own variables are not the worker's business.
-const DROP_ENV = /^(pm_|PM2_|pm2_|axm_|SWARM_|NODE_APP_INSTANCE$|unique_id$|status$|instances$|exec_mode$|name$|restart_time$|created_at$|pm_uptime$|vizion|autorestart$|namespace$|windowsHide$|filter_env$|merge_logs$|kill_retry_time$|treekill$|automation$|instance_var$|exec_interpreter$|pmx$|km_link$|version$|node_version$|username$|args$|env$)/;
-
-export function workerEnv(base: NodeJS.ProcessEnv, job: CompiledJob, vars: Record<string, string>): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(base)) if (v !== undefined && !DROP_ENV.test(k)) env[k] = v;
-  return { ...env, ...job.env, ...vars };
-}
 
 export function progressFileFor(config: CompiledConfig, job: CompiledJob, w: WorkerRecord): string {
   const vars = { taskId: w.taskId ?? '', workerId: w.id, attempt: w.attempt };
@@ -61,12 +57,15 @@ export async function launchWorker(
     SWARM_CHECKPOINT_DIR: ckpt,
     SWARM_PROGRESS_FILE: progressFile,
   });
+  const { stored, secret } = splitSecrets(env);
+  const secretEnvFile = Object.keys(secret).length > 0 ? path.join(dir, SECRET_ENV_FILE) : null;
   const spec: WorkerSpec = {
     workerId: w.id, job: job.name, taskId: w.taskId, slot: w.slot, attempt: w.attempt,
     command: [...commandFor(job, w.tier, vars), ...extraArgs, ...(job.strategies[w.strategy] ?? []).map((a) => interpolate(a, vars))],
-    cwd: job.cwd, env, dir, stopGraceMs: job.stopGraceMs, progressFile, launchedAt: now,
+    cwd: job.cwd, env: stored, secretEnvFile, dir, stopGraceMs: job.stopGraceMs, progressFile, launchedAt: now,
   };
   writeJsonAtomic(path.join(dir, 'spec.json'), spec);
+  if (secretEnvFile) writeJsonAtomic(secretEnvFile, secret);
   const name = pm2NameOf(w.id);
   await pm.delete(name);
   await pm.start({

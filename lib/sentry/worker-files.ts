@@ -19,7 +19,10 @@ export const SpecSchema = z.object({
   attempt: z.number().int(),
   command: z.array(z.string()),
   cwd: z.string(),
+  /** Secret-named variables are here by name only, their values blanked: the shim takes them from secretEnvFile. */
   env: z.record(z.string(), z.string()),
+  /** Written 0600 just before the shim starts, and deleted by the shim as it reads it. */
+  secretEnvFile: z.string().nullable().default(null),
   dir: z.string(),
   stopGraceMs: z.number(),
   progressFile: z.string(),
