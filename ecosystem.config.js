@@ -6,6 +6,7 @@
 const fs = require('node:fs');
 const path = require('node:path');
 const { resolveEntry } = require('./scripts/entry.js');
+const { daemonEnv, saveSecrets } = require('./lib/daemon-env.js');
 
 const root = __dirname;
 function configPath() {
@@ -17,9 +18,19 @@ function configPath() {
 // Order matters for `swarmctl down`: the watchers go first.
 const DAEMONS = ['watchdog', 'hang-guard', 'orchestrator-consensus', 'util-controller', 'worker-sentry', 'session-state-manager'];
 const DAEMON_NODE_ARGS = (process.env.SWARM_DAEMON_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
-const env = { SWARM_CONFIG: configPath(), NODE_NO_WARNINGS: '1' };
+// PM2 holds this environment and shows it to `pm2 env` and `pm2 jlist`: no secret-named variable goes in.
+// Those the config asks for go to the state folder's secrets.json, 0600, where the daemons read them.
+const split = daemonEnv(process.env, configPath());
+const env = {
+  ...split.env,
+  SWARM_CONFIG: configPath(),
+  NODE_NO_WARNINGS: '1',
+  // Named, because filter_env below keeps PM2 from passing the caller's: the daemons must reach this PM2.
+  PM2_HOME: path.resolve(process.env.PM2_HOME ?? path.join(process.env.HOME ?? require('node:os').homedir(), '.pm2')),
+};
 if (process.env.SWARM_STATE_DIR) Object.assign(env, { SWARM_STATE_DIR: path.resolve(process.env.SWARM_STATE_DIR) });
-if (process.env.SWARM_NVIDIA_SMI) Object.assign(env, { SWARM_NVIDIA_SMI: process.env.SWARM_NVIDIA_SMI });
+// swarmctl up saves the secrets itself; `pm2 start ecosystem.config.js` is the other way in.
+if (process.env.PM2_USAGE === 'CLI') saveSecrets(split.stateDir, split.secrets);
 
 module.exports = {
   apps: DAEMONS.map((name) => {
@@ -45,6 +56,8 @@ module.exports = {
       restart_delay: 1000,
       exp_backoff_restart_delay: 200,
       merge_logs: true,
+      // Only `env`: PM2 7 ignores `filter_env: true`; every name contains '', so this list drops the caller's whole environment.
+      filter_env: [''],
       env,
     };
   }),

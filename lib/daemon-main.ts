@@ -1,7 +1,10 @@
 import { systemClock } from './clock';
-import { loadConfig, resolveConfigPath } from './config';
+import { loadConfig, resolveConfigPath, type CompiledConfig } from './config';
+import { pm2Home } from './pm2-home';
+import { lockRefusal, takeLock } from './state-lock';
+import { loadSecrets } from './daemon-env';
 import { openDb } from './db';
-import { ConfigError, errorMessage } from './errors';
+import { ConfigError, errorMessage, StateFolderInUseError } from './errors';
 import type { DaemonName } from './event-kinds';
 import { DaemonRuntime, type DaemonBehavior, type RuntimeDeps } from './daemon-runtime';
 import { createLogger } from './logger';
@@ -11,15 +14,32 @@ import { JsonStateStore } from './state-store';
 // The entry point every daemon file calls: config, database, runtime,
 // signals. A bad config exits 2 before anything starts.
 
+/**
+ * Under PM2 (started by `pm2 start ecosystem.config.js` as much as by
+ * swarmctl up), the PM2 daemon that is this process's parent holds the state
+ * folder; a folder another PM2 holds is refused (lib/state-lock.ts).
+ */
+function claimStateFolder(config: CompiledConfig): void {
+  if (process.env.pm_id === undefined) return;
+  const home = pm2Home();
+  const refused = lockRefusal(config.stateDir, home);
+  if (refused) throw new StateFolderInUseError(refused);
+  takeLock(config.stateDir, { swarm: config.name, config: config.file, pm2Home: home, pm2Pid: process.ppid }, new Date());
+}
+
 export function runDaemon(name: DaemonName, makeBehavior: (deps: RuntimeDeps) => DaemonBehavior): void {
   process.umask(0o077);
   const logger = createLogger(name);
   let deps: RuntimeDeps;
   try {
     const config = loadConfig(resolveConfigPath(undefined));
+    // PM2 holds no secret for us (lib/daemon-env.js): what the config needs is in secrets.json. Read before
+    // anything builds a redactor or a connection from process.env.
+    for (const [k, v] of Object.entries(loadSecrets(config.stateDir))) process.env[k] ??= v;
+    claimStateFolder(config);
     deps = { name, config, db: openDb(config.stateDir), state: new JsonStateStore(config.stateDir), clock: systemClock, logger };
   } catch (err) {
-    logger.fatal({ err: errorMessage(err) }, err instanceof ConfigError ? 'invalid config' : 'cannot start');
+    logger.fatal({ err: errorMessage(err) }, err instanceof ConfigError ? 'invalid config' : err instanceof StateFolderInUseError ? 'state folder in use' : 'cannot start');
     process.exit(2);
   }
   const runtime = new DaemonRuntime(deps, makeBehavior(deps));

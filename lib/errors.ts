@@ -48,3 +48,8 @@ export class EventLogError extends Error {
 export function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
+
+/** The state folder belongs to another running swarm (lib/state-lock.ts). */
+export class StateFolderInUseError extends Error {
+  override name = 'StateFolderInUseError';
+}

@@ -16,6 +16,7 @@ export interface AppSpec {
   env: Record<string, string>;
   autorestart: boolean;
   killTimeoutMs: number;
+  namespace?: string;
   outFile?: string;
   errorFile?: string;
 }
@@ -27,6 +28,10 @@ export interface AppInfo {
   pid: number | null;
   status: AppStatus;
   restarts: number;
+  /** PM2's namespace: Swarm puts its apps in one named for the swarm. */
+  namespace: string;
+  /** The SWARM_CONFIG the app was started with, for a daemon of a swarm. */
+  configFile: string | null;
 }
 
 export interface ProcessManager {
@@ -38,6 +43,12 @@ export interface ProcessManager {
   delete(name: string): Promise<void>;
   list(): Promise<AppInfo[]>;
   close(): void;
+}
+
+function configOf(env: unknown): string | null {
+  const e = env as { SWARM_CONFIG?: unknown; env?: { SWARM_CONFIG?: unknown } } | undefined;
+  const v = e?.env?.SWARM_CONFIG ?? e?.SWARM_CONFIG;
+  return typeof v === 'string' ? v : null;
 }
 
 function promisify<T>(fn: (cb: (err: Error | null, value: T) => void) => void): Promise<T> {
@@ -77,6 +88,7 @@ export class Pm2ProcessManager implements ProcessManager {
           kill_timeout: app.killTimeoutMs,
           exec_mode: 'fork',
           merge_logs: true,
+          ...(app.namespace ? { namespace: app.namespace } : {}),
           ...(app.outFile ? { output: app.outFile } : {}),
           ...(app.errorFile ? { error: app.errorFile } : {}),
         } as pm2.StartOptions,
@@ -122,6 +134,8 @@ export class Pm2ProcessManager implements ProcessManager {
       pid: p.pid && p.pid > 0 ? p.pid : null,
       status: (p.pm2_env?.status ?? 'unknown') as AppStatus,
       restarts: p.pm2_env?.restart_time ?? 0,
+      namespace: String((p.pm2_env as { namespace?: unknown } | undefined)?.namespace ?? 'default'),
+      configFile: configOf(p.pm2_env),
     }));
   }
 

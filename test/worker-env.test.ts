@@ -7,7 +7,8 @@ import { waitFor } from './helpers/tmp';
 
 // A worker's environment is the documented base, its job's env and what
 // envPassthrough names, nothing else of the caller's; secret values sit
-// neither in spec.json nor in PM2's copy of the worker app.
+// neither in spec.json nor in PM2's copy of any app: the daemons read the
+// ones they need from the state folder's secrets.json.
 
 const SECRETS = { aws: 'aws-secret-9f8e7d6c', job: 'hf-job-token-123456', passed: 'myapp-key-55555a' };
 const DUMP = "require('fs').writeFileSync(process.env.SWARM_CHECKPOINT_DIR + '/env.json', JSON.stringify(process.env)); setInterval(() => {}, 1000)";
@@ -55,13 +56,18 @@ describe('worker environment', () => {
     expect(fs.existsSync(path.join(workerDir, 'secret-env.json'))).toBe(false);
   });
 
-  it("PM2's copy of the worker app holds none of the caller's variables, PM2_HOME is 0700, and no event holds a secret", () => {
+  it("PM2's copy of every app, daemons and worker, holds no secret and none of the caller's other variables; PM2_HOME is 0700; no event holds a secret", () => {
     const apps = JSON.parse(swarm.pm2('jlist').replace(/^[^[]*/, '')) as { name: string; pm2_env: Record<string, unknown> }[];
-    const worker = apps.find((a) => a.name === 'swarm-worker-dump-0');
-    expect(worker).toBeDefined();
-    const held = JSON.stringify(worker);
-    for (const s of Object.values(SECRETS)) expect(held).not.toContain(s);
-    expect(held).not.toContain('UNRELATED_VAR');
+    expect(apps.map((a) => a.name)).toEqual(expect.arrayContaining(['worker-sentry', 'hang-guard', 'swarm-worker-dump-0']));
+    for (const app of apps) {
+      const held = JSON.stringify(app);
+      for (const s of Object.values(SECRETS)) expect(held, app.name).not.toContain(s);
+      expect(held, app.name).not.toContain('UNRELATED_VAR');
+    }
+    // The daemons' secret comes from the state folder instead, its file 0600.
+    const secrets = path.join(swarm.stateDir, 'secrets.json');
+    expect(JSON.parse(fs.readFileSync(secrets, 'utf8'))).toEqual({ MYAPP_API_KEY: SECRETS.passed });
+    expect(fs.statSync(secrets).mode & 0o777).toBe(0o600);
     // umask 022 would have made it 0755: swarmctl up made it, so it is 0700.
     expect(fs.statSync(swarm.pm2Home).mode & 0o777).toBe(0o700);
     const events = JSON.stringify(swarm.events());

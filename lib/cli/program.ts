@@ -18,7 +18,7 @@ const cli = {
 };
 
 /** Exit codes, as docs/cli.md lists them. */
-export const EXIT = { done: 0, bad: 1, usage: 2 } as const;
+export { EXIT } from './exit-codes';
 
 export type CommandResult = Promise<number> | number;
 

@@ -1,24 +1,45 @@
+import fs from 'node:fs';
 import path from 'node:path';
 import { ECOSYSTEM } from '../config';
 import { createLogger } from '../logger';
 import { Pm2ProcessManager } from '../process-manager';
 import { PROJECTION_FILE } from '../projection';
+import { daemonEnv, removeSecrets, saveSecrets } from '../daemon-env';
+import { isSecretName } from '../redact';
 import { setControl } from '../run-registry';
-import { openWriter, printJson, type GlobalOptions } from './cli-context';
+import { pm2Home } from '../pm2-home';
+import { lockRefusal, releaseLock, takeLock } from '../state-lock';
+import { cliConfig, openWriter, printJson, type GlobalOptions } from './cli-context';
+import { EXIT } from './exit-codes';
 
 // Thin wrappers over PM2 that set the environment the daemons need.
 
 export async function upCommand(opts: GlobalOptions): Promise<number> {
-  const writer = openWriter(opts, { newIfCompleted: true });
-  const config = writer.config;
-  setControl(writer.db, 'swarm.down', 'false');
-  writer.close();
-  process.env.SWARM_CONFIG = config.file;
+  // Refused before anything is made: the state folder another swarm holds, a PM2 that runs another swarm.
+  const home = pm2Home();
+  const cfg = cliConfig(opts);
+  const locked = lockRefusal(cfg.stateDir, home);
+  if (locked) return refuse(locked);
   const pm = new Pm2ProcessManager(createLogger('swarmctl', 'warn'));
   try {
-    const apps = (await pm.list()).map((a) => a.name);
-    await pm.startEcosystem(ECOSYSTEM);
     const names = (require(ECOSYSTEM) as { apps: { name: string }[] }).apps.map((a) => a.name);
+    const before = await pm.list();
+    const other = before.find((a) => names.includes(a.name) && a.configFile !== null && a.configFile !== cfg.file);
+    if (other) {
+      return refuse(`PM2 (PM2_HOME ${home}) already runs the swarm of ${other.configFile} (its ${other.name}); two swarms in one PM2 would restart each other's daemons. Run this one with its own PM2_HOME, e.g. PM2_HOME=~/.pm2-${cfg.name} swarmctl up`);
+    }
+    const writer = openWriter(opts, { newIfCompleted: true });
+    const config = writer.config;
+    setControl(writer.db, 'swarm.down', 'false');
+    writer.close();
+    process.env.SWARM_CONFIG = config.file;
+    // The secrets the daemons need go to secrets.json; then out of this process's environment, which PM2
+    // would copy into the daemons' own when it restarts them for a new run.
+    saveSecrets(config.stateDir, daemonEnv(process.env, config.file).secrets);
+    for (const k of Object.keys(process.env)) if (isSecretName(k) || k === 'PGPASSWORD') delete process.env[k];
+    const apps = before.map((a) => a.name);
+    await pm.startEcosystem(ECOSYSTEM);
+    takeLock(config.stateDir, { swarm: config.name, config: config.file, pm2Home: home, pm2Pid: readPm2Pid(home) }, new Date());
     // Daemons already running joined the finished run; a new run needs them to start over.
     if (writer.created) for (const n of names.filter((x) => apps.includes(x))) await pm.restart(n);
     const log = path.join(config.stateDir, PROJECTION_FILE);
@@ -35,6 +56,18 @@ export async function upCommand(opts: GlobalOptions): Promise<number> {
   }
 }
 
+function refuse(why: string): number {
+  process.stderr.write(`swarmctl up: refused: ${why}\n`);
+  return EXIT.bad;
+}
+
+/** The PM2 daemon's pid, from its pid file: the holder the state folder's lock names. */
+function readPm2Pid(home: string): number {
+  const pid = Number(fs.readFileSync(path.join(home, 'pm2.pid'), 'utf8').trim());
+  if (!Number.isInteger(pid) || pid <= 1) throw new Error(`${home}/pm2.pid holds no pid`);
+  return pid;
+}
+
 export async function downCommand(opts: GlobalOptions): Promise<number> {
   // Tell watchdog and hang-guard first, or they would bring back what we remove.
   const writer = openWriter(opts);
@@ -47,14 +80,17 @@ export async function downCommand(opts: GlobalOptions): Promise<number> {
     const apps = await pm.list();
     const removed: string[] = [];
     // Daemons first, so the sentry does not relaunch the workers we remove.
-    for (const a of apps.filter((x) => names.includes(x.name))) {
+    // Only this swarm's: its daemons (started with its config) and its workers (in its namespace).
+    for (const a of apps.filter((x) => names.includes(x.name) && (x.configFile === null || x.configFile === config.file))) {
       await pm.delete(a.name);
       removed.push(a.name);
     }
-    for (const a of apps.filter((x) => x.name.startsWith('swarm-worker-'))) {
+    for (const a of apps.filter((x) => x.name.startsWith('swarm-worker-') && (x.namespace === config.name || x.namespace === 'default'))) {
       await pm.delete(a.name);
       removed.push(a.name);
     }
+    removeSecrets(config.stateDir);
+    releaseLock(config.stateDir, pm2Home());
     if (opts.json) printJson({ ok: true, removed, stateDir: config.stateDir });
     else process.stdout.write(removed.length ? `removed from PM2: ${removed.join(', ')}\n` : 'nothing to remove\n');
     return 0;

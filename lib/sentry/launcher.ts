@@ -76,6 +76,7 @@ export async function launchWorker(
     interpreter: process.execPath,
     env: { SWARM_WORKER_ID: w.id },
     autorestart: false,
+    namespace: config.name,
     killTimeoutMs: job.stopGraceMs + KILL_TIMEOUT_MS,
   });
   return spec;

@@ -1,0 +1,127 @@
+// @ts-check
+'use strict';
+// What PM2 holds for the daemons: a clean environment with no secret-named
+// variable in it, because PM2 shows an app's environment to anyone who runs
+// `pm2 env`, `pm2 jlist` or reads dump.pm2. The secrets the swarm needs (the
+// PostgreSQL password, secret-named variables a job passes through) go to
+// the state folder's secrets.json, 0600, and each daemon reads them back at
+// start (lib/daemon-main.ts). Plain CommonJS: ecosystem.config.js, which PM2
+// loads with require(), uses it too.
+const fs = require('node:fs');
+const path = require('node:path');
+
+const SECRET_NAME = /KEY|TOKEN|SECRET|PASSWORD/i;
+const SECRETS_FILE = 'secrets.json';
+const SECRETS_READ_LIMIT = 1024 * 1024;
+/** The base every daemon (and every worker, lib/worker-env.ts) gets from the caller. */
+const BASE = ['PATH', 'HOME', 'USER', 'LOGNAME', 'SHELL', 'LANG', 'LANGUAGE', 'TZ', 'TMPDIR', 'TERM'];
+/** Connection settings hang-guard's pg driver reads as libpq does; PGPASSWORD is a secret and goes the other way. */
+const PG = ['PGHOST', 'PGPORT', 'PGUSER', 'PGDATABASE', 'PGPASSFILE', 'PGSSLMODE', 'PGCONNECT_TIMEOUT'];
+
+/** @param {string} name @param {string[]} passthrough */
+function passes(name, passthrough) {
+  return passthrough.some((p) => (p.endsWith('*') ? name.startsWith(p.slice(0, -1)) : name === p));
+}
+
+/**
+ * What a config's daemons need of the caller's environment, read from the raw
+ * JSON (ecosystem.config.js cannot compile the config): each job's
+ * envPassthrough, postgres.passwordEnv and the state folder.
+ * @param {string} configFile @param {NodeJS.ProcessEnv} env
+ * @returns {{ passthrough: string[], passwordEnv: string | null, stateDir: string }}
+ */
+function configNeeds(configFile, env) {
+  /** @type {any} */
+  let raw = {};
+  try {
+    raw = JSON.parse(fs.readFileSync(configFile, 'utf8'));
+  } catch {
+    // A config that cannot be read is the daemons' to report, with the reason, when they load it.
+  }
+  const jobs = raw && typeof raw.jobs === 'object' && raw.jobs ? Object.values(raw.jobs) : [];
+  const passthrough = jobs.flatMap((j) => (j && Array.isArray(j.envPassthrough) ? j.envPassthrough.filter((/** @type {unknown} */ x) => typeof x === 'string') : []));
+  const passwordEnv = raw && raw.postgres && typeof raw.postgres.passwordEnv === 'string' ? raw.postgres.passwordEnv : null;
+  const stateDir = env.SWARM_STATE_DIR ? path.resolve(env.SWARM_STATE_DIR) : path.resolve(path.dirname(configFile), typeof raw.stateDir === 'string' ? raw.stateDir : 'state');
+  return { passthrough, passwordEnv, stateDir };
+}
+
+/**
+ * Splits the caller's environment: `env` for PM2 to hold (base, PG settings,
+ * SWARM_*, what jobs pass through, none secret-named), `secrets` for
+ * secrets.json (secret-named variables the config asks for).
+ * @param {NodeJS.ProcessEnv} caller @param {string} configFile
+ */
+function daemonEnv(caller, configFile) {
+  const needs = configNeeds(configFile, caller);
+  /** @type {Record<string, string>} */
+  const env = {};
+  /** @type {Record<string, string>} */
+  const secrets = {};
+  for (const [k, v] of Object.entries(caller)) {
+    if (v === undefined) continue;
+    const wanted = BASE.includes(k) || k.startsWith('LC_') || PG.includes(k) || k.startsWith('SWARM_') || passes(k, needs.passthrough);
+    const secretWanted = k === 'PGPASSWORD' || k === needs.passwordEnv || passes(k, needs.passthrough);
+    if (SECRET_NAME.test(k) || k === 'PGPASSWORD') {
+      if (secretWanted) secrets[k] = v;
+    } else if (wanted) env[k] = v;
+  }
+  return { env, secrets, stateDir: needs.stateDir };
+}
+
+/**
+ * Adds these values to secrets.json (0600), keeping what an earlier start
+ * saved and this caller does not have: a later `up` from a shell without
+ * PGPASSWORD must not take the password away from hang-guard.
+ * @param {string} stateDir @param {Record<string, string>} values
+ */
+function saveSecrets(stateDir, values) {
+  if (Object.keys(values).length === 0) return;
+  const file = path.join(stateDir, SECRETS_FILE);
+  fs.mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  const merged = { ...loadSecrets(stateDir), ...values };
+  const tmp = `${file}.${process.pid}.tmp`;
+  const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NOFOLLOW, 0o600);
+  try {
+    fs.writeSync(fd, JSON.stringify(merged));
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.renameSync(tmp, file);
+}
+
+/**
+ * secrets.json as saved, or {} when there is none. A file that is not a
+ * regular file, too big or not an object of strings is ignored: it holds no
+ * secret Swarm wrote.
+ * @param {string} stateDir @returns {Record<string, string>}
+ */
+function loadSecrets(stateDir) {
+  const file = path.join(stateDir, SECRETS_FILE);
+  let fd;
+  try {
+    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+  } catch {
+    return {};
+  }
+  try {
+    const st = fs.fstatSync(fd);
+    if (!st.isFile() || st.size > SECRETS_READ_LIMIT) return {};
+    const parsed = JSON.parse(fs.readFileSync(fd, 'utf8'));
+    if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) return {};
+    /** @type {Record<string, string>} */
+    const out = {};
+    for (const [k, v] of Object.entries(parsed)) if (typeof v === 'string') out[k] = v;
+    return out;
+  } catch {
+    return {};
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function removeSecrets(/** @type {string} */ stateDir) {
+  fs.rmSync(path.join(stateDir, SECRETS_FILE), { force: true });
+}
+
+module.exports = { SECRETS_FILE, daemonEnv, saveSecrets, loadSecrets, removeSecrets };
