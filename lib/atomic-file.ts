@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { appendRegular } from './safe-file';
 
 // Readers of state files (swarmctl query, the watchdog) must never see a
 // half-written file: write a temp file beside the target and rename it over
@@ -32,17 +33,27 @@ export interface WriteOptions {
   durable?: boolean;
 }
 
+/** write(2) may write less than asked near a full disk; the rest is written, or its error thrown, never dropped. */
+function writeAll(fd: number, buf: Buffer): void {
+  let done = 0;
+  while (done < buf.length) done += fs.writeSync(fd, buf, done, buf.length - done);
+}
+
 export function writeFileAtomic(file: string, content: string | Buffer, opts: WriteOptions = {}): void {
   const durable = opts.durable ?? true;
   const dir = path.dirname(file);
   const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${counter++}.tmp`);
-  const fd = fs.openSync(tmp, 'w', opts.mode ?? STATE_FILE_MODE);
+  const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NOFOLLOW, opts.mode ?? STATE_FILE_MODE);
   try {
-    fs.writeSync(fd, typeof content === 'string' ? Buffer.from(content) : content);
+    writeAll(fd, typeof content === 'string' ? Buffer.from(content) : content);
     if (durable) fs.fsyncSync(fd);
-  } finally {
+  } catch (err) {
+    // ENOSPC and the like: no half-written temp file is left behind, tick after tick.
     fs.closeSync(fd);
+    fs.rmSync(tmp, { force: true });
+    throw err;
   }
+  fs.closeSync(fd);
   try {
     opts.beforeRename?.();
     fs.renameSync(tmp, file);
@@ -66,7 +77,7 @@ function fsyncDir(dir: string): void {
   }
 }
 
-/** Appends one line with O_APPEND, so concurrent appenders never interleave within a line. */
+/** Appends one line with O_APPEND, so concurrent appenders never interleave within a line; never through a planted link. */
 export function appendLine(file: string, line: string, mode = STATE_FILE_MODE): void {
-  fs.appendFileSync(file, line.endsWith('\n') ? line : `${line}\n`, { mode });
+  appendRegular(file, line.endsWith('\n') ? line : `${line}\n`, mode);
 }

@@ -2,6 +2,7 @@ import path from 'node:path';
 import fs from 'node:fs';
 import Database from 'better-sqlite3';
 import { ensureDir, STATE_FILE_MODE } from './atomic-file';
+import { UnsafeFileError } from './errors';
 
 // One SQLite file per swarm, shared by every daemon and swarmctl. WAL lets
 // readers (query) run beside writers; the busy timeout lets six writers queue
@@ -93,6 +94,17 @@ export interface OpenDbOptions {
   busyTimeoutMs?: number;
 }
 
+function refuseLink(file: string): void {
+  let st: fs.Stats;
+  try {
+    st = fs.lstatSync(file);
+  } catch {
+    // Not there yet: SQLite makes it.
+    return;
+  }
+  if (!st.isFile()) throw new UnsafeFileError(file, st.isSymbolicLink() ? 'a symlink' : 'not a regular file');
+}
+
 export function openDb(stateDir: string, opts: OpenDbOptions = {}): Db {
   const file = path.join(stateDir, DB_FILE);
   if (opts.readonly) {
@@ -100,9 +112,12 @@ export function openDb(stateDir: string, opts: OpenDbOptions = {}): Db {
     return db;
   }
   ensureDir(stateDir);
-  const existed = fs.existsSync(file);
+  // SQLite follows a symlink; a swarm.db planted as one would put the history somewhere else.
+  refuseLink(file);
   const db = new Database(file, { timeout: opts.busyTimeoutMs ?? 10_000 });
-  if (!existed) fs.chmodSync(file, STATE_FILE_MODE);
+  // Tightened on every open, not only on creation: a swarm.db made 0644 by hand or by an older copy is the
+  // whole history, secrets redacted or not.
+  for (const f of [file, `${file}-wal`, `${file}-shm`]) if (fs.existsSync(f)) fs.chmodSync(f, STATE_FILE_MODE);
   db.pragma('journal_mode = WAL');
   // NORMAL in WAL mode survives any process crash; only power loss can drop
   // the last commits. See docs/RELIABILITY.md.

@@ -53,3 +53,14 @@ export function errorMessage(err: unknown): string {
 export class StateFolderInUseError extends Error {
   override name = 'StateFolderInUseError';
 }
+
+/** A file in the state folder that is not a plain regular file (a symlink, a FIFO), or too big to read: refused, never followed. */
+export class UnsafeFileError extends Error {
+  override name = 'UnsafeFileError';
+  constructor(
+    readonly file: string,
+    readonly why: string,
+  ) {
+    super(`${file}: refused: ${why}`);
+  }
+}

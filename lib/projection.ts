@@ -1,3 +1,4 @@
+import { openAppend } from './safe-file';
 import fs from 'node:fs';
 import type { Db } from './db';
 import type { StoredEvent } from './event-kinds';
@@ -111,14 +112,15 @@ export class Projector {
     this.pathCheckedAt = now;
     let ino = -1;
     try {
-      ino = fs.statSync(this.file).ino;
+      ino = fs.lstatSync(this.file).ino;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }
     if (this.fd === null || ino !== this.ino) {
       this.close();
       // A removed file comes back empty, so the size check rebuilds it.
-      this.fd = fs.openSync(this.file, 'a', STATE_FILE_MODE);
+      // Never through a link planted in its place, never blocking on a FIFO: refused instead.
+      this.fd = openAppend(this.file, STATE_FILE_MODE);
     }
     const st = fs.fstatSync(this.fd);
     this.ino = st.ino;

@@ -2,7 +2,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { z } from 'zod';
 import { ensureDir, writeJsonAtomic } from './atomic-file';
-import { StateFileError } from './errors';
+import { StateFileError, UnsafeFileError } from './errors';
+import { readRegular } from './safe-file';
 
 // State files are snapshots for readers (query, the watchdog); the event log
 // is the record. A missing or corrupt file is reported, never fatal.
@@ -48,7 +49,7 @@ export class JsonStateStore implements StateStore {
       }
       let st: fs.Stats;
       try {
-        st = fs.statSync(full);
+        st = fs.lstatSync(full);
       } catch {
         problem = 'missing';
         return;
@@ -70,13 +71,15 @@ export class JsonStateStore implements StateStore {
 }
 
 export function readStateFile<S extends z.ZodType>(file: string, schema: S): ReadResult<z.output<S>> {
-  let text: string;
+  let text: string | null;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    // A symlink, a FIFO or a huge file planted in its place is corrupt: repaired, never followed or waited on.
+    text = readRegular(file);
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    return { ok: false, error: new StateFileError(file, code === 'ENOENT' ? 'missing' : 'corrupt', code ?? String(err)) };
+    const detail = err instanceof UnsafeFileError ? err.why : ((err as NodeJS.ErrnoException).code ?? String(err));
+    return { ok: false, error: new StateFileError(file, 'corrupt', detail) };
   }
+  if (text === null) return { ok: false, error: new StateFileError(file, 'missing', 'ENOENT') };
   let raw: unknown;
   try {
     raw = JSON.parse(text);

@@ -47,7 +47,9 @@ if (spec.secretEnvFile) {
 const [cmd, ...args] = spec.command;
 if (!cmd) throw new Error('worker-shim: empty command');
 
-let logFd = fs.openSync(logFile, 'a', 0o600);
+// Never through a link planted at output.log: the worker could point it at any file of this user's.
+const APPEND = fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK;
+let logFd = fs.openSync(logFile, APPEND, 0o600);
 let logBytes = fs.fstatSync(logFd).size;
 /** @param {Buffer} chunk */
 function toLog(chunk) {
@@ -55,7 +57,7 @@ function toLog(chunk) {
     // Keep one old generation, like logrotate's rotate 1.
     fs.closeSync(logFd);
     fs.renameSync(logFile, `${logFile}.1`);
-    logFd = fs.openSync(logFile, 'a', 0o600);
+    logFd = fs.openSync(logFile, APPEND, 0o600);
     logBytes = 0;
   }
   logBytes += fs.writeSync(logFd, chunk);

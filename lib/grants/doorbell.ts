@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { STATE_FILE_MODE } from '../atomic-file';
+import { openRegular } from '../safe-file';
 
 // The doorbell between proposers and orchestrator-consensus. A proposer
 // rings it after inserting a proposal; consensus watches it and decides at
@@ -14,7 +15,12 @@ export const doorbellPath = (stateDir: string): string => path.join(stateDir, DO
 
 /** A failure here is the state folder's, and the proposal's insert into it failed first. */
 export function ringDoorbell(stateDir: string): void {
-  fs.writeFileSync(doorbellPath(stateDir), `${Date.now()}\n`, { mode: STATE_FILE_MODE });
+  const fd = openRegular(doorbellPath(stateDir), fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC, STATE_FILE_MODE);
+  try {
+    fs.writeSync(fd, `${Date.now()}\n`);
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 /**
@@ -25,7 +31,7 @@ export function ringDoorbell(stateDir: string): void {
 export function watchDoorbell(stateDir: string, onRing: () => void, onGone: () => void = () => {}): { watcher: fs.FSWatcher } | { error: Error } {
   const file = doorbellPath(stateDir);
   try {
-    if (!fs.existsSync(file)) fs.writeFileSync(file, '', { mode: STATE_FILE_MODE });
+    fs.closeSync(openRegular(file, fs.constants.O_WRONLY | fs.constants.O_CREAT, STATE_FILE_MODE));
     const watcher = fs.watch(file, (event) => (event === 'rename' ? onGone() : onRing()));
     return { watcher };
   } catch (err) {

@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import { openRegular, regularSize } from '../safe-file';
 
 // Cheap per-tick observations of a worker: is its progress file advancing,
 // is its log growing, has the startup marker appeared, do its artifacts exist.
@@ -13,42 +14,46 @@ export interface ProgressReading {
   json: Record<string, unknown> | null;
 }
 
-export function readProgress(file: string): ProgressReading | null {
-  let st: fs.Stats;
+/** A regular file opened without following a link or waiting on a FIFO, or null: what a worker left there is no progress. */
+function openWorkerFile(file: string): number | null {
   try {
-    st = fs.statSync(file);
+    return openRegular(file, fs.constants.O_RDONLY);
   } catch {
+    // Missing, a symlink, a FIFO: nothing to read.
     return null;
   }
+}
+
+export function readProgress(file: string): ProgressReading | null {
+  const fd = openWorkerFile(file);
+  if (fd === null) return null;
+  let st: fs.Stats;
   let json: Record<string, unknown> | null = null;
-  if (st.size > 0 && st.size <= PROGRESS_READ_LIMIT) {
-    try {
-      const parsed: unknown = JSON.parse(fs.readFileSync(file, 'utf8'));
-      if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) json = parsed as Record<string, unknown>;
-    } catch {
-      // Garbage or half-written by a worker that does not write atomically: the mtime still counts.
+  try {
+    st = fs.fstatSync(fd);
+    if (st.size > 0 && st.size <= PROGRESS_READ_LIMIT) {
+      try {
+        const parsed: unknown = JSON.parse(fs.readFileSync(fd, 'utf8'));
+        if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) json = parsed as Record<string, unknown>;
+      } catch {
+        // Garbage or half-written by a worker that does not write atomically: the mtime still counts.
+      }
     }
+  } finally {
+    fs.closeSync(fd);
   }
   const updatedAt = json && (typeof json.updatedAt === 'string' || typeof json.updatedAt === 'number') ? String(json.updatedAt) : null;
   return { marker: updatedAt ? `u:${updatedAt}` : `m:${st.mtimeMs}`, mtimeMs: st.mtimeMs, json };
 }
 
 export function fileSize(file: string): number | null {
-  try {
-    return fs.statSync(file).size;
-  } catch {
-    return null;
-  }
+  return regularSize(file);
 }
 
 /** The last `bytes` of a file as text. */
 export function readTail(file: string, bytes = 16 * 1024): string {
-  let fd: number;
-  try {
-    fd = fs.openSync(file, 'r');
-  } catch {
-    return '';
-  }
+  const fd = openWorkerFile(file);
+  if (fd === null) return '';
   try {
     const size = fs.fstatSync(fd).size;
     const len = Math.min(size, bytes);
@@ -72,7 +77,8 @@ export function scanForMarker(file: string, offset: number, marker: string): { f
   if (size === null || size <= offset) return { found: false, offset: size === null ? offset : Math.min(offset, size) };
   const overlap = Buffer.byteLength(marker);
   const start = Math.max(0, Math.max(offset - overlap, size - SCAN_LIMIT));
-  const fd = fs.openSync(file, 'r');
+  const fd = openWorkerFile(file);
+  if (fd === null) return { found: false, offset };
   try {
     const buf = Buffer.alloc(size - start);
     fs.readSync(fd, buf, 0, buf.length, start);
