@@ -1,5 +1,6 @@
 import path from 'node:path';
 import type { z } from 'zod';
+import { ChainAnchor } from './chain-anchor';
 import type { Clock, TimerHandle } from './clock';
 import { iso } from './clock';
 import type { CompiledConfig } from './config';
@@ -95,6 +96,7 @@ export class DaemonRuntime {
       now: () => clock.now(),
       projection: { file: path.join(config.stateDir, PROJECTION_FILE) },
       redactor: configRedactor(config),
+      anchor: ChainAnchor.in(config.stateDir),
     });
     const previous = state.read(DAEMON_STATE_FILES[name], DaemonHeaderSchema);
     this.restarts = previous.ok && previous.value.runId === run.id ? previous.value.restarts + 1 : 0;

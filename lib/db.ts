@@ -31,6 +31,11 @@ CREATE TRIGGER IF NOT EXISTS events_no_update BEFORE UPDATE ON events
   BEGIN SELECT RAISE(ABORT, 'events is append-only: UPDATE refused'); END;
 CREATE TRIGGER IF NOT EXISTS events_no_delete BEFORE DELETE ON events
   BEGIN SELECT RAISE(ABORT, 'events is append-only: DELETE refused'); END;
+-- INSERT OR REPLACE deletes the row it replaces without firing the DELETE trigger:
+-- an insert must be the next seq, so it can never land on a row that exists.
+CREATE TRIGGER IF NOT EXISTS events_insert_next BEFORE INSERT ON events
+  WHEN NEW.seq IS NOT (SELECT coalesce(max(seq), 0) + 1 FROM events)
+  BEGIN SELECT RAISE(ABORT, 'events is append-only: an insert must be the next seq'); END;
 CREATE TABLE IF NOT EXISTS projection (
   id INTEGER PRIMARY KEY CHECK (id = 1),
   last_seq INTEGER NOT NULL,

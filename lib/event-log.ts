@@ -1,3 +1,4 @@
+import type { ChainAnchor, ChainHead } from './chain-anchor';
 import type { Db } from './db';
 import { EventLogError, errorMessage } from './errors';
 import type { NewEvent, StoredEvent } from './event-kinds';
@@ -25,6 +26,8 @@ export interface SqliteEventLogOptions {
   projection?: Projection | null;
   /** Applied to every event's data before it is hashed and stored: no secret value reaches the log. */
   redactor?: Redactor;
+  /** The chain's head kept outside swarm.db (lib/chain-anchor.ts). */
+  anchor?: ChainAnchor | null;
 }
 
 export class SqliteEventLog implements EventLog {
@@ -67,6 +70,7 @@ export class SqliteEventLog implements EventLog {
   /** Releases the projection file's descriptor; the database stays open for its owner. */
   close(): void {
     this.projector?.close();
+    this.opts.anchor?.close();
   }
 
   lastSeq(): number {
@@ -75,6 +79,8 @@ export class SqliteEventLog implements EventLog {
 
   private appendLocked(events: NewEvent[]): StoredEvent[] {
     const prev = this.last.get();
+    // The last committed row: the anchor never names one that a failed commit could take back.
+    if (prev) this.opts.anchor?.write(prev);
     let seq = prev?.seq ?? 0;
     let prevHash = prev?.hash ?? GENESIS_HASH;
     const ts = new Date(this.now()).toISOString();
@@ -125,18 +131,34 @@ export function readEvents(db: Db, f: EventFilter = {}): StoredEvent[] {
 
 export type VerifyResult = { ok: true; count: number; lastSeq: number } | { ok: false; count: number; badSeq: number; reason: string };
 
-/** Walks the whole chain; the first row whose hash or predecessor does not match is reported. */
-export function verifyChain(db: Db): VerifyResult {
+/**
+ * Walks the whole chain; the first row whose hash or predecessor does not
+ * match is reported. With the head anchor, the log must also still reach
+ * the anchored seq with the anchored hash: a log cut short, or rehashed from
+ * an edited row onwards, is caught there. The projection mark, in swarm.db,
+ * tells the same for a cut made without touching it.
+ */
+export function verifyChain(db: Db, anchor: ChainHead | null = null): VerifyResult {
   let prevHash = GENESIS_HASH;
   let prevSeq = 0;
   let count = 0;
+  let anchoredHash: string | null = null;
   for (const r of db.prepare<[], Row>('SELECT * FROM events ORDER BY seq').iterate()) {
-    if (r.seq <= prevSeq) return { ok: false, count, badSeq: r.seq, reason: 'seq is not increasing' };
+    if (r.seq !== prevSeq + 1) return { ok: false, count, badSeq: r.seq, reason: `seq ${r.seq} does not follow ${prevSeq}` };
     const expected = hashRow(prevHash, r);
     if (expected !== r.hash) return { ok: false, count, badSeq: r.seq, reason: 'hash does not match the row and its predecessor' };
+    if (anchor && r.seq === anchor.seq) anchoredHash = r.hash;
     prevHash = r.hash;
     prevSeq = r.seq;
     count += 1;
+  }
+  const mark = db.prepare<[], { last_seq: number }>('SELECT last_seq FROM projection WHERE id = 1').get()?.last_seq ?? 0;
+  if (mark > prevSeq) return { ok: false, count, badSeq: prevSeq + 1, reason: `the log ends at seq ${prevSeq}, but its projection mark says ${mark} were written: rows were cut off its end` };
+  if (anchor && anchor.seq > prevSeq) {
+    return { ok: false, count, badSeq: prevSeq + 1, reason: `the log ends at seq ${prevSeq}, but the head anchor outside swarm.db names seq ${anchor.seq}: rows were cut off its end` };
+  }
+  if (anchor && anchoredHash !== anchor.hash) {
+    return { ok: false, count, badSeq: anchor.seq, reason: `seq ${anchor.seq} no longer has the hash the head anchor recorded: the chain was rewritten up to it` };
   }
   return { ok: true, count, lastSeq: prevSeq };
 }

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
+import { readAnchor } from '../chain-anchor';
 import { DB_FILE, openDb } from '../db';
 import { verifyChain } from '../event-log';
 import { cliConfig, printJson, type GlobalOptions } from './cli-context';
@@ -14,9 +15,15 @@ export function verifyLogCommand(opts: GlobalOptions): number {
     else process.stdout.write(`no event log at ${file} yet\n`);
     return 0;
   }
+  const anchor = readAnchor(config.stateDir);
+  if (anchor && 'error' in anchor) {
+    if (opts.json) printJson({ ok: false, count: 0, badSeq: 0, reason: anchor.error });
+    else process.stdout.write(`BROKEN: ${anchor.error}\n`);
+    return 1;
+  }
   const db = openDb(config.stateDir, { readonly: true });
   try {
-    const r = verifyChain(db);
+    const r = verifyChain(db, anchor);
     if (opts.json) printJson(r);
     else if (r.ok) process.stdout.write(`ok: ${r.count} events, hash chain intact to seq ${r.lastSeq}\n`);
     else process.stdout.write(`BROKEN at seq ${r.badSeq}: ${r.reason} (${r.count} events before it are intact)\n`);
