@@ -11,6 +11,7 @@ import type { AppInfo, ProcessManager } from '../process-manager';
 import { buildSnapshot, daemonView } from '../snapshot';
 import { readStateFile } from '../state-store';
 import { CONTROL_STATE_FILE, ControlStateSchema, DAEMON_STATE_FILES, DaemonHeaderSchema, SESSION_LATEST_FILE, SessionLatestSchema } from '../state-files';
+import { QuickCheckRunner, type QuickCheckOutcome } from './quick-check';
 import { headerFromLog } from './state-rebuild';
 import type { z } from 'zod';
 
@@ -24,6 +25,7 @@ export class Watchdog implements DaemonBehavior {
   private lastQuickCheckAt = 0;
   private lastQuickCheck: string | null = null;
   private walBytes = 0;
+  private readonly checker = new QuickCheckRunner();
 
   private readonly actionDeps: (ctx: DaemonContext) => ActionDeps;
 
@@ -52,7 +54,7 @@ export class Watchdog implements DaemonBehavior {
     // Only a daemon PM2 says is down has nobody to rewrite its files; one still starting will.
     const down = others.filter((n) => apps.length > 0 && apps.find((a) => a.name === n)?.status !== 'online' && apps.find((a) => a.name === n)?.status !== 'launching');
     await this.repairOrphanedStateFiles(ctx, down, now);
-    if (now - this.lastQuickCheckAt >= ctx.config.watchdog.quickCheckEveryMs) this.quickCheck(ctx);
+    if (now - this.lastQuickCheckAt >= ctx.config.watchdog.quickCheckEveryMs && !this.checker.running) this.quickCheck(ctx);
     this.checkpointWal(ctx);
   }
 
@@ -92,12 +94,30 @@ export class Watchdog implements DaemonBehavior {
     }
   }
 
+  /** Started here, run in a process of its own (quick-check.ts): on a big swarm.db it takes minutes, and the tick goes on. */
   private quickCheck(ctx: DaemonContext): void {
     this.lastQuickCheckAt = ctx.clock.now();
-    const result = String(ctx.db.pragma('quick_check', { simple: true }));
+    this.checker.start(path.join(ctx.config.stateDir, DB_FILE), ctx.config.watchdog.quickCheckEveryMs, (o) => {
+      try {
+        this.recordQuickCheck(ctx, o);
+      } catch (err) {
+        ctx.logger.error({ err: errorMessage(err) }, 'cannot record the quick_check result');
+      }
+    });
+  }
+
+  private recordQuickCheck(ctx: DaemonContext, o: QuickCheckOutcome): void {
+    const elapsedMs = Math.round(o.elapsedMs);
+    if ('error' in o) {
+      // No verdict (it was killed, or could not open the file): said, but not taken for corruption.
+      ctx.logger.warn({ err: o.error, elapsedMs }, 'quick_check gave no verdict');
+      ctx.log.append({ kind: 'db.checked', target: `state:${DB_FILE}`, severity: 'warn', data: { check: 'quick_check', result: null, error: o.error, elapsedMs, message: `quick_check gave no verdict: ${o.error}` } });
+      return;
+    }
+    const result = o.result;
     this.lastQuickCheck = result;
     if (result === 'ok') {
-      ctx.log.append({ kind: 'db.checked', target: `state:${DB_FILE}`, severity: 'debug', data: { check: 'quick_check', result, message: 'quick_check ok' } });
+      ctx.log.append({ kind: 'db.checked', target: `state:${DB_FILE}`, severity: 'debug', data: { check: 'quick_check', result, elapsedMs, message: 'quick_check ok' } });
     } else {
       const d = ctx.log.append({ kind: 'detect.state_corrupt', target: `state:${DB_FILE}`, severity: 'critical', data: { class: 'state_corrupt', file: DB_FILE, result, message: `quick_check: ${result}` } });
       ctx.log.append({ kind: 'escalation.raised', target: `state:${DB_FILE}`, severity: 'critical', data: { reason: `swarm.db failed quick_check: ${result}`, incidentId: d.seq, message: 'swarm.db failed quick_check; stop the swarm and restore it' } });
@@ -127,6 +147,7 @@ export class Watchdog implements DaemonBehavior {
   }
 
   stop(): void {
+    this.checker.stop();
     this.pm.close();
   }
 }
