@@ -194,8 +194,9 @@ export const ConfigSchema = z
         staleAfter: Duration.default('5s').meta({ description: 'A daemon alive but without a tick for this long is restarted.' }),
         quickCheckEvery: Duration.default('10m').meta({ description: 'How often the watchdog runs SQLite\'s quick_check on swarm.db.' }),
         walCheckpointBytes: Bytes.default('64M').meta({ description: 'The watchdog checkpoints the SQLite write-ahead log when it grows past this.' }),
+        pm2LogMax: Bytes.default('16M').meta({ description: 'Each daemon\'s PM2 log (PM2_HOME/logs) is cut back past this, its newest quarter kept in NAME-out.log.1, as logrotate\'s copytruncate does.' }),
       })
-      .default({ staleAfter: '5s', quickCheckEvery: '10m', walCheckpointBytes: '64M' })
+      .default({ staleAfter: '5s', quickCheckEvery: '10m', walCheckpointBytes: '64M', pm2LogMax: '16M' })
       .meta({ description: 'The watchdog: daemon liveness and the health of swarm.db.' }),
     hangGuard: z
       .strictObject({ killGrace: Duration.default('5s').meta({ description: 'SIGTERM to SIGKILL grace when hang-guard ends an operation.' }) })

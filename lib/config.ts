@@ -66,7 +66,7 @@ export interface CompiledConfig {
   jobs: Record<string, CompiledJob>;
   queue: { job: string; id: string; args: string[] }[];
   consensus: { maxConcurrentActions: number; selfGrantAfterMs: number; breakerFailures: number; breakerWindowMs: number; scoresEveryMs: number };
-  watchdog: { staleAfterMs: number; quickCheckEveryMs: number; walCheckpointBytes: number };
+  watchdog: { staleAfterMs: number; quickCheckEveryMs: number; walCheckpointBytes: number; pm2LogMaxBytes: number };
   hangGuard: { killGraceMs: number };
   postgres: {
     host: string | null; port: number | null; user: string | null; database: string | null; passwordEnv: string | null; maxQueryMs: number;
@@ -196,6 +196,7 @@ function compile(cfg: ParsedConfig, file: string, env: NodeJS.ProcessEnv): Compi
       staleAfterMs: ms(cfg.watchdog.staleAfter),
       quickCheckEveryMs: ms(cfg.watchdog.quickCheckEvery),
       walCheckpointBytes: parseBytes(cfg.watchdog.walCheckpointBytes) as number,
+      pm2LogMaxBytes: parseBytes(cfg.watchdog.pm2LogMax) as number,
     },
     hangGuard: { killGraceMs: ms(cfg.hangGuard.killGrace) },
     postgres: cfg.postgres

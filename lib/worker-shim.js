@@ -31,6 +31,9 @@ function writeJsonAtomic(file, value) {
 
 // PM2 adds its own variables; the worker gets a clean copy of what Swarm chose.
 const env = { ...spec.env };
+/** What the shim itself has to say, for output.log once it is open (PM2's own log of a worker is /dev/null). */
+/** @type {string[]} */
+const notes = [];
 // Secret values are not in spec.json: they come once, from a 0600 file that is gone as soon as it is read,
 // so they sit on disk only between launch and start.
 if (spec.secretEnvFile) {
@@ -40,7 +43,7 @@ if (spec.secretEnvFile) {
     // Unset rather than blank: a worker can tell a missing credential from an empty one.
     const missing = Object.keys(spec.env).filter((k) => /KEY|TOKEN|SECRET|PASSWORD/i.test(k));
     for (const k of missing) delete env[k];
-    process.stderr.write(`worker-shim: cannot read ${spec.secretEnvFile} (${/** @type {Error} */ (err).message}); starting without ${missing.join(', ')}\n`);
+    notes.push(`worker-shim: cannot read ${spec.secretEnvFile} (${/** @type {Error} */ (err).message}); starting without ${missing.join(', ')}\n`);
   }
   try { fs.unlinkSync(spec.secretEnvFile); } catch { /* already gone: read by an earlier start */ }
 }
@@ -51,6 +54,7 @@ if (!cmd) throw new Error('worker-shim: empty command');
 const APPEND = fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK;
 let logFd = fs.openSync(logFile, APPEND, 0o600);
 let logBytes = fs.fstatSync(logFd).size;
+for (const n of notes) logBytes += fs.writeSync(logFd, n);
 /** @param {Buffer} chunk */
 function toLog(chunk) {
   if (logBytes > logMax) {

@@ -68,6 +68,8 @@ describe('worker environment', () => {
     const secrets = path.join(swarm.stateDir, 'secrets.json');
     expect(JSON.parse(fs.readFileSync(secrets, 'utf8'))).toEqual({ MYAPP_API_KEY: SECRETS.passed });
     expect(fs.statSync(secrets).mode & 0o777).toBe(0o600);
+    // The shim keeps the worker's output (output.log, rotated): PM2 keeps no copy of its own.
+    expect(fs.readdirSync(path.join(swarm.pm2Home, 'logs')).filter((f) => f.startsWith('swarm-worker-'))).toEqual([]);
     // umask 022 would have made it 0755: swarmctl up made it, so it is 0700.
     expect(fs.statSync(swarm.pm2Home).mode & 0o777).toBe(0o700);
     const events = JSON.stringify(swarm.events());

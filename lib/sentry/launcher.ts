@@ -75,6 +75,10 @@ export async function launchWorker(
     cwd: job.cwd,
     interpreter: process.execPath,
     env: { SWARM_WORKER_ID: w.id },
+    // The shim keeps the worker's output in output.log, rotated; a second copy in PM2's logs would grow without
+    // bound, and stay after the app is deleted.
+    outFile: '/dev/null',
+    errorFile: '/dev/null',
     autorestart: false,
     namespace: config.name,
     killTimeoutMs: job.stopGraceMs + KILL_TIMEOUT_MS,

@@ -11,6 +11,8 @@ import type { AppInfo, ProcessManager } from '../process-manager';
 import { buildSnapshot, daemonView } from '../snapshot';
 import { readStateFile } from '../state-store';
 import { CONTROL_STATE_FILE, ControlStateSchema, DAEMON_STATE_FILES, DaemonHeaderSchema, SESSION_LATEST_FILE, SessionLatestSchema } from '../state-files';
+import { pm2Home } from '../pm2-home';
+import { boundPm2Logs } from './pm2-logs';
 import { QuickCheckRunner, type QuickCheckOutcome } from './quick-check';
 import { headerFromLog } from './state-rebuild';
 import type { z } from 'zod';
@@ -20,12 +22,16 @@ import type { z } from 'zod';
 // not there to rewrite them; SQLite checked now and then and its WAL kept
 // small.
 
+/** PM2's logs grow by what the daemons print: a look every half minute keeps them near the cap. */
+const LOG_CHECK_EVERY_MS = 30_000;
+
 export class Watchdog implements DaemonBehavior {
   private repair: DaemonRepair | null = null;
   private lastQuickCheckAt = 0;
   private lastQuickCheck: string | null = null;
   private walBytes = 0;
   private readonly checker = new QuickCheckRunner();
+  private logsBoundAt = 0;
 
   private readonly actionDeps: (ctx: DaemonContext) => ActionDeps;
 
@@ -56,6 +62,20 @@ export class Watchdog implements DaemonBehavior {
     await this.repairOrphanedStateFiles(ctx, down, now);
     if (now - this.lastQuickCheckAt >= ctx.config.watchdog.quickCheckEveryMs && !this.checker.running) this.quickCheck(ctx);
     this.checkpointWal(ctx);
+    if (apps.length > 0 && now - this.logsBoundAt >= LOG_CHECK_EVERY_MS) {
+      this.logsBoundAt = now;
+      this.boundLogs(ctx, apps);
+    }
+  }
+
+  private boundLogs(ctx: DaemonContext, apps: AppInfo[]): void {
+    try {
+      const r = boundPm2Logs(pm2Home(), this.watched(), apps.map((a) => a.name), ctx.config.watchdog.pm2LogMaxBytes);
+      for (const t of r.trimmed) ctx.logger.info({ file: t.file, bytes: t.bytes }, 'pm2 log cut back');
+      if (r.removed.length > 0) ctx.logger.info({ files: r.removed }, 'logs of deleted workers removed');
+    } catch (err) {
+      ctx.logger.warn({ err: errorMessage(err) }, 'cannot bound the PM2 logs');
+    }
   }
 
   /** Files whose owner is down: nobody else will rewrite them, so rebuild them here. */
