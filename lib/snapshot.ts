@@ -3,13 +3,14 @@ import path from 'node:path';
 import { z } from 'zod';
 import type { CompiledConfig } from './config';
 import { DB_FILE, openDb, type Db } from './db';
+import { errorMessage } from './errors';
 import { DAEMON_NAMES, type DaemonName } from './event-kinds';
 import { ecosystemDaemons } from './ecosystem';
 import { isAlive, isStopped } from './proc';
 import { latestRun, isPaused } from './run-registry';
 import { readStateFile } from './state-store';
 import {
-  DAEMON_STATE_FILES, DaemonHeaderSchema, EscalationSchema, IncidentSchema, WorkerViewSchema,
+  DAEMON_STATE_FILES, DaemonHeaderSchema, EscalationSchema, IncidentSchema, SESSION_LATEST_FILE, SessionLatestSchema, WorkerViewSchema,
   type Escalation, type Incident, type WorkerView,
 } from './state-files';
 import { countTasks, type TaskStatus } from './task-queue';
@@ -117,17 +118,19 @@ export function buildSnapshot(config: CompiledConfig, now = Date.now()): Snapsho
     problems: [],
   };
   if (fs.existsSync(path.join(stateDir, DB_FILE))) {
-    const db = openDb(stateDir, { readonly: true });
     try {
-      const run = latestRun(db);
-      if (run) {
-        snap.run = { id: run.id, status: run.status, startedAt: run.startedAt, paused: isPaused(db), degraded: breaker !== null && breaker.state !== 'closed' };
-        snap.tasks = countTasks(db, run.id);
+      readFromLog(snap, stateDir, breaker);
+    } catch (err) {
+      // A corrupt swarm.db, a read-only folder, a full disk: the rest of the snapshot still stands,
+      // the run from the session file, and the problem is named.
+      snap.problems.push(`cannot read the event log ${path.join(stateDir, DB_FILE)}: ${errorMessage(err)}; run, tasks and escalations below are from the state files`);
+      const latest = readStateFile(path.join(stateDir, SESSION_LATEST_FILE), SessionLatestSchema);
+      if (latest.ok) {
+        const v = latest.value as { runId: string; status: string; startedAt?: unknown; tasks?: unknown };
+        snap.run = { id: v.runId, status: v.status, startedAt: typeof v.startedAt === 'string' ? v.startedAt : '', paused: false, degraded: breaker !== null && breaker.state !== 'closed' };
+        const tasks = z.object({ queued: z.number(), running: z.number(), completed: z.number(), failed: z.number(), quarantined: z.number() }).safeParse(v.tasks);
+        if (tasks.success) snap.tasks = tasks.data;
       }
-      snap.escalations = readEscalations(db);
-      snap.events.lastSeq = db.prepare<[], { m: number | null }>('SELECT max(seq) AS m FROM events').get()?.m ?? 0;
-    } finally {
-      db.close();
     }
   } else {
     snap.problems.push(`no event log at ${path.join(stateDir, DB_FILE)}: the swarm has not run here yet`);
@@ -140,6 +143,21 @@ export function buildSnapshot(config: CompiledConfig, now = Date.now()): Snapsho
   return snap;
 }
 
+
+function readFromLog(snap: Snapshot, stateDir: string, breaker: { state: string } | null): void {
+  const db = openDb(stateDir, { readonly: true });
+  try {
+    const run = latestRun(db);
+    if (run) {
+      snap.run = { id: run.id, status: run.status, startedAt: run.startedAt, paused: isPaused(db), degraded: breaker !== null && breaker.state !== 'closed' };
+      snap.tasks = countTasks(db, run.id);
+    }
+    snap.escalations = readEscalations(db);
+    snap.events.lastSeq = db.prepare<[], { m: number | null }>('SELECT max(seq) AS m FROM events').get()?.m ?? 0;
+  } finally {
+    db.close();
+  }
+}
 
 function describeProblems(s: Snapshot): string[] {
   const out: string[] = [];
