@@ -158,6 +158,7 @@ export const ConfigSchema = z
     name: Name.meta({ description: 'The swarm\'s name, shown by query and status.' }),
     stateDir: z.string().default('state').meta({ description: 'The state folder: swarm.db, the state files, workers/ and checkpoints/. SWARM_STATE_DIR overrides it.' }),
     tick: Duration.default('1s').meta({ description: 'How often each daemon runs its loop.' }),
+    eventLogMax: Bytes.default('64M').meta({ description: 'workflow_events.log is renamed to workflow_events.log.1 past this and a new one started; every event stays in swarm.db.' }),
     lanes: z
       .record(Name, LaneSchema)
       .default({ cpu: { kind: 'cpu', slots: 2, fill: 'utilization' } })

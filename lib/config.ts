@@ -60,6 +60,7 @@ export interface CompiledConfig {
   dir: string;
   name: string;
   stateDir: string;
+  eventLogMaxBytes: number;
   tickMs: number;
   lanes: Record<string, CompiledLane>;
   utilization: { cpuTarget: number; gpuTarget: number; memoryCeiling: number; windowMs: number; scaleDownStabilizationMs: number; gpuGraceMs: number; retentionMs: number };
@@ -173,6 +174,7 @@ function compile(cfg: ParsedConfig, file: string, env: NodeJS.ProcessEnv): Compi
     name: cfg.name,
     stateDir: path.resolve(env.SWARM_STATE_DIR ? process.cwd() : dir, env.SWARM_STATE_DIR || cfg.stateDir),
     tickMs: Math.max(MIN_TICK_MS, ms(cfg.tick)),
+    eventLogMaxBytes: parseBytes(cfg.eventLogMax) as number,
     lanes,
     utilization: {
       cpuTarget: cfg.utilization.cpuTarget,

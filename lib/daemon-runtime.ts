@@ -94,7 +94,7 @@ export class DaemonRuntime {
       source: name,
       runId: () => run.id,
       now: () => clock.now(),
-      projection: { file: path.join(config.stateDir, PROJECTION_FILE) },
+      projection: { file: path.join(config.stateDir, PROJECTION_FILE), maxBytes: config.eventLogMaxBytes },
       redactor: configRedactor(config),
       anchor: ChainAnchor.in(config.stateDir),
     });

@@ -134,6 +134,11 @@ export function openDb(stateDir: string, opts: OpenDbOptions = {}): Db {
   // append less (measured ~10 %). The watchdog still truncates a WAL that
   // grows past watchdog.walCheckpointBytes.
   db.pragma('wal_autocheckpoint = 4000');
-  db.transaction(() => db.exec(SCHEMA)).immediate();
+  db.transaction(() => {
+    db.exec(SCHEMA);
+    // Added after the first release: which file (by inode) the projection mark counts the bytes of.
+    const cols = db.prepare<[], { name: string }>('PRAGMA table_info(projection)').all().map((c) => c.name);
+    if (!cols.includes('ino')) db.exec('ALTER TABLE projection ADD COLUMN ino INTEGER');
+  }).immediate();
   return db;
 }

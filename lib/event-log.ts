@@ -50,7 +50,7 @@ export class SqliteEventLog implements EventLog {
     this.maxSeq = db.prepare<[], { m: number | null }>('SELECT max(seq) AS m FROM events');
     this.now = opts.now ?? Date.now;
     this.lock = new WriteLock(db);
-    this.projector = opts.projection ? new Projector(db, opts.projection.file) : null;
+    this.projector = opts.projection ? new Projector(db, opts.projection.file, opts.projection.maxBytes) : null;
     this.redactor = opts.redactor ?? noRedaction;
   }
 

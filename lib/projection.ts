@@ -7,16 +7,27 @@ import { STATE_FILE_MODE } from './atomic-file';
 
 // workflow_events.log is a projection of the events table, for `tail -f`.
 // It is only ever extended while holding SQLite's write lock, and the
-// projection row records how many bytes of the file are committed: a writer
-// that died between writing lines and committing left bytes past that mark,
-// and the next projector cuts them off before appending. A file that is
-// shorter than the mark was truncated or removed by a person, and is rebuilt.
+// projection row records how many bytes of which file (by inode) are
+// committed: a writer that died between writing lines and committing left
+// bytes past that mark, and the next projector cuts them off before
+// appending.
+//
+// The file is a log like any other: past `maxBytes` it is renamed to
+// workflow_events.log.1 and a new one is started, and a file moved away
+// (logrotate), removed or cut short by a person is simply continued from
+// the next event. History is never replayed into it: on a long run that
+// was the whole log, rewritten under the write lock. Every event stays in
+// swarm.db (`swarmctl events`).
 
 export const PROJECTION_FILE = 'workflow_events.log';
 
 export interface Projection {
   file: string;
+  /** Past this, the file is rotated to FILE.1 (one old generation is kept). */
+  maxBytes?: number;
 }
+
+export const DEFAULT_PROJECTION_MAX_BYTES = 64 * 1024 * 1024;
 
 export function formatEventLine(e: Pick<StoredEvent, 'ts' | 'severity' | 'source' | 'kind' | 'target' | 'data' | 'seq'>): string {
   const message = typeof e.data.message === 'string' ? e.data.message : summarize(e.data);
@@ -51,10 +62,16 @@ export class Projector {
   private readonly rowsAfter;
   private readonly save;
 
-  constructor(db: Db, readonly file: string) {
-    this.cursor = db.prepare<[], { last_seq: number; bytes: number }>('SELECT last_seq, bytes FROM projection WHERE id = 1');
+  constructor(
+    db: Db,
+    readonly file: string,
+    private readonly maxBytes = DEFAULT_PROJECTION_MAX_BYTES,
+  ) {
+    this.cursor = db.prepare<[], { last_seq: number; bytes: number; ino: number | null }>('SELECT last_seq, bytes, ino FROM projection WHERE id = 1');
     this.rowsAfter = db.prepare<[number], Row>('SELECT * FROM events WHERE seq > ? ORDER BY seq');
-    this.save = db.prepare('INSERT INTO projection (id, last_seq, bytes) VALUES (1, ?, ?) ON CONFLICT(id) DO UPDATE SET last_seq = excluded.last_seq, bytes = excluded.bytes');
+    this.save = db.prepare(
+      'INSERT INTO projection (id, last_seq, bytes, ino) VALUES (1, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET last_seq = excluded.last_seq, bytes = excluded.bytes, ino = excluded.ino',
+    );
   }
 
   /**
@@ -63,16 +80,17 @@ export class Projector {
    * file, they are written without reading them back.
    */
   project(fresh: readonly Row[] = []): void {
-    const cursor = this.cursor.get() ?? { last_seq: 0, bytes: 0 };
-    const { fd, size } = this.open();
-    let from = cursor.last_seq;
+    const cursor = this.cursor.get() ?? { last_seq: 0, bytes: 0, ino: null };
+    if (cursor.ino !== null && cursor.bytes >= this.maxBytes) this.rotate();
+    const { fd, size, ino } = this.open(cursor.ino);
+    const from = cursor.last_seq;
     let bytes = cursor.bytes;
-    if (size < bytes) {
-      // Truncated by hand: rebuild it whole, so it is again every event once.
-      fs.ftruncateSync(fd, 0);
-      from = 0;
-      bytes = 0;
+    if (ino !== cursor.ino || size < bytes) {
+      // Another file at the path (rotated, removed, first run) or this one cut short: go on after what it
+      // holds. No replay: the earlier events are in the old file, and all of them in swarm.db.
+      bytes = size;
     } else if (size > bytes) {
+      // Lines of a writer that died before its commit: they were never events.
       fs.ftruncateSync(fd, bytes);
     }
     let lastSeq = from;
@@ -87,7 +105,18 @@ export class Projector {
       }
     }
     if (chunk) bytes += fs.writeSync(fd, chunk);
-    if (lastSeq !== cursor.last_seq || bytes !== cursor.bytes) this.save.run(lastSeq, bytes);
+    if (lastSeq !== cursor.last_seq || bytes !== cursor.bytes || ino !== cursor.ino) this.save.run(lastSeq, bytes, ino);
+  }
+
+  /** Under the write lock: the full file becomes FILE.1 (replacing the older one), and the next open starts a new one. */
+  private rotate(): void {
+    try {
+      fs.renameSync(this.file, `${this.file}.1`);
+    } catch (err) {
+      // Already moved away by someone else: the open below starts the new file all the same.
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    this.pathCheckedAt = -Infinity;
   }
 
   close(): void {
@@ -100,14 +129,15 @@ export class Projector {
    * The open descriptor, reopened when the path no longer names the file it
    * points at. A removed or replaced file shows at once as a link count of 0;
    * a file moved away (log rotation) keeps its link, so the path itself is
-   * looked up at most every PATH_CHECK_MS. Lines written to a moved file in
-   * between are not lost: the new file starts empty and is rebuilt whole.
+   * looked up at most every PATH_CHECK_MS, and at once when the projection
+   * mark names another file (another process rotated it). Lines written to a
+   * moved file in between are not lost: they are in the moved file.
    */
-  private open(): { fd: number; size: number } {
+  private open(expectedIno: number | null): { fd: number; size: number; ino: number } {
     const now = performance.now();
-    if (this.fd !== null && now - this.pathCheckedAt < PATH_CHECK_MS) {
+    if (this.fd !== null && this.ino === expectedIno && now - this.pathCheckedAt < PATH_CHECK_MS) {
       const st = fs.fstatSync(this.fd);
-      if (st.nlink > 0) return { fd: this.fd, size: st.size };
+      if (st.nlink > 0) return { fd: this.fd, size: st.size, ino: st.ino };
     }
     this.pathCheckedAt = now;
     let ino = -1;
@@ -118,19 +148,18 @@ export class Projector {
     }
     if (this.fd === null || ino !== this.ino) {
       this.close();
-      // A removed file comes back empty, so the size check rebuilds it.
       // Never through a link planted in its place, never blocking on a FIFO: refused instead.
       this.fd = openAppend(this.file, STATE_FILE_MODE);
     }
     const st = fs.fstatSync(this.fd);
     this.ino = st.ino;
-    return { fd: this.fd, size: st.size };
+    return { fd: this.fd, size: st.size, ino: st.ino };
   }
 }
 
 /** Brings the file up to date on its own, for a process that appended nothing. */
 export function projectNow(db: Db, p: Projection): void {
-  const projector = new Projector(db, p.file);
+  const projector = new Projector(db, p.file, p.maxBytes);
   try {
     db.transaction(() => projector.project()).immediate();
   } finally {

@@ -64,7 +64,7 @@ describe('event log', () => {
     expect(JSON.parse(bad.stdout)).toMatchObject({ ok: false, badSeq: 7 });
   });
 
-  it('the projection survives a crash mid-write and a person deleting it', () => {
+  it('the projection survives a crash mid-write; a person deleting it gets a new file from the next event', () => {
     const dir = tmpDir();
     const { db, log } = openLog(dir);
     for (let i = 0; i < 5; i++) log.append({ kind: 'worker.launched', target: 'worker:a', data: { i } });
@@ -78,32 +78,59 @@ describe('event log', () => {
     expect(lines.map((l) => Number(/seq=(\d+)$/.exec(l)?.[1]))).toEqual([1, 2, 3, 4, 5, 6]);
     fs.rmSync(file);
     projectNow(db, projection(dir));
-    expect(fs.readFileSync(file, 'utf8').trimEnd().split('\n')).toHaveLength(6);
+    // No replay of the history: that is in swarm.db.
+    expect(fs.readFileSync(file, 'utf8')).toBe('');
+    log.append({ kind: 'worker.launched', target: 'worker:a', data: { i: 6 } });
+    expect(fs.readFileSync(file, 'utf8').trimEnd().split('\n').map((l) => Number(/seq=(\d+)$/.exec(l)?.[1]))).toEqual([7]);
     db.close();
   });
 
-  it('a file removed, truncated or rotated under a running writer is rebuilt whole', async () => {
+  it('a file removed, cut short or moved away under a running writer is continued, never replayed', async () => {
     const dir = tmpDir();
     const { db, log } = openLog(dir);
     const file = path.join(dir, PROJECTION_FILE);
-    const seqs = () => fs.readFileSync(file, 'utf8').trimEnd().split('\n').map((l) => Number(/seq=(\d+)$/.exec(l)?.[1]));
+    const seqs = (f = file) => fs.readFileSync(f, 'utf8').trimEnd().split('\n').filter(Boolean).map((l) => Number(/seq=(\d+)$/.exec(l)?.[1]));
     for (let i = 0; i < 3; i++) log.append({ kind: 'worker.launched', target: 'worker:a', data: { i } });
     fs.rmSync(file);
     log.append({ kind: 'worker.launched', target: 'worker:a', data: { i: 3 } });
-    expect(seqs()).toEqual([1, 2, 3, 4]);
-    fs.truncateSync(file, 10);
+    expect(seqs()).toEqual([4]);
+    // logrotate's copytruncate: cut to nothing in place.
+    fs.truncateSync(file, 0);
     log.append({ kind: 'worker.launched', target: 'worker:a', data: { i: 4 } });
-    expect(seqs()).toEqual([1, 2, 3, 4, 5]);
+    expect(seqs()).toEqual([5]);
     // logrotate's "create": the file is moved away; the writer notices the
-    // path no longer names its file and starts a new one with every event.
+    // path no longer names its file and starts a new one with the next event.
     fs.renameSync(file, `${file}.1`);
     await waitFor('a new file after rotation', () => {
       log.append({ kind: 'worker.launched', target: 'worker:a' });
       return fs.existsSync(file);
     }, 10_000, 50);
     const n = (db.prepare('SELECT count(*) AS n FROM events').get() as { n: number }).n;
-    expect(seqs()).toEqual(Array.from({ length: n }, (_, i) => i + 1));
+    // Every event from 5 on is in one of the two files, once, in order.
+    expect([...seqs(`${file}.1`), ...seqs()]).toEqual(Array.from({ length: n - 4 }, (_, i) => i + 5));
     log.close();
+    db.close();
+  });
+
+  it('rotates itself past its size cap, keeping one old file, and every line is in one of them once', () => {
+    const dir = tmpDir();
+    const db = openDb(dir);
+    const file = path.join(dir, PROJECTION_FILE);
+    // Two writers, as two daemons: whichever crosses the cap rotates, the other follows.
+    const a = new SqliteEventLog(db, { source: 'worker-sentry', runId: () => 'r-1', projection: { file, maxBytes: 4096 } });
+    const other = openDb(dir);
+    const b = new SqliteEventLog(other, { source: 'watchdog', runId: () => 'r-1', projection: { file, maxBytes: 4096 } });
+    for (let i = 0; i < 120; i++) (i % 2 ? a : b).append({ kind: 'worker.launched', target: 'worker:a', data: { i } });
+    const seqs = (f: string) => fs.readFileSync(f, 'utf8').trimEnd().split('\n').filter(Boolean).map((l) => Number(/seq=(\d+)$/.exec(l)?.[1]));
+    const current = seqs(file);
+    const previous = seqs(`${file}.1`);
+    expect(fs.statSync(file).size).toBeLessThan(4096 + 1024);
+    expect(fs.statSync(`${file}.1`).size).toBeLessThan(4096 + 1024);
+    expect([...previous, ...current]).toEqual(Array.from({ length: previous.length + current.length }, (_, i) => 120 - previous.length - current.length + i + 1));
+    expect(current.at(-1)).toBe(120);
+    a.close();
+    b.close();
+    other.close();
     db.close();
   });
 
