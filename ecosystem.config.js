@@ -6,7 +6,7 @@
 const fs = require('node:fs');
 const path = require('node:path');
 const { resolveEntry } = require('./scripts/entry.js');
-const { daemonEnv, saveSecrets } = require('./lib/daemon-env.js');
+const { daemonEnv, saveSecrets } = require('./scripts/daemon-env.js');
 
 const root = __dirname;
 function configPath() {

@@ -1,3 +1,4 @@
+import { BASE_ENV_NAMES } from './worker-env';
 import { BYTES_PATTERN, DURATION_PATTERN, NAME_PATTERN } from './config-schema';
 import { configJsonSchemaObject } from './config-json-schema';
 import { FAILURE_CLASSES } from './event-kinds';
@@ -125,7 +126,8 @@ export function configMarkdown(): string {
     '## What a job\'s processes get',
     '',
     'Each worker runs its `command` and `args` as an argv (never through a shell), in its own process group,',
-    'with the environment Swarm was started with, the job\'s `env`, and:',
+    `with ${BASE_ENV_NAMES.map((n) => `\`${n}\``).join(', ')} and \`LC_*\` from the environment Swarm was started with,`,
+    'what the job\'s `envPassthrough` names from it, the job\'s `env`, and nothing else of the caller\'s (docs/SECURITY.md). Then:',
     '',
     '| variable | value |',
     '| --- | --- |',

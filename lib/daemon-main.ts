@@ -33,7 +33,7 @@ export function runDaemon(name: DaemonName, makeBehavior: (deps: RuntimeDeps) =>
   let deps: RuntimeDeps;
   try {
     const config = loadConfig(resolveConfigPath(undefined));
-    // PM2 holds no secret for us (lib/daemon-env.js): what the config needs is in secrets.json. Read before
+    // PM2 holds no secret for us (scripts/daemon-env.js): what the config needs is in secrets.json. Read before
     // anything builds a redactor or a connection from process.env.
     for (const [k, v] of Object.entries(loadSecrets(config.stateDir))) process.env[k] ??= v;
     claimStateFolder(config);

@@ -5,7 +5,7 @@
 // `pm2 env`, `pm2 jlist` or reads dump.pm2. The secrets the swarm needs (the
 // PostgreSQL password, secret-named variables a job passes through) go to
 // the state folder's secrets.json, 0600, and each daemon reads them back at
-// start (lib/daemon-main.ts). Plain CommonJS: ecosystem.config.js, which PM2
+// start (lib/daemon-main.ts). Plain CommonJS, like entry.js: ecosystem.config.js, which PM2
 // loads with require(), uses it too.
 const fs = require('node:fs');
 const path = require('node:path');
