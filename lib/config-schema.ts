@@ -203,6 +203,14 @@ export const ConfigSchema = z
       .strictObject({ killGrace: Duration.default('5s').meta({ description: 'SIGTERM to SIGKILL grace when hang-guard ends an operation.' }) })
       .default({ killGrace: '5s' })
       .meta({ description: 'hang-guard: operations that run too long.' }),
+    history: z
+      .strictObject({
+        hmacKeyFile: z.string().min(1).optional().meta({
+          description: 'A file (0600, outside the state folder, 32 random bytes or more) whose key signs every event in a second chain (HMAC-SHA256): a history rewritten by someone without the key is found by verify-log. Unset: no second chain.',
+        }),
+      })
+      .default({})
+      .meta({ description: 'What makes the event log\'s history hard to rewrite, beyond its hash chain and head anchor (docs/SECURITY.md).' }),
     postgres: z
       .strictObject({
         host: z.string().min(1).optional().meta({ description: 'Host name, or the folder of the server socket. Unset: PGHOST, then localhost.' }),

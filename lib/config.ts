@@ -69,6 +69,8 @@ export interface CompiledConfig {
   consensus: { maxConcurrentActions: number; selfGrantAfterMs: number; breakerFailures: number; breakerWindowMs: number; scoresEveryMs: number };
   watchdog: { staleAfterMs: number; quickCheckEveryMs: number; walCheckpointBytes: number; pm2LogMaxBytes: number };
   hangGuard: { killGraceMs: number };
+  /** The HMAC key file, absolute; null: no keyed chain. */
+  history: { hmacKeyFile: string | null };
   postgres: {
     host: string | null; port: number | null; user: string | null; database: string | null; passwordEnv: string | null; maxQueryMs: number;
     /** The scope: at least one is set (the schema sees to it), and every one set must match. */
@@ -113,7 +115,13 @@ export function compileConfig(raw: unknown, file: string, env: NodeJS.ProcessEnv
       })),
     );
   }
-  return compile(parsed.data, path.resolve(file), env);
+  const compiled = compile(parsed.data, path.resolve(file), env);
+  const key = compiled.history.hmacKeyFile;
+  if (key !== null && (key === compiled.stateDir || key.startsWith(`${compiled.stateDir}${path.sep}`))) {
+    // A key a worker can read (the state folder is in its reach) signs nothing a worker could not forge.
+    throw new ConfigError(file, [{ path: 'history.hmacKeyFile', message: `expected a file outside the state folder ${compiled.stateDir}` }]);
+  }
+  return compiled;
 }
 
 function ms(value: string | number): number {
@@ -201,6 +209,7 @@ function compile(cfg: ParsedConfig, file: string, env: NodeJS.ProcessEnv): Compi
       pm2LogMaxBytes: parseBytes(cfg.watchdog.pm2LogMax) as number,
     },
     hangGuard: { killGraceMs: ms(cfg.hangGuard.killGrace) },
+    history: { hmacKeyFile: cfg.history.hmacKeyFile === undefined ? null : path.resolve(dir, cfg.history.hmacKeyFile) },
     postgres: cfg.postgres
       ? {
         host: cfg.postgres.host ?? null, port: cfg.postgres.port ?? null, user: cfg.postgres.user ?? null, database: cfg.postgres.database ?? null,

@@ -3,6 +3,7 @@ import { loadConfig, resolveConfigPath, type CompiledConfig } from './config';
 import { pm2Home } from './pm2-home';
 import { lockRefusal, takeLock } from './state-lock';
 import { loadSecrets } from './daemon-env';
+import { HmacKeyError, loadHmacKey } from './hmac-chain';
 import { openDb } from './db';
 import { ConfigError, errorMessage, StateFolderInUseError } from './errors';
 import type { DaemonName } from './event-kinds';
@@ -37,9 +38,11 @@ export function runDaemon(name: DaemonName, makeBehavior: (deps: RuntimeDeps) =>
     // anything builds a redactor or a connection from process.env.
     for (const [k, v] of Object.entries(loadSecrets(config.stateDir))) process.env[k] ??= v;
     claimStateFolder(config);
+    // A key file that is missing, loose or short stops the daemon here, as a bad config does, with the reason.
+    loadHmacKey(config.history.hmacKeyFile);
     deps = { name, config, db: openDb(config.stateDir), state: new JsonStateStore(config.stateDir), clock: systemClock, logger };
   } catch (err) {
-    logger.fatal({ err: errorMessage(err) }, err instanceof ConfigError ? 'invalid config' : err instanceof StateFolderInUseError ? 'state folder in use' : 'cannot start');
+    logger.fatal({ err: errorMessage(err) }, err instanceof ConfigError || err instanceof HmacKeyError ? 'invalid config' : err instanceof StateFolderInUseError ? 'state folder in use' : 'cannot start');
     process.exit(2);
   }
   const runtime = new DaemonRuntime(deps, makeBehavior(deps));

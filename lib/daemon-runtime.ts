@@ -1,6 +1,7 @@
 import path from 'node:path';
 import type { z } from 'zod';
 import { ChainAnchor } from './chain-anchor';
+import { loadHmacKey } from './hmac-chain';
 import type { Clock, TimerHandle } from './clock';
 import { iso } from './clock';
 import type { CompiledConfig } from './config';
@@ -97,6 +98,7 @@ export class DaemonRuntime {
       projection: { file: path.join(config.stateDir, PROJECTION_FILE), maxBytes: config.eventLogMaxBytes },
       redactor: configRedactor(config),
       anchor: ChainAnchor.in(config.stateDir),
+      hmacKey: loadHmacKey(config.history.hmacKeyFile),
     });
     const previous = state.read(DAEMON_STATE_FILES[name], DaemonHeaderSchema);
     this.restarts = previous.ok && previous.value.runId === run.id ? previous.value.restarts + 1 : 0;

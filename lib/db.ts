@@ -139,6 +139,9 @@ export function openDb(stateDir: string, opts: OpenDbOptions = {}): Db {
     // Added after the first release: which file (by inode) the projection mark counts the bytes of.
     const cols = db.prepare<[], { name: string }>('PRAGMA table_info(projection)').all().map((c) => c.name);
     if (!cols.includes('ino')) db.exec('ALTER TABLE projection ADD COLUMN ino INTEGER');
+    // The keyed chain (lib/hmac-chain.ts), null where no key was configured.
+    const eventCols = db.prepare<[], { name: string }>('PRAGMA table_info(events)').all().map((c) => c.name);
+    if (!eventCols.includes('mac')) db.exec('ALTER TABLE events ADD COLUMN mac TEXT');
   }).immediate();
   return db;
 }

@@ -1,5 +1,6 @@
 import type { ChainAnchor, ChainHead } from './chain-anchor';
 import type { Db } from './db';
+import { macRow } from './hmac-chain';
 import { EventLogError, errorMessage } from './errors';
 import type { NewEvent, StoredEvent } from './event-kinds';
 import { GENESIS_HASH, hashRow, rowToEvent, type Row } from './event-row';
@@ -28,6 +29,8 @@ export interface SqliteEventLogOptions {
   redactor?: Redactor;
   /** The chain's head kept outside swarm.db (lib/chain-anchor.ts). */
   anchor?: ChainAnchor | null;
+  /** The key of the keyed chain (lib/hmac-chain.ts); null: rows get no mac. */
+  hmacKey?: Buffer | null;
 }
 
 export class SqliteEventLog implements EventLog {
@@ -43,9 +46,9 @@ export class SqliteEventLog implements EventLog {
     db: Db,
     private readonly opts: SqliteEventLogOptions,
   ) {
-    this.last = db.prepare<[], { seq: number; hash: string }>('SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1');
+    this.last = db.prepare<[], { seq: number; hash: string; mac: string | null }>('SELECT seq, hash, mac FROM events ORDER BY seq DESC LIMIT 1');
     this.insert = db.prepare(
-      'INSERT INTO events (seq, ts, run_id, source, kind, target, severity, action_id, data, hash) VALUES (?,?,?,?,?,?,?,?,?,?)',
+      'INSERT INTO events (seq, ts, run_id, source, kind, target, severity, action_id, data, hash, mac) VALUES (?,?,?,?,?,?,?,?,?,?,?)',
     );
     this.maxSeq = db.prepare<[], { m: number | null }>('SELECT max(seq) AS m FROM events');
     this.now = opts.now ?? Date.now;
@@ -83,6 +86,8 @@ export class SqliteEventLog implements EventLog {
     if (prev) this.opts.anchor?.write(prev);
     let seq = prev?.seq ?? 0;
     let prevHash = prev?.hash ?? GENESIS_HASH;
+    let prevMac = prev?.mac ?? null;
+    const key = this.opts.hmacKey ?? null;
     const ts = new Date(this.now()).toISOString();
     const runId = this.opts.runId();
     const out: StoredEvent[] = [];
@@ -94,7 +99,9 @@ export class SqliteEventLog implements EventLog {
         severity: e.severity ?? 'info', action_id: e.actionId ?? null, data: JSON.stringify(this.redactor.value(e.data ?? {})),
       };
       const hash = hashRow(prevHash, row);
-      this.insert.run(row.seq, row.ts, row.run_id, row.source, row.kind, row.target, row.severity, row.action_id, row.data, hash);
+      const mac = key ? macRow(key, prevMac, hash) : null;
+      this.insert.run(row.seq, row.ts, row.run_id, row.source, row.kind, row.target, row.severity, row.action_id, row.data, hash, mac);
+      prevMac = mac;
       const stored = { ...row, hash };
       rows.push(stored);
       out.push(rowToEvent(stored));
@@ -138,15 +145,23 @@ export type VerifyResult = { ok: true; count: number; lastSeq: number } | { ok: 
  * an edited row onwards, is caught there. The projection mark, in swarm.db,
  * tells the same for a cut made without touching it.
  */
-export function verifyChain(db: Db, anchor: ChainHead | null = null): VerifyResult {
+export function verifyChain(db: Db, anchor: ChainHead | null = null, hmacKey: Buffer | null = null): VerifyResult {
   let prevHash = GENESIS_HASH;
   let prevSeq = 0;
   let count = 0;
   let anchoredHash: string | null = null;
-  for (const r of db.prepare<[], Row>('SELECT * FROM events ORDER BY seq').iterate()) {
+  let prevMac: string | null = null;
+  let keyed = false;
+  for (const r of db.prepare<[], Row & { mac: string | null }>('SELECT * FROM events ORDER BY seq').iterate()) {
     if (r.seq !== prevSeq + 1) return { ok: false, count, badSeq: r.seq, reason: `seq ${r.seq} does not follow ${prevSeq}` };
     const expected = hashRow(prevHash, r);
     if (expected !== r.hash) return { ok: false, count, badSeq: r.seq, reason: 'hash does not match the row and its predecessor' };
+    if (hmacKey) {
+      if (r.mac === null && keyed) return { ok: false, count, badSeq: r.seq, reason: 'no mac, after rows that have one: appended without the key' };
+      if (r.mac !== null && r.mac !== macRow(hmacKey, prevMac, r.hash)) return { ok: false, count, badSeq: r.seq, reason: 'mac does not match: the row or the chain before it was rewritten without the key' };
+      keyed ||= r.mac !== null;
+      prevMac = r.mac;
+    }
     if (anchor && r.seq === anchor.seq) anchoredHash = r.hash;
     prevHash = r.hash;
     prevSeq = r.seq;

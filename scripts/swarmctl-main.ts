@@ -1,6 +1,7 @@
 import { CommanderError } from 'commander';
 import { buildProgram, EXIT, type CommandResult } from '../lib/cli/program';
 import { ConfigError, UsageError, errorMessage } from '../lib/errors';
+import { HmacKeyError } from '../lib/hmac-chain';
 
 // Exit codes (docs/cli.md): 0 done; 1 it ran and the answer is bad; 2 usage
 // or config error, with the reason on stderr.
@@ -16,7 +17,7 @@ async function main(): Promise<number> {
     if (err instanceof CommanderError) {
       return err.exitCode === 0 ? EXIT.done : EXIT.usage;
     }
-    if (err instanceof ConfigError || err instanceof UsageError) {
+    if (err instanceof ConfigError || err instanceof UsageError || err instanceof HmacKeyError) {
       process.stderr.write(`swarmctl: ${err.message}\n`);
       return EXIT.usage;
     }

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { ChainAnchor, readAnchor } from '../lib/chain-anchor';
@@ -16,16 +17,38 @@ import { tmpDir } from './helpers/tmp';
 // swapped with INSERT OR REPLACE. Real SQLite files, edited as an attacker
 // would, with the sqlite driver.
 
-function swarmWith(events: number): { dir: string; cfg: string } {
+function swarmWith(events: number, keyFile: string | null = null): { dir: string; cfg: string } {
   const dir = tmpDir();
   const db = openDb(dir);
-  const log = new SqliteEventLog(db, { source: 'worker-sentry', runId: () => 'r-1', projection: { file: path.join(dir, PROJECTION_FILE) }, anchor: ChainAnchor.in(dir) });
+  const hmacKey = keyFile ? fs.readFileSync(keyFile) : null;
+  const log = new SqliteEventLog(db, { source: 'worker-sentry', runId: () => 'r-1', projection: { file: path.join(dir, PROJECTION_FILE) }, anchor: ChainAnchor.in(dir), hmacKey });
   for (let i = 0; i < events; i++) log.append({ kind: 'worker.launched', target: 'worker:a', data: { i } });
   log.close();
   db.close();
   const cfg = path.join(dir, 'swarm.config.json');
-  fs.writeFileSync(cfg, JSON.stringify({ name: 't', stateDir: '.', jobs: { a: { command: ['true'] } } }));
+  fs.writeFileSync(cfg, JSON.stringify({ name: 't', stateDir: '.', ...(keyFile ? { history: { hmacKeyFile: keyFile } } : {}), jobs: { a: { command: ['true'] } } }));
   return { dir, cfg };
+}
+
+function keyFile(mode = 0o600): string {
+  const file = path.join(tmpDir(), 'swarm-hmac.key');
+  fs.writeFileSync(file, randomBytes(32), { mode });
+  fs.chmodSync(file, mode);
+  return file;
+}
+
+/** Rehashes the whole chain after an edit, as someone who can write swarm.db but has no key would. */
+function rehashAfterEdit(dir: string, seq: number): void {
+  const db = new Database(path.join(dir, 'swarm.db'));
+  db.exec('DROP TRIGGER events_no_update');
+  db.prepare("UPDATE events SET data = '{\"i\":99}' WHERE seq = ?").run(seq);
+  let prev = GENESIS_HASH;
+  for (const r of db.prepare<[], Row>('SELECT * FROM events ORDER BY seq').all()) {
+    const h = hashRow(prev, r);
+    db.prepare('UPDATE events SET hash = ? WHERE seq = ?').run(h, r.seq);
+    prev = h;
+  }
+  db.close();
 }
 
 const verifyLog = (cfg: string) => {
@@ -60,21 +83,40 @@ describe('the history', () => {
 
   it('a chain recomputed after an edit is found by the anchor', () => {
     const { dir, cfg } = swarmWith(10);
-    const db = new Database(path.join(dir, 'swarm.db'));
-    db.exec('DROP TRIGGER events_no_update');
-    // Edit seq 3 and rehash everything after it, so the chain itself is intact.
-    db.prepare("UPDATE events SET data = '{\"i\":99}' WHERE seq = 3").run();
-    let prev = GENESIS_HASH;
-    for (const r of db.prepare<[], Row>('SELECT * FROM events ORDER BY seq').all()) {
-      const h = hashRow(prev, r);
-      db.prepare('UPDATE events SET hash = ? WHERE seq = ?').run(h, r.seq);
-      prev = h;
-    }
-    db.close();
+    rehashAfterEdit(dir, 3);
     const again = openDb(dir, { readonly: true });
     expect(verifyChain(again)).toMatchObject({ ok: true });
     again.close();
     expect(verifyLog(cfg).out).toMatchObject({ ok: false, badSeq: 9, reason: expect.stringMatching(/no longer has the hash the head anchor recorded/) });
+  });
+
+  it('with an HMAC key, a rehash by someone without the key is found at the edited row, anchor or not', () => {
+    const key = keyFile();
+    const { dir, cfg } = swarmWith(10, key);
+    expect(verifyLog(cfg)).toEqual({ status: 0, out: expect.objectContaining({ ok: true, count: 10 }) });
+    rehashAfterEdit(dir, 3);
+    fs.rmSync(path.join(dir, 'chain_head.json'));
+    expect(verifyLog(cfg)).toEqual({ status: 1, out: expect.objectContaining({ ok: false, badSeq: 3, reason: expect.stringMatching(/mac does not match/) }) });
+  });
+
+  it('with an HMAC key, rows appended without it are found; a key that is loose, short or inside the state folder is refused', () => {
+    const key = keyFile();
+    const { dir, cfg } = swarmWith(4, key);
+    const db = openDb(dir);
+    new SqliteEventLog(db, { source: 'watchdog', runId: () => 'r-1' }).append({ kind: 'worker.launched', target: 'worker:a' });
+    db.close();
+    expect(verifyLog(cfg).out).toMatchObject({ ok: false, badSeq: 5, reason: expect.stringMatching(/appended without the key/) });
+    const run = (file: string) => {
+      fs.writeFileSync(cfg, JSON.stringify({ name: 't', stateDir: '.', history: { hmacKeyFile: file }, jobs: { a: { command: ['true'] } } }));
+      return spawnSync(path.join(ROOT, 'scripts', 'swarmctl'), ['verify-log', '--config', cfg], { encoding: 'utf8' });
+    };
+    expect(run(keyFile(0o644))).toMatchObject({ status: 2, stderr: expect.stringMatching(/mode 644: it must be its owner's alone/) });
+    const short = path.join(tmpDir(), 'short.key');
+    fs.writeFileSync(short, 'abc', { mode: 0o600 });
+    expect(run(short)).toMatchObject({ status: 2, stderr: expect.stringMatching(/holds 3 bytes/) });
+    const inside = path.join(dir, 'inside.key');
+    fs.writeFileSync(inside, randomBytes(32), { mode: 0o600 });
+    expect(run(inside)).toMatchObject({ status: 2, stderr: expect.stringMatching(/history.hmacKeyFile: expected a file outside the state folder/) });
   });
 
   it('INSERT OR REPLACE cannot swap a row: an insert must be the next seq', () => {

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { ChainAnchor } from '../chain-anchor';
+import { loadHmacKey } from '../hmac-chain';
 import { loadConfig, resolveConfigPath, type CompiledConfig } from '../config';
 import { DB_FILE, openDb, type Db } from '../db';
 import { SqliteEventLog } from '../event-log';
@@ -40,7 +41,7 @@ export function openWriter(opts: GlobalOptions, runOpts: { newIfCompleted?: bool
   const config = cliConfig(opts);
   const db = openDb(config.stateDir);
   const { run, created } = joinOrCreateRun(db, config.name, Date.now(), runOpts);
-  const log = new SqliteEventLog(db, { source: 'swarmctl', runId: () => run.id, projection: { file: path.join(config.stateDir, PROJECTION_FILE), maxBytes: config.eventLogMaxBytes }, redactor: configRedactor(config), anchor: ChainAnchor.in(config.stateDir) });
+  const log = new SqliteEventLog(db, { source: 'swarmctl', runId: () => run.id, projection: { file: path.join(config.stateDir, PROJECTION_FILE), maxBytes: config.eventLogMaxBytes }, redactor: configRedactor(config), anchor: ChainAnchor.in(config.stateDir), hmacKey: loadHmacKey(config.history.hmacKeyFile) });
   if (created) log.append({ kind: 'run.started', target: `run:${run.id}`, data: { name: config.name, message: `run ${run.id} started by swarmctl` } });
   return { config, db, run, log, created, close: () => { log.close(); db.close(); } };
 }

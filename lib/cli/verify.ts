@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { readAnchor } from '../chain-anchor';
+import { loadHmacKey } from '../hmac-chain';
 import { DB_FILE, openDb } from '../db';
 import { verifyChain } from '../event-log';
 import { cliConfig, printJson, type GlobalOptions } from './cli-context';
@@ -23,7 +24,7 @@ export function verifyLogCommand(opts: GlobalOptions): number {
   }
   const db = openDb(config.stateDir, { readonly: true });
   try {
-    const r = verifyChain(db, anchor);
+    const r = verifyChain(db, anchor, loadHmacKey(config.history.hmacKeyFile));
     if (opts.json) printJson(r);
     else if (r.ok) process.stdout.write(`ok: ${r.count} events, hash chain intact to seq ${r.lastSeq}\n`);
     else process.stdout.write(`BROKEN at seq ${r.badSeq}: ${r.reason} (${r.count} events before it are intact)\n`);
