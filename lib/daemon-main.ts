@@ -41,6 +41,8 @@ export function runDaemon(name: DaemonName, makeBehavior: (deps: RuntimeDeps) =>
     // A key file that is missing, loose or short stops the daemon here, as a bad config does, with the reason.
     loadHmacKey(config.history.hmacKeyFile);
     deps = { name, config, db: openDb(config.stateDir), state: new JsonStateStore(config.stateDir), clock: systemClock, logger };
+    // Every process of this swarm measures time on one anchor (lib/clock.ts), whatever the wall clock does.
+    systemClock.share(config.stateDir);
   } catch (err) {
     logger.fatal({ err: errorMessage(err) }, err instanceof ConfigError || err instanceof HmacKeyError ? 'invalid config' : err instanceof StateFolderInUseError ? 'state folder in use' : 'cannot start');
     process.exit(2);

@@ -142,6 +142,9 @@ export function openDb(stateDir: string, opts: OpenDbOptions = {}): Db {
     // The keyed chain (lib/hmac-chain.ts), null where no key was configured.
     const eventCols = db.prepare<[], { name: string }>('PRAGMA table_info(events)').all().map((c) => c.name);
     if (!eventCols.includes('mac')) db.exec('ALTER TABLE events ADD COLUMN mac TEXT');
+    // Leases run on the swarm's clock (lib/clock.ts); the wall clock at acquisition is kept beside, for a person.
+    const leaseCols = db.prepare<[], { name: string }>('PRAGMA table_info(leases)').all().map((c) => c.name);
+    if (!leaseCols.includes('acquired_wall')) db.exec('ALTER TABLE leases ADD COLUMN acquired_wall TEXT');
   }).immediate();
   return db;
 }

@@ -1,4 +1,5 @@
 import type { ChainAnchor, ChainHead } from './chain-anchor';
+import { systemClock } from './clock';
 import type { Db } from './db';
 import { macRow } from './hmac-chain';
 import { EventLogError, errorMessage } from './errors';
@@ -51,7 +52,7 @@ export class SqliteEventLog implements EventLog {
       'INSERT INTO events (seq, ts, run_id, source, kind, target, severity, action_id, data, hash, mac) VALUES (?,?,?,?,?,?,?,?,?,?,?)',
     );
     this.maxSeq = db.prepare<[], { m: number | null }>('SELECT max(seq) AS m FROM events');
-    this.now = opts.now ?? Date.now;
+    this.now = opts.now ?? (() => systemClock.now());
     this.lock = new WriteLock(db);
     this.projector = opts.projection ? new Projector(db, opts.projection.file, opts.projection.maxBytes) : null;
     this.redactor = opts.redactor ?? noRedaction;

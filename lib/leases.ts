@@ -2,6 +2,9 @@ import type { Db } from './db';
 
 // One actor per target: before acting on `worker:x`, an actor takes the lease
 // on it in SQLite. Leases expire, so a holder that died frees its targets.
+// acquired_at and expires_at are on the swarm's clock (lib/clock.ts), which a
+// stepped wall clock does not move; acquired_wall is the wall clock, for a
+// person reading the table.
 
 export interface Lease {
   target: string;
@@ -32,8 +35,10 @@ export class SqliteLeaseStore implements LeaseStore {
           return { ok: false as const, heldBy: { target, holder: row.holder, actionId: row.action_id, expiresAt: row.expires_at } };
         }
         this.db
-          .prepare('INSERT INTO leases (target, holder, action_id, acquired_at, expires_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT(target) DO UPDATE SET holder = excluded.holder, action_id = excluded.action_id, acquired_at = excluded.acquired_at, expires_at = excluded.expires_at')
-          .run(target, holder, actionId, now, now + ttlMs);
+          .prepare(
+            'INSERT INTO leases (target, holder, action_id, acquired_at, expires_at, acquired_wall) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(target) DO UPDATE SET holder = excluded.holder, action_id = excluded.action_id, acquired_at = excluded.acquired_at, expires_at = excluded.expires_at, acquired_wall = excluded.acquired_wall',
+          )
+          .run(target, holder, actionId, now, now + ttlMs, new Date().toISOString());
         return { ok: true as const };
       })
       .immediate();

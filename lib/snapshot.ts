@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
+import { systemClock } from './clock';
 import type { CompiledConfig } from './config';
 import { DB_FILE, openDb, type Db } from './db';
 import { errorMessage } from './errors';
@@ -87,7 +88,7 @@ export function readEscalations(db: Db): Escalation[] {
   });
 }
 
-export function buildSnapshot(config: CompiledConfig, now = Date.now()): Snapshot {
+export function buildSnapshot(config: CompiledConfig, now = systemClock.now()): Snapshot {
   const stateDir = config.stateDir;
     const running = ecosystemDaemons();
   // Daemons this build runs are always listed; any other only once it has left a state file.

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { ChainAnchor } from '../chain-anchor';
+import { systemClock } from '../clock';
 import { loadHmacKey } from '../hmac-chain';
 import { loadConfig, resolveConfigPath, type CompiledConfig } from '../config';
 import { DB_FILE, openDb, type Db } from '../db';
@@ -18,7 +19,10 @@ export interface GlobalOptions {
 }
 
 export function cliConfig(opts: GlobalOptions): CompiledConfig {
-  return loadConfig(resolveConfigPath(opts.config));
+  const config = loadConfig(resolveConfigPath(opts.config));
+  // Ages and leases on the swarm's own time (lib/clock.ts), not on a wall clock someone may have stepped.
+  systemClock.share(config.stateDir);
+  return config;
 }
 
 /** Whether a swarm has ever written here: a command about workers or escalations has nothing to act on before. */
@@ -40,7 +44,8 @@ export function openWriter(opts: GlobalOptions, runOpts: { newIfCompleted?: bool
   process.umask(0o077);
   const config = cliConfig(opts);
   const db = openDb(config.stateDir);
-  const { run, created } = joinOrCreateRun(db, config.name, Date.now(), runOpts);
+  systemClock.share(config.stateDir);
+  const { run, created } = joinOrCreateRun(db, config.name, systemClock.now(), runOpts);
   const log = new SqliteEventLog(db, { source: 'swarmctl', runId: () => run.id, projection: { file: path.join(config.stateDir, PROJECTION_FILE), maxBytes: config.eventLogMaxBytes }, redactor: configRedactor(config), anchor: ChainAnchor.in(config.stateDir), hmacKey: loadHmacKey(config.history.hmacKeyFile) });
   if (created) log.append({ kind: 'run.started', target: `run:${run.id}`, data: { name: config.name, message: `run ${run.id} started by swarmctl` } });
   return { config, db, run, log, created, close: () => { log.close(); db.close(); } };

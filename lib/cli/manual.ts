@@ -21,7 +21,7 @@ export function submitCommand(job: string, args: string[], opts: GlobalOptions &
   const config = cliConfig(opts);
   const jobCfg = config.jobs[job];
   if (!jobCfg) throw new UsageError(`unknown job "${job}"; the config ${config.file} has: ${Object.keys(config.jobs).join(', ')}`);
-  const id = opts.id ?? `${job}-${Date.now().toString(36)}`;
+  const id = opts.id ?? `${job}-${systemClock.now().toString(36)}`;
   if (!nameRe.test(id)) throw new UsageError(`--id "${id}" must match ${NAME_PATTERN}`);
   const configClash = workerIdClash(workerIdOwners({ jobs: config.jobs, tasks: config.queue }), job, id);
   if (configClash) throw new UsageError(`task "${id}" of job ${job} is refused: ${configClash}`);
@@ -51,7 +51,7 @@ export async function workerCommand(op: 'restart' | 'stop', workerId: string, op
   try {
     const grantor = makeGrantor(w.db, systemClock, w.config);
     const action = await Action.propose(
-      { log: w.log, grantor, actor: 'swarmctl', now: Date.now, logger: silentLogger },
+      { log: w.log, grantor, actor: 'swarmctl', now: () => systemClock.now(), logger: silentLogger },
       // A person's explicit word is a safety action: pause mode does not hold it back.
       { type: op === 'stop' ? 'stop_worker' : 'restart_worker', target: `worker:${workerId}`, priority: 'safety', reason: `${op} requested by a person`, incidentId: null },
     );
