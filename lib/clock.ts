@@ -62,7 +62,18 @@ export class AnchoredClock implements Clock {
    * leaves its own there. A folder that does not exist yet is not made: the
    * process keeps an anchor of its own.
    */
-  share(stateDir: string): void {
+  share(stateDir: string): boolean {
+    try {
+      this.shareIn(stateDir);
+      return true;
+    } catch {
+      // A read-only folder or a full disk: this process keeps its own anchor, which is right until a step;
+      // a reader such as `query` must answer all the same.
+      return false;
+    }
+  }
+
+  private shareIn(stateDir: string): void {
     const file = path.join(stateDir, CLOCK_ANCHOR_FILE);
     if (!fs.existsSync(stateDir)) return;
     const boot = this.src.bootId();

@@ -27,4 +27,19 @@ describe('query on a damaged state folder', () => {
     expect(snap).toMatchObject({ swarm: 'q', run: { id: runId }, tasks: { queued: 1 } });
     expect(snap.problems[0]).toMatch(/cannot read the event log .*swarm\.db: file is not a database/);
   });
+
+  it('a full disk: query needs no write of its own, names what it cannot read, and answers', () => {
+    const dir = tmpDir();
+    const cfg = path.join(dir, 'swarm.config.json');
+    fs.writeFileSync(cfg, JSON.stringify({ name: 'q', stateDir: 'state', jobs: { j: { command: ['true'] } } }));
+    expect(spawnSync(SWARMCTL, ['--config', cfg, 'submit', 'j', '--id', 't1'], { encoding: 'utf8' }).status).toBe(0);
+    fs.rmSync(path.join(dir, 'state', 'clock_anchor.json'), { force: true });
+    // RLIMIT_FSIZE 0: any write that grows a file fails, as on a full disk.
+    const r = spawnSync('prlimit', ['--fsize=0', SWARMCTL, '--config', cfg, 'query', '--json'], { encoding: 'utf8' });
+    expect(r.status).toBe(0);
+    const snap = JSON.parse(r.stdout) as { swarm: string; problems: string[] };
+    expect(snap.swarm).toBe('q');
+    // SQLite cannot make the shared-memory file it reads a WAL database with: said, and the rest still printed.
+    expect(snap.problems[0]).toMatch(/cannot read the event log .*swarm\.db: disk I\/O error/);
+  });
 });
