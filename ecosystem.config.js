@@ -6,7 +6,7 @@
 const fs = require('node:fs');
 const path = require('node:path');
 const { resolveEntry } = require('./scripts/entry.js');
-const { daemonEnv, saveSecrets } = require('./scripts/daemon-env.js');
+const { daemonEnv, isSecretName, saveSecrets } = require('./scripts/daemon-env.js');
 
 const root = __dirname;
 function configPath() {
@@ -29,8 +29,13 @@ const env = {
   PM2_HOME: path.resolve(process.env.PM2_HOME ?? path.join(process.env.HOME ?? require('node:os').homedir(), '.pm2')),
 };
 if (process.env.SWARM_STATE_DIR) Object.assign(env, { SWARM_STATE_DIR: path.resolve(process.env.SWARM_STATE_DIR) });
-// swarmctl up saves the secrets itself; `pm2 start ecosystem.config.js` is the other way in.
-if (process.env.PM2_USAGE === 'CLI') saveSecrets(split.stateDir, split.secrets);
+// swarmctl up saves the secrets itself; `pm2 start ecosystem.config.js` is the other way in. There, once
+// saved, they leave this (short-lived) pm2 command's environment: PM2 merges the caller's environment into
+// the apps' own when it restarts apps that already run.
+if (process.env.PM2_USAGE === 'CLI') {
+  saveSecrets(split.stateDir, split.secrets);
+  for (const k of Object.keys(process.env)) if (isSecretName(k)) delete process.env[k];
+}
 
 module.exports = {
   apps: DAEMONS.map((name) => {

@@ -18,6 +18,11 @@ const BASE = ['PATH', 'HOME', 'USER', 'LOGNAME', 'SHELL', 'LANG', 'LANGUAGE', 'T
 /** Connection settings hang-guard's pg driver reads as libpq does; PGPASSWORD is a secret and goes the other way. */
 const PG = ['PGHOST', 'PGPORT', 'PGUSER', 'PGDATABASE', 'PGPASSFILE', 'PGSSLMODE', 'PGCONNECT_TIMEOUT'];
 
+/** Named like a credential (KEY, TOKEN, SECRET, PASSWORD), or PGPASSWORD. @param {string} name */
+function isSecretName(name) {
+  return SECRET_NAME.test(name) || name === 'PGPASSWORD';
+}
+
 /** @param {string} name @param {string[]} passthrough */
 function passes(name, passthrough) {
   return passthrough.some((p) => (p.endsWith('*') ? name.startsWith(p.slice(0, -1)) : name === p));
@@ -124,4 +129,4 @@ function removeSecrets(/** @type {string} */ stateDir) {
   fs.rmSync(path.join(stateDir, SECRETS_FILE), { force: true });
 }
 
-module.exports = { SECRETS_FILE, daemonEnv, saveSecrets, loadSecrets, removeSecrets };
+module.exports = { SECRETS_FILE, daemonEnv, isSecretName, saveSecrets, loadSecrets, removeSecrets };

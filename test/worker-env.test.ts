@@ -2,7 +2,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { splitSecrets, workerEnv } from '../lib/worker-env';
-import { TestSwarm } from './helpers/swarm';
+import { spawnSync } from 'node:child_process';
+import { PM2, ROOT, TestSwarm } from './helpers/swarm';
 import { waitFor } from './helpers/tmp';
 
 // A worker's environment is the documented base, its job's env and what
@@ -74,5 +75,15 @@ describe('worker environment', () => {
     expect(fs.statSync(swarm.pm2Home).mode & 0o777).toBe(0o700);
     const events = JSON.stringify(swarm.events());
     for (const s of Object.values(SECRETS)) expect(events).not.toContain(s);
+  });
+
+  it('`pm2 start ecosystem.config.js` again, from a shell full of secrets, while the swarm runs: PM2 still holds none', () => {
+    const shellSecret = 'shell-token-31415926';
+    const r = spawnSync(PM2, ['start', path.join(ROOT, 'ecosystem.config.js')], { env: { ...swarm.env, SHELL_TOKEN: shellSecret, AWS_SECRET_ACCESS_KEY: SECRETS.aws }, cwd: swarm.dir, encoding: 'utf8', timeout: 60_000 });
+    expect(r.status).toBe(0);
+    const held = swarm.pm2('jlist');
+    expect(held).toContain('worker-sentry');
+    expect(held).not.toContain(shellSecret);
+    expect(held).not.toContain(SECRETS.aws);
   });
 });
