@@ -4,13 +4,9 @@ import { ConfigError } from './errors';
 import { ConfigSchema, MIN_TICK_MS, NAME_PATTERN, type ParsedConfig, type ParsedJob } from './config-schema';
 import { parseBytes, parseDurationMs } from './duration';
 import type { FailureClass } from './event-kinds';
+import { PACKAGE_ROOT } from './package-root';
 
-/** The checkout's root, found from here whether this runs as source (lib/) or compiled (dist/lib/). */
-export const PACKAGE_ROOT = ((): string => {
-  let dir = path.resolve(__dirname, '..');
-  while (!fs.existsSync(path.join(dir, 'package.json')) && path.dirname(dir) !== dir) dir = path.dirname(dir);
-  return dir;
-})();
+export { PACKAGE_ROOT };
 export const DEMO_CONFIG = path.join(PACKAGE_ROOT, 'examples', 'demo', 'swarm.config.json');
 export const ECOSYSTEM = path.join(PACKAGE_ROOT, 'ecosystem.config.js');
 

@@ -39,8 +39,8 @@ export function runDaemon(name: DaemonName, makeBehavior: (deps: RuntimeDeps) =>
     for (const [k, v] of Object.entries(loadSecrets(config.stateDir))) process.env[k] ??= v;
     claimStateFolder(config);
     // A key file that is missing, loose or short stops the daemon here, as a bad config does, with the reason.
-    loadHmacKey(config.history.hmacKeyFile);
-    deps = { name, config, db: openDb(config.stateDir), state: new JsonStateStore(config.stateDir), clock: systemClock, logger };
+    const hmacKey = loadHmacKey(config.history.hmacKeyFile);
+    deps = { name, config, db: openDb(config.stateDir), state: new JsonStateStore(config.stateDir), clock: systemClock, logger, hmacKey };
     // Every process of this swarm measures time on one anchor (lib/clock.ts), whatever the wall clock does.
     systemClock.share(config.stateDir);
   } catch (err) {

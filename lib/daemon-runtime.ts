@@ -1,7 +1,6 @@
 import path from 'node:path';
 import type { z } from 'zod';
 import { ChainAnchor } from './chain-anchor';
-import { loadHmacKey } from './hmac-chain';
 import type { Clock, TimerHandle } from './clock';
 import { iso } from './clock';
 import type { CompiledConfig } from './config';
@@ -56,6 +55,8 @@ export interface RuntimeDeps {
   state: StateStore;
   clock: Clock;
   logger: Logger;
+  /** The key of the event log's keyed chain (history.hmacKeyFile), loaded and checked at start; null: none. */
+  hmacKey: Buffer | null;
 }
 
 export class DaemonRuntime {
@@ -98,7 +99,7 @@ export class DaemonRuntime {
       projection: { file: path.join(config.stateDir, PROJECTION_FILE), maxBytes: config.eventLogMaxBytes },
       redactor: configRedactor(config),
       anchor: ChainAnchor.in(config.stateDir),
-      hmacKey: loadHmacKey(config.history.hmacKeyFile),
+      hmacKey: this.deps.hmacKey,
     });
     const previous = state.read(DAEMON_STATE_FILES[name], DaemonHeaderSchema);
     this.restarts = previous.ok && previous.value.runId === run.id ? previous.value.restarts + 1 : 0;

@@ -99,6 +99,16 @@ export interface OpenDbOptions {
   busyTimeoutMs?: number;
 }
 
+/** Columns added after the first release, so a swarm.db made before them gets them on open. */
+const ADDED_COLUMNS = [
+  // Which file (by inode) the projection mark counts the bytes of.
+  { table: 'projection', column: 'ino', type: 'INTEGER' },
+  // The keyed chain (lib/hmac-chain.ts), null where no key was configured.
+  { table: 'events', column: 'mac', type: 'TEXT' },
+  // Leases run on the swarm's clock (lib/clock.ts); the wall clock at acquisition is kept beside, for a person.
+  { table: 'leases', column: 'acquired_wall', type: 'TEXT' },
+] as const;
+
 function refuseLink(file: string): void {
   let st: fs.Stats;
   try {
@@ -136,15 +146,10 @@ export function openDb(stateDir: string, opts: OpenDbOptions = {}): Db {
   db.pragma('wal_autocheckpoint = 4000');
   db.transaction(() => {
     db.exec(SCHEMA);
-    // Added after the first release: which file (by inode) the projection mark counts the bytes of.
-    const cols = db.prepare<[], { name: string }>('PRAGMA table_info(projection)').all().map((c) => c.name);
-    if (!cols.includes('ino')) db.exec('ALTER TABLE projection ADD COLUMN ino INTEGER');
-    // The keyed chain (lib/hmac-chain.ts), null where no key was configured.
-    const eventCols = db.prepare<[], { name: string }>('PRAGMA table_info(events)').all().map((c) => c.name);
-    if (!eventCols.includes('mac')) db.exec('ALTER TABLE events ADD COLUMN mac TEXT');
-    // Leases run on the swarm's clock (lib/clock.ts); the wall clock at acquisition is kept beside, for a person.
-    const leaseCols = db.prepare<[], { name: string }>('PRAGMA table_info(leases)').all().map((c) => c.name);
-    if (!leaseCols.includes('acquired_wall')) db.exec('ALTER TABLE leases ADD COLUMN acquired_wall TEXT');
+    for (const c of ADDED_COLUMNS) {
+      const has = db.prepare<[], { name: string }>(`PRAGMA table_info(${c.table})`).all().some((x) => x.name === c.column);
+      if (!has) db.exec(`ALTER TABLE ${c.table} ADD COLUMN ${c.column} ${c.type}`);
+    }
   }).immediate();
   return db;
 }

@@ -1,6 +1,6 @@
-import { isAlive, isStopped, readProcStat } from './proc';
+import { isStopped } from './proc';
 import type { Clock } from './clock';
-import { groupMismatch, type ProcessIdentity } from './process-identity';
+import { groupMismatch, stillRuns, type ProcessIdentity } from './process-identity';
 
 // Ending a worker for good: its whole process group gets SIGTERM, and SIGCONT
 // too (a SIGSTOPped process would otherwise hold SIGTERM until resumed), then
@@ -28,9 +28,7 @@ function signalGroup(pgid: number, signal: NodeJS.Signals): void {
 }
 
 /** Gone, or its pid now names another process: either way ours has ended. */
-function ended(id: ProcessIdentity): boolean {
-  return !isAlive(id.pid) || readProcStat(id.pid)?.startTicks !== id.startTicks;
-}
+const ended = (id: ProcessIdentity): boolean => !stillRuns(id);
 
 async function waitGone(id: ProcessIdentity, deadline: number, clock: Clock): Promise<boolean> {
   while (clock.now() < deadline) {

@@ -1,5 +1,5 @@
 import fs from 'node:fs';
-import { readProcStat } from './proc';
+import { isAlive, readProcStat } from './proc';
 
 // Who a pid is, as the kernel says, so Swarm never signals a process it did
 // not start. A pid alone is not an identity: pids are reused, and after a
@@ -28,6 +28,11 @@ export function identityOf(pid: number): ProcessIdentity | null {
   if (!Number.isInteger(pid) || pid <= 1) return null;
   const st = readProcStat(pid);
   return st ? { pid, startTicks: st.startTicks, bootId: currentBootId() } : null;
+}
+
+/** The recorded process still runs: alive, this boot, the same start time. A reused pid is not it. */
+export function stillRuns(id: ProcessIdentity): boolean {
+  return isAlive(id.pid) && id.bootId === currentBootId() && readProcStat(id.pid)?.startTicks === id.startTicks;
 }
 
 /**

@@ -5,8 +5,7 @@
 // secret holds (`"`, `\`, `false`, a number).
 
 import type { CompiledConfig } from './config';
-
-const SECRET_NAME = /KEY|TOKEN|SECRET|PASSWORD/i;
+import { isSecretName } from './daemon-env';
 
 /**
  * Shorter values are not secrets worth hiding, and they match too much:
@@ -16,10 +15,6 @@ const SECRET_NAME = /KEY|TOKEN|SECRET|PASSWORD/i;
 export const MIN_SECRET_LENGTH = 6;
 
 export const REDACTED = '[redacted]';
-
-export function isSecretName(name: string): boolean {
-  return SECRET_NAME.test(name);
-}
 
 /** `--api-key=VALUE`, `-password=VALUE`, `token=VALUE`: a name like a credential's, then its value. */
 const SECRET_ASSIGNMENT = /^(-{0,2}[A-Za-z0-9_.-]*(?:key|token|secret|password)[A-Za-z0-9_.-]*=)(.+)$/i;

@@ -99,6 +99,7 @@ export function buildSnapshot(config: CompiledConfig, now = systemClock.now()): 
   const incidents: Incident[] = sentry.ok ? sentry.value.incidents : [];
   const consensus = readStateFile(path.join(stateDir, DAEMON_STATE_FILES['orchestrator-consensus']), ConsensusViewSchema);
   const breaker = consensus.ok ? (consensus.value.breaker ?? null) : null;
+  const degraded = breaker !== null && breaker.state !== 'closed';
   const snap: Snapshot = {
     schemaVersion: SCHEMA_VERSION,
     generatedAt: new Date(now).toISOString(),
@@ -120,7 +121,7 @@ export function buildSnapshot(config: CompiledConfig, now = systemClock.now()): 
   };
   if (fs.existsSync(path.join(stateDir, DB_FILE))) {
     try {
-      readFromLog(snap, stateDir, breaker);
+      readFromLog(snap, stateDir, degraded);
     } catch (err) {
       // A corrupt swarm.db, a read-only folder, a full disk: the rest of the snapshot still stands,
       // the run from the session file, and the problem is named.
@@ -128,7 +129,7 @@ export function buildSnapshot(config: CompiledConfig, now = systemClock.now()): 
       const latest = readStateFile(path.join(stateDir, SESSION_LATEST_FILE), SessionLatestSchema);
       if (latest.ok) {
         const v = latest.value as { runId: string; status: string; startedAt?: unknown; tasks?: unknown };
-        snap.run = { id: v.runId, status: v.status, startedAt: typeof v.startedAt === 'string' ? v.startedAt : '', paused: false, degraded: breaker !== null && breaker.state !== 'closed' };
+        snap.run = { id: v.runId, status: v.status, startedAt: typeof v.startedAt === 'string' ? v.startedAt : '', paused: false, degraded };
         const tasks = z.object({ queued: z.number(), running: z.number(), completed: z.number(), failed: z.number(), quarantined: z.number() }).safeParse(v.tasks);
         if (tasks.success) snap.tasks = tasks.data;
       }
@@ -136,7 +137,7 @@ export function buildSnapshot(config: CompiledConfig, now = systemClock.now()): 
   } else {
     snap.problems.push(`no event log at ${path.join(stateDir, DB_FILE)}: the swarm has not run here yet`);
   }
-  if (breaker && breaker.state !== 'closed') {
+  if (breaker && degraded) {
     snap.problems.push(`the swarm is DEGRADED: circuit breaker ${breaker.state}; automatic actions other than safety are held (swarmctl ack ${breaker.escalationId})`);
   }
   snap.problems.push(...describeProblems(snap));
@@ -145,12 +146,12 @@ export function buildSnapshot(config: CompiledConfig, now = systemClock.now()): 
 }
 
 
-function readFromLog(snap: Snapshot, stateDir: string, breaker: { state: string } | null): void {
+function readFromLog(snap: Snapshot, stateDir: string, degraded: boolean): void {
   const db = openDb(stateDir, { readonly: true });
   try {
     const run = latestRun(db);
     if (run) {
-      snap.run = { id: run.id, status: run.status, startedAt: run.startedAt, paused: isPaused(db), degraded: breaker !== null && breaker.state !== 'closed' };
+      snap.run = { id: run.id, status: run.status, startedAt: run.startedAt, paused: isPaused(db), degraded };
       snap.tasks = countTasks(db, run.id);
     }
     snap.escalations = readEscalations(db);

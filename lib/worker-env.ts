@@ -1,4 +1,4 @@
-import { isSecretName } from './redact';
+import { BASE_ENV_NAMES, inBaseEnv, isSecretName, PASSTHROUGH_PATTERN, passesThrough } from './daemon-env';
 
 // What a worker's environment is made of, and nothing more: a documented
 // base, the job's own `env`, the caller's variables the job names in
@@ -7,22 +7,11 @@ import { isSecretName } from './redact';
 // exports) never reaches a worker, as systemd gives a unit only what it
 // names.
 
-/** Passed to every worker from the environment Swarm runs in, when set. */
-export const BASE_ENV_NAMES = ['PATH', 'HOME', 'USER', 'LOGNAME', 'SHELL', 'LANG', 'LANGUAGE', 'TZ', 'TMPDIR', 'TERM'] as const;
-/** Prefixes passed the same way: the locale's categories. */
-export const BASE_ENV_PREFIXES = ['LC_'] as const;
-
-/** An envPassthrough entry: a variable's name, or a prefix ending in `*` (`AWS_*`). */
-export const PASSTHROUGH_PATTERN = '^[A-Za-z_][A-Za-z0-9_]*\\*?$';
-
-function passes(name: string, passthrough: readonly string[]): boolean {
-  if ((BASE_ENV_NAMES as readonly string[]).includes(name) || BASE_ENV_PREFIXES.some((p) => name.startsWith(p))) return true;
-  return passthrough.some((p) => (p.endsWith('*') ? name.startsWith(p.slice(0, -1)) : name === p));
-}
+export { BASE_ENV_NAMES, PASSTHROUGH_PATTERN };
 
 export function workerEnv(caller: NodeJS.ProcessEnv, job: { env: Record<string, string>; envPassthrough: readonly string[] }, vars: Record<string, string>): Record<string, string> {
   const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(caller)) if (v !== undefined && !k.startsWith('SWARM_') && passes(k, job.envPassthrough)) env[k] = v;
+  for (const [k, v] of Object.entries(caller)) if (v !== undefined && !k.startsWith('SWARM_') && (inBaseEnv(k) || passesThrough(k, job.envPassthrough))) env[k] = v;
   return { ...env, ...job.env, ...vars };
 }
 

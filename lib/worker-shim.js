@@ -8,6 +8,7 @@
 const fs = require('node:fs');
 const path = require('node:path');
 const { spawn } = require('node:child_process');
+const { isSecretName } = require('../scripts/daemon-env.js');
 
 const specFile = process.argv[process.argv.length - 1];
 if (!specFile || !specFile.endsWith('.json')) {
@@ -41,7 +42,7 @@ if (spec.secretEnvFile) {
     Object.assign(env, JSON.parse(fs.readFileSync(spec.secretEnvFile, 'utf8')));
   } catch (err) {
     // Unset rather than blank: a worker can tell a missing credential from an empty one.
-    const missing = Object.keys(spec.env).filter((k) => /KEY|TOKEN|SECRET|PASSWORD/i.test(k));
+    const missing = Object.keys(spec.env).filter(isSecretName);
     for (const k of missing) delete env[k];
     notes.push(`worker-shim: cannot read ${spec.secretEnvFile} (${/** @type {Error} */ (err).message}); starting without ${missing.join(', ')}\n`);
   }

@@ -1,30 +1,40 @@
 // @ts-check
 'use strict';
-// What PM2 holds for the daemons: a clean environment with no secret-named
-// variable in it, because PM2 shows an app's environment to anyone who runs
-// `pm2 env`, `pm2 jlist` or reads dump.pm2. The secrets the swarm needs (the
-// PostgreSQL password, secret-named variables a job passes through) go to
-// the state folder's secrets.json, 0600, and each daemon reads them back at
-// start (lib/daemon-main.ts). Plain CommonJS, like entry.js: ecosystem.config.js, which PM2
-// loads with require(), uses it too.
+// The environment rules, in one place: which names are secrets, the base a
+// daemon and a worker get from the caller, and what PM2 holds for the
+// daemons: a clean environment with no secret-named variable in it, because
+// PM2 shows an app's environment to anyone who runs `pm2 env`, `pm2 jlist`
+// or reads dump.pm2. The secrets the swarm needs (the PostgreSQL password,
+// secret-named variables a job passes through) go to the state folder's
+// secrets.json, 0600, and each daemon reads them back at start
+// (lib/daemon-main.ts). Plain CommonJS, like entry.js: ecosystem.config.js,
+// which PM2 loads with require(), and the worker shim use it too; the
+// TypeScript side reaches it through lib/daemon-env.ts.
 const fs = require('node:fs');
 const path = require('node:path');
 
 const SECRET_NAME = /KEY|TOKEN|SECRET|PASSWORD/i;
 const SECRETS_FILE = 'secrets.json';
 const SECRETS_READ_LIMIT = 1024 * 1024;
-/** The base every daemon (and every worker, lib/worker-env.ts) gets from the caller. */
-const BASE = ['PATH', 'HOME', 'USER', 'LOGNAME', 'SHELL', 'LANG', 'LANGUAGE', 'TZ', 'TMPDIR', 'TERM'];
+/** The base every daemon and every worker (lib/worker-env.ts) gets from the caller, with LC_*. */
+const BASE_ENV_NAMES = ['PATH', 'HOME', 'USER', 'LOGNAME', 'SHELL', 'LANG', 'LANGUAGE', 'TZ', 'TMPDIR', 'TERM'];
+/** An envPassthrough entry: a variable's name, or a prefix ending in `*` (`AWS_*`). */
+const PASSTHROUGH_PATTERN = '^[A-Za-z_][A-Za-z0-9_]*\\*?$';
 /** Connection settings hang-guard's pg driver reads as libpq does; PGPASSWORD is a secret and goes the other way. */
 const PG = ['PGHOST', 'PGPORT', 'PGUSER', 'PGDATABASE', 'PGPASSFILE', 'PGSSLMODE', 'PGCONNECT_TIMEOUT'];
 
-/** Named like a credential (KEY, TOKEN, SECRET, PASSWORD), or PGPASSWORD. @param {string} name */
+/** Named like a credential: KEY, TOKEN, SECRET or PASSWORD (PGPASSWORD too). @param {string} name */
 function isSecretName(name) {
-  return SECRET_NAME.test(name) || name === 'PGPASSWORD';
+  return SECRET_NAME.test(name);
 }
 
-/** @param {string} name @param {string[]} passthrough */
-function passes(name, passthrough) {
+/** In the base: one of BASE_ENV_NAMES, or a locale category. @param {string} name */
+function inBaseEnv(name) {
+  return BASE_ENV_NAMES.includes(name) || name.startsWith('LC_');
+}
+
+/** Named by an envPassthrough list, exactly or by prefix. @param {string} name @param {readonly string[]} passthrough */
+function passesThrough(name, passthrough) {
   return passthrough.some((p) => (p.endsWith('*') ? name.startsWith(p.slice(0, -1)) : name === p));
 }
 
@@ -64,9 +74,9 @@ function daemonEnv(caller, configFile) {
   const secrets = {};
   for (const [k, v] of Object.entries(caller)) {
     if (v === undefined) continue;
-    const wanted = BASE.includes(k) || k.startsWith('LC_') || PG.includes(k) || k.startsWith('SWARM_') || passes(k, needs.passthrough);
-    const secretWanted = k === 'PGPASSWORD' || k === needs.passwordEnv || passes(k, needs.passthrough);
-    if (SECRET_NAME.test(k) || k === 'PGPASSWORD') {
+    const wanted = inBaseEnv(k) || PG.includes(k) || k.startsWith('SWARM_') || passesThrough(k, needs.passthrough);
+    const secretWanted = k === 'PGPASSWORD' || k === needs.passwordEnv || passesThrough(k, needs.passthrough);
+    if (isSecretName(k)) {
       if (secretWanted) secrets[k] = v;
     } else if (wanted) env[k] = v;
   }
@@ -129,4 +139,4 @@ function removeSecrets(/** @type {string} */ stateDir) {
   fs.rmSync(path.join(stateDir, SECRETS_FILE), { force: true });
 }
 
-module.exports = { SECRETS_FILE, daemonEnv, isSecretName, saveSecrets, loadSecrets, removeSecrets };
+module.exports = { SECRETS_FILE, BASE_ENV_NAMES, PASSTHROUGH_PATTERN, isSecretName, inBaseEnv, passesThrough, daemonEnv, saveSecrets, loadSecrets, removeSecrets };

@@ -25,7 +25,7 @@ describe('daemon runtime', () => {
     const clock = new ManualClock();
     let ticks = 0;
     const rt = new DaemonRuntime(
-      { name: 'worker-sentry', config, db, state: new JsonStateStore(dir), clock, logger: silentLogger },
+      { name: 'worker-sentry', config, db, state: new JsonStateStore(dir), clock, logger: silentLogger, hmacKey: null },
       { tick: () => void (ticks += 1), snapshot: () => ({ custom: ticks }) },
     );
     await rt.start();

@@ -4,8 +4,7 @@ import { ECOSYSTEM } from '../config';
 import { createLogger } from '../logger';
 import { Pm2ProcessManager } from '../process-manager';
 import { PROJECTION_FILE } from '../projection';
-import { daemonEnv, removeSecrets, saveSecrets } from '../daemon-env';
-import { isSecretName } from '../redact';
+import { daemonEnv, isSecretName, removeSecrets, saveSecrets } from '../daemon-env';
 import { setControl } from '../run-registry';
 import { pm2Home } from '../pm2-home';
 import { lockRefusal, releaseLock, takeLock } from '../state-lock';
@@ -36,7 +35,7 @@ export async function upCommand(opts: GlobalOptions): Promise<number> {
     // The secrets the daemons need go to secrets.json; then out of this process's environment, which PM2
     // would copy into the daemons' own when it restarts them for a new run.
     saveSecrets(config.stateDir, daemonEnv(process.env, config.file).secrets);
-    for (const k of Object.keys(process.env)) if (isSecretName(k) || k === 'PGPASSWORD') delete process.env[k];
+    for (const k of Object.keys(process.env)) if (isSecretName(k)) delete process.env[k];
     const apps = before.map((a) => a.name);
     await pm.startEcosystem(ECOSYSTEM);
     takeLock(config.stateDir, { swarm: config.name, config: config.file, pm2Home: home, pm2Pid: readPm2Pid(home) }, new Date());

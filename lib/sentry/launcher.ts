@@ -17,7 +17,6 @@ import { pm2NameOf, type WorkerRecord } from './worker-record';
 export const SHIM = path.join(PACKAGE_ROOT, 'lib', 'worker-shim.js');
 export const SECRET_ENV_FILE = 'secret-env.json';
 
-
 export function progressFileFor(config: CompiledConfig, job: CompiledJob, w: WorkerRecord): string {
   const vars = { taskId: w.taskId ?? '', workerId: w.id, attempt: w.attempt };
   return job.progress?.pathTemplate ? interpolate(job.progress.pathTemplate, vars) : path.join(checkpointDir(config.stateDir, w.id), 'progress.json');

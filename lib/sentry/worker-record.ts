@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { iso } from '../clock';
-import { isAlive, readProcStat } from '../proc';
-import { currentBootId, type ProcessIdentity } from '../process-identity';
+import { isAlive } from '../proc';
+import { stillRuns, type ProcessIdentity } from '../process-identity';
 import { WORKER_STATUSES, type WorkerStatus, type WorkerView } from '../state-files';
 
 // The sentry's record of one worker slot (a replica or a task), persisted in
@@ -118,14 +118,14 @@ export function workerIdentity(w: WorkerRecord): ProcessIdentity | null {
 
 /** The worker still runs: its pid is alive and, where recorded, is still the process the kernel vouched for. */
 export function workerAlive(w: WorkerRecord): boolean {
-  if (!isAlive(w.pid)) return false;
-  return !w.identity || w.pid === null || (w.identity.bootId === currentBootId() && readProcStat(w.pid)?.startTicks === w.identity.startTicks);
+  if (w.pid === null || !w.identity) return isAlive(w.pid);
+  return stillRuns({ pid: w.pid, startTicks: w.identity.startTicks, bootId: w.identity.bootId });
 }
 
 /** The shim still runs: its pid is alive and, where recorded, is still the process that started as our shim. */
 export function shimAlive(w: WorkerRecord): boolean {
-  if (!isAlive(w.shimPid)) return false;
-  return !w.identity || w.shimPid === null || (w.identity.bootId === currentBootId() && readProcStat(w.shimPid)?.startTicks === w.identity.shimStartTicks);
+  if (w.shimPid === null || !w.identity) return isAlive(w.shimPid);
+  return stillRuns({ pid: w.shimPid, startTicks: w.identity.shimStartTicks, bootId: w.identity.bootId });
 }
 
 export const pm2NameOf = (workerId: string): string => `swarm-worker-${workerId}`;

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { writeFileAtomic } from '../atomic-file';
+import { regularSize } from '../safe-file';
 
 // PM2 appends each daemon's output to PM2_HOME/logs/NAME-out.log and
 // NAME-error.log for ever, and leaves a deleted app's logs behind. The
@@ -13,16 +14,6 @@ import { writeFileAtomic } from '../atomic-file';
 export interface LogTrim {
   file: string;
   bytes: number;
-}
-
-function regularSize(file: string): number | null {
-  try {
-    const st = fs.lstatSync(file);
-    return st.isFile() ? st.size : null;
-  } catch {
-    // Not there: nothing to trim.
-    return null;
-  }
 }
 
 function trim(file: string, maxBytes: number): LogTrim | null {
