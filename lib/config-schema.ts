@@ -168,12 +168,15 @@ export const ConfigSchema = z
         cpuTarget: z.number().min(1).max(100).default(80).meta({ description: 'Machine CPU use, in percent, that cpu lanes are filled up to.' }),
         gpuTarget: z.number().min(1).max(100).default(90).meta({ description: 'GPU use, in percent, that gpu lanes are filled up to.' }),
         memoryCeiling: z.number().min(1).max(100).default(90).meta({ description: 'Machine memory use, in percent, above which no lane is filled and the newest fill worker is requeued.' }),
-        window: Duration.default('30s').meta({ description: 'Utilization must stay below target (by the 10% tolerance) for this long before a lane is filled.' }),
+        window: Duration.default('30s').meta({ description: 'A lane grows while its use, read as the mean over this sliding window (and now), is below target by the 10% tolerance. Slots freed by ended tasks are refilled at once while use is below target.' }),
+        scaleUpPeriod: Duration.default('15s').meta({ description: 'Growth of a lane beyond what it ran is rate-limited, as the Kubernetes HPA does: per period, at most max(scaleUpPods, the count it ran at the period\'s start) more.' }),
+        scaleUpPods: z.number().int().min(1).max(1024).default(4).meta({ description: 'Growth per scaleUpPeriod allowed however few run (the HPA\'s default Pods policy is 4).' }),
+        starveAfter: Duration.default('5m').meta({ description: 'A lane held back by utilization this long, with work queued and slots free, is lane_starved: recorded once, shown by status with what to change.' }),
         scaleDownStabilization: Duration.default('5m').meta({ description: 'Memory must stay over the ceiling this long before a fill worker is stopped, and two scale-downs (or a scale-down and a fill) are at least this far apart. Kubernetes HPA uses 300s.' }),
         gpuGrace: Duration.default('60s').meta({ description: 'How long a GPU-lane worker may run before it must hold a context on its GPU (gpu_fallback).' }),
         retention: Duration.default('24h').meta({ description: 'How long utilization samples are kept in swarm.db.' }),
       })
-      .default({ cpuTarget: 80, gpuTarget: 90, memoryCeiling: 90, window: '30s', scaleDownStabilization: '5m', gpuGrace: '60s', retention: '24h' })
+      .default({ cpuTarget: 80, gpuTarget: 90, memoryCeiling: 90, window: '30s', scaleUpPeriod: '15s', scaleUpPods: 4, starveAfter: '5m', scaleDownStabilization: '5m', gpuGrace: '60s', retention: '24h' })
       .meta({ description: 'util-controller\'s targets for lanes with fill "utilization".' }),
     consensus: z
       .strictObject({

@@ -59,7 +59,8 @@ export interface CompiledConfig {
   eventLogMaxBytes: number;
   tickMs: number;
   lanes: Record<string, CompiledLane>;
-  utilization: { cpuTarget: number; gpuTarget: number; memoryCeiling: number; windowMs: number; scaleDownStabilizationMs: number; gpuGraceMs: number; retentionMs: number };
+  utilization: {
+    cpuTarget: number; gpuTarget: number; memoryCeiling: number; windowMs: number; scaleUpPeriodMs: number; scaleUpPods: number; starveAfterMs: number; scaleDownStabilizationMs: number; gpuGraceMs: number; retentionMs: number };
   jobs: Record<string, CompiledJob>;
   queue: { job: string; id: string; args: string[] }[];
   consensus: { maxConcurrentActions: number; selfGrantAfterMs: number; breakerFailures: number; breakerWindowMs: number; scoresEveryMs: number };
@@ -185,6 +186,9 @@ function compile(cfg: ParsedConfig, file: string, env: NodeJS.ProcessEnv): Compi
       gpuTarget: cfg.utilization.gpuTarget,
       memoryCeiling: cfg.utilization.memoryCeiling,
       windowMs: ms(cfg.utilization.window),
+      scaleUpPeriodMs: ms(cfg.utilization.scaleUpPeriod),
+      scaleUpPods: cfg.utilization.scaleUpPods,
+      starveAfterMs: ms(cfg.utilization.starveAfter),
       scaleDownStabilizationMs: ms(cfg.utilization.scaleDownStabilization),
       gpuGraceMs: ms(cfg.utilization.gpuGrace),
       retentionMs: ms(cfg.utilization.retention),

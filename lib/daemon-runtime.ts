@@ -69,6 +69,7 @@ export class DaemonRuntime {
   private restarts = 0;
   private ctx: DaemonContext | null = null;
   private wake: (() => void) | null = null;
+  private pokedWhileTicking = false;
 
   constructor(
     private readonly deps: RuntimeDeps,
@@ -113,9 +114,14 @@ export class DaemonRuntime {
     return this.ctx;
   }
 
-  /** Runs a tick now instead of waiting for the timer: used when an exit file appears. */
+  /**
+   * Runs a tick now instead of waiting for the timer: used when an exit file
+   * appears. A poke during a tick runs the next one as soon as it ends, so
+   * the second of two exits a few milliseconds apart is not left a tick.
+   */
   poke(): void {
-    this.wake?.();
+    if (this.wake) this.wake();
+    else if (this.ticking) this.pokedWhileTicking = true;
   }
 
   private schedule(delayMs: number): void {
@@ -128,7 +134,9 @@ export class DaemonRuntime {
       this.wake = null;
       this.ticking = this.tickOnce().finally(() => {
         this.ticking = null;
-        this.schedule(this.deps.config.tickMs);
+        const again = this.pokedWhileTicking;
+        this.pokedWhileTicking = false;
+        this.schedule(again ? 0 : this.deps.config.tickMs);
       });
     };
     this.wake = fire;

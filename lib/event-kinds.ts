@@ -7,7 +7,7 @@ export const FAILURE_CLASSES = [
   'log_stalled', 'startup_gate_missed', 'artifact_missing', 'runtime_exceeded', 'gpu_fallback',
   'unexpected_gpu_context', 'daemon_missing', 'daemon_stale', 'state_corrupt', 'util_low',
   'memory_pressure', 'no_workers', 'run_stalled', 'long_query', 'validation_failed', 'plateau',
-  'stagnation', 'lock_conflict',
+  'stagnation', 'lock_conflict', 'lane_starved', 'dependency_failed',
 ] as const;
 export type FailureClass = (typeof FAILURE_CLASSES)[number];
 
@@ -33,6 +33,7 @@ export const EVENT_KINDS = [
   'run.started', 'run.resumed', 'run.completed', 'run.paused', 'run.unpaused',
   'state.repaired',
   'consensus.scores', 'consensus.breaker', 'db.checked',
+  'config.reloaded', 'config.rejected', 'schedule.fired', 'schedule.skipped',
 ] as const;
 
 export type EventKind = (typeof EVENT_KINDS)[number] | `detect.${FailureClass}`;
@@ -43,7 +44,7 @@ export type Severity = (typeof SEVERITIES)[number];
 /** Targets are typed strings so a grep for "worker:" finds every event about workers. */
 export type Target =
   | `worker:${string}` | `daemon:${string}` | `task:${string}` | `lane:${string}`
-  | `run:${string}` | `state:${string}` | `query:${string}`;
+  | `run:${string}` | `state:${string}` | `query:${string}` | `job:${string}`;
 
 export interface NewEvent {
   kind: EventKind;

@@ -41,7 +41,7 @@ export interface Snapshot {
   daemons: DaemonView[];
   workers: WorkerView[];
   tasks: Record<TaskStatus, number>;
-  lanes: { name: string; kind: string; slots: number; busy: number }[];
+  lanes: { name: string; kind: string; slots: number; busy: number; starved: StarvedLaneView | null }[];
   utilization: { cpuPct: number | null; memPct: number | null; gpus: unknown[] };
   incidents: Incident[];
   escalations: Escalation[];
@@ -74,7 +74,12 @@ const SentryViewSchema = z.looseObject({
   incidents: z.array(IncidentSchema).default([]),
 });
 const ConsensusViewSchema = z.looseObject({ breaker: z.looseObject({ state: z.string(), escalationId: z.number().nullable() }).optional() });
-const UtilSchema = z.looseObject({ utilization: z.looseObject({ cpuPct: z.number().nullable(), memPct: z.number().nullable(), gpus: z.array(z.unknown()) }).optional() });
+const StarvedSchema = z.object({ since: z.string(), usePct: z.number().nullable(), memPct: z.number(), targetPct: z.number(), queued: z.number(), freeSlots: z.number(), seq: z.number() });
+export type StarvedLaneView = z.infer<typeof StarvedSchema>;
+const UtilSchema = z.looseObject({
+  utilization: z.looseObject({ cpuPct: z.number().nullable(), memPct: z.number().nullable(), gpus: z.array(z.unknown()) }).optional(),
+  starved: z.record(z.string(), StarvedSchema).default({}),
+});
 
 export function readEscalations(db: Db): Escalation[] {
   const raised = db.prepare<[], { seq: number; ts: string; target: string; data: string }>("SELECT seq, ts, target, data FROM events WHERE kind = 'escalation.raised' ORDER BY seq DESC LIMIT 200").all();
@@ -111,6 +116,8 @@ export function buildSnapshot(config: CompiledConfig, now = systemClock.now()): 
     lanes: Object.values(config.lanes).map((l) => ({
       name: l.name, kind: l.kind, slots: l.slots,
       busy: workers.filter((w) => w.lane === l.name && ['starting', 'running', 'stale', 'backoff'].includes(w.status)).length,
+      // Only while util-controller runs: a stopped controller's last word on starvation is no longer true.
+      starved: util.ok && daemons.find((d) => d.name === 'util-controller')?.status === 'online' ? (util.value.starved[l.name] ?? null) : null,
     })),
     utilization: util.ok && util.value.utilization ? util.value.utilization : { cpuPct: null, memPct: null, gpus: [] },
     incidents: incidents.sort((a, b) => a.id - b.id).slice(-50),
@@ -140,7 +147,7 @@ export function buildSnapshot(config: CompiledConfig, now = systemClock.now()): 
   if (breaker && degraded) {
     snap.problems.push(`the swarm is DEGRADED: circuit breaker ${breaker.state}; automatic actions other than safety are held (swarmctl ack ${breaker.escalationId})`);
   }
-  snap.problems.push(...describeProblems(snap));
+  snap.problems.push(...describeProblems(snap, config));
   snap.nextSteps = nextSteps(snap, config);
   return snap;
 }
@@ -161,12 +168,18 @@ function readFromLog(snap: Snapshot, stateDir: string, degraded: boolean): void 
   }
 }
 
-function describeProblems(s: Snapshot): string[] {
+const heldBy = (v: StarvedLaneView, memoryCeiling: number): string =>
+  v.memPct > memoryCeiling ? `memory ${v.memPct}% over the ceiling ${memoryCeiling}%` : `use ${Math.round(v.usePct ?? 0)}% against target ${v.targetPct}%`;
+
+function describeProblems(s: Snapshot, config: CompiledConfig): string[] {
   const out: string[] = [];
   if (s.run?.paused) out.push('the swarm is PAUSED: only safety actions run (swarmctl resume)');
   for (const d of s.daemons) if (d.status !== 'online') out.push(`daemon ${d.name} is ${d.status}`);
   for (const e of s.escalations) if (e.status === 'open') out.push(`escalation ${e.id} on ${e.target}: ${e.reason}`);
   for (const w of s.workers) if (w.status === 'stale' || w.status === 'quarantined' || w.status === 'backoff') out.push(`worker ${w.id} is ${w.status}`);
+  for (const l of s.lanes) {
+    if (l.starved) out.push(`lane ${l.name} is starved: ${l.starved.queued} task(s) queued, ${l.starved.freeSlots} slot(s) free, held back by ${heldBy(l.starved, config.utilization.memoryCeiling)} since ${l.starved.since}`);
+  }
   return out;
 }
 
@@ -178,6 +191,14 @@ export function nextSteps(s: Snapshot, config: CompiledConfig): string[] {
   for (const e of s.escalations.filter((x) => x.status === 'open')) {
     const wid = e.target.replace(/^worker:/, '');
     out.push(`${e.target} needs a person: ${e.reason}. Read ${path.join(config.stateDir, 'workers', wid, 'output.log')}, fix the cause, then run \`scripts/swarmctl ack ${e.id}\` to let it run again.`);
+  }
+  for (const l of s.lanes) {
+    if (!l.starved) continue;
+    const target = l.kind === 'gpu' ? 'gpuTarget' : 'cpuTarget';
+    const fix = l.starved.memPct > config.utilization.memoryCeiling
+      ? `free memory on the machine, or raise utilization.memoryCeiling (now ${config.utilization.memoryCeiling}%) in ${config.file}`
+      : `lower the machine's other load, raise utilization.${target} (now ${l.starved.targetPct}%) in ${config.file}, or set lanes.${l.name}.fill to "slots" to fill it whatever the use`;
+    out.push(`Lane ${l.name} is held back by ${heldBy(l.starved, config.utilization.memoryCeiling)} with ${l.starved.queued} task(s) waiting: ${fix}.`);
   }
   if (s.run?.paused) out.push('The swarm is paused. Run `scripts/swarmctl resume` when maintenance is over.');
   const t = s.tasks;

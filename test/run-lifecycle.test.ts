@@ -70,7 +70,7 @@ describe('queue, manual actions and run completion', () => {
     expect(Object.keys(s.daemons[0] ?? {})).toEqual(['name', 'status', 'pid', 'restarts', 'lastTickAt', 'tickAgeMs']);
     expect(Object.keys(s.workers[0] ?? {}).sort()).toEqual(['attempt', 'cpuPct', 'gpus', 'id', 'job', 'lane', 'lastProgressAt', 'memBytes', 'pid', 'progressAgeMs', 'restarts', 'startedAt', 'status', 'taskId'].sort());
     expect(Object.keys(s.tasks).sort()).toEqual(['completed', 'failed', 'queued', 'quarantined', 'running'].sort());
-    expect(s.lanes).toEqual([{ name: 'cpu', kind: 'cpu', slots: 2, busy: expect.any(Number) }]);
+    expect(s.lanes).toEqual([{ name: 'cpu', kind: 'cpu', slots: 2, busy: expect.any(Number), starved: null }]);
     expect(s.utilization.cpuPct).toEqual(expect.any(Number));
     expect(Object.keys(s.utilization)).toEqual(['cpuPct', 'memPct', 'gpus']);
     expect(s.events.lastSeq).toBeGreaterThan(0);

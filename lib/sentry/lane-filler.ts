@@ -1,10 +1,14 @@
 import path from 'node:path';
+import { z } from 'zod';
 import { Action } from '../actions';
 import { iso } from '../clock';
 import type { DaemonContext } from '../daemon-runtime';
 import { errorMessage } from '../errors';
 import type { ProcessManager } from '../process-manager';
+import { isPaused } from '../run-registry';
 import { daemonView } from '../snapshot';
+import { DAEMON_STATE_FILES } from '../state-files';
+import { readStateFile } from '../state-store';
 import { getTask, queuedTasks, setTaskStatus } from '../task-queue';
 import { replicaWorkerId, taskWorkerId } from '../worker-ids';
 import { pendingLaneFills } from './commands';
@@ -28,6 +32,22 @@ import { ACTIVE_STATUSES, newWorkerRecord, type WorkerRecord } from './worker-re
  */
 const MIN_LAUNCH_BUDGET_MS = 1000;
 
+/** Why a queued task started, recorded in task.started's `why`. */
+type StartReason = 'refill' | 'fill' | 'slots';
+const START_REASONS: Record<StartReason, string> = {
+  refill: 'refilling a slot freed by a task that ended',
+  fill: "on util-controller's fill",
+  slots: 'util-controller is down: filling free slots',
+};
+
+const RefillGatesSchema = z.looseObject({ lanes: z.record(z.string(), z.looseObject({ refill: z.boolean().optional() })).default({}) });
+
+/** util-controller's refill gate per lane, from its last tick: open while the lane's use is below target. */
+function refillGates(stateDir: string): Record<string, boolean> {
+  const r = readStateFile(path.join(stateDir, DAEMON_STATE_FILES['util-controller']), RefillGatesSchema);
+  return r.ok ? Object.fromEntries(Object.entries(r.value.lanes).map(([lane, d]) => [lane, d.refill === true])) : {};
+}
+
 export class LaneFiller {
   private utilDownSince: number | null = null;
   private launchesEndAt = Infinity;
@@ -38,6 +58,9 @@ export class LaneFiller {
    * verification, and on a loaded machine a queue of ten took minutes.
    */
   private readonly permitOwed = new Map<string, number>();
+  private readonly freed = new Map<string, number[]>();
+  /** Task workers holding a slot at the last tick, by lane. */
+  private activeTasks = new Map<string, string>();
 
   constructor(
     private readonly host: SentryHost,
@@ -70,20 +93,28 @@ export class LaneFiller {
         }
       }
     }
-    // With util-controller there, queued work starts only on its fill permits. Only when it has been
-    // gone for a while (not merely starting or restarting) do free slots fill at once.
-    const utilOnline = daemonView(ctx.config.stateDir, 'util-controller', now).status === 'online';
-    this.utilDownSince = utilOnline ? null : (this.utilDownSince ?? now);
+    // With util-controller there, queued work starts only on its fill permits and, for slots freed by
+    // ended tasks, under its refill gate. Only when it has been gone for a while (not merely starting or
+    // restarting) do free slots fill at once.
+    const util = daemonView(ctx.config.stateDir, 'util-controller', now);
+    this.utilDownSince = util.status === 'online' ? null : (this.utilDownSince ?? now);
     const governed = this.utilDownSince === null || now - this.utilDownSince < ctx.config.watchdog.staleAfterMs * 2;
+    const freed = this.noteFreedSlots(ctx, now);
+    if (isPaused(ctx.db)) return;
+    const gates = governed && util.status === 'online' ? refillGates(ctx.config.stateDir) : {};
     const permits = governed ? pendingLaneFills(ctx.db) : [];
     for (const lane of Object.keys(ctx.config.lanes)) {
       // Out of time: an unused permit waits for the next tick.
       if (this.outOfTime(ctx)) return;
+      // A slot freed by a task that ended is refilled in this same tick while the gate is open: replacing
+      // what ran is the ReplicaSet's job, not a new decision to grow.
+      const owedRefills = gates[lane] === true ? Math.min(freed.get(lane)?.length ?? 0, this.freeSlots(ctx, lane)) : 0;
+      if (owedRefills > 0) freed.get(lane)?.splice(0, (await this.startQueued(ctx, lane, owedRefills, now, 'refill')).length);
       const permit = permits.find((p) => p.lane === lane);
       permit?.done();
       const owed = governed ? (this.permitOwed.get(lane) ?? 0) + (permit?.count ?? 0) : Infinity;
       const allowed = Math.min(this.freeSlots(ctx, lane), owed);
-      const started = allowed > 0 ? await this.startQueued(ctx, lane, allowed, now) : [];
+      const started = allowed > 0 ? await this.startQueued(ctx, lane, allowed, now, governed ? 'fill' : 'slots') : [];
       // Only a launch cut short by the clock is owed; slots that filled up or a queue that emptied end the permit.
       const cutShort = governed && started.length < allowed && this.outOfTime(ctx);
       if (cutShort) this.permitOwed.set(lane, allowed - started.length);
@@ -92,8 +123,24 @@ export class LaneFiller {
     }
   }
 
+  /**
+   * Slots freed since the last tick by task workers that ended (completed,
+   * failed, stopped, requeued), per lane, each kept for one scale-up period:
+   * after that, filling the slot again is growth, util-controller's call.
+   */
+  private noteFreedSlots(ctx: DaemonContext, now: number): Map<string, number[]> {
+    const active = new Map<string, string>();
+    for (const w of this.host.workers.values()) if (w.taskId !== null && ACTIVE_STATUSES.includes(w.status)) active.set(w.id, w.lane);
+    for (const [id, lane] of this.activeTasks) {
+      if (!active.has(id)) this.freed.set(lane, [...(this.freed.get(lane) ?? []), now]);
+    }
+    this.activeTasks = active;
+    for (const [lane, times] of this.freed) this.freed.set(lane, times.filter((t) => now - t < ctx.config.utilization.scaleUpPeriodMs));
+    return this.freed;
+  }
+
   /** Starts up to `count` queued tasks of a lane, in queue order. */
-  private async startQueued(ctx: DaemonContext, lane: string, count: number, now: number): Promise<WorkerRecord[]> {
+  private async startQueued(ctx: DaemonContext, lane: string, count: number, now: number, why: StartReason): Promise<WorkerRecord[]> {
     const held = [...this.host.workers.values()].filter((w) => w.lane === lane && w.status === 'stopped' && w.taskId !== null).length;
     const out: WorkerRecord[] = [];
     for (const t of queuedTasks(ctx.db, ctx.run.id, lane, count + held)) {
@@ -108,7 +155,7 @@ export class LaneFiller {
       delete this.host.carried[t.id];
       this.host.workers.set(id, w);
       setTaskStatus(ctx.db, ctx.run.id, t.id, 'running', iso(now), true);
-      ctx.log.append({ kind: 'task.started', target: `task:${t.id}`, data: { workerId: id, job: t.job, lane, message: `task ${t.id} started on lane ${lane}` } });
+      ctx.log.append({ kind: 'task.started', target: `task:${t.id}`, data: { workerId: id, job: t.job, lane, why, message: `task ${t.id} started on lane ${lane} (${START_REASONS[why]})` } });
       await this.launch(ctx, w, now);
       out.push(w);
     }

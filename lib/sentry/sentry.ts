@@ -250,7 +250,7 @@ export class WorkerSentry implements DaemonBehavior, SentryHost {
         return;
       }
       if (w.taskId) {
-        this.finishPending(ctx, w, 'verified', { message: 'task completed after the restart' });
+        this.finishPending(ctx, w, 'verified', { message: `task ${w.taskId} completed on attempt ${w.attempt}` });
         this.move(ctx, w, 'completed', 'exit 0');
         setTaskStatus(ctx.db, ctx.run.id, w.taskId, 'completed', iso(now));
         ctx.log.append({ kind: 'task.completed', target: `task:${w.taskId}`, data: { workerId: w.id, attempt: w.attempt, runtimeMs, message: `task ${w.taskId} completed on attempt ${w.attempt}` } });

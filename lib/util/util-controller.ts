@@ -10,6 +10,7 @@ import { queuedTasks } from '../task-queue';
 import { checkGpuBinding } from './gpu-checks';
 import { decideLane, type LaneDecision, type LaneMemory, type Sample } from './lane-policy';
 import { pruneSamples, recordSamples } from './samples';
+import { StarvationWatch } from './starvation';
 
 // util-controller: owns CPU, memory and GPU use against the targets. Each
 // tick it samples the machine (/proc) and the GPUs (nvidia-smi),
@@ -27,8 +28,9 @@ function laneBusy(ctx: DaemonContext, lane: string, now: number): boolean {
 
 export class UtilController implements DaemonBehavior {
   private readonly samples = new Map<string, Sample[]>();
-  private readonly memory: LaneMemory = { lastUpAt: null, lastDownAt: null };
-  private readonly laneUpAt = new Map<string, number>();
+  private lastDownAt: number | null = null;
+  private readonly grown = new Map<string, LaneMemory['grown']>();
+  private readonly starvation = new StarvationWatch();
   private readonly decisions: Record<string, LaneDecision> = {};
   private readonly flagged = new Set<string>();
   private gpu: GpuProbe = { available: false, gpus: [], reason: 'not probed yet' };
@@ -61,12 +63,13 @@ export class UtilController implements DaemonBehavior {
       values[`gpu:${g.index}:util`] = g.utilPct;
       values[`gpu:${g.index}:mem`] = g.memUsedMiB;
     }
-    const keepMs = Math.max(u.windowMs, u.scaleDownStabilizationMs) + 2 * ctx.config.tickMs;
+    const keepMs = Math.max(u.windowMs, u.scaleDownStabilizationMs, u.scaleUpPeriodMs) + 2 * ctx.config.tickMs;
     for (const lane of Object.values(ctx.config.lanes)) {
       const utilPct = lane.kind === 'cpu' ? this.machine.cpuPct : this.gpuUtil(lane.gpus);
-      const list = [...(this.samples.get(lane.name) ?? []), { at: now, utilPct, memPct }].filter((s) => s.at >= now - keepMs);
+      const busy = workers.filter((w) => w.lane === lane.name && ACTIVE_STATUSES.includes(w.status)).length;
+      const list = [...(this.samples.get(lane.name) ?? []), { at: now, utilPct, memPct, busy }].filter((s) => s.at >= now - keepMs);
       this.samples.set(lane.name, list);
-      values[`lane:${lane.name}:busy`] = workers.filter((w) => w.lane === lane.name && ACTIVE_STATUSES.includes(w.status)).length;
+      values[`lane:${lane.name}:busy`] = busy;
     }
     recordSamples(ctx.db, now, values);
     if (now - this.lastPruneAt >= PRUNE_EVERY_MS) {
@@ -94,25 +97,32 @@ export class UtilController implements DaemonBehavior {
     for (const lane of Object.values(ctx.config.lanes)) {
       const mine = workers.filter((w) => w.lane === lane.name);
       const fill = mine.filter((w) => w.taskId !== null && LIVE_STATUSES.includes(w.status));
-      const memory = { lastUpAt: this.laneUpAt.get(lane.name) ?? null, lastDownAt: this.memory.lastDownAt };
+      const grown = (this.grown.get(lane.name) ?? []).filter((g) => g.at > now - u.scaleUpPeriodMs);
+      this.grown.set(lane.name, grown);
+      const queued = queuedTasks(ctx.db, ctx.run.id, lane.name, lane.slots).length;
+      const busy = mine.filter((w) => ACTIVE_STATUSES.includes(w.status)).length;
       const d = decideLane(
-        { mode: lane.fill, targetPct: lane.kind === 'gpu' ? u.gpuTarget : u.cpuTarget, windowMs: u.windowMs, memoryCeilingPct: u.memoryCeiling, stabilizationMs: u.scaleDownStabilizationMs },
-        memory,
+        {
+          mode: lane.fill, targetPct: lane.kind === 'gpu' ? u.gpuTarget : u.cpuTarget, windowMs: u.windowMs, memoryCeilingPct: u.memoryCeiling,
+          stabilizationMs: u.scaleDownStabilizationMs, scaleUpPeriodMs: u.scaleUpPeriodMs, scaleUpPods: u.scaleUpPods,
+        },
+        { lastDownAt: this.lastDownAt, grown },
         this.samples.get(lane.name) ?? [],
-        { slots: lane.slots, busy: mine.filter((w) => ACTIVE_STATUSES.includes(w.status)).length, queued: queuedTasks(ctx.db, ctx.run.id, lane.name, lane.slots).length, fillWorkers: fill.length },
+        { slots: lane.slots, busy, queued, fillWorkers: fill.length },
         now,
       );
       this.decisions[lane.name] = d;
-      // One fill of a lane at a time: the last one holds the lane's lease until its worker runs.
+      this.starvation.observe(ctx, lane.name, d.heldByUse ? { ...d.heldByUse, queued, freeSlots: lane.slots - busy } : null, now);
+      // One growth of a lane at a time: the last one holds the lane's lease until its first worker runs.
       if (d.kind === 'fill' && !laneBusy(ctx, lane.name, now)) {
         // Idle capacity with work waiting is the failure this fills; a lane filled by slots just has room.
         const low = lane.fill === 'utilization'
-          ? ctx.log.append({ kind: 'detect.util_low', target: `lane:${lane.name}`, severity: 'info', data: { class: 'util_low', queued: queuedTasks(ctx.db, ctx.run.id, lane.name, lane.slots).length, message: d.reason } }).seq
+          ? ctx.log.append({ kind: 'detect.util_low', target: `lane:${lane.name}`, severity: 'info', data: { class: 'util_low', queued, message: d.reason } }).seq
           : null;
         const a = await Action.propose(this.actionDeps(ctx), { type: 'launch_worker', target: `lane:${lane.name}`, priority: 'capacity', reason: d.reason, incidentId: low, data: { count: d.count } });
         if (a.granted) {
           requestLaneFill(ctx.db, lane.name, d.count, a.id);
-          if (lane.fill === 'utilization') this.laneUpAt.set(lane.name, now);
+          grown.push({ at: now, count: d.count });
         }
       } else if (d.kind === 'scale-down' && !scaledDown) {
         // Memory is the machine's, not the lane's: the newest fill worker of any lane goes first.
@@ -123,7 +133,7 @@ export class UtilController implements DaemonBehavior {
         const a = await Action.propose(this.actionDeps(ctx), { type: 'requeue_task', target: `worker:${newest.id}`, priority: 'safety', reason: `${d.reason}: stop the newest fill worker`, incidentId: detect.seq });
         if (a.granted) {
           requestCommand(ctx.db, newest.id, 'requeue', a.id, 'util-controller');
-          this.memory.lastDownAt = now;
+          this.lastDownAt = now;
           scaledDown = true;
         }
       }
@@ -160,6 +170,7 @@ export class UtilController implements DaemonBehavior {
       },
       gpuProbe: this.gpu.available ? { available: true } : { available: false, reason: this.gpu.reason },
       lanes: this.decisions,
+      starved: this.starvation.view(),
     };
   }
 }

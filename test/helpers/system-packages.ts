@@ -29,6 +29,11 @@ export const SYSTEM_PACKAGES = {
     apt: ['python3-optuna'],
     present: () => spawnSync('/usr/bin/python3', ['-c', 'import optuna'], { stdio: 'ignore', timeout: 60_000 }).status === 0,
   },
+  'stress-ng': {
+    gives: 'a machine made busy on purpose (stress-ng)',
+    apt: ['stress-ng'],
+    present: () => spawnSync('stress-ng', ['--version'], { stdio: 'ignore', timeout: 30_000 }).status === 0,
+  },
 } satisfies Record<string, SystemPackage>;
 
 export type PackageName = keyof typeof SYSTEM_PACKAGES;
