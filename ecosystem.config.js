@@ -7,12 +7,21 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { resolveEntry } = require('./scripts/entry.js');
 const { daemonEnv, isSecretName, saveSecrets } = require('./scripts/daemon-env.js');
+const { configProblem } = require('./scripts/config-check.js');
 
 const root = __dirname;
 function configPath() {
   if (process.env.SWARM_CONFIG) return path.resolve(process.env.SWARM_CONFIG);
   const local = path.resolve('swarm.config.json');
   return fs.existsSync(local) ? local : path.join(root, 'examples', 'demo', 'swarm.config.json');
+}
+
+// A bad config stops `pm2 start ecosystem.config.js` here, before PM2 starts a daemon, with the message
+// `swarmctl up` prints; started anyway, six daemons would crash-loop with the reason only in PM2's logs.
+const problem = configProblem(configPath());
+if (problem) {
+  process.stderr.write(`${problem}\n`);
+  process.exit(2);
 }
 
 // Order matters for `swarmctl down`: the watchers go first.
@@ -59,6 +68,9 @@ module.exports = {
       // Graceful stop inside this; the daemon forces its own exit a second earlier.
       kill_timeout: 5000,
       restart_delay: 1000,
+      // A daemon exits 2 only for what a restart cannot fix (a bad config, a key file, a folder another
+      // swarm holds): PM2 leaves it stopped instead of crash-looping, and the reason is in its log.
+      stop_exit_codes: [2],
       exp_backoff_restart_delay: 200,
       merge_logs: true,
       // Only `env`: PM2 7 ignores `filter_env: true`; every name contains '', so this list drops the caller's whole environment.

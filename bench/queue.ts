@@ -1,6 +1,7 @@
 // How fast a queue drains, and how long a queued task waits for its first
 // pid on a machine made busy with stress-ng. Every figure is read from event
 // timestamps of a real swarm under real PM2.
+import fs from 'node:fs';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import type { StoredEvent } from '../lib/event-kinds';
@@ -109,11 +110,13 @@ export async function queuedToRunningUnderLoad(repeats: number): Promise<Sampled
     await waitFor('every daemon online', () => swarm.query().daemons.every((d) => d.status === 'online') || null, 120_000, 500);
     for (let i = 1; i <= repeats; i++) {
       const id = `load${i}`;
-      const submitted = Date.now();
       if (swarm.ctl('submit', 'nap', '--id', id).status !== 0) throw new Error(`cannot submit ${id}`);
-      await waitFor(`pid of ${id}`, () => swarm.query().workers.find((w) => w.id === `nap-${id}` && w.pid !== null) ?? null, 120_000, 50);
-      runs.push(Date.now() - submitted);
       await swarm.waitEvent('task.completed', `task:${id}`, () => true, 120_000);
+      // The shim writes pid.json the moment the worker process exists: that is "running".
+      const queued = swarm.events({ kind: 'task.queued', target: `task:${id}` })[0];
+      const pidFile = path.join(swarm.stateDir, 'workers', `nap-${id}`, 'pid.json');
+      if (!queued) throw new Error(`no task.queued for ${id}`);
+      runs.push(fs.statSync(pidFile).mtimeMs - Date.parse(queued.ts));
     }
   } finally {
     stress.kill('SIGKILL');

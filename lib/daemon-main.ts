@@ -5,7 +5,7 @@ import { lockRefusal, takeLock } from './state-lock';
 import { loadSecrets } from './daemon-env';
 import { HmacKeyError, loadHmacKey } from './hmac-chain';
 import { openDb } from './db';
-import { ConfigError, errorMessage, StateFolderInUseError } from './errors';
+import { CANNOT_START_EXIT, ConfigError, errorMessage, StateFolderInUseError } from './errors';
 import type { DaemonName } from './event-kinds';
 import { DaemonRuntime, type DaemonBehavior, type RuntimeDeps } from './daemon-runtime';
 import { createLogger } from './logger';
@@ -45,7 +45,7 @@ export function runDaemon(name: DaemonName, makeBehavior: (deps: RuntimeDeps) =>
     systemClock.share(config.stateDir);
   } catch (err) {
     logger.fatal({ err: errorMessage(err) }, err instanceof ConfigError || err instanceof HmacKeyError ? 'invalid config' : err instanceof StateFolderInUseError ? 'state folder in use' : 'cannot start');
-    process.exit(2);
+    process.exit(CANNOT_START_EXIT);
   }
   const runtime = new DaemonRuntime(deps, makeBehavior(deps));
   installSignalHandlers(async (reason) => {

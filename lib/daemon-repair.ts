@@ -1,3 +1,4 @@
+import { CANNOT_START_EXIT } from './errors';
 import { Action, type ActionDeps } from './actions';
 import type { Clock } from './clock';
 import { ECOSYSTEM, type CompiledConfig } from './config';
@@ -50,7 +51,8 @@ const VERIFY_WITHIN_MS = 30_000;
 // for up to half the staleness limit; anything else (a stopped, killed,
 // frozen or silent daemon) asks PM2 at once.
 
-export type DaemonFault = { class: 'daemon_missing' | 'daemon_stale'; reason: string; pid: number | null; app: AppInfo | null };
+/** `escalate`: a restart cannot help; a person is told instead. */
+export type DaemonFault = { class: 'daemon_missing' | 'daemon_stale'; reason: string; pid: number | null; app: AppInfo | null; escalate?: boolean };
 
 /** The repair loop for a daemon that watches others, wired to its context. */
 export function daemonRepairFor(
@@ -78,6 +80,12 @@ export class DaemonRepair {
 
   diagnose(name: DaemonName, app: AppInfo | undefined, now: number, view: DaemonView = daemonView(this.deps.config.stateDir, name, now)): DaemonFault | null {
     if (!app) return { class: 'daemon_missing', reason: 'not in PM2', pid: null, app: null };
+    if (app.exitCode === CANNOT_START_EXIT && app.pid === null && app.status !== 'online' && app.status !== 'launching') {
+      // Exit 2 is a daemon that cannot start (a bad config, a key file): restarting it would only
+      // crash-loop here instead of under PM2. A person is told once; `swarmctl up` after the fix.
+      // (PM2 shows such an app as "waiting restart" when it has a restart delay, but never restarts it.)
+      return { class: 'daemon_missing', reason: `exited ${CANNOT_START_EXIT}: it cannot start (a bad config or key file; see pm2 logs ${name})`, pid: null, app, escalate: true };
+    }
     if (app.status === 'stopped' || app.status === 'errored') return { class: 'daemon_missing', reason: `PM2 status ${app.status}`, pid: null, app };
     if (app.status !== 'online' || app.pid === null) return null;
     // A daemon gets a full staleAfter from when we first saw this pid before it is judged.
@@ -106,6 +114,8 @@ export class DaemonRepair {
   }
 
   private readonly seenPid = new Map<DaemonName, number>();
+  /** Daemons that cannot start, escalated once per watchdog life. */
+  private readonly escalated = new Set<DaemonName>();
   private readonly unreadableSince = new Map<DaemonName, number>();
 
   /** Checks and repairs; returns PM2's view of the apps, for callers that need it too. */
@@ -158,7 +168,13 @@ export class DaemonRepair {
 
   private async repair(name: DaemonName, fault: DaemonFault, now: number): Promise<void> {
     const target = `daemon:${name}` as const;
+    if (fault.escalate && this.escalated.has(name)) return;
     const detect = this.deps.log.append({ kind: `detect.${fault.class}`, target, severity: 'error', data: { class: fault.class, reason: fault.reason, pid: fault.pid, pm2Status: fault.app?.status ?? null, message: `${name}: ${fault.reason}` } });
+    if (fault.escalate) {
+      this.escalated.add(name);
+      this.deps.log.append({ kind: 'escalation.raised', target, severity: 'critical', data: { reason: `${name} ${fault.reason}`, incidentId: detect.seq, message: `needs a person: ${name} ${fault.reason}; fix it, then run swarmctl up` } });
+      return;
+    }
     const type = fault.app ? 'restart_daemon' : 'start_daemon';
     // Keeping the control plane alive is a safety action: an open breaker or pause must not stop it.
     const action = await Action.propose(this.deps.actionDeps(), { type, target, priority: 'safety', reason: fault.reason, incidentId: detect.seq });

@@ -1,5 +1,12 @@
 // The few named errors Swarm raises. Each carries what a person needs to fix it.
 
+/**
+ * The exit code of a daemon that cannot start (a bad config, a key file, a
+ * folder another swarm holds). PM2's `stop_exit_codes` leaves it stopped,
+ * and the watchdog escalates instead of restarting it.
+ */
+export const CANNOT_START_EXIT = 2;
+
 /** A config file that cannot be used. Exit code 2. */
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -7,7 +14,8 @@ export class ConfigError extends Error {
     readonly file: string,
     readonly issues: { path: string; message: string }[],
   ) {
-    super(`invalid config ${file}:\n${issues.map((i) => `  ${i.path || '(root)'}: ${i.message}`).join('\n')}`);
+    // A union's branches can report one fault twice: each line once.
+    super(`invalid config ${file}:\n${[...new Set(issues.map((i) => `  ${i.path || '(root)'}: ${i.message}`))].join('\n')}`);
   }
 }
 

@@ -32,6 +32,8 @@ export interface AppInfo {
   namespace: string;
   /** The SWARM_CONFIG the app was started with, for a daemon of a swarm. */
   configFile: string | null;
+  /** The exit code of its last exit, as PM2 recorded it; null when PM2 has none. */
+  exitCode: number | null;
 }
 
 export interface ProcessManager {
@@ -43,6 +45,12 @@ export interface ProcessManager {
   delete(name: string): Promise<void>;
   list(): Promise<AppInfo[]>;
   close(): void;
+}
+
+/** PM2 keeps an app's last exit code in its env; its types leave it out. */
+function exitCodeOf(env: unknown): number | null {
+  const code = (env as { exit_code?: unknown } | undefined)?.exit_code;
+  return typeof code === 'number' ? code : null;
 }
 
 function configOf(env: unknown): string | null {
@@ -134,6 +142,7 @@ export class Pm2ProcessManager implements ProcessManager {
       pid: p.pid && p.pid > 0 ? p.pid : null,
       status: (p.pm2_env?.status ?? 'unknown') as AppStatus,
       restarts: p.pm2_env?.restart_time ?? 0,
+      exitCode: exitCodeOf(p.pm2_env),
       namespace: String((p.pm2_env as { namespace?: unknown } | undefined)?.namespace ?? 'default'),
       configFile: configOf(p.pm2_env),
     }));
