@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { parseBytes, parseDurationMs } from './duration';
 import { FAILURE_CLASSES } from './event-kinds';
 import { BASE_ENV_NAMES, PASSTHROUGH_PATTERN } from './worker-env';
+import { findCycle } from './task-queue';
 import { taskWorkerId, workerIdClash, workerIdOwners } from './worker-ids';
 
 // The raw shape of swarm.config.json, exactly as a user writes it. Defaults
@@ -150,7 +151,12 @@ export const QueueEntrySchema = z.strictObject({
   job: Name.meta({ description: 'The job (a key of jobs) the task runs.' }),
   id: Name.optional().meta({ description: 'The task id, unique in the queue; defaults to JOB-N, N its place in the queue from 1.' }),
   args: z.array(z.string()).default([]).meta({ description: 'Arguments appended after the job\'s own args for this task.' }),
+  after: z.array(Name).default([]).meta({ description: 'Task ids of this queue that must complete first (as Pueue\'s --after). If one fails for good (quarantined, or its budget spent), this task fails with class dependency_failed.' }),
+  priority: z.number().int().min(-1_000_000).max(1_000_000).default(0).meta({ description: 'Higher starts first; tasks of one priority start in queue order.' }),
 });
+
+/** A queue entry's task id: its own, or JOB-N with N its place in the queue from 1. */
+export const queueEntryId = (entry: { job: string; id?: string | undefined }, index: number): string => entry.id ?? `${entry.job}-${index + 1}`;
 
 export const ConfigSchema = z
   .strictObject({
@@ -246,17 +252,26 @@ export const ConfigSchema = z
     }
     const seen = new Set<string>();
     const owners = workerIdOwners({ jobs: cfg.jobs, tasks: [] });
+    const ids = new Set(cfg.queue.map(queueEntryId));
     cfg.queue.forEach((entry, i) => {
+      for (const dep of entry.after) {
+        if (!ids.has(dep)) ctx.addIssue({ code: 'custom', path: ['queue', i, 'after'], message: `expected task ids of this queue; "${dep}" is none` });
+      }
       if (!(entry.job in cfg.jobs)) {
         ctx.addIssue({ code: 'custom', path: ['queue', i, 'job'], message: `expected one of the jobs: ${Object.keys(cfg.jobs).join(', ')}` });
       }
-      const id = entry.id ?? `${entry.job}-${i + 1}`;
+      const id = queueEntryId(entry, i);
       const clash = workerIdClash(owners, entry.job, id);
       if (seen.has(id)) ctx.addIssue({ code: 'custom', path: ['queue', i, 'id'], message: `expected a unique task id; "${id}" is used twice` });
       else if (clash) ctx.addIssue({ code: 'custom', path: ['queue', i, 'id'], message: `expected a task id whose worker is its own: ${clash}` });
       seen.add(id);
       owners.set(taskWorkerId(entry.job, id), `task ${id} of job ${entry.job}`);
     });
+    const cycle = findCycle(new Map(cfg.queue.map((e, i) => [queueEntryId(e, i), e.after])));
+    if (cycle) {
+      const at = cfg.queue.findIndex((e, i) => queueEntryId(e, i) === cycle[0]);
+      ctx.addIssue({ code: 'custom', path: ['queue', at, 'after'], message: `expected no cycle; these tasks wait for each other: ${cycle.join(' → ')}` });
+    }
     if (cfg.postgres && cfg.postgres.applicationName === undefined && cfg.postgres.usename === undefined && cfg.postgres.datname === undefined) {
       // Unscoped, the guard would end every active query on the server, of any user and database.
       ctx.addIssue({ code: 'custom', path: ['postgres'], message: 'expected a scope: applicationName, usename or datname' });

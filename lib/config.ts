@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { ConfigError } from './errors';
-import { ConfigSchema, MIN_TICK_MS, NAME_PATTERN, type ParsedConfig, type ParsedJob } from './config-schema';
+import { ConfigSchema, queueEntryId, MIN_TICK_MS, NAME_PATTERN, type ParsedConfig, type ParsedJob } from './config-schema';
 import { parseBytes, parseDurationMs } from './duration';
 import type { FailureClass } from './event-kinds';
 import { PACKAGE_ROOT } from './package-root';
@@ -62,7 +62,7 @@ export interface CompiledConfig {
   utilization: {
     cpuTarget: number; gpuTarget: number; memoryCeiling: number; windowMs: number; scaleUpPeriodMs: number; scaleUpPods: number; starveAfterMs: number; scaleDownStabilizationMs: number; gpuGraceMs: number; retentionMs: number };
   jobs: Record<string, CompiledJob>;
-  queue: { job: string; id: string; args: string[] }[];
+  queue: { job: string; id: string; args: string[]; after: string[]; priority: number }[];
   consensus: { maxConcurrentActions: number; selfGrantAfterMs: number; breakerFailures: number; breakerWindowMs: number; scoresEveryMs: number };
   watchdog: { staleAfterMs: number; quickCheckEveryMs: number; walCheckpointBytes: number; pm2LogMaxBytes: number };
   hangGuard: { killGraceMs: number };
@@ -194,7 +194,7 @@ function compile(cfg: ParsedConfig, file: string, env: NodeJS.ProcessEnv): Compi
       retentionMs: ms(cfg.utilization.retention),
     },
     jobs,
-    queue: cfg.queue.map((q, i) => ({ job: q.job, id: q.id ?? `${q.job}-${i + 1}`, args: q.args })),
+    queue: cfg.queue.map((q, i) => ({ job: q.job, id: queueEntryId(q, i), args: q.args, after: q.after, priority: q.priority })),
     consensus: {
       maxConcurrentActions: cfg.consensus.maxConcurrentActions,
       selfGrantAfterMs: ms(cfg.consensus.selfGrantAfter),

@@ -107,6 +107,9 @@ const ADDED_COLUMNS = [
   { table: 'events', column: 'mac', type: 'TEXT' },
   // Leases run on the swarm's clock (lib/clock.ts); the wall clock at acquisition is kept beside, for a person.
   { table: 'leases', column: 'acquired_wall', type: 'TEXT' },
+  // The queue's order and dependencies (`priority`, `after`): higher first, then FIFO; `deps` a JSON array of task ids.
+  { table: 'tasks', column: 'priority', type: 'INTEGER NOT NULL DEFAULT 0' },
+  { table: 'tasks', column: 'deps', type: "TEXT NOT NULL DEFAULT '[]'" },
 ] as const;
 
 function refuseLink(file: string): void {

@@ -16,13 +16,25 @@ import { cliConfig, hasState, openWriter, printJson, type GlobalOptions } from '
 
 const nameRe = new RegExp(NAME_PATTERN);
 
-export function submitCommand(job: string, args: string[], opts: GlobalOptions & { id?: string }): number {
+/** --priority as an integer, or a usage error naming it. */
+function parsePriority(raw: string | undefined): number {
+  if (raw === undefined) return 0;
+  const n = Number(raw);
+  if (!/^-?\d+$/.test(raw.trim()) || !Number.isSafeInteger(n) || Math.abs(n) > 1_000_000) throw new UsageError(`--priority "${raw}": expected a whole number from -1000000 to 1000000`);
+  return n;
+}
+
+export function submitCommand(job: string, args: string[], opts: GlobalOptions & { id?: string; after?: string[]; priority?: string }): number {
   // Everything the config alone can refuse is refused before the state folder or a run is made.
   const config = cliConfig(opts);
   const jobCfg = config.jobs[job];
   if (!jobCfg) throw new UsageError(`unknown job "${job}"; the config ${config.file} has: ${Object.keys(config.jobs).join(', ')}`);
   const id = opts.id ?? `${job}-${systemClock.now().toString(36)}`;
   if (!nameRe.test(id)) throw new UsageError(`--id "${id}" must match ${NAME_PATTERN}`);
+  const after = [...new Set(opts.after ?? [])];
+  const priority = parsePriority(opts.priority);
+  // A new task can close no cycle but one through itself: the tasks it waits for do not wait for it.
+  if (after.includes(id)) throw new UsageError(`--after ${id}: a task cannot wait for itself (a cycle: ${id} → ${id})`);
   const configClash = workerIdClash(workerIdOwners({ jobs: config.jobs, tasks: config.queue }), job, id);
   if (configClash) throw new UsageError(`task "${id}" of job ${job} is refused: ${configClash}`);
   const w = openWriter(opts);
@@ -30,12 +42,14 @@ export function submitCommand(job: string, args: string[], opts: GlobalOptions &
     if (getTask(w.db, w.run.id, id)) throw new UsageError(`a task "${id}" already exists in run ${w.run.id}`);
     const clash = workerIdClash(workerIdOwners({ jobs: config.jobs, tasks: taskKeys(w.db, w.run.id) }), job, id);
     if (clash) throw new UsageError(`task "${id}" of job ${job} is refused: ${clash}`);
-    enqueueTask(w.db, { runId: w.run.id, id, job, args, lane: jobCfg.lane, queuedAt: new Date().toISOString() });
+    const unknown = after.filter((dep) => !getTask(w.db, w.run.id, dep));
+    if (unknown.length) throw new UsageError(`--after ${unknown.join(', ')}: no such task in run ${w.run.id}`);
+    enqueueTask(w.db, { runId: w.run.id, id, job, args, lane: jobCfg.lane, queuedAt: new Date().toISOString(), after, priority });
     if (reopenRun(w.db, w.run.id)) {
       w.log.append({ kind: 'run.resumed', target: `run:${w.run.id}`, data: { reason: 'task submitted', taskId: id, message: `run ${w.run.id} reopened: task ${id} submitted` } });
     }
-    const e = w.log.append({ kind: 'task.queued', target: `task:${id}`, data: { job, lane: jobCfg.lane, args, from: 'swarmctl', message: `task ${id} queued (${job})` } });
-    if (opts.json) printJson({ id, job, lane: jobCfg.lane, seq: e.seq });
+    const e = w.log.append({ kind: 'task.queued', target: `task:${id}`, data: { job, lane: jobCfg.lane, args, after, priority, from: 'swarmctl', message: `task ${id} queued (${job})` } });
+    if (opts.json) printJson({ id, job, lane: jobCfg.lane, after, priority, seq: e.seq });
     else process.stdout.write(`${id}\n`);
     return 0;
   } finally {

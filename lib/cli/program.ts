@@ -48,6 +48,8 @@ export function buildProgram(onRun: (result: CommandResult) => void): Command {
     .action(run((o) => cli.events().eventsCommand(o)));
   withJson(program.command('submit <job> [args...]').description('add a task to the queue; prints its id'))
     .option('--id <id>', 'task id')
+    .option('--after <id>', 'a task that must complete first (repeat for more)', (v: string, prev: string[]) => [...prev, v], [] as string[])
+    .option('--priority <n>', 'higher starts first (default 0)')
     .action(function (this: Command, job: string, args: string[]) {
       onRun(cli.manual().submitCommand(job, args ?? [], this.optsWithGlobals()));
     });

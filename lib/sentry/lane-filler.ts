@@ -12,6 +12,7 @@ import { readStateFile } from '../state-store';
 import { getTask, queuedTasks, setTaskStatus } from '../task-queue';
 import { replicaWorkerId, taskWorkerId } from '../worker-ids';
 import { pendingLaneFills } from './commands';
+import { failDoomedDependents } from './dependencies';
 import { launchWorker } from './launcher';
 import { fileSize } from './observe';
 import { newTracker } from './plateau';
@@ -100,6 +101,7 @@ export class LaneFiller {
     this.utilDownSince = util.status === 'online' ? null : (this.utilDownSince ?? now);
     const governed = this.utilDownSince === null || now - this.utilDownSince < ctx.config.watchdog.staleAfterMs * 2;
     const freed = this.noteFreedSlots(ctx, now);
+    failDoomedDependents(ctx);
     if (isPaused(ctx.db)) return;
     const gates = governed && util.status === 'online' ? refillGates(ctx.config.stateDir) : {};
     const permits = governed ? pendingLaneFills(ctx.db) : [];

@@ -114,8 +114,8 @@ export class WorkerSentry implements DaemonBehavior, SentryHost {
     }
     for (const q of ctx.config.queue) {
       const lane = ctx.config.jobs[q.job]?.lane ?? 'cpu';
-      if (enqueueTask(ctx.db, { runId: ctx.run.id, id: q.id, job: q.job, args: q.args, lane, queuedAt: iso(ctx.clock.now()) })) {
-        ctx.log.append({ kind: 'task.queued', target: `task:${q.id}`, data: { job: q.job, lane, args: q.args, from: 'config', message: `task ${q.id} queued (${q.job})` } });
+      if (enqueueTask(ctx.db, { runId: ctx.run.id, id: q.id, job: q.job, args: q.args, lane, queuedAt: iso(ctx.clock.now()), priority: q.priority, after: q.after })) {
+        ctx.log.append({ kind: 'task.queued', target: `task:${q.id}`, data: { job: q.job, lane, args: q.args, after: q.after, priority: q.priority, from: 'config', message: `task ${q.id} queued (${q.job})` } });
       }
     }
     // A task the database calls running with no worker for it was lost with a previous sentry: queue it again.
