@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { parseBytes, parseDurationMs } from './duration';
 import { FAILURE_CLASSES } from './event-kinds';
 import { BASE_ENV_NAMES, PASSTHROUGH_PATTERN } from './worker-env';
+import { cronProblem, timezoneProblem } from './schedules/cron-schedule';
 import { findCycle } from './task-queue';
 import { taskWorkerId, workerIdClash, workerIdOwners } from './worker-ids';
 
@@ -144,6 +145,21 @@ export const JobSchema = z.strictObject({
     .optional()
     .meta({ description: 'Plateau detection on the metric field of the progress JSON.' }),
   strategies: z.array(z.array(Templated)).default([]).meta({ description: 'Argument sets appended in turn when a plateau rotates the strategy.' }),
+  schedule: z
+    .strictObject({
+      cron: z.string().superRefine((v, ctx) => {
+        const problem = cronProblem(v);
+        if (problem) ctx.addIssue({ code: 'custom', message: problem });
+      }).meta({ description: 'When to fire: 5 fields (minute hour day-of-month month day-of-week) or 6 (seconds first), as node-cron reads them.' }),
+      timezone: z.string().superRefine((v, ctx) => {
+        const problem = timezoneProblem(v);
+        if (problem) ctx.addIssue({ code: 'custom', message: problem });
+      }).optional().meta({ description: 'The IANA time zone the expression is read in. Unset: the machine\'s.' }),
+      concurrency: z.enum(['allow', 'forbid', 'replace']).default('forbid').meta({ description: 'As a Kubernetes CronJob: forbid skips a firing while the last firing\'s task is queued or running; allow fires anyway; replace stops that task first.' }),
+      startingDeadline: Duration.optional().meta({ description: 'A firing missed while the swarm was down runs once at start if it is at most this late; later, it is skipped and recorded. Unset: no deadline.' }),
+    })
+    .optional()
+    .meta({ description: 'Fire the job on a schedule: each firing queues a task (schedule.fired, target job:NAME) or records schedule.skipped with the reason. The last firing is kept in swarm.db, so none happens twice.' }),
   stagnationAfter: z.number().int().min(2).default(3).meta({ description: 'The same failure class this many times on one task is stagnation: escalated with the evidence.' }),
 });
 

@@ -41,6 +41,7 @@ export interface CompiledJob {
   plateau: { direction: 'max' | 'min'; minDelta: number; patience: number | null; withinMs: number | null; action: 'escalate' | 'stop' | 'rotate' } | null;
   strategies: string[][];
   stagnationAfter: number;
+  schedule: { cron: string; timezone: string | null; concurrency: 'allow' | 'forbid' | 'replace'; startingDeadlineMs: number | null } | null;
 }
 
 export interface CompiledLane {
@@ -169,6 +170,9 @@ function compile(cfg: ParsedConfig, file: string, env: NodeJS.ProcessEnv): Compi
         : null,
       strategies: job.strategies,
       stagnationAfter: job.stagnationAfter,
+      schedule: job.schedule
+        ? { cron: job.schedule.cron.trim(), timezone: job.schedule.timezone ?? null, concurrency: job.schedule.concurrency, startingDeadlineMs: job.schedule.startingDeadline === undefined ? null : ms(job.schedule.startingDeadline) }
+        : null,
     };
   }
   const lanes: Record<string, CompiledLane> = {};

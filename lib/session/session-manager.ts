@@ -1,8 +1,10 @@
 import path from 'node:path';
+import { actorDeps, type Grantor } from '../actions';
 import { appendLine } from '../atomic-file';
 import { iso } from '../clock';
 import type { DaemonBehavior, DaemonContext, DaemonRuntime } from '../daemon-runtime';
 import { completeRun, latestRun } from '../run-registry';
+import { Scheduler } from '../schedules/scheduler';
 import { buildSnapshot, type Snapshot } from '../snapshot';
 import { CONTROL_STATE_FILE, ControlStateSchema, DAEMON_STATE_FILES, DaemonHeaderSchema, SESSION_LATEST_FILE, SessionLatestSchema, sessionHeartbeatFile } from '../state-files';
 
@@ -10,10 +12,16 @@ import { CONTROL_STATE_FILE, ControlStateSchema, DAEMON_STATE_FILES, DaemonHeade
 // restarts (run.resumed), writes the session files a person or a resumed
 // agent reads first (session_latest.json, one heartbeat line per tick, the
 // all-in-one swarm_control_state.json), turns the snapshot into next steps,
-// and declares the run complete once the queue is done.
+// declares the run complete once the queue is done, and fires the jobs'
+// schedules (lib/schedules/scheduler.ts).
 
 export class SessionStateManager implements DaemonBehavior {
   private last: Snapshot | null = null;
+  private readonly scheduler: Scheduler;
+
+  constructor(makeGrantor: (ctx: DaemonContext) => Grantor) {
+    this.scheduler = new Scheduler(actorDeps('session-state-manager', makeGrantor));
+  }
 
   private runtime: DaemonRuntime | null = null;
 
@@ -30,8 +38,10 @@ export class SessionStateManager implements DaemonBehavior {
     return latestRun(ctx.db)?.status === 'completed';
   }
 
-  tick(ctx: DaemonContext): void {
+  async tick(ctx: DaemonContext): Promise<void> {
     const now = ctx.clock.now();
+    // Before the snapshot, so a firing's task counts as queued at once; reopens a run a firing adds to.
+    await this.scheduler.tick(ctx, now);
     const snap = buildSnapshot(ctx.config, now);
     this.last = snap;
     this.maybeComplete(ctx, snap, now);
@@ -59,7 +69,8 @@ export class SessionStateManager implements DaemonBehavior {
 
   private maybeComplete(ctx: DaemonContext, snap: Snapshot, now: number): void {
     if (this.completed(ctx)) return;
-    const hasReplicas = Object.values(ctx.config.jobs).some((j) => j.replicas > 0);
+    // Replicas run for ever, and a schedule fires for ever: such a run is never done.
+    const hasReplicas = Object.values(ctx.config.jobs).some((j) => j.replicas > 0 || j.schedule !== null);
     const t = snap.tasks;
     const total = t.queued + t.running + t.completed + t.failed + t.quarantined;
     // Quarantined work waits for a person, so the run is not done until it is acked.
