@@ -1,6 +1,7 @@
 // watchdog: owns the control plane: every daemon present in PM2, online and
 // ticking; state files valid (rebuilt when missing or corrupt); SQLite
-// checked and its WAL checkpointed.
+// checked and its WAL checkpointed; the config file watched, and an edit
+// reloaded (lib/config-reload.ts).
 import { runDaemon } from '../lib/daemon-main';
 import { ecosystemDaemons } from '../lib/ecosystem';
 import { makeGrantor } from '../lib/grants/make-grantor';

@@ -1,3 +1,4 @@
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ConfigError } from './errors';
@@ -42,6 +43,8 @@ export interface CompiledJob {
   strategies: string[][];
   stagnationAfter: number;
   schedule: { cron: string; timezone: string | null; concurrency: 'allow' | 'forbid' | 'replace'; startingDeadlineMs: number | null } | null;
+  /** Removed from the config by a reload while its workers still ran: they finish, nothing new starts. */
+  retired?: boolean;
 }
 
 export interface CompiledLane {
@@ -53,6 +56,10 @@ export interface CompiledLane {
 }
 
 export interface CompiledConfig {
+  /** See configVersion; daemons record the version they run in their state files. */
+  version: string;
+  /** The file's text, as published to the daemons by a reload. */
+  text: string;
   file: string;
   dir: string;
   name: string;
@@ -85,20 +92,30 @@ export function resolveConfigPath(flag: string | undefined, env: NodeJS.ProcessE
   return fs.existsSync(local) ? local : DEMO_CONFIG;
 }
 
-export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): CompiledConfig {
-  let text: string;
+/** A config's version: the first 16 hex digits of the SHA-256 of its text, shown by status and in config.reloaded. */
+export const configVersion = (text: string): string => crypto.createHash('sha256').update(text).digest('hex').slice(0, 16);
+
+export function readConfigText(file: string): string {
   try {
-    text = fs.readFileSync(file, 'utf8');
+    return fs.readFileSync(file, 'utf8');
   } catch (err) {
     throw new ConfigError(file, [{ path: '', message: `cannot read the file (${(err as NodeJS.ErrnoException).code ?? err})` }]);
   }
+}
+
+export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): CompiledConfig {
+  return loadConfigText(readConfigText(file), file, env);
+}
+
+/** Compiles a config from its text, as read from `file` (relative paths resolve against its folder). */
+export function loadConfigText(text: string, file: string, env: NodeJS.ProcessEnv = process.env): CompiledConfig {
   let raw: unknown;
   try {
     raw = JSON.parse(text);
   } catch (err) {
     throw new ConfigError(file, [{ path: '', message: `expected JSON: ${(err as Error).message}` }]);
   }
-  return compileConfig(raw, file, env);
+  return { ...compileConfig(raw, file, env), version: configVersion(text), text };
 }
 
 export function compileConfig(raw: unknown, file: string, env: NodeJS.ProcessEnv = process.env): CompiledConfig {
@@ -113,7 +130,8 @@ export function compileConfig(raw: unknown, file: string, env: NodeJS.ProcessEnv
       })),
     );
   }
-  const compiled = compile(parsed.data, path.resolve(file), env);
+  const text = JSON.stringify(raw, null, 2);
+  const compiled = { ...compile(parsed.data, path.resolve(file), env), version: configVersion(text), text };
   const key = compiled.history.hmacKeyFile;
   if (key !== null && (key === compiled.stateDir || key.startsWith(`${compiled.stateDir}${path.sep}`))) {
     // A key a worker can read (the state folder is in its reach) signs nothing a worker could not forge.
@@ -133,7 +151,7 @@ function compileRule(rule: ParsedJob['failures'][number]): FailureRule {
   return { matchText: rule.match, test, class: rule.class, action: rule.action };
 }
 
-function compile(cfg: ParsedConfig, file: string, env: NodeJS.ProcessEnv): CompiledConfig {
+function compile(cfg: ParsedConfig, file: string, env: NodeJS.ProcessEnv): Omit<CompiledConfig, 'version' | 'text'> {
   const dir = path.dirname(file);
   const jobs: Record<string, CompiledJob> = {};
   for (const [name, job] of Object.entries(cfg.jobs)) {

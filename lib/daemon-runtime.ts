@@ -3,7 +3,8 @@ import type { z } from 'zod';
 import { ChainAnchor } from './chain-anchor';
 import type { Clock, TimerHandle } from './clock';
 import { iso } from './clock';
-import type { CompiledConfig } from './config';
+import { loadConfigText, type CompiledConfig } from './config';
+import { publishedConfig, publishIfNone, type PublishedConfig } from './config-reload';
 import type { Db } from './db';
 import { errorMessage } from './errors';
 import type { DaemonName } from './event-kinds';
@@ -42,6 +43,12 @@ export interface DaemonContext {
 export interface DaemonBehavior {
   /** Runs once, after the run is joined and before the first tick. */
   start?(ctx: DaemonContext, runtime: DaemonRuntime): Promise<void> | void;
+  /**
+   * A reload published a new config: called before it replaces ctx.config,
+   * it returns the config to run (the sentry keeps removed jobs whose
+   * workers still run). Without it, the new config is taken as it is.
+   */
+  reconfigure?(ctx: DaemonContext, next: CompiledConfig, published: PublishedConfig): Promise<CompiledConfig> | CompiledConfig;
   tick(ctx: DaemonContext): Promise<void> | void;
   /** The daemon's own part of its state file. */
   snapshot(ctx: DaemonContext): Record<string, unknown>;
@@ -70,6 +77,9 @@ export class DaemonRuntime {
   private ctx: DaemonContext | null = null;
   private wake: (() => void) | null = null;
   private pokedWhileTicking = false;
+  private log: SqliteEventLog | null = null;
+  private refusedVersion: string | null = null;
+  private adoptedAt: string | null = null;
 
   constructor(
     private readonly deps: RuntimeDeps,
@@ -107,6 +117,9 @@ export class DaemonRuntime {
     if (created) log.append({ kind: 'run.started', target: `run:${run.id}`, data: { name: config.name, config: config.file, message: `run ${run.id} started (${config.name})` } });
     log.append({ kind: 'daemon.started', target: `daemon:${name}`, data: { pid: process.pid, restarts: this.restarts, message: `${name} started pid=${process.pid}` } });
     this.ctx = { name, config, db, log, state, clock, logger, run };
+    this.log = log;
+    publishIfNone(db, config, iso(clock.now()));
+    this.adoptedAt = publishedConfig(db)?.at ?? null;
     await this.behavior.start?.(this.ctx, this);
     this.lifecycle.to('running', 'started');
     this.writeState();
@@ -136,16 +149,38 @@ export class DaemonRuntime {
         this.ticking = null;
         const again = this.pokedWhileTicking;
         this.pokedWhileTicking = false;
-        this.schedule(again ? 0 : this.deps.config.tickMs);
+        this.schedule(again ? 0 : (this.ctx?.config ?? this.deps.config).tickMs);
       });
     };
     this.wake = fire;
     this.timer = this.deps.clock.setTimeout(fire, delayMs);
   }
 
+  /** Takes on a config a reload published, between two ticks, so no tick sees two configs. */
+  private async adoptConfig(ctx: DaemonContext): Promise<void> {
+    const published = publishedConfig(ctx.db);
+    // The same version again counts only as `reload --now` after the plain reload already applied it.
+    if (!published || (published.version === ctx.config.version && !(published.now && published.at !== this.adoptedAt))) return;
+    this.adoptedAt = published.at;
+    let next: CompiledConfig;
+    try {
+      next = loadConfigText(published.text, published.file);
+    } catch (err) {
+      // Validated before it was published; only an environment this daemon lacks can fail it here.
+      if (this.refusedVersion !== published.version) this.deps.logger.error({ daemon: this.deps.name, version: published.version, err: errorMessage(err) }, 'published config refused');
+      this.refusedVersion = published.version;
+      return;
+    }
+    const from = ctx.config.version;
+    ctx.config = (await this.behavior.reconfigure?.(ctx, next, published)) ?? next;
+    this.log?.setRedactor(configRedactor(ctx.config));
+    this.deps.logger.info({ daemon: this.deps.name, from, to: ctx.config.version }, 'config applied');
+  }
+
   private async tickOnce(): Promise<void> {
     const ctx = this.context;
     try {
+      await this.adoptConfig(ctx);
       await this.behavior.tick(ctx);
     } catch (err) {
       // A bad tick must not kill the daemon: the next one retries from state.
@@ -181,7 +216,8 @@ export class DaemonRuntime {
       lifecycle: this.lifecycle.state,
       startedAt: iso(this.startedAt),
       lastTickAt: this.lastTickAt === null ? null : iso(this.lastTickAt),
-      tickMs: this.deps.config.tickMs,
+      tickMs: ctx.config.tickMs,
+      configVersion: ctx.config.version,
       ticks: this.ticks,
       restarts: this.restarts,
       ...this.behavior.snapshot(ctx),

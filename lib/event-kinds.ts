@@ -33,7 +33,7 @@ export const EVENT_KINDS = [
   'run.started', 'run.resumed', 'run.completed', 'run.paused', 'run.unpaused',
   'state.repaired',
   'consensus.scores', 'consensus.breaker', 'db.checked',
-  'schedule.fired', 'schedule.skipped',
+  'config.reloaded', 'config.rejected', 'schedule.fired', 'schedule.skipped',
 ] as const;
 
 export type EventKind = (typeof EVENT_KINDS)[number] | `detect.${FailureClass}`;

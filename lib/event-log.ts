@@ -41,7 +41,7 @@ export class SqliteEventLog implements EventLog {
   private readonly now: () => number;
   private readonly lock: WriteLock;
   private readonly projector: Projector | null;
-  private readonly redactor: Redactor;
+  private redactor: Redactor;
 
   constructor(
     db: Db,
@@ -56,6 +56,11 @@ export class SqliteEventLog implements EventLog {
     this.lock = new WriteLock(db);
     this.projector = opts.projection ? new Projector(db, opts.projection.file, opts.projection.maxBytes) : null;
     this.redactor = opts.redactor ?? noRedaction;
+  }
+
+  /** A reloaded config can name new secret values (a new job's env): they are cut out from the next event on. */
+  setRedactor(redactor: Redactor): void {
+    this.redactor = redactor;
   }
 
   append(event: NewEvent): StoredEvent {

@@ -8,6 +8,7 @@ import { errorMessage } from './errors';
 import { DAEMON_NAMES, type DaemonName } from './event-kinds';
 import { ecosystemDaemons } from './ecosystem';
 import { isAlive, isStopped } from './proc';
+import { publishedConfig } from './config-reload';
 import { latestRun, isPaused } from './run-registry';
 import { readStateFile } from './state-store';
 import {
@@ -31,6 +32,8 @@ export interface DaemonView {
   restarts: number;
   lastTickAt: string | null;
   tickAgeMs: number | null;
+  /** The config version it runs (swarmctl reload): null from a daemon too old to say. */
+  configVersion: string | null;
 }
 
 export interface Snapshot {
@@ -47,6 +50,8 @@ export interface Snapshot {
   escalations: Escalation[];
   nextSteps: string[];
   events: { lastSeq: number };
+  /** The config version the swarm was last given (swarmctl reload, or the file watch); null before any. */
+  config: { version: string | null; file: string };
   problems: string[];
 }
 
@@ -56,7 +61,7 @@ const STALE_MIN_MS = 5000;
 
 export function daemonView(stateDir: string, name: DaemonName, now: number): DaemonView {
   const r = readStateFile(path.join(stateDir, DAEMON_STATE_FILES[name]), DaemonHeaderSchema);
-  if (!r.ok) return { name, status: 'missing', pid: null, restarts: 0, lastTickAt: null, tickAgeMs: null };
+  if (!r.ok) return { name, status: 'missing', pid: null, restarts: 0, lastTickAt: null, tickAgeMs: null, configVersion: null };
   const h = r.value;
   const lastTick = h.lastTickAt ? Date.parse(h.lastTickAt) : Date.parse(h.startedAt);
   const tickAgeMs = Math.max(0, now - lastTick);
@@ -66,7 +71,8 @@ export function daemonView(stateDir: string, name: DaemonName, now: number): Dae
   else if (!isAlive(h.pid)) status = 'errored';
   else if (isStopped(h.pid) || tickAgeMs > Math.max(STALE_MIN_MS, STALE_AFTER_TICKS * h.tickMs)) status = 'stale';
   else status = 'online';
-  return { name, status, pid: status === 'stopped' || status === 'errored' ? null : h.pid, restarts: h.restarts, lastTickAt: h.lastTickAt, tickAgeMs };
+  const configVersion = typeof h.configVersion === 'string' ? h.configVersion : null;
+  return { name, status, pid: status === 'stopped' || status === 'errored' ? null : h.pid, restarts: h.restarts, lastTickAt: h.lastTickAt, tickAgeMs, configVersion };
 }
 
 const SentryViewSchema = z.looseObject({
@@ -124,6 +130,7 @@ export function buildSnapshot(config: CompiledConfig, now = systemClock.now()): 
     escalations: [],
     nextSteps: [],
     events: { lastSeq: 0 },
+    config: { version: null, file: config.file },
     problems: [],
   };
   if (fs.existsSync(path.join(stateDir, DB_FILE))) {
@@ -163,6 +170,7 @@ function readFromLog(snap: Snapshot, stateDir: string, degraded: boolean): void 
     }
     snap.escalations = readEscalations(db);
     snap.events.lastSeq = db.prepare<[], { m: number | null }>('SELECT max(seq) AS m FROM events').get()?.m ?? 0;
+    snap.config.version = publishedConfig(db)?.version ?? null;
   } finally {
     db.close();
   }
@@ -175,6 +183,11 @@ function describeProblems(s: Snapshot, config: CompiledConfig): string[] {
   const out: string[] = [];
   if (s.run?.paused) out.push('the swarm is PAUSED: only safety actions run (swarmctl resume)');
   for (const d of s.daemons) if (d.status !== 'online') out.push(`daemon ${d.name} is ${d.status}`);
+  for (const d of s.daemons) {
+    if (d.status === 'online' && s.config.version && d.configVersion && d.configVersion !== s.config.version) {
+      out.push(`daemon ${d.name} runs config ${d.configVersion}, not ${s.config.version}: the reload has not reached it yet`);
+    }
+  }
   for (const e of s.escalations) if (e.status === 'open') out.push(`escalation ${e.id} on ${e.target}: ${e.reason}`);
   for (const w of s.workers) if (w.status === 'stale' || w.status === 'quarantined' || w.status === 'backoff') out.push(`worker ${w.id} is ${w.status}`);
   for (const l of s.lanes) {

@@ -67,7 +67,7 @@ describe('queue, manual actions and run completion', () => {
     const s = swarm.query();
     expect(s.schemaVersion).toBe(1);
     expect(Object.keys(s.run ?? {})).toEqual(['id', 'status', 'startedAt', 'paused', 'degraded']);
-    expect(Object.keys(s.daemons[0] ?? {})).toEqual(['name', 'status', 'pid', 'restarts', 'lastTickAt', 'tickAgeMs']);
+    expect(Object.keys(s.daemons[0] ?? {})).toEqual(['name', 'status', 'pid', 'restarts', 'lastTickAt', 'tickAgeMs', 'configVersion']);
     expect(Object.keys(s.workers[0] ?? {}).sort()).toEqual(['attempt', 'cpuPct', 'gpus', 'id', 'job', 'lane', 'lastProgressAt', 'memBytes', 'pid', 'progressAgeMs', 'restarts', 'startedAt', 'status', 'taskId'].sort());
     expect(Object.keys(s.tasks).sort()).toEqual(['completed', 'failed', 'queued', 'quarantined', 'running'].sort());
     expect(s.lanes).toEqual([{ name: 'cpu', kind: 'cpu', slots: 2, busy: expect.any(Number), starved: null }]);

@@ -41,8 +41,12 @@ export interface Writer {
 }
 
 export function openWriter(opts: GlobalOptions, runOpts: { newIfCompleted?: boolean } = {}): Writer {
+  return openWriterFor(cliConfig(opts), runOpts);
+}
+
+/** The log as source swarmctl, for a config already loaded (reload opens it with the running one). */
+export function openWriterFor(config: CompiledConfig, runOpts: { newIfCompleted?: boolean } = {}): Writer {
   process.umask(0o077);
-  const config = cliConfig(opts);
   const db = openDb(config.stateDir);
   systemClock.share(config.stateDir);
   const { run, created } = joinOrCreateRun(db, config.name, systemClock.now(), runOpts);

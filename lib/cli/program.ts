@@ -15,6 +15,7 @@ const cli = {
   verify: () => require('./verify') as typeof import('./verify'),
   probe: () => require('./probe') as typeof import('./probe'),
   upDown: () => require('./up-down') as typeof import('./up-down'),
+  reload: () => require('./reload') as typeof import('./reload'),
 };
 
 /** Exit codes, as docs/cli.md lists them. */
@@ -58,6 +59,9 @@ export function buildProgram(onRun: (result: CommandResult) => void): Command {
       onRun(cli.manual().workerCommand(op, worker, this.optsWithGlobals()));
     });
   }
+  withJson(program.command('reload').description('validate the config file and apply it to the running swarm, no restart'))
+    .option('--now', "stop a removed job's workers at once instead of letting them finish their task")
+    .action(run((o) => cli.reload().reloadCommand(o)));
   withJson(program.command('pause').description('maintenance mode: no automatic action but safety actions')).action(run((o) => cli.manual().pauseCommand(true, o)));
   withJson(program.command('resume').description('end maintenance mode')).action(run((o) => cli.manual().pauseCommand(false, o)));
   withJson(program.command('ack <escalationId>').description('a person resolves an escalation')).action(function (this: Command, id: string) {

@@ -80,11 +80,17 @@ export class LaneFiller {
       if (this.outOfTime(ctx)) return;
       if (w.status !== 'backoff' || (w.backoffUntil ?? 0) > now || w.pid !== null) continue;
       const job = ctx.config.jobs[w.job];
+      if (job?.retired) {
+        // Its job was removed by a reload: it finished what it could; nothing of it starts again.
+        this.host.move(ctx, w, 'stopped', `job ${w.job} removed by a reload`);
+        if (w.taskId) setTaskStatus(ctx.db, ctx.run.id, w.taskId, 'failed', iso(now));
+        continue;
+      }
       if (w.regrant && job) await this.host.act(ctx, w, job, w.regrant, now);
       else await this.launch(ctx, w, now);
     }
     for (const [name, job] of Object.entries(ctx.config.jobs)) {
-      for (let slot = 0; slot < job.replicas; slot++) {
+      for (let slot = 0; slot < (job.retired ? 0 : job.replicas); slot++) {
         const id = replicaWorkerId(name, slot);
         if (this.outOfTime(ctx)) return;
         if (!this.host.workers.has(id) && this.freeSlots(ctx, job.lane) > 0) {
@@ -148,7 +154,8 @@ export class LaneFiller {
     for (const t of queuedTasks(ctx.db, ctx.run.id, lane, count + held)) {
       const id = taskWorkerId(t.job, t.id);
       const prev = this.host.workers.get(id);
-      if (prev?.status === 'stopped' || out.length >= count) continue;
+      const job = ctx.config.jobs[t.job];
+      if (!job || job.retired || prev?.status === 'stopped' || out.length >= count) continue;
       if (out.length > 0 && this.outOfTime(ctx)) break;
       const carried = this.host.carried[t.id];
       const w = newWorkerRecord({ id, job: t.job, taskId: t.id, slot: null, lane, attempt: prev?.attempt ?? carried?.attempt ?? 0 });

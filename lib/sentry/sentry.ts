@@ -2,7 +2,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Action, actorDeps, type ActionDeps, type Grantor } from '../actions';
 import { iso } from '../clock';
-import type { CompiledJob } from '../config';
+import type { CompiledConfig, CompiledJob } from '../config';
+import type { PublishedConfig } from '../config-reload';
 import type { DaemonBehavior, DaemonContext, DaemonRuntime } from '../daemon-runtime';
 import { errorMessage } from '../errors';
 import type { FailureClass, Target } from '../event-kinds';
@@ -10,7 +11,7 @@ import { killProcessGroup } from '../kill';
 import type { ProcessManager } from '../process-manager';
 import { cgroupOomKills, TreeUsageSampler } from '../proc';
 import { DAEMON_STATE_FILES, type Incident } from '../state-files';
-import { countTasks, enqueueTask, setTaskStatus, tasksWithStatus } from '../task-queue';
+import { countTasks, setTaskStatus, tasksWithStatus } from '../task-queue';
 import { classifyExit, type RuleAction } from './classify';
 import { detectLive, looksHealthy } from './detect';
 import { readTail } from './observe';
@@ -25,6 +26,7 @@ import { IncidentBook } from './incidents';
 import { adoptFromDisk } from './adopt';
 import { FieldLoops } from './field-loops';
 import { LaneFiller } from './lane-filler';
+import { reconfigureSentry, seedQueue } from './reconfigure';
 import { taskWorkerId } from '../worker-ids';
 import type { SentryHost } from './sentry-host';
 import { WorkerCommands } from './worker-commands';
@@ -112,12 +114,7 @@ export class WorkerSentry implements DaemonBehavior, SentryHost {
         ctx.log.append({ kind: 'worker.adopted', target: `worker:${w.id}`, data: { pid: w.pid, attempt: w.attempt, message: `adopted running worker pid=${w.pid}` } });
       }
     }
-    for (const q of ctx.config.queue) {
-      const lane = ctx.config.jobs[q.job]?.lane ?? 'cpu';
-      if (enqueueTask(ctx.db, { runId: ctx.run.id, id: q.id, job: q.job, args: q.args, lane, queuedAt: iso(ctx.clock.now()), priority: q.priority, after: q.after })) {
-        ctx.log.append({ kind: 'task.queued', target: `task:${q.id}`, data: { job: q.job, lane, args: q.args, after: q.after, priority: q.priority, from: 'config', message: `task ${q.id} queued (${q.job})` } });
-      }
-    }
+    seedQueue(ctx, ctx.config);
     // A task the database calls running with no worker for it was lost with a previous sentry: queue it again.
     for (const t of tasksWithStatus(ctx.db, ctx.run.id, 'running')) {
       const wid = taskWorkerId(t.job, t.id);
@@ -126,6 +123,10 @@ export class WorkerSentry implements DaemonBehavior, SentryHost {
         ctx.log.append({ kind: 'task.requeued', target: `task:${t.id}`, data: { reason: 'no worker record after sentry restart' } });
       }
     }
+  }
+
+  reconfigure(ctx: DaemonContext, next: CompiledConfig, published: PublishedConfig): Promise<CompiledConfig> {
+    return reconfigureSentry(this, ctx, next, published);
   }
 
   async tick(ctx: DaemonContext): Promise<void> {
@@ -223,7 +224,8 @@ export class WorkerSentry implements DaemonBehavior, SentryHost {
       this.move(ctx, w, 'stopped', 'stopped on request');
       this.finishPending(ctx, w, 'verified', { message: `worker stopped; pid ${pid} gone` });
       // Back in the queue, but held: fill() skips a task whose worker is stopped until `swarmctl restart`.
-      if (w.taskId) setTaskStatus(ctx.db, ctx.run.id, w.taskId, 'queued', iso(now));
+      // A removed job's task has nowhere to go back to.
+      if (w.taskId) setTaskStatus(ctx.db, ctx.run.id, w.taskId, job.retired ? 'failed' : 'queued', iso(now));
       return;
     }
     if (intent === 'requeue') {

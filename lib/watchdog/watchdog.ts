@@ -12,6 +12,7 @@ import { buildSnapshot, daemonView } from '../snapshot';
 import { readStateFile } from '../state-store';
 import { CONTROL_STATE_FILE, ControlStateSchema, DAEMON_STATE_FILES, DaemonHeaderSchema, SESSION_LATEST_FILE, SessionLatestSchema } from '../state-files';
 import { pm2Home } from '../pm2-home';
+import { ConfigWatch } from './config-watch';
 import { boundPm2Logs } from './pm2-logs';
 import { QuickCheckRunner, type QuickCheckOutcome } from './quick-check';
 import { headerFromLog } from './state-rebuild';
@@ -31,6 +32,7 @@ export class Watchdog implements DaemonBehavior {
   private lastQuickCheck: string | null = null;
   private walBytes = 0;
   private readonly checker = new QuickCheckRunner();
+  private readonly configWatch = new ConfigWatch();
   private logsBoundAt = 0;
 
   private readonly actionDeps: (ctx: DaemonContext) => ActionDeps;
@@ -46,6 +48,7 @@ export class Watchdog implements DaemonBehavior {
   start(ctx: DaemonContext): void {
     this.repair = daemonRepairFor(ctx, this.pm, () => this.actionDeps(ctx));
     this.quickCheck(ctx);
+    this.configWatch.start(ctx);
   }
 
   async tick(ctx: DaemonContext): Promise<void> {
@@ -166,8 +169,9 @@ export class Watchdog implements DaemonBehavior {
     };
   }
 
-  stop(): void {
+  async stop(): Promise<void> {
     this.checker.stop();
+    await this.configWatch.stop();
     this.pm.close();
   }
 }
