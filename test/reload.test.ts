@@ -55,6 +55,12 @@ describe('config reload', () => {
     expect(rejected).toHaveLength(1);
     expect(String(rejected[0]?.data.error)).toMatch(/tick: expected a duration/);
     expect(versions()).toEqual(DAEMON_NAMES.map(() => versionOf(base)));
+    // query still answers with the bad file named: from the config the swarm runs, and says so first.
+    const q = spawnSync(SWARMCTL, ['--config', bad, 'query', '--json'], { env: swarm.env, encoding: 'utf8', timeout: 60_000 });
+    expect(q.status).toBe(0);
+    const snap = JSON.parse(q.stdout) as { swarm: string; config: { version: string }; problems: string[] };
+    expect(snap).toMatchObject({ swarm: 'reload', config: { version: versionOf(base) } });
+    expect(snap.problems[0]).toMatch(/^invalid config .*bad\.json: so this is the swarm as it runs \(config [0-9a-f]{16}\); fix the file: tick: expected a duration/);
   });
 
   it('swarmctl reload applies a good file as a diff, in every daemon, restarting no daemon and no worker', async () => {
