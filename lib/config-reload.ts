@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { configVersion, loadConfigText, readConfigText, type CompiledConfig } from './config';
 import { ConfigSchema } from './config-schema';
-import type { Db } from './db';
+import { DB_FILE, openDb, type Db } from './db';
 import { ConfigError } from './errors';
 import type { EventLog } from './event-log';
 import { getControl, setControl } from './run-registry';
@@ -124,6 +124,24 @@ export function reloadConfig(deps: { db: Db; log: EventLog; file: string; now: b
 function reject(log: EventLog, version: string, error: ConfigError): ReloadOutcome {
   log.append({ kind: 'config.rejected', target: `state:${path.basename(error.file)}`, severity: 'warn', data: { version, error: error.message, message: `config not applied; the running one stays in force: ${error.message}` } });
   return { kind: 'rejected', version, error };
+}
+
+/**
+ * The config a swarm runs, as last published in its swarm.db, for when the
+ * file itself is not valid (half-edited, or refused by a reload): a daemon
+ * restarting then, and `query`, carry on with it. Null when no swarm has
+ * published one there.
+ */
+export function runningConfig(file: string, env: NodeJS.ProcessEnv = process.env): { config: CompiledConfig; version: string } | null {
+  const stateDir = stateDirFor(file, env);
+  if (!fs.existsSync(path.join(stateDir, DB_FILE))) return null;
+  const db = openDb(stateDir, { readonly: true });
+  try {
+    const published = publishedConfig(db);
+    return published ? { config: loadConfigText(published.text, published.file, env), version: published.version } : null;
+  } finally {
+    db.close();
+  }
 }
 
 /**

@@ -1,5 +1,6 @@
 import { systemClock } from './clock';
 import { loadConfig, resolveConfigPath, type CompiledConfig } from './config';
+import { runningConfig } from './config-reload';
 import { pm2Home } from './pm2-home';
 import { lockRefusal, takeLock } from './state-lock';
 import { loadSecrets } from './daemon-env';
@@ -8,7 +9,7 @@ import { openDb } from './db';
 import { CANNOT_START_EXIT, ConfigError, errorMessage, StateFolderInUseError } from './errors';
 import type { DaemonName } from './event-kinds';
 import { DaemonRuntime, type DaemonBehavior, type RuntimeDeps } from './daemon-runtime';
-import { createLogger } from './logger';
+import { createLogger, type Logger } from './logger';
 import { installSignalHandlers } from './signals';
 import { JsonStateStore } from './state-store';
 
@@ -28,12 +29,30 @@ function claimStateFolder(config: CompiledConfig): void {
   takeLock(config.stateDir, { swarm: config.name, config: config.file, pm2Home: home, pm2Pid: process.ppid }, new Date());
 }
 
+/**
+ * The config file, or, when it is not valid but this swarm already runs on
+ * a published config (the file half-edited, or refused by a reload), that
+ * one: a daemon restarting then carries on instead of staying down. With
+ * nothing published, the file's error stands and the daemon exits 2.
+ */
+function startingConfig(file: string, logger: Logger): CompiledConfig {
+  try {
+    return loadConfig(file);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    const running = runningConfig(file);
+    if (!running) throw err;
+    logger.warn({ file, err: err.message, version: running.version }, 'config file invalid; starting on the config the swarm runs');
+    return running.config;
+  }
+}
+
 export function runDaemon(name: DaemonName, makeBehavior: (deps: RuntimeDeps) => DaemonBehavior): void {
   process.umask(0o077);
   const logger = createLogger(name);
   let deps: RuntimeDeps;
   try {
-    const config = loadConfig(resolveConfigPath(undefined));
+    const config = startingConfig(resolveConfigPath(undefined), logger);
     // PM2 holds no secret for us (scripts/daemon-env.js): what the config needs is in secrets.json. Read before
     // anything builds a redactor or a connection from process.env.
     for (const [k, v] of Object.entries(loadSecrets(config.stateDir))) process.env[k] ??= v;

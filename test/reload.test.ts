@@ -63,6 +63,16 @@ describe('config reload', () => {
     expect(snap.problems[0]).toMatch(/^invalid config .*bad\.json: so this is the swarm as it runs \(config [0-9a-f]{16}\); fix the file: tick: expected a duration/);
   });
 
+  it('a daemon restarted while the file is bad comes back on the config the swarm runs, not down', async () => {
+    fs.writeFileSync(swarm.configFile, text({ ...base, tick: 'soon' }));
+    // The watchdog's watch refuses the edit; the swarm runs on.
+    await swarm.waitEvent('config.rejected', undefined, (e) => e.source === 'watchdog', 30_000);
+    const before = header('util-controller').pid;
+    swarm.pm2('restart', 'util-controller');
+    await waitFor('util-controller back', () => { const h = header('util-controller'); return h.pid !== before && isAlive(h.pid) && h.configVersion === versionOf(base) ? h : null; }, 60_000, 250);
+    fs.writeFileSync(swarm.configFile, text(base));
+  }, 90_000);
+
   it('swarmctl reload applies a good file as a diff, in every daemon, restarting no daemon and no worker', async () => {
     const l1 = await swarm.workerPid('long-l1');
     const daemonPids = DAEMON_NAMES.map((n) => header(n).pid);

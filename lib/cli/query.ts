@@ -1,8 +1,5 @@
-import fs from 'node:fs';
-import path from 'node:path';
-import { loadConfigText, resolveConfigPath } from '../config';
-import { publishedConfig, stateDirFor } from '../config-reload';
-import { DB_FILE, openDb } from '../db';
+import { resolveConfigPath } from '../config';
+import { runningConfig } from '../config-reload';
 import { ConfigError } from '../errors';
 import { buildSnapshot, type Snapshot } from '../snapshot';
 import { cliConfig, printJson, type GlobalOptions } from './cli-context';
@@ -19,18 +16,11 @@ function snapshot(opts: GlobalOptions): Snapshot {
     return buildSnapshot(cliConfig(opts));
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
-    const stateDir = stateDirFor(resolveConfigPath(opts.config));
-    if (!fs.existsSync(path.join(stateDir, DB_FILE))) throw err;
-    const db = openDb(stateDir, { readonly: true });
-    let published;
-    try {
-      published = publishedConfig(db);
-    } finally {
-      db.close();
-    }
-    if (!published) throw err;
-    const snap = buildSnapshot(loadConfigText(published.text, published.file));
-    snap.problems.unshift(`${err.message.split('\n')[0]} so this is the swarm as it runs (config ${published.version}); fix the file: ${err.message.split('\n').slice(1).map((l) => l.trim()).join('; ')}`);
+    const running = runningConfig(resolveConfigPath(opts.config));
+    if (!running) throw err;
+    const snap = buildSnapshot(running.config);
+    const [head, ...faults] = err.message.split('\n');
+    snap.problems.unshift(`${head} so this is the swarm as it runs (config ${running.version}); fix the file: ${faults.map((l) => l.trim()).join('; ')}`);
     return snap;
   }
 }
