@@ -137,7 +137,7 @@ export function configMarkdown(): string {
     '| `SWARM_ATTEMPT` | 1 on the first launch of a task or replica slot, +1 on each relaunch |',
     '| `SWARM_CHECKPOINT_DIR` | the same folder on every attempt of one task: resume from it |',
     '| `SWARM_PROGRESS_FILE` | where Swarm looks for progress (`progress.path`, or `progress.json` in the checkpoint folder) |',
-    '| `CUDA_VISIBLE_DEVICES` | on a gpu lane, the GPUs of the worker\'s slot |',
+    '| `CUDA_VISIBLE_DEVICES` | on a gpu lane, the GPUs of the worker\'s slot; on a cpu lane, empty (no GPU), unless the lane sets `hideGpus: false` |',
     '',
     'Write `{"updatedAt": "…"}` (or anything, as long as the file\'s mtime moves) to the progress file after each',
     'step. Optional fields that Swarm reads from the same JSON: `metric` (for `plateau`) and',

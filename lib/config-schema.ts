@@ -56,6 +56,9 @@ export const LaneSchema = z.strictObject({
   fill: z.enum(['utilization', 'slots']).default('utilization').meta({
     description: 'utilization: start queued work only while the lane resource sits below target (util-controller); slots: whenever a slot is free.',
   }),
+  hideGpus: z.boolean().default(true).meta({
+    description: 'A cpu lane\'s workers get CUDA_VISIBLE_DEVICES="" so CPU work cannot take a GPU (over the job\'s env); false leaves it to the job. Ignored on a gpu lane, whose workers get their GPU.',
+  }),
 });
 
 export const FailureRuleSchema = z.strictObject({
@@ -183,7 +186,7 @@ export const ConfigSchema = z
     eventLogMax: Bytes.default('64M').meta({ description: 'workflow_events.log is renamed to workflow_events.log.1 past this and a new one started; every event stays in swarm.db.' }),
     lanes: z
       .record(Name, LaneSchema)
-      .default({ cpu: { kind: 'cpu', slots: 2, fill: 'utilization' } })
+      .default({ cpu: { kind: 'cpu', slots: 2, fill: 'utilization', hideGpus: true } })
       .meta({ description: 'Named pools of slots that jobs run in. The default is one cpu lane of 2 slots.' }),
     utilization: z
       .strictObject({

@@ -53,6 +53,7 @@ export interface CompiledLane {
   slots: number;
   gpus: number[];
   fill: 'utilization' | 'slots';
+  hideGpus: boolean;
 }
 
 export interface CompiledConfig {
@@ -194,7 +195,7 @@ function compile(cfg: ParsedConfig, file: string, env: NodeJS.ProcessEnv): Omit<
     };
   }
   const lanes: Record<string, CompiledLane> = {};
-  for (const [name, lane] of Object.entries(cfg.lanes)) lanes[name] = { name, kind: lane.kind, slots: lane.slots, gpus: lane.gpus ?? [], fill: lane.fill };
+  for (const [name, lane] of Object.entries(cfg.lanes)) lanes[name] = { name, kind: lane.kind, slots: lane.slots, gpus: lane.gpus ?? [], fill: lane.fill, hideGpus: lane.hideGpus };
   return {
     file,
     dir,

@@ -22,7 +22,7 @@ const config = (memoryCeiling: number) => ({
     gpu: { kind: 'gpu', slots: 2, gpus: [0, 1], fill: 'slots' },
     // Filled by slots: the memory test is about backing off, and a utilization lane on a machine
     // busy with other tests rightly holds (lane_starved), which made that test time out under load.
-    mem: { kind: 'cpu', slots: 1, fill: 'slots' },
+    mem: { kind: 'cpu', slots: 1, fill: 'slots', hideGpus: false },
   },
   jobs: {
     fit: optimizerJob(['--trials', '250'], { lane: 'cpu', progress: { staleAfter: '30s' } }),
@@ -57,6 +57,9 @@ describe('util-controller', () => {
     expect([a, b].sort()).toEqual([0, 1]);
     const spec = JSON.parse(fs.readFileSync(path.join(swarm.stateDir, 'workers', 'train-g0', 'spec.json'), 'utf8')) as { env: Record<string, string> };
     expect(spec.env.CUDA_VISIBLE_DEVICES).toBe(String(a));
+    // A cpu lane's worker sees no GPU (an empty CUDA_VISIBLE_DEVICES hides them all from CUDA).
+    const cpuSpec = JSON.parse(fs.readFileSync(path.join(swarm.stateDir, 'workers', 'fit-f1', 'spec.json'), 'utf8')) as { env: Record<string, string> };
+    expect(cpuSpec.env.CUDA_VISIBLE_DEVICES).toBe('');
     // train-g0 is on its GPU, train-g1 is not on any, and the CPU job fit-f1 sits on train-g1's GPU.
     smi.set({ fixture: 'dual_2070-v13.xml', pids: { [String(a)]: [g0], [String(b)]: [f1] } });
     const fallback = await swarm.waitEvent('detect.gpu_fallback', 'worker:train-g1', () => true, 30_000);
@@ -81,6 +84,9 @@ describe('util-controller', () => {
     // Submitted last, so its worker is the newest fill worker of any lane.
     expect(swarm.ctl('submit', 'late', '--id', 'm1').status).toBe(0);
     const m1 = await swarm.workerPid('late-m1');
+    // Its lane opts out of hiding GPUs: the job's environment decides.
+    const lateSpec = JSON.parse(fs.readFileSync(path.join(swarm.stateDir, 'workers', 'late-m1', 'spec.json'), 'utf8')) as { env: Record<string, string> };
+    expect(lateSpec.env).not.toHaveProperty('CUDA_VISIBLE_DEVICES');
     const newest = swarm.query().workers.filter((w) => w.status === 'running').sort((x, y) => Date.parse(y.startedAt ?? '') - Date.parse(x.startedAt ?? ''))[0];
     expect(newest?.id).toBe('late-m1');
     const before = swarm.query().events.lastSeq;

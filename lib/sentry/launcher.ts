@@ -46,7 +46,10 @@ export async function launchWorker(
   const vars = { taskId: w.taskId ?? '', workerId: w.id, attempt: w.attempt };
   const progressFile = progressFileFor(config, job, w);
   fs.mkdirSync(path.dirname(progressFile), { recursive: true, mode: 0o700 });
-  const gpuEnv: Record<string, string> = config.lanes[job.lane]?.kind === 'gpu' ? { CUDA_VISIBLE_DEVICES: w.gpus.join(',') } : {};
+  const lane = config.lanes[job.lane];
+  // A gpu lane's worker sees its GPU; a cpu lane's sees none (an empty CUDA_VISIBLE_DEVICES hides every
+  // device from CUDA), so CPU work cannot take a GPU another lane was promised, unless the lane opts out.
+  const gpuEnv: Record<string, string> = lane?.kind === 'gpu' ? { CUDA_VISIBLE_DEVICES: w.gpus.join(',') } : lane?.hideGpus === false ? {} : { CUDA_VISIBLE_DEVICES: '' };
   const env = workerEnv(process.env, job, {
     ...gpuEnv,
     SWARM_RUN_ID: runId,
