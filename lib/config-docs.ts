@@ -137,6 +137,7 @@ export function configMarkdown(): string {
     '| `SWARM_ATTEMPT` | 1 on the first launch of a task or replica slot, +1 on each relaunch |',
     '| `SWARM_CHECKPOINT_DIR` | the same folder on every attempt of one task: resume from it |',
     '| `SWARM_PROGRESS_FILE` | where Swarm looks for progress (`progress.path`, or `progress.json` in the checkpoint folder) |',
+    '| `SWARM_LAST_FAILURE` | `last-failure.json` in the checkpoint folder, there from the second attempt after a failure: the last failure\'s `class`, `evidence`, `exitCode`, `signal`, `logTail` (the last 4 KiB of output, secrets cut out), `verify` (the guard\'s output), `tried` (every class this task failed with, and how often) and `stagnation` (`{repeated, count}`, or null) |',
     '| `CUDA_VISIBLE_DEVICES` | on a gpu lane, the GPUs of the worker\'s slot; on a cpu lane, empty (no GPU), unless the lane sets `hideGpus: false` |',
     '',
     'Write `{"updatedAt": "…"}` (or anything, as long as the file\'s mtime moves) to the progress file after each',

@@ -8,6 +8,7 @@ import { optimizerJob, ROOT, TestSwarm } from './helpers/swarm';
 
 const restart = { delay: '200ms', maxDelay: '2s', budget: 5, window: '10m', healthyAfter: '1m' };
 const SAY = path.join(ROOT, 'test', 'fixtures', 'say-and-exit.js');
+const LEARNER = path.join(ROOT, 'test', 'fixtures', 'learner.js');
 const SECRET = 'tok-7f"3a9c\\1e';
 
 const swarm = new TestSwarm({
@@ -30,8 +31,9 @@ const swarm = new TestSwarm({
     // A secret with a quote and a backslash, which redaction of JSON text missed; and short values named
     // like secrets, which it used to blank out of the evidence, breaking it.
     cuda: { command: ['node', SAY, 'RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB'], env: { API_TOKEN: SECRET, TOKENIZERS_PARALLELISM: 'false', MAX_TOKENS: '4096' }, restart, failures: [{ match: 'CUDA out of memory', class: 'worker_oom', action: 'quarantine' }] },
+    learner: { command: ['node', LEARNER], env: { API_TOKEN: SECRET }, restart },
   },
-  queue: ['crasher', 'segv', 'victim', 'frozen', 'leaker', 'broken', 'looper', 'slowstart', 'quiet', 'noartifact', 'cuda'].map((job) => ({ job, id: job })),
+  queue: ['crasher', 'segv', 'victim', 'frozen', 'leaker', 'broken', 'looper', 'slowstart', 'quiet', 'noartifact', 'cuda', 'learner'].map((job) => ({ job, id: job })),
 });
 
 beforeAll(() => swarm.up(), 60_000);
@@ -54,6 +56,16 @@ describe('worker-sentry detections against real processes', () => {
     await swarm.waitEvent('task.completed', 'task:crasher');
     const log = fs.readFileSync(path.join(swarm.stateDir, 'workers', 'crasher-crasher', 'output.log'), 'utf8');
     expect(log).toMatch(/resuming crasher from trial 1 \(attempt 2\)/);
+  });
+
+  it('attempt 2 reads what attempt 1 learned from SWARM_LAST_FAILURE: the class, the exit, what was tried; no secret in it', async () => {
+    await swarm.waitEvent('task.completed', 'task:learner', () => true, 60_000);
+    const log = fs.readFileSync(path.join(swarm.stateDir, 'workers', 'learner-learner', 'output.log'), 'utf8');
+    expect(log).toMatch(/attempt 2 learned: class=worker_crashed exit=3 attempt=1 tried=\{"worker_crashed":1\}/);
+    const note = fs.readFileSync(path.join(swarm.stateDir, 'checkpoints', 'learner-learner', 'last-failure.json'), 'utf8');
+    expect(note).toMatch(/first attempt failing; token=\[redacted\]/);
+    expect(note).not.toContain(SECRET);
+    expect(JSON.parse(note)).toMatchObject({ class: 'worker_crashed', exitCode: 3, signal: null, stagnation: null, tried: { worker_crashed: 1 } });
   });
 
   it('worker_crashed: SIGSEGV is reported as the signal, not as exit 0', async () => {

@@ -5,6 +5,7 @@ import { interpolate, PACKAGE_ROOT, type CompiledConfig, type CompiledJob } from
 import type { ProcessManager } from '../process-manager';
 import { KILL_TIMEOUT_MS } from '../signals';
 import { splitSecrets, workerEnv } from '../worker-env';
+import { lastFailurePath } from './last-failure';
 import { checkpointDir, resetAttemptFiles, workerDir, type WorkerSpec } from './worker-files';
 import { pm2NameOf, type WorkerRecord } from './worker-record';
 
@@ -58,6 +59,7 @@ export async function launchWorker(
     SWARM_ATTEMPT: String(w.attempt),
     SWARM_CHECKPOINT_DIR: ckpt,
     SWARM_PROGRESS_FILE: progressFile,
+    SWARM_LAST_FAILURE: lastFailurePath(config.stateDir, w.id),
   });
   const { stored, secret } = splitSecrets(env);
   const secretEnvFile = Object.keys(secret).length > 0 ? path.join(dir, SECRET_ENV_FILE) : null;

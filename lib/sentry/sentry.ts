@@ -26,6 +26,7 @@ import { IncidentBook } from './incidents';
 import { adoptFromDisk } from './adopt';
 import { FieldLoops } from './field-loops';
 import { LaneFiller } from './lane-filler';
+import { writeLastFailure } from './last-failure';
 import { reconfigureSentry, seedQueue } from './reconfigure';
 import { taskWorkerId } from '../worker-ids';
 import type { SentryHost } from './sentry-host';
@@ -297,6 +298,8 @@ export class WorkerSentry implements DaemonBehavior, SentryHost {
     // A new failure ends whatever action was still waiting to be verified on this worker, and frees its lease.
     this.finishPending(ctx, w, 'failed', { message: `worker failed (${cls}) before it was verified` });
     w.failureCounts[cls] = (w.failureCounts[cls] ?? 0) + 1;
+    const count = w.failureCounts[cls] ?? 0;
+    writeLastFailure(ctx, w, cls, evidence, w.taskId && count >= job.stagnationAfter ? { repeated: cls, count } : null);
     const fallback = job.fallbacks[w.tier];
     if (fallback?.on.includes(cls)) {
       // The next tier is another way to the same result: switch to it instead of retrying this one.
