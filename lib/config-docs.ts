@@ -141,8 +141,10 @@ export function configMarkdown(): string {
     '| `CUDA_VISIBLE_DEVICES` | on a gpu lane, the GPUs of the worker\'s slot; on a cpu lane, empty (no GPU), unless the lane sets `hideGpus: false` |',
     '',
     'Write `{"updatedAt": "…"}` (or anything, as long as the file\'s mtime moves) to the progress file after each',
-    'step. Optional fields that Swarm reads from the same JSON: `metric` (for `plateau`) and',
-    '`operation: {"name", "deadline"}` (hang-guard ends the worker past the deadline).',
+    'step. Optional fields that Swarm reads from the same JSON: `metric` (for `plateau`),',
+    '`operation: {"name", "deadline"}` (hang-guard ends the worker past the deadline), and for people',
+    '`iteration`, `total`, `best`, `status` and `message`: `query` and `status` show them ("21/50 best=0.031',
+    '(in_progress)", with an ETA). A field of the wrong type is left out, with one warning per worker.',
     '',
   ].join('\n');
 }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { ProgressFieldsSchema } from './progress-fields';
 import type { DaemonName } from './event-kinds';
 
 // The names and shapes of the state files in <stateDir>. Each daemon writes
@@ -53,6 +54,8 @@ export const WorkerViewSchema = z.object({
   cpuPct: z.number().nullable(),
   memBytes: z.number().nullable(),
   gpus: z.array(z.number()),
+  /** What the worker reports in its progress JSON, with `summary` ("21/50 best=0.031 (in_progress)") and `etaMs`. */
+  progress: ProgressFieldsSchema.extend({ summary: z.string(), etaMs: z.number().nullable() }).nullable().default(null),
 });
 export type WorkerView = z.output<typeof WorkerViewSchema>;
 

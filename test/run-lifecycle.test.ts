@@ -1,3 +1,5 @@
+import fs from 'node:fs';
+import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { optimizerJob, SWARMCTL, TestSwarm } from './helpers/swarm';
@@ -9,7 +11,12 @@ const swarm = new TestSwarm({
   name: 'runs',
   tick: '200ms',
   lanes: { cpu: { kind: 'cpu', slots: 2, fill: 'slots' } },
-  jobs: { opt: optimizerJob(['--trials', '4'], { progress: { staleAfter: '20s' } }) },
+  jobs: {
+    opt: optimizerJob(['--trials', '4'], { progress: { staleAfter: '20s' } }),
+    // Long enough to be seen mid-run; the second one writes a progress field Swarm cannot use.
+    slow: optimizerJob(['--trials', '20', '--trial-ms', '300'], { progress: { staleAfter: '20s' } }),
+    odd: optimizerJob(['--trials', '20', '--trial-ms', '300', '--bad-progress'], { progress: { staleAfter: '20s' } }),
+  },
   queue: [1, 2, 3, 4, 5].map((i) => ({ job: 'opt', id: `q${i}` })),
 });
 
@@ -61,6 +68,23 @@ describe('queue, manual actions and run completion', () => {
     await waitFor('stopped', () => swarm.query().workers.find((w) => w.id === 'opt-manual')?.status === 'stopped');
   });
 
+  it('shows what workers report of their progress: "3/20 best=… (in_progress)", an ETA, and ignores a bad field with one warning', async () => {
+    expect(swarm.ctl('submit', 'slow', '--id', 'p1').status).toBe(0);
+    expect(swarm.ctl('submit', 'odd', '--id', 'p2').status).toBe(0);
+    const p1 = await waitFor('p1 progress with a rate', () => swarm.query().workers.find((w) => w.id === 'slow-p1' && (w.progress?.iteration ?? 0) >= 3 && w.progress?.etaMs !== null)?.progress, 60_000, 200);
+    expect(p1).toMatchObject({ total: 20, status: 'in_progress', best: expect.any(Number), metric: expect.any(Number) });
+    expect(p1.summary).toMatch(/^\d+\/20 metric=-?[\d.]+ best=-?[\d.]+ \(in_progress\)$/);
+    expect(p1.etaMs).toBeGreaterThan(0);
+    const status = swarm.ctl('status').stdout;
+    expect(status).toMatch(/slow-p1 .*\d+\/20 metric=-?[\d.]+ best=-?[\d.]+ \(in_progress\), eta \d/);
+    // total: "lots" is left out; the other fields still show.
+    const p2 = await waitFor('p2 progress', () => swarm.query().workers.find((w) => w.id === 'odd-p2' && (w.progress?.iteration ?? 0) >= 3)?.progress, 60_000, 200);
+    expect(p2).not.toHaveProperty('total');
+    expect(p2.summary).toMatch(/^#\d+ metric=/);
+    const log = fs.readFileSync(path.join(swarm.pm2Home, 'logs', 'worker-sentry-out.log'), 'utf8');
+    expect(log.split('\n').filter((l) => l.includes('progress fields ignored') && l.includes('odd-p2'))).toHaveLength(1);
+  }, 90_000);
+
   it('query --json has every field CONTRACT names', () => {
     const q = swarm.query() as unknown as Record<string, unknown>;
     for (const k of ['schemaVersion', 'generatedAt', 'swarm', 'run', 'daemons', 'workers', 'tasks', 'lanes', 'utilization', 'incidents', 'escalations', 'nextSteps', 'events']) expect(q).toHaveProperty(k);
@@ -68,7 +92,7 @@ describe('queue, manual actions and run completion', () => {
     expect(s.schemaVersion).toBe(1);
     expect(Object.keys(s.run ?? {})).toEqual(['id', 'status', 'startedAt', 'paused', 'degraded']);
     expect(Object.keys(s.daemons[0] ?? {})).toEqual(['name', 'status', 'pid', 'restarts', 'lastTickAt', 'tickAgeMs', 'configVersion']);
-    expect(Object.keys(s.workers[0] ?? {}).sort()).toEqual(['attempt', 'cpuPct', 'gpus', 'id', 'job', 'lane', 'lastProgressAt', 'memBytes', 'pid', 'progressAgeMs', 'restarts', 'startedAt', 'status', 'taskId'].sort());
+    expect(Object.keys(s.workers[0] ?? {}).sort()).toEqual(['attempt', 'cpuPct', 'gpus', 'id', 'job', 'lane', 'lastProgressAt', 'memBytes', 'pid', 'progress', 'progressAgeMs', 'restarts', 'startedAt', 'status', 'taskId'].sort());
     expect(Object.keys(s.tasks).sort()).toEqual(['completed', 'failed', 'queued', 'quarantined', 'running'].sort());
     expect(s.lanes).toEqual([{ name: 'cpu', kind: 'cpu', slots: 2, busy: expect.any(Number), starved: null }]);
     expect(s.utilization.cpuPct).toEqual(expect.any(Number));
@@ -126,7 +150,7 @@ describe('queue, manual actions and run completion', () => {
     expect(swarm.ctl('restart', 'opt-manual').status).toBe(0);
     await swarm.waitEvent('task.completed', 'task:manual', () => true, 60_000);
     const done = await swarm.waitEvent('run.completed', undefined, (e) => e.seq > (swarm.events({ kind: 'task.completed', target: 'task:manual' })[0]?.seq ?? 0));
-    expect(done.data.tasks).toMatchObject({ completed: 8, queued: 0, running: 0 });
+    expect(done.data.tasks).toMatchObject({ completed: 10, queued: 0, running: 0 });
     expect(swarm.query().run?.status).toBe('completed');
   });
 });

@@ -17,6 +17,7 @@
 //   --op-deadline-ms MS  declare each trial as an operation with this deadline in the progress file
 //   --flat               report the same metric every trial (a plateau)
 //   --fault-attempts N   inject faults only while SWARM_ATTEMPT <= N (default 1; 0 = always)
+//   --bad-progress       write a progress field Swarm cannot use (total as text)
 const fs = require('node:fs');
 const path = require('node:path');
 
@@ -100,7 +101,8 @@ async function main() {
       writeAtomic(path.join(ckpt, 'best.json'), { task, trial: k, value, updatedAt: new Date().toISOString() });
     }
     writeAtomic(path.join(ckpt, 'state.json'), state);
-    writeAtomic(progressFile, { updatedAt: new Date().toISOString(), iteration: k, metric: value, best: state.best, trials });
+    const total = flag('bad-progress', 'false') === 'true' ? 'lots' : trials;
+    writeAtomic(progressFile, { updatedAt: new Date().toISOString(), iteration: k, total, metric: value, best: state.best, status: 'in_progress' });
     console.log(`trial ${k} value=${value.toFixed(3)} best=${state.best.toFixed(3)}`);
   }
   console.log(`done ${task}: best=${state.best}`);

@@ -1,5 +1,7 @@
 import { formatAge } from '../duration';
+import { formatEta } from '../progress-fields';
 import type { Snapshot } from '../snapshot';
+import type { WorkerView } from '../state-files';
 
 // `swarmctl status` for a person: problems first, then tables with ages in words.
 
@@ -11,6 +13,13 @@ function table(headers: string[], rows: string[][]): string {
 
 const ageSince = (isoTs: string | null, now: number): string => (isoTs ? `${formatAge(now - Date.parse(isoTs))} ago` : '-');
 const mib = (b: number | null): string => (b === null ? '-' : `${Math.round(b / 1048576)}M`);
+
+/** What the worker says of its work: "21/50 best=0.031 (in_progress), eta 4m". */
+const work = (p: WorkerView['progress']): string => {
+  if (!p) return '-';
+  const text = [p.summary, p.etaMs === null ? '' : formatEta(p.etaMs)].filter(Boolean).join(', ');
+  return text || '-';
+};
 
 export function renderStatus(s: Snapshot): string {
   const now = Date.parse(s.generatedAt);
@@ -34,9 +43,9 @@ export function renderStatus(s: Snapshot): string {
   const order = ['quarantined', 'stale', 'backoff', 'starting', 'running', 'stopped', 'failed', 'completed'];
   const workers = [...s.workers].sort((a, b) => order.indexOf(a.status) - order.indexOf(b.status));
   out.push(workers.length
-    ? table(['WORKER', 'STATUS', 'PID', 'ATTEMPT', 'RESTARTS', 'PROGRESS', 'CPU', 'MEM', 'UP'], workers.map((w) => [
+    ? table(['WORKER', 'STATUS', 'PID', 'ATTEMPT', 'RESTARTS', 'PROGRESS', 'WORK', 'CPU', 'MEM', 'UP'], workers.map((w) => [
       w.id, w.status, String(w.pid ?? '-'), String(w.attempt), String(w.restarts),
-      w.progressAgeMs === null ? '-' : `${formatAge(w.progressAgeMs)} ago`, w.cpuPct === null ? '-' : `${w.cpuPct}%`, mib(w.memBytes),
+      w.progressAgeMs === null ? '-' : `${formatAge(w.progressAgeMs)} ago`, work(w.progress), w.cpuPct === null ? '-' : `${w.cpuPct}%`, mib(w.memBytes),
       w.startedAt ? formatAge(now - Date.parse(w.startedAt)) : '-',
     ]))
     : 'No workers.');

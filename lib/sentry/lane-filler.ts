@@ -225,7 +225,7 @@ export class LaneFiller {
       attempt: w.attempt + 1, restarts: relaunch ? w.restarts + 1 : w.restarts, pid: null, pgid: null, shimPid: null, identity: null, launchedAt: now,
       progressAdvancedSinceLaunch: false, startupSeen: false, startupSeenAt: null, logOffset: fileSize(path.join(workerDir(ctx.config.stateDir, w.id), 'output.log')) ?? 0,
       logChangedAt: null, artifactsSeen: job.artifacts.map(() => false), backoffUntil: null, regrant: null, deniedUntil: null, detectedThisAttempt: [], memBytes: null, cpuPct: null, lastProgressAt: null,
-      gpus: this.pickGpus(ctx, w), plateau: newTracker(), verifying: false,
+      gpus: this.pickGpus(ctx, w), plateau: newTracker(), verifying: false, progressStart: null, progressWarned: false,
     });
     const extraArgs = w.taskId ? (getTask(ctx.db, ctx.run.id, w.taskId)?.args ?? []) : [];
     this.host.move(ctx, w, 'starting', relaunch ? `relaunch attempt ${w.attempt}` : 'launch');

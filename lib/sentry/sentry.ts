@@ -181,7 +181,8 @@ export class WorkerSentry implements DaemonBehavior, SentryHost {
       return this.onExit(ctx, w, job, { exitCode: null, signal: refused ? null : 'SIGKILL', endedAt: iso(now), error }, kernelOom);
     }
     sampleUsage(this.usage, w, now);
-    if (observeFiles(ctx.config, job, w, dir, now).progressResumed && w.status === 'stale') this.move(ctx, w, 'running', 'progress resumed');
+    const warn = (x: WorkerRecord, bad: string[]) => ctx.logger.warn({ worker: x.id, attempt: x.attempt, fields: bad }, 'progress fields ignored: not the expected type');
+    if (observeFiles(ctx.config, job, w, dir, now, warn).progressResumed && w.status === 'stale') this.move(ctx, w, 'running', 'progress resumed');
     // A worker being stopped, or waiting out its backoff, is not judged again.
     if (this.stopping.has(w.id) || !LIVE_STATUSES.includes(w.status)) return;
     if (w.status === 'starting' && looksHealthy(w, job, now, ctx.config.tickMs)) this.move(ctx, w, 'running', 'healthy');

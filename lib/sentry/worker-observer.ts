@@ -3,6 +3,7 @@ import { interpolate, type CompiledConfig, type CompiledJob } from '../config';
 import { CLOCK_TICKS_PER_S, type TreeUsageSampler } from '../proc';
 import { progressFileFor } from './launcher';
 import { exists, fileSize, readProgress, scanForMarker } from './observe';
+import { readProgressFields } from '../progress-fields';
 import { trackMetric } from './plateau';
 import type { WorkerRecord } from './worker-record';
 
@@ -23,7 +24,7 @@ export function sampleUsage(sampler: TreeUsageSampler, w: WorkerRecord, now: num
 }
 
 /** Progress, log growth, the startup marker and artifacts. */
-export function observeFiles(config: CompiledConfig, job: CompiledJob, w: WorkerRecord, dir: string, now: number): { progressResumed: boolean } {
+export function observeFiles(config: CompiledConfig, job: CompiledJob, w: WorkerRecord, dir: string, now: number, warn: ProgressWarning): { progressResumed: boolean } {
   let progressResumed = false;
   const progress = readProgress(progressFileFor(config, job, w));
   if (progress && progress.marker !== w.progressMarker) {
@@ -36,6 +37,7 @@ export function observeFiles(config: CompiledConfig, job: CompiledJob, w: Worker
       progressResumed = true;
       const metric = progress.json?.metric;
       if (job.plateau && typeof metric === 'number' && Number.isFinite(metric)) w.plateau = trackMetric(w.plateau, job.plateau, metric, now);
+      if (progress.json) noteProgressFields(w, progress.json, now, warn);
     }
   }
   const logFile = path.join(dir, 'output.log');
@@ -53,6 +55,19 @@ export function observeFiles(config: CompiledConfig, job: CompiledJob, w: Worker
     if (!w.artifactsSeen[i] && exists(p)) w.artifactsSeen[i] = true;
   });
   return { progressResumed };
+}
+
+/** Told once per worker attempt when its progress JSON has a field Swarm cannot use. */
+export type ProgressWarning = (w: WorkerRecord, badFields: string[]) => void;
+
+function noteProgressFields(w: WorkerRecord, json: Record<string, unknown>, now: number, warn: ProgressWarning): void {
+  const { fields, bad } = readProgressFields(json);
+  if (bad.length && !w.progressWarned) {
+    w.progressWarned = true;
+    warn(w, bad);
+  }
+  w.progress = Object.keys(fields).length ? fields : null;
+  if (fields.iteration !== undefined && w.progressStart === null) w.progressStart = { iteration: fields.iteration, at: now };
 }
 
 export function artifactPaths(job: CompiledJob, w: WorkerRecord): string[] {

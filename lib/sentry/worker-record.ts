@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { iso } from '../clock';
 import { isAlive } from '../proc';
 import { stillRuns, type ProcessIdentity } from '../process-identity';
+import { describeProgress, etaMs, ProgressFieldsSchema } from '../progress-fields';
 import { WORKER_STATUSES, type WorkerStatus, type WorkerView } from '../state-files';
 
 // The sentry's record of one worker slot (a replica or a task), persisted in
@@ -91,6 +92,12 @@ export const WorkerRecordSchema = z.object({
   /** Failures of this task by class, over its whole life: the evidence for stagnation. */
   failureCounts: z.record(z.string(), z.number().int()).default({}),
   verifying: z.boolean().default(false),
+  /** The valid optional fields of the latest progress JSON (iteration, total, metric, best, status, message). */
+  progress: ProgressFieldsSchema.nullable().default(null),
+  /** The first iteration this attempt reported, and when: the rate an ETA goes by. */
+  progressStart: z.object({ iteration: z.number(), at: z.number() }).nullable().default(null),
+  /** The progress JSON had a bad field this attempt: warned once. */
+  progressWarned: z.boolean().default(false),
 });
 export type WorkerRecord = z.output<typeof WorkerRecordSchema>;
 
@@ -102,6 +109,7 @@ export function newWorkerRecord(p: { id: string; job: string; taskId: string | n
     backoffUntil: 0, deniedUntil: null, regrant: null, history: { restartTimes: [], streak: 0, healthySince: null }, pending: null, stopIntent: null,
     openIncidents: [], escalationId: null, detectedThisAttempt: [], cpuTicks: null, cpuSampledAt: null, cpuPct: null, memBytes: null, lastExit: null,
     tier: 0, strategy: -1, plateau: { best: null, updatesSinceImprovement: 0, lastImprovementAt: null }, failureCounts: {}, verifying: false,
+    progress: null, progressStart: null, progressWarned: false,
   };
 }
 
@@ -136,5 +144,6 @@ export function toView(w: WorkerRecord, now: number): WorkerView {
     id: w.id, job: w.job, taskId: w.taskId, lane: w.lane, status: w.status, pid: w.pid, attempt: w.attempt, restarts: w.restarts,
     startedAt: w.launchedAt === null ? null : iso(w.launchedAt), lastProgressAt: w.lastProgressAt === null ? null : iso(w.lastProgressAt),
     progressAgeMs: w.lastProgressAt === null ? null : now - w.lastProgressAt, cpuPct: w.cpuPct, memBytes: w.memBytes, gpus: w.gpus,
+    progress: w.progress ? { ...w.progress, summary: describeProgress(w.progress), etaMs: etaMs(w.progress, w.progressStart, now) } : null,
   };
 }
