@@ -106,6 +106,11 @@ export function findCycle(after: ReadonlyMap<string, readonly string[]>): string
   return null;
 }
 
+/** Every task of the run, in submission order. */
+export function allTasks(db: Db, runId: string): TaskRecord[] {
+  return db.prepare<[string], TaskRow>('SELECT * FROM tasks WHERE run_id = ? ORDER BY rowid').all(runId).map(toRecord);
+}
+
 export function tasksWithStatus(db: Db, runId: string, status: TaskStatus): TaskRecord[] {
   return db.prepare<[string, string], TaskRow>('SELECT * FROM tasks WHERE run_id = ? AND status = ? ORDER BY rowid').all(runId, status).map(toRecord);
 }

@@ -152,5 +152,20 @@ describe('queue, manual actions and run completion', () => {
     const done = await swarm.waitEvent('run.completed', undefined, (e) => e.seq > (swarm.events({ kind: 'task.completed', target: 'task:manual' })[0]?.seq ?? 0));
     expect(done.data.tasks).toMatchObject({ completed: 10, queued: 0, running: 0 });
     expect(swarm.query().run?.status).toBe('completed');
+    // task.completed carries the final metric and best the worker reported.
+    const p1 = swarm.events({ kind: 'task.completed', target: 'task:p1' })[0];
+    expect(p1?.data).toMatchObject({ metric: expect.any(Number), best: expect.any(Number), runtimeMs: expect.any(Number) });
+    // swarmctl results: one row per task, as JSON, TSV or a table, and for one job.
+    const rows = JSON.parse(swarm.ctl('results', '--json').stdout) as { task: string; status: string; metric: number | null; best: number | null; attempts: number; verify: unknown }[];
+    expect(rows.map((r) => r.task)).toEqual(expect.arrayContaining(['q1', 'q5', 'p1', 'p2', 'manual']));
+    expect(rows.every((r) => r.status === 'completed' && r.attempts >= 1)).toBe(true);
+    expect(rows.find((r) => r.task === 'p1')).toMatchObject({ metric: p1?.data.metric, best: p1?.data.best, verify: null });
+    const tsv = swarm.ctl('results', '--tsv', '--job', 'slow').stdout.trim().split('\n');
+    expect(tsv[0]).toBe('task\tjob\tstatus\tattempts\truntimeMs\tmetric\tbest\tverify');
+    expect(tsv.slice(1).map((l) => l.split('\t')[0])).toEqual(['p1']);
+    expect(swarm.ctl('results').stdout).toMatch(/^TASK +JOB +STATUS +ATTEMPTS +RUNTIMEMS +METRIC +BEST +VERIFY\n/);
+    const bad = swarm.ctl('results', '--job', 'nope');
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/--job nope: the config .* has no such job/);
   });
 });

@@ -16,6 +16,7 @@ const cli = {
   probe: () => require('./probe') as typeof import('./probe'),
   upDown: () => require('./up-down') as typeof import('./up-down'),
   reload: () => require('./reload') as typeof import('./reload'),
+  results: () => require('./results') as typeof import('./results'),
 };
 
 /** Exit codes, as docs/cli.md lists them. */
@@ -59,6 +60,10 @@ export function buildProgram(onRun: (result: CommandResult) => void): Command {
       onRun(cli.manual().workerCommand(op, worker, this.optsWithGlobals()));
     });
   }
+  withJson(program.command('results').description('one row per task of the run: how it ended, attempts, runtime, final metric, best, verify'))
+    .option('--job <job>', 'only this job\'s tasks')
+    .option('--tsv', 'tab-separated, with a header line')
+    .action(run((o) => cli.results().resultsCommand(o)));
   withJson(program.command('reload').description('validate the config file and apply it to the running swarm, no restart'))
     .option('--now', "stop a removed job's workers at once instead of letting them finish their task")
     .action(run((o) => cli.reload().reloadCommand(o)));

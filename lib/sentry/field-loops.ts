@@ -6,6 +6,7 @@ import type { Target } from '../event-kinds';
 import { isStopped, processTree } from '../proc';
 import { setTaskStatus } from '../task-queue';
 import type { SentryHost } from './sentry-host';
+import { taskResult } from './task-result';
 import { runVerify, type VerifyResult } from './verify-guard';
 import { readSpec, workerDir } from './worker-files';
 import type { WorkerRecord } from './worker-record';
@@ -47,7 +48,8 @@ export class FieldLoops {
       this.host.finishPending(ctx, w, 'verified', { message: 'task completed and its validation passed' });
       this.host.move(ctx, w, 'completed', 'exit 0, validation passed');
       setTaskStatus(ctx.db, ctx.run.id, w.taskId, 'completed', iso(now));
-      ctx.log.append({ kind: 'task.completed', target: `task:${w.taskId}`, data: { workerId: w.id, attempt: w.attempt, verify: guard, message: `task ${w.taskId} completed on attempt ${w.attempt}; validation passed` } });
+      const runtimeMs = w.launchedAt === null ? null : ctx.clock.now() - w.launchedAt;
+      ctx.log.append({ kind: 'task.completed', target: `task:${w.taskId}`, data: { workerId: w.id, attempt: w.attempt, runtimeMs, ...taskResult(ctx.config, job, w), verify: guard, message: `task ${w.taskId} completed on attempt ${w.attempt}; validation passed` } });
       this.host.closeIncidents(w, 'resolved', now);
       return;
     }

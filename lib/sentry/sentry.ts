@@ -27,6 +27,7 @@ import { adoptFromDisk } from './adopt';
 import { FieldLoops } from './field-loops';
 import { LaneFiller } from './lane-filler';
 import { writeLastFailure } from './last-failure';
+import { taskResult } from './task-result';
 import { reconfigureSentry, seedQueue } from './reconfigure';
 import { taskWorkerId } from '../worker-ids';
 import type { SentryHost } from './sentry-host';
@@ -257,7 +258,7 @@ export class WorkerSentry implements DaemonBehavior, SentryHost {
         this.finishPending(ctx, w, 'verified', { message: `task ${w.taskId} completed on attempt ${w.attempt}` });
         this.move(ctx, w, 'completed', 'exit 0');
         setTaskStatus(ctx.db, ctx.run.id, w.taskId, 'completed', iso(now));
-        ctx.log.append({ kind: 'task.completed', target: `task:${w.taskId}`, data: { workerId: w.id, attempt: w.attempt, runtimeMs, message: `task ${w.taskId} completed on attempt ${w.attempt}` } });
+        ctx.log.append({ kind: 'task.completed', target: `task:${w.taskId}`, data: { workerId: w.id, attempt: w.attempt, runtimeMs, ...taskResult(ctx.config, job, w), message: `task ${w.taskId} completed on attempt ${w.attempt}` } });
         this.closeIncidents(w, 'resolved', now);
         return;
       }
