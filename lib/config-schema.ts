@@ -143,8 +143,10 @@ export const JobSchema = z.strictObject({
       patience: z.number().int().min(1).optional().meta({ description: 'Progress updates without an improvement of minDelta.' }),
       within: Duration.optional().meta({ description: 'Time without an improvement of minDelta.' }),
       action: z.enum(['escalate', 'stop', 'rotate']).default('escalate').meta({ description: 'On a plateau: escalate to a person, stop the task, or rotate to the next strategies entry from the checkpoint.' }),
+      target: z.number().finite().optional().meta({ description: 'Convergence: once the metric reaches this (within tolerance, in the job\'s direction), the task is stopped as completed (task.converged).' }),
+      tolerance: z.number().nonnegative().default(0).meta({ description: 'How near target counts as reached.' }),
     })
-    .refine((p) => p.patience !== undefined || p.within !== undefined, { message: 'expected patience or within (or both)' })
+    .refine((p) => p.patience !== undefined || p.within !== undefined || p.target !== undefined, { message: 'expected patience, within or target' })
     .optional()
     .meta({ description: 'Plateau detection on the metric field of the progress JSON.' }),
   strategies: z.array(z.array(Templated)).default([]).meta({ description: 'Argument sets appended in turn when a plateau rotates the strategy.' }),

@@ -39,7 +39,7 @@ export interface CompiledJob {
   verify: { command: string[]; timeoutMs: number } | null;
   /** Tier 0 is command + args; tier N (N >= 1) is fallbacks[N-1]. */
   fallbacks: { command: string[]; args: string[]; on: FailureClass[] }[];
-  plateau: { direction: 'max' | 'min'; minDelta: number; patience: number | null; withinMs: number | null; action: 'escalate' | 'stop' | 'rotate' } | null;
+  plateau: { direction: 'max' | 'min'; minDelta: number; patience: number | null; withinMs: number | null; action: 'escalate' | 'stop' | 'rotate'; target: number | null; tolerance: number } | null;
   strategies: string[][];
   stagnationAfter: number;
   schedule: { cron: string; timezone: string | null; concurrency: 'allow' | 'forbid' | 'replace'; startingDeadlineMs: number | null } | null;
@@ -185,7 +185,7 @@ function compile(cfg: ParsedConfig, file: string, env: NodeJS.ProcessEnv): Omit<
       verify: job.verify ? { command: job.verify.command, timeoutMs: ms(job.verify.timeout) } : null,
       fallbacks: job.fallbacks,
       plateau: job.plateau
-        ? { direction: job.plateau.direction, minDelta: job.plateau.minDelta, patience: job.plateau.patience ?? null, withinMs: job.plateau.within === undefined ? null : ms(job.plateau.within), action: job.plateau.action }
+        ? { direction: job.plateau.direction, minDelta: job.plateau.minDelta, patience: job.plateau.patience ?? null, withinMs: job.plateau.within === undefined ? null : ms(job.plateau.within), action: job.plateau.action, target: job.plateau.target ?? null, tolerance: job.plateau.tolerance }
         : null,
       strategies: job.strategies,
       stagnationAfter: job.stagnationAfter,

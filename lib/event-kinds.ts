@@ -29,7 +29,7 @@ export const EVENT_KINDS = [
   'action.proposed', 'action.granted', 'action.denied', 'action.started', 'action.verified', 'action.failed',
   'escalation.raised', 'escalation.resolved',
   'worker.launched', 'worker.exited', 'worker.adopted', 'worker.signal_refused',
-  'task.queued', 'task.started', 'task.completed', 'task.failed', 'task.requeued',
+  'task.queued', 'task.started', 'task.completed', 'task.failed', 'task.requeued', 'task.converged',
   'run.started', 'run.resumed', 'run.completed', 'run.paused', 'run.unpaused',
   'state.repaired',
   'consensus.scores', 'consensus.breaker', 'db.checked',

@@ -26,11 +26,13 @@ const swarm = new TestSwarm({
     flat: optimizerJob(['--trials', '100000', '--flat'], {
       restart, plateau: { direction: 'max', minDelta: 0.01, patience: 4, action: 'rotate' }, strategies: [['--trials', '8']],
     }),
+    // Its first metric (about 10) is within 0.5 of the target 9 on the max side: it converges at once.
+    tuned: optimizerJob(['--trials', '100000'], { restart, plateau: { direction: 'max', target: 9, tolerance: 0.5 } }),
     stuck: { command: ['node', path.join(FIX, 'say-and-exit.js'), 'Error: upstream answered 503'], restart, stagnationAfter: 3 },
     holder: optimizerJob(['--trials', '100000'], { restart, progress: { staleAfter: '60s' } }),
     locked: { command: ['node', path.join(FIX, 'lock-victim.js'), path.join('/tmp', 'will-be-replaced')], restart },
   },
-  queue: [{ job: 'checked', id: 'c1' }, { job: 'tiered', id: 't1' }, { job: 'flat', id: 'p1' }, { job: 'stuck', id: 's1' }, { job: 'holder', id: 'h1' }],
+  queue: [{ job: 'checked', id: 'c1' }, { job: 'tiered', id: 't1' }, { job: 'flat', id: 'p1' }, { job: 'tuned', id: 'v1' }, { job: 'stuck', id: 's1' }, { job: 'holder', id: 'h1' }],
 });
 
 beforeAll(() => swarm.up(), 60_000);
@@ -54,6 +56,17 @@ describe('loops from the field', () => {
     expect((tier1.data.argv as string[]).join(' ')).toContain('optimizer.js');
     await swarm.waitEvent('task.completed', 'task:t1');
     expect(swarm.events({ kind: 'escalation.raised', target: 'worker:tiered-t1' })).toHaveLength(0);
+  });
+
+  it('convergence: the metric reaches plateau.target, the worker is ended and the task completes (task.converged)', async () => {
+    const c = await swarm.waitEvent('task.converged', 'task:v1');
+    expect(c.data).toMatchObject({ workerId: 'tuned-v1', target: 9, tolerance: 0.5, metric: expect.any(Number) });
+    expect(Number(c.data.metric)).toBeGreaterThanOrEqual(8.5);
+    const done = await swarm.waitEvent('task.completed', 'task:v1');
+    expect(done.seq).toBeGreaterThan(c.seq);
+    expect(done.data).toMatchObject({ metric: expect.any(Number) });
+    expect(swarm.events({ kind: 'detect', target: 'worker:tuned-v1' })).toHaveLength(0);
+    expect(swarm.query().workers.find((w) => w.id === 'tuned-v1')?.status).toBe('completed');
   });
 
   it('plateau: the metric stops improving, the next strategy runs from the checkpoint', async () => {

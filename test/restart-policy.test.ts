@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { backoffDelayMs, emptyHistory, onFailure, onHealthy, type RestartPolicy } from '../lib/sentry/restart-budget';
 import { classifyExit } from '../lib/sentry/classify';
 import { compileConfig } from '../lib/config';
-import { newTracker, plateaued, trackMetric } from '../lib/sentry/plateau';
+import { converged, newTracker, plateaued, trackMetric } from '../lib/sentry/plateau';
 
 const policy: RestartPolicy = { delayMs: 1000, maxDelayMs: 8000, budget: 3, windowMs: 60_000, healthyAfterMs: 30_000 };
 
@@ -76,6 +76,19 @@ describe('plateau tracker', () => {
     expect(u.best).toBe(4.5);
     expect(plateaued(u, min, 10_999)).toBeNull();
     expect(plateaued(u, min, 11_000)).toMatch(/in 10s/);
+  });
+});
+
+describe('convergence', () => {
+  it('the metric reaching target within tolerance, in the job\'s direction, is converged; no target, never', () => {
+    const max = { direction: 'max' as const, minDelta: 0, patience: null, withinMs: null, target: 0.9, tolerance: 0.01 };
+    expect(converged(0.88, max)).toBeNull();
+    expect(converged(0.89, max)).toMatch(/reached the target 0.9 \(tolerance 0.01\)/);
+    expect(converged(0.95, max)).not.toBeNull();
+    const min = { ...max, direction: 'min' as const, target: 0.05, tolerance: 0 };
+    expect(converged(0.06, min)).toBeNull();
+    expect(converged(0.05, min)).not.toBeNull();
+    expect(converged(1000, { ...max, target: null })).toBeNull();
   });
 });
 

@@ -7,6 +7,7 @@ import { isStopped, processTree } from '../proc';
 import { setTaskStatus } from '../task-queue';
 import type { SentryHost } from './sentry-host';
 import { taskResult } from './task-result';
+import { converged } from './plateau';
 import { runVerify, type VerifyResult } from './verify-guard';
 import { readSpec, workerDir } from './worker-files';
 import type { WorkerRecord } from './worker-record';
@@ -69,6 +70,18 @@ export class FieldLoops {
     const job = ctx.config.jobs[holder.job];
     if (!job) return;
     await this.host.act(ctx, holder, job, { cls: 'lock_conflict', incidentId, reason: `stale, and holds the lock that blocks ${blocked.id}`, ruleAction: 'restart' }, ctx.clock.now());
+  }
+
+  /** Convergence: the metric reached plateau.target; the worker is ended and its exit counts as the task's success. */
+  async converge(ctx: DaemonContext, w: WorkerRecord, job: CompiledJob): Promise<boolean> {
+    const metric = w.progress?.metric;
+    if (!job.plateau || metric === undefined || w.taskId === null || w.stopIntent !== null) return false;
+    const why = converged(metric, job.plateau);
+    if (!why) return false;
+    ctx.log.append({ kind: 'task.converged', target: `task:${w.taskId}`, data: { workerId: w.id, attempt: w.attempt, metric, target: job.plateau.target, tolerance: job.plateau.tolerance, message: `task ${w.taskId} converged: ${why}; stopping it as completed` } });
+    w.stopIntent = 'converge';
+    await this.host.stopProcess(ctx, w, job);
+    return true;
   }
 
   async onPlateau(ctx: DaemonContext, w: WorkerRecord, job: CompiledJob, why: string, now: number): Promise<void> {

@@ -1,7 +1,8 @@
 // A search that stops improving burns a night. The tracker follows the
 // `metric` a worker reports in its progress JSON: an update that beats the
 // best by at least minDelta (in the job's direction) is an improvement;
-// `patience` updates or `within` time without one is a plateau.
+// `patience` updates or `within` time without one is a plateau. Reaching
+// `target` (within `tolerance`) is convergence: the task is done.
 
 export interface PlateauTracker {
   best: number | null;
@@ -16,6 +17,8 @@ export interface PlateauRule {
   minDelta: number;
   patience: number | null;
   withinMs: number | null;
+  target?: number | null;
+  tolerance?: number;
 }
 
 export function trackMetric(t: PlateauTracker, rule: PlateauRule, metric: number, now: number): PlateauTracker {
@@ -33,4 +36,16 @@ export function plateaued(t: PlateauTracker, rule: PlateauRule, now: number): st
     return `metric has not improved by ${rule.minDelta} in ${Math.round((now - t.lastImprovementAt) / 1000)}s (best ${t.best})`;
   }
   return null;
+}
+
+/**
+ * Convergence, as the tuning loop stopped: the metric reached the target,
+ * within the tolerance, in the job's direction. Not a failure: the task is
+ * done.
+ */
+export function converged(metric: number, rule: PlateauRule): string | null {
+  if (rule.target === undefined || rule.target === null) return null;
+  const tol = rule.tolerance ?? 0;
+  const reached = rule.direction === 'max' ? metric >= rule.target - tol : metric <= rule.target + tol;
+  return reached ? `metric ${metric} reached the target ${rule.target}${tol ? ` (tolerance ${tol})` : ''}` : null;
 }

@@ -193,6 +193,7 @@ export class WorkerSentry implements DaemonBehavior, SentryHost {
       if (now >= (w.deniedUntil ?? 0)) await this.act(ctx, w, job, w.regrant, now);
       return;
     }
+    if (await this.loops.converge(ctx, w, job)) return;
     if (job.plateau && !w.detectedThisAttempt.includes('plateau')) {
       const why = plateaued(w.plateau, job.plateau, now);
       if (why) {
@@ -222,6 +223,11 @@ export class WorkerSentry implements DaemonBehavior, SentryHost {
     await this.pm.delete(pm2NameOf(w.id)).catch((err: unknown) => ctx.logger.warn({ worker: w.id, err: errorMessage(err) }, 'pm2 delete failed'));
     const pid = w.pid;
     Object.assign(w, { pid: null, pgid: null, shimPid: null, identity: null, cpuPct: null, cpuTicks: null });
+    // Converged: ended by Swarm because the work is done, so its exit is the task's success.
+    if (intent === 'converge') {
+      w.stopIntent = null;
+      Object.assign(exit, { exitCode: 0, signal: null });
+    }
     if (intent === 'stop') {
       w.stopIntent = null;
       this.move(ctx, w, 'stopped', 'stopped on request');

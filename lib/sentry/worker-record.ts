@@ -75,7 +75,8 @@ export const WorkerRecordSchema = z.object({
   regrant: z.object({ cls: z.string(), incidentId: z.number().int(), reason: z.string(), ruleAction: z.enum(['restart', 'stop']) }).nullable().default(null),
   history: z.object({ restartTimes: z.array(z.number()), streak: z.number().int(), healthySince: z.number().nullable() }),
   pending: PendingActionSchema.nullable(),
-  stopIntent: z.enum(['restart', 'stop', 'requeue']).nullable(),
+  /** Why Swarm is ending the process: what its exit then means. `converge`: the task is done. */
+  stopIntent: z.enum(['restart', 'stop', 'requeue', 'converge']).nullable(),
   openIncidents: z.array(z.number().int()),
   escalationId: z.number().int().nullable(),
   detectedThisAttempt: z.array(z.string()),
