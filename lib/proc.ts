@@ -158,3 +158,15 @@ export function cgroupOomKills(): number | null {
     return null;
   }
 }
+
+/** A process's command line, its arguments joined by spaces and cut at 300 characters; null when it is gone. */
+export function readCmdline(pid: number): string | null {
+  try {
+    const raw = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    const text = raw.split('\0').filter(Boolean).join(' ');
+    return text ? text.slice(0, 300) : null;
+  } catch {
+    // Gone, or not ours to read: the pid is all there is to say.
+    return null;
+  }
+}

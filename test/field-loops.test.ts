@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OPTIMIZER, optimizerJob, ROOT, TestSwarm } from './helpers/swarm';
@@ -98,9 +99,30 @@ describe('loops from the field', () => {
     process.kill(pid, 'SIGSTOP');
     expect(swarm.ctl('submit', 'locked', '--id', 'l1').status).toBe(0);
     const d = await swarm.waitEvent('detect.lock_conflict', 'worker:locked-l1');
-    expect(d.data.holderPid).toBe(pid);
+    expect(d.data).toMatchObject({ holderPid: pid, holderIsOurs: true, holderWorker: 'holder-h1' });
+    expect(String(d.data.holderCommand)).toContain('optimizer.js');
+    expect(String(d.data.message)).toMatch(new RegExp(`the lock is held by pid ${pid} \\(.*optimizer\\.js.*\\), worker holder-h1 of this swarm`));
     const freed = await swarm.waitEvent('action.verified', 'worker:holder-h1', (e) => e.data.type === 'restart_worker', 45_000);
     expect(freed.source).toBe('worker-sentry');
     expect(String(swarm.events({ kind: 'action.proposed', target: 'worker:holder-h1' }).at(-1)?.data.reason)).toMatch(/holds the lock that blocks locked-l1/);
   });
+
+  it('lock_conflict with an outside holder: its pid and command line are in the detection, the escalation and the next steps', async () => {
+    const outsider = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 600000)', 'outside-lock-holder'], { stdio: 'ignore' });
+    try {
+      // The locked job reads the holder's pid from this file (the test above pointed it here).
+      fs.writeFileSync(path.join(swarm.dir, 'holder.pid'), String(outsider.pid));
+      expect(swarm.ctl('submit', 'locked', '--id', 'l2').status).toBe(0);
+      const d = await swarm.waitEvent('detect.lock_conflict', 'worker:locked-l2');
+      expect(d.data).toMatchObject({ holderPid: outsider.pid, holderIsOurs: false, holderWorker: null });
+      expect(String(d.data.holderCommand)).toContain('outside-lock-holder');
+      const esc = await swarm.waitEvent('escalation.raised', 'worker:locked-l2', () => true, 60_000);
+      expect(String(esc.data.reason)).toMatch(new RegExp(`pid ${outsider.pid} \\(.*outside-lock-holder\\), not a worker of this swarm`));
+      expect(swarm.query().nextSteps.join('\n')).toMatch(new RegExp(`worker:locked-l2 needs a person: .*pid ${outsider.pid} .*not a worker of this swarm`));
+      // Nothing of ours was restarted for it.
+      expect(swarm.events({ kind: 'action.proposed' }).filter((e) => String(e.data.reason).includes('blocks locked-l2'))).toHaveLength(0);
+    } finally {
+      outsider.kill('SIGKILL');
+    }
+  }, 90_000);
 });

@@ -8,6 +8,7 @@ import { setTaskStatus } from '../task-queue';
 import type { SentryHost } from './sentry-host';
 import { taskResult } from './task-result';
 import { converged } from './plateau';
+import { readCmdline } from '../proc';
 import { runVerify, type VerifyResult } from './verify-guard';
 import { readSpec, workerDir } from './worker-files';
 import type { WorkerRecord } from './worker-record';
@@ -59,10 +60,31 @@ export class FieldLoops {
     await this.host.remediate(ctx, w, job, 'validation_failed', 'restart', { verify: guard, message: `validation failed: exit ${r.exitCode}${r.timedOut ? ' (timed out)' : ''}` }, now);
   }
 
+  /** Our worker whose process tree holds this pid, other than the blocked one. */
+  private workerHolding(blocked: WorkerRecord, holderPid: number): WorkerRecord | undefined {
+    return [...this.host.workers.values()].find((o) => o !== blocked && o.pid !== null && (o.pid === holderPid || o.pgid === holderPid || processTree(o.pid).includes(holderPid)));
+  }
+
+  /**
+   * Who holds the lock, as the tuning loop told the person: the pid, its
+   * command line, and whether it is a worker of this swarm. Goes into the
+   * detection, and through its message into the escalation and next steps.
+   */
+  lockHolder(blocked: WorkerRecord, holderPid: number): { evidence: Record<string, unknown>; text: string } | null {
+    if (!holderPid) return null;
+    const ours = this.workerHolding(blocked, holderPid);
+    const command = readCmdline(holderPid);
+    const who = `pid ${holderPid}${command ? ` (${command})` : ' (gone)'}`;
+    return {
+      evidence: { holderCommand: command, holderWorker: ours?.id ?? null, holderIsOurs: ours !== undefined },
+      text: ours ? `the lock is held by ${who}, worker ${ours.id} of this swarm` : `the lock is held by ${who}, not a worker of this swarm: end it or wait for it`,
+    };
+  }
+
   /** A lock held by another worker of ours that has gone stale: restart the holder, so the lock is freed. */
   async freeLock(ctx: DaemonContext, blocked: WorkerRecord, holderPid: number, incidentId: number): Promise<void> {
     if (!holderPid) return;
-    const holder = [...this.host.workers.values()].find((o) => o !== blocked && o.pid !== null && (o.pid === holderPid || o.pgid === holderPid || processTree(o.pid).includes(holderPid)));
+    const holder = this.workerHolding(blocked, holderPid);
     // Stale: judged so already, or SIGSTOPped, or past half its progress limit.
     const staleAfter = ctx.config.jobs[holder?.job ?? '']?.progress?.staleAfterMs ?? Infinity;
     const stale = holder && (holder.status === 'stale' || (holder.pid !== null && isStopped(holder.pid)) || (holder.lastProgressAt !== null && ctx.clock.now() - holder.lastProgressAt > staleAfter / 2));

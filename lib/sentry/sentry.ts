@@ -291,8 +291,10 @@ export class WorkerSentry implements DaemonBehavior, SentryHost {
     this.finishPending(ctx, w, 'failed', { message: `worker failed again before it was verified (${c.class})`, exitCode: exit.exitCode, signal: exit.signal });
     let cls: FailureClass = c.class;
     if ((cls === 'worker_crashed' || cls === 'worker_oom') && w.history.streak + 1 >= CRASH_LOOP_STREAK) cls = 'crash_loop';
-    const message = cls === 'crash_loop' ? `${w.history.streak + 1} failures in a row, last ${c.class} (code=${exit.exitCode} signal=${exit.signal})` : `${c.class}: code=${exit.exitCode} signal=${exit.signal}`;
-    await this.remediate(ctx, w, job, cls, c.action, { ...c.evidence, pid, underlying: c.class, runtimeMs, message }, now);
+    const holder = c.class === 'lock_conflict' ? this.loops.lockHolder(w, Number(c.evidence.holderPid ?? 0)) : null;
+    const said = cls === 'crash_loop' ? `${w.history.streak + 1} failures in a row, last ${c.class} (code=${exit.exitCode} signal=${exit.signal})` : `${c.class}: code=${exit.exitCode} signal=${exit.signal}`;
+    const message = holder ? `${said}; ${holder.text}` : said;
+    await this.remediate(ctx, w, job, cls, c.action, { ...c.evidence, ...holder?.evidence, pid, underlying: c.class, runtimeMs, message }, now);
   }
 
   // ---- remediation ----------------------------------------------------------
@@ -335,7 +337,7 @@ export class WorkerSentry implements DaemonBehavior, SentryHost {
       w.history = history;
       w.regrant = null;
       await this.stopProcess(ctx, w, job);
-      return await this.quarantine(ctx, w, decision.reason, f.incidentId);
+      return await this.quarantine(ctx, w, `${decision.reason}; last: ${f.reason}`, f.incidentId);
     }
     const type = f.ruleAction === 'stop' ? 'stop_worker' : 'restart_worker';
     const action = await Action.propose(this.actionDeps(ctx), { type, target: `worker:${w.id}`, priority: 'recovery', reason: f.reason, incidentId: f.incidentId });
