@@ -205,6 +205,15 @@ export const ConfigSchema = z
       })
       .default({ cpuTarget: 80, gpuTarget: 90, memoryCeiling: 90, window: '30s', scaleUpPeriod: '15s', scaleUpPods: 4, starveAfter: '5m', scaleDownStabilization: '5m', gpuGrace: '60s', retention: '24h' })
       .meta({ description: 'util-controller\'s targets for lanes with fill "utilization".' }),
+    run: z
+      .strictObject({
+        noWorkersAfter: Duration.default('2m').meta({ description: 'Work queued and no worker live this long is no_workers: session-state-manager launches one task past the utilization gate, and escalates if it lasts this long again.' }),
+        stallAfter: Duration.default('30m').meta({
+          description: 'No task progressed (its progress file, or for a job without one its output log) or completed anywhere in the run this long is run_stalled: one queued task is launched past the utilization gate where a slot is free, and a person is called if it lasts this long again.',
+        }),
+      })
+      .default({ noWorkersAfter: '2m', stallAfter: '30m' })
+      .meta({ description: 'session-state-manager: the run as a whole sitting still.' }),
     consensus: z
       .strictObject({
         maxConcurrentActions: z.number().int().min(1).default(4).meta({ description: 'Automatic actions in flight at once, safety actions not counted.' }),
@@ -310,6 +319,8 @@ export const ConfigSchema = z
       if ((parseDurationMs(value) ?? 0) < twoTicksMs) ctx.addIssue({ code: 'custom', path: at, message: `expected at least two ticks (${twoTicksMs}ms with tick ${cfg.tick})` });
     };
     atLeastTwoTicks(cfg.watchdog.staleAfter, ['watchdog', 'staleAfter']);
+    atLeastTwoTicks(cfg.run.noWorkersAfter, ['run', 'noWorkersAfter']);
+    atLeastTwoTicks(cfg.run.stallAfter, ['run', 'stallAfter']);
     for (const [name, job] of Object.entries(cfg.jobs)) if (job.progress) atLeastTwoTicks(job.progress.staleAfter, ['jobs', name, 'progress', 'staleAfter']);
     for (const [name, lane] of Object.entries(cfg.lanes)) {
       if (lane.kind === 'gpu' && (!lane.gpus || lane.gpus.length === 0)) {

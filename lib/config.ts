@@ -70,6 +70,7 @@ export interface CompiledConfig {
   lanes: Record<string, CompiledLane>;
   utilization: {
     cpuTarget: number; gpuTarget: number; memoryCeiling: number; windowMs: number; scaleUpPeriodMs: number; scaleUpPods: number; starveAfterMs: number; scaleDownStabilizationMs: number; gpuGraceMs: number; retentionMs: number };
+  run: { noWorkersAfterMs: number; stallAfterMs: number };
   jobs: Record<string, CompiledJob>;
   queue: { job: string; id: string; args: string[]; after: string[]; priority: number }[];
   consensus: { maxConcurrentActions: number; selfGrantAfterMs: number; breakerFailures: number; breakerWindowMs: number; scoresEveryMs: number };
@@ -216,6 +217,7 @@ function compile(cfg: ParsedConfig, file: string, env: NodeJS.ProcessEnv): Omit<
       gpuGraceMs: ms(cfg.utilization.gpuGrace),
       retentionMs: ms(cfg.utilization.retention),
     },
+    run: { noWorkersAfterMs: ms(cfg.run.noWorkersAfter), stallAfterMs: ms(cfg.run.stallAfter) },
     jobs,
     queue: cfg.queue.map((q, i) => ({ job: q.job, id: queueEntryId(q, i), args: q.args, after: q.after, priority: q.priority })),
     consensus: {

@@ -51,6 +51,8 @@ export const WorkerViewSchema = z.object({
   startedAt: z.string().nullable(),
   lastProgressAt: z.string().nullable(),
   progressAgeMs: z.number().nullable(),
+  /** When its output log last grew: what shows a worker without a progress file is doing something. */
+  lastOutputAt: z.string().nullable().default(null),
   cpuPct: z.number().nullable(),
   memBytes: z.number().nullable(),
   gpus: z.array(z.number()),

@@ -92,7 +92,7 @@ describe('queue, manual actions and run completion', () => {
     expect(s.schemaVersion).toBe(1);
     expect(Object.keys(s.run ?? {})).toEqual(['id', 'status', 'startedAt', 'paused', 'degraded']);
     expect(Object.keys(s.daemons[0] ?? {})).toEqual(['name', 'status', 'pid', 'restarts', 'lastTickAt', 'tickAgeMs', 'configVersion']);
-    expect(Object.keys(s.workers[0] ?? {}).sort()).toEqual(['attempt', 'cpuPct', 'gpus', 'id', 'job', 'lane', 'lastProgressAt', 'memBytes', 'pid', 'progress', 'progressAgeMs', 'restarts', 'startedAt', 'status', 'taskId'].sort());
+    expect(Object.keys(s.workers[0] ?? {}).sort()).toEqual(['attempt', 'cpuPct', 'gpus', 'id', 'job', 'lane', 'lastOutputAt', 'lastProgressAt', 'memBytes', 'pid', 'progress', 'progressAgeMs', 'restarts', 'startedAt', 'status', 'taskId'].sort());
     expect(Object.keys(s.tasks).sort()).toEqual(['completed', 'failed', 'queued', 'quarantined', 'running'].sort());
     expect(s.lanes).toEqual([{ name: 'cpu', kind: 'cpu', slots: 2, busy: expect.any(Number), starved: null }]);
     expect(s.utilization.cpuPct).toEqual(expect.any(Number));

@@ -2,7 +2,8 @@ import type { Db } from '../db';
 import type { EventSource } from '../event-kinds';
 
 // Requests to the sentry from other actors: swarmctl (restart, stop) and
-// util-controller (requeue a worker, fill a lane). The requester records and
+// util-controller (requeue a worker, fill a lane), session-state-manager
+// (launch past the utilization gate when the run sits still). The requester records and
 // is granted the action itself; the sentry, which owns worker processes,
 // carries it out on its next tick and records started/verified under the
 // same action id, releasing the requester's lease.
@@ -21,6 +22,8 @@ export interface LaneFill {
   lane: string;
   count: number;
   actionId: number;
+  /** Who was granted the launch_worker action and holds the lane's lease: util-controller, or session-state-manager launching past the utilization gate. */
+  holder: EventSource;
   done(): void;
 }
 
@@ -46,12 +49,15 @@ export function pendingCommands(db: Db): ManualCommand[] {
   }));
 }
 
-export function requestLaneFill(db: Db, lane: string, count: number, actionId: number): void {
-  upsert(db, `${LANE_PREFIX}${lane}`, { count, actionId });
+/** One pending fill per lane and requester: a forced launch never overwrites util-controller's permit. */
+export function requestLaneFill(db: Db, lane: string, count: number, actionId: number, holder: EventSource = 'util-controller'): void {
+  upsert(db, holder === 'util-controller' ? `${LANE_PREFIX}${lane}` : `${LANE_PREFIX}${lane}@${holder}`, { count, actionId, holder });
 }
 
 export function pendingLaneFills(db: Db): LaneFill[] {
-  return take(db, LANE_PREFIX, (lane, v, done) => ({ lane, count: Number(v.count), actionId: Number(v.actionId), done }));
+  return take(db, LANE_PREFIX, (key, v, done) => ({
+    lane: key.split('@')[0] as string, count: Number(v.count), actionId: Number(v.actionId), holder: (v.holder as EventSource | undefined) ?? 'util-controller', done,
+  }));
 }
 
 /** escalation.resolved events after `afterSeq`, each naming the escalation it closes. */

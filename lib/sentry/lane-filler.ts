@@ -11,7 +11,7 @@ import { DAEMON_STATE_FILES } from '../state-files';
 import { readStateFile } from '../state-store';
 import { getTask, queuedTasks, setTaskStatus } from '../task-queue';
 import { replicaWorkerId, taskWorkerId } from '../worker-ids';
-import { pendingLaneFills } from './commands';
+import { pendingLaneFills, type LaneFill } from './commands';
 import { failDoomedDependents } from './dependencies';
 import { launchWorker } from './launcher';
 import { fileSize } from './observe';
@@ -34,11 +34,12 @@ import { ACTIVE_STATUSES, newWorkerRecord, type WorkerRecord } from './worker-re
 const MIN_LAUNCH_BUDGET_MS = 1000;
 
 /** Why a queued task started, recorded in task.started's `why`. */
-type StartReason = 'refill' | 'fill' | 'slots';
+type StartReason = 'refill' | 'fill' | 'slots' | 'forced';
 const START_REASONS: Record<StartReason, string> = {
   refill: 'refilling a slot freed by a task that ended',
   fill: "on util-controller's fill",
   slots: 'util-controller is down: filling free slots',
+  forced: 'launched past the utilization gate: the run sat still (no_workers or run_stalled)',
 };
 
 const RefillGatesSchema = z.looseObject({ lanes: z.record(z.string(), z.looseObject({ refill: z.boolean().optional() })).default({}) });
@@ -110,7 +111,8 @@ export class LaneFiller {
     failDoomedDependents(ctx);
     if (isPaused(ctx.db)) return;
     const gates = governed && util.status === 'online' ? refillGates(ctx.config.stateDir) : {};
-    const permits = governed ? pendingLaneFills(ctx.db) : [];
+    // A forced launch (session-state-manager's, past the gate) is taken whether or not util-controller governs.
+    const permits = pendingLaneFills(ctx.db).filter((p) => governed || p.holder !== 'util-controller');
     for (const lane of Object.keys(ctx.config.lanes)) {
       // Out of time: an unused permit waits for the next tick.
       if (this.outOfTime(ctx)) return;
@@ -118,16 +120,22 @@ export class LaneFiller {
       // what ran is the ReplicaSet's job, not a new decision to grow.
       const owedRefills = gates[lane] === true ? Math.min(freed.get(lane)?.length ?? 0, this.freeSlots(ctx, lane)) : 0;
       if (owedRefills > 0) freed.get(lane)?.splice(0, (await this.startQueued(ctx, lane, owedRefills, now, 'refill')).length);
-      const permit = permits.find((p) => p.lane === lane);
-      permit?.done();
-      const owed = governed ? (this.permitOwed.get(lane) ?? 0) + (permit?.count ?? 0) : Infinity;
+      // A forced launch first, so the run's own remedy is the one its first worker verifies.
+      const lanePermits = permits.filter((p) => p.lane === lane).sort((a, b) => Number(a.holder === 'util-controller') - Number(b.holder === 'util-controller'));
+      for (const p of lanePermits) p.done();
+      const forced = lanePermits.some((p) => p.holder !== 'util-controller');
+      const owed = governed ? (this.permitOwed.get(lane) ?? 0) + lanePermits.reduce((n, p) => n + p.count, 0) : Infinity;
       const allowed = Math.min(this.freeSlots(ctx, lane), owed);
-      const started = allowed > 0 ? await this.startQueued(ctx, lane, allowed, now, governed ? 'fill' : 'slots') : [];
+      const started = allowed > 0 ? await this.startQueued(ctx, lane, allowed, now, forced ? 'forced' : governed ? 'fill' : 'slots') : [];
       // Only a launch cut short by the clock is owed; slots that filled up or a queue that emptied end the permit.
       const cutShort = governed && started.length < allowed && this.outOfTime(ctx);
       if (cutShort) this.permitOwed.set(lane, allowed - started.length);
       else this.permitOwed.delete(lane);
-      if (permit) this.tieFillAction(ctx, permit.actionId, lane, started);
+      let rest = started;
+      for (const p of lanePermits) {
+        this.tieFillAction(ctx, p, rest.slice(0, p.count));
+        rest = rest.slice(p.count);
+      }
     }
   }
 
@@ -200,14 +208,15 @@ export class LaneFiller {
     }
   }
 
-  /** util-controller's launch_worker action: started here, verified once the first new worker runs healthy. */
-  private tieFillAction(ctx: DaemonContext, actionId: number, lane: string, started: WorkerRecord[]): void {
-    const deps = { ...this.host.actionDeps(ctx), actor: 'util-controller' as const };
+  /** A granted launch_worker action (util-controller's fill, or a forced launch): started here, verified once the first new worker runs healthy. */
+  private tieFillAction(ctx: DaemonContext, permit: LaneFill, started: WorkerRecord[]): void {
+    const { actionId, lane, holder } = permit;
+    const deps = { ...this.host.actionDeps(ctx), actor: holder };
     const action = Action.resume(deps, { id: actionId, type: 'launch_worker', target: `lane:${lane}`, incidentId: null, state: 'granted', proposedAt: ctx.clock.now(), startedAt: null });
     action.started({ workerIds: started.map((w) => w.id) });
     const first = started[0];
     if (!first) return action.verified({ message: `nothing to start on lane ${lane} any more` });
-    first.pending = { id: actionId, type: 'launch_worker', incidentId: null, leaseHolder: 'util-controller', startedAt: ctx.clock.now(), verifyAttempt: first.attempt, intent: 'launch', target: `lane:${lane}` };
+    first.pending = { id: actionId, type: 'launch_worker', incidentId: null, leaseHolder: holder, startedAt: ctx.clock.now(), verifyAttempt: first.attempt, intent: 'launch', target: `lane:${lane}` };
   }
 
   private freeSlots(ctx: DaemonContext, lane: string): number {

@@ -43,8 +43,9 @@ export function observeFiles(config: CompiledConfig, job: CompiledJob, w: Worker
   const logFile = path.join(dir, 'output.log');
   const size = fileSize(logFile);
   if (size !== null && size !== w.logSize) {
+    // Finding an empty log for the first time is not output: a silent worker must not look busy.
+    if (w.logSize !== null || size > 0) w.logChangedAt = now;
     w.logSize = size;
-    w.logChangedAt = now;
   }
   if (job.startup && !w.startupSeen) {
     const scan = scanForMarker(logFile, w.logOffset, job.startup.marker);

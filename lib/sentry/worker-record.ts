@@ -144,7 +144,7 @@ export function toView(w: WorkerRecord, now: number): WorkerView {
   return {
     id: w.id, job: w.job, taskId: w.taskId, lane: w.lane, status: w.status, pid: w.pid, attempt: w.attempt, restarts: w.restarts,
     startedAt: w.launchedAt === null ? null : iso(w.launchedAt), lastProgressAt: w.lastProgressAt === null ? null : iso(w.lastProgressAt),
-    progressAgeMs: w.lastProgressAt === null ? null : now - w.lastProgressAt, cpuPct: w.cpuPct, memBytes: w.memBytes, gpus: w.gpus,
+    progressAgeMs: w.lastProgressAt === null ? null : now - w.lastProgressAt, lastOutputAt: w.logChangedAt === null ? null : iso(w.logChangedAt), cpuPct: w.cpuPct, memBytes: w.memBytes, gpus: w.gpus,
     progress: w.progress ? { ...w.progress, summary: describeProgress(w.progress), etaMs: etaMs(w.progress, w.progressStart, now) } : null,
   };
 }

@@ -5,6 +5,7 @@ import { iso } from '../clock';
 import type { DaemonBehavior, DaemonContext, DaemonRuntime } from '../daemon-runtime';
 import { completeRun, latestRun } from '../run-registry';
 import { Scheduler } from '../schedules/scheduler';
+import { RunWatch } from './run-watch';
 import { buildSnapshot, type Snapshot } from '../snapshot';
 import { CONTROL_STATE_FILE, ControlStateSchema, DAEMON_STATE_FILES, DaemonHeaderSchema, SESSION_LATEST_FILE, SessionLatestSchema, sessionHeartbeatFile } from '../state-files';
 
@@ -12,15 +13,19 @@ import { CONTROL_STATE_FILE, ControlStateSchema, DAEMON_STATE_FILES, DaemonHeade
 // restarts (run.resumed), writes the session files a person or a resumed
 // agent reads first (session_latest.json, one heartbeat line per tick, the
 // all-in-one swarm_control_state.json), turns the snapshot into next steps,
-// declares the run complete once the queue is done, and fires the jobs'
-// schedules (lib/schedules/scheduler.ts).
+// declares the run complete once the queue is done, fires the jobs'
+// schedules (lib/schedules/scheduler.ts), and acts when the run as a whole
+// sits still (lib/session/run-watch.ts: no_workers, run_stalled).
 
 export class SessionStateManager implements DaemonBehavior {
   private last: Snapshot | null = null;
   private readonly scheduler: Scheduler;
+  private readonly watch: RunWatch;
 
   constructor(makeGrantor: (ctx: DaemonContext) => Grantor) {
-    this.scheduler = new Scheduler(actorDeps('session-state-manager', makeGrantor));
+    const deps = actorDeps('session-state-manager', makeGrantor);
+    this.scheduler = new Scheduler(deps);
+    this.watch = new RunWatch(deps);
   }
 
   private runtime: DaemonRuntime | null = null;
@@ -45,6 +50,7 @@ export class SessionStateManager implements DaemonBehavior {
     const snap = buildSnapshot(ctx.config, now);
     this.last = snap;
     this.maybeComplete(ctx, snap, now);
+    await this.watch.tick(ctx, snap, this.completed(ctx), now);
     const latest = {
       runId: ctx.run.id,
       swarm: ctx.config.name,
@@ -80,6 +86,6 @@ export class SessionStateManager implements DaemonBehavior {
   }
 
   snapshot(ctx: DaemonContext): Record<string, unknown> {
-    return { runCompleted: this.completed(ctx), nextSteps: this.last?.nextSteps ?? [] };
+    return { runCompleted: this.completed(ctx), nextSteps: this.last?.nextSteps ?? [], runChecks: this.watch.view() };
   }
 }
