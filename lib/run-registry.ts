@@ -29,6 +29,16 @@ export function newRunId(now: number): string {
   return `r-${stamp}-${randomBytes(3).toString('hex')}`;
 }
 
+export function getRun(db: Db, id: string): RunRecord | null {
+  const row = db.prepare<[string], RunRow>('SELECT * FROM runs WHERE id = ?').get(id);
+  return row ? toRecord(row) : null;
+}
+
+/** Every run, newest first. */
+export function listRuns(db: Db): RunRecord[] {
+  return db.prepare<[], RunRow>('SELECT * FROM runs ORDER BY rowid DESC').all().map(toRecord);
+}
+
 export function latestRun(db: Db): RunRecord | null {
   const row = db.prepare<[], RunRow>('SELECT * FROM runs ORDER BY rowid DESC LIMIT 1').get();
   return row ? toRecord(row) : null;

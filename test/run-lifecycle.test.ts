@@ -167,5 +167,23 @@ describe('queue, manual actions and run completion', () => {
     const bad = swarm.ctl('results', '--job', 'nope');
     expect(bad.status).toBe(2);
     expect(bad.stderr).toMatch(/--job nope: the config .* has no such job/);
+    // The end-of-run report, written at run.completed, 0600 in a 0700 folder, and printed by swarmctl report.
+    const runId = String(swarm.query().run?.id);
+    expect(done.data.report).toBe(path.join(swarm.stateDir, 'reports', `${runId}.md`));
+    expect(fs.statSync(path.join(swarm.stateDir, 'reports')).mode & 0o777).toBe(0o700);
+    for (const ext of ['md', 'json']) expect(fs.statSync(path.join(swarm.stateDir, 'reports', `${runId}.${ext}`)).mode & 0o777).toBe(0o600);
+    const md = swarm.ctl('report');
+    expect(md.status).toBe(0);
+    expect(md.stdout).toBe(fs.readFileSync(String(done.data.report), 'utf8'));
+    expect(md.stdout).toMatch(new RegExp(`^# Run ${runId} \\(swarm runs\\)\n`));
+    expect(md.stdout).toMatch(/10 completed, 0 failed, 0 quarantined, 0 running, 0 queued\./);
+    expect(md.stdout).toMatch(/\| p1 \| slow \| completed \| 1 \|/);
+    expect(md.stdout).toMatch(/## What remains\n\nNothing: every task completed\./);
+    const json = JSON.parse(swarm.ctl('report', runId, '--json').stdout) as { runId: string; status: string; tasks: Record<string, number>; results: unknown[]; remains: unknown[] };
+    expect(json).toMatchObject({ runId, status: 'completed', tasks: { completed: 10 }, remains: [] });
+    expect(json.results).toHaveLength(10);
+    const unknown = swarm.ctl('report', 'r-nope');
+    expect(unknown.status).toBe(2);
+    expect(unknown.stderr).toMatch(new RegExp(`no run r-nope; the latest here: ${runId}`));
   });
 });

@@ -88,10 +88,22 @@ describe('run-level stalls under stress-ng', () => {
     const open = swarm.query();
     expect(open.escalations.find((e) => e.id === esc.seq)?.status).toBe('open');
     expect(open.nextSteps.join('\n')).toMatch(/no task progressed/);
+    // Mid-run, the report is built from the event log as of now.
+    const mid = JSON.parse(swarm.ctl('report', '--json').stdout) as { status: string; remains: { task: string; status: string }[]; escalations: { id: number; status: string }[] };
+    expect(mid.status).toBe('running');
+    expect(mid.remains.map((r) => [r.task, r.status])).toEqual([['a', 'running'], ['b', 'running']]);
+    expect(mid.escalations).toContainEqual(expect.objectContaining({ id: esc.seq, status: 'open' }));
     // Work moves: both print and complete.
     for (const id of ['a', 'b']) fs.writeFileSync(path.join(swarm.dir, `${id}.go`), '');
     const resolved = await swarm.waitEvent('escalation.resolved', runTarget, (e) => e.data.escalationId === esc.seq, 60_000);
     expect(resolved.data.by).toBe('session-state-manager');
-    await swarm.waitEvent('run.completed', runTarget, () => true, 60_000);
+    const done = await swarm.waitEvent('run.completed', runTarget, () => true, 60_000);
+    // The end-of-run report counts what happened by class and says how the escalation ended.
+    const md = fs.readFileSync(String(done.data.report), 'utf8');
+    expect(md).toMatch(/\| no_workers \| 1 \| 1 \| 0 \| 0 \|/);
+    expect(md).toMatch(/\| run_stalled \| 1 \| 1 \| 0 \| 1 \|/);
+    expect(md).toContain(`- #${esc.seq} ${runTarget}, raised`);
+    expect(md).toMatch(/Resolved .* by session-state-manager\./);
+    expect(md).toMatch(/2 completed, 0 failed/);
   }, 150_000);
 });

@@ -17,6 +17,7 @@ const cli = {
   upDown: () => require('./up-down') as typeof import('./up-down'),
   reload: () => require('./reload') as typeof import('./reload'),
   results: () => require('./results') as typeof import('./results'),
+  report: () => require('./report') as typeof import('./report'),
 };
 
 /** Exit codes, as docs/cli.md lists them. */
@@ -64,6 +65,11 @@ export function buildProgram(onRun: (result: CommandResult) => void): Command {
     .option('--job <job>', 'only this job\'s tasks')
     .option('--tsv', 'tab-separated, with a header line')
     .action(run((o) => cli.results().resultsCommand(o)));
+  withJson(program.command('report [run]').description('the end-of-run report (state/reports/RUN.md): tasks, incidents by class, escalations, results, what remains; the latest run by default')).action(
+    function (this: Command, runId: string | undefined) {
+      onRun(cli.report().reportCommand(runId, this.optsWithGlobals()));
+    },
+  );
   withJson(program.command('reload').description('validate the config file and apply it to the running swarm, no restart'))
     .option('--now', "stop a removed job's workers at once instead of letting them finish their task")
     .action(run((o) => cli.reload().reloadCommand(o)));

@@ -1,7 +1,7 @@
 import { Action, type ActionDeps } from '../actions';
 import { iso } from '../clock';
 import type { DaemonContext } from '../daemon-runtime';
-import { formatDuration } from '../duration';
+import { formatAge } from '../duration';
 import { requestLaneFill } from '../sentry/commands';
 import type { Snapshot } from '../snapshot';
 import { queuedTasks } from '../task-queue';
@@ -69,7 +69,7 @@ export class RunWatch {
   }
 
   private describe(check: RunCheck, quietForMs: number): string {
-    return check === 'no_workers' ? `work queued and no worker live for ${formatDuration(quietForMs)}` : `no task progressed or completed for ${formatDuration(quietForMs)}`;
+    return check === 'no_workers' ? `work queued and no worker live for ${formatAge(quietForMs)}` : `no task progressed or completed for ${formatAge(quietForMs)}`;
   }
 
   private async detect(ctx: DaemonContext, check: RunCheck, snap: Snapshot, live: string[], quietForMs: number, lastProgress: number | null): Promise<void> {

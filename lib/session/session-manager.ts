@@ -3,7 +3,9 @@ import { actorDeps, type Grantor } from '../actions';
 import { appendLine } from '../atomic-file';
 import { iso } from '../clock';
 import type { DaemonBehavior, DaemonContext, DaemonRuntime } from '../daemon-runtime';
-import { completeRun, latestRun } from '../run-registry';
+import { errorMessage } from '../errors';
+import { completeRun, getRun, latestRun } from '../run-registry';
+import { buildRunReport, writeRunReport } from './run-report';
 import { Scheduler } from '../schedules/scheduler';
 import { RunWatch } from './run-watch';
 import { buildSnapshot, type Snapshot } from '../snapshot';
@@ -82,7 +84,20 @@ export class SessionStateManager implements DaemonBehavior {
     // Quarantined work waits for a person, so the run is not done until it is acked.
     if (hasReplicas || total === 0 || t.queued > 0 || t.running > 0 || t.quarantined > 0) return;
     if (!completeRun(ctx.db, ctx.run.id, now)) return;
-    ctx.log.append({ kind: 'run.completed', target: `run:${ctx.run.id}`, data: { tasks: t, message: `run complete: ${t.completed} completed, ${t.failed} failed` } });
+    const report = this.writeReport(ctx);
+    ctx.log.append({ kind: 'run.completed', target: `run:${ctx.run.id}`, data: { tasks: t, report, message: `run complete: ${t.completed} completed, ${t.failed} failed${report ? `; report in ${report}` : ''}` } });
+  }
+
+  /** The end-of-run report; a run completes even when it cannot be written (a full disk), and says so. */
+  private writeReport(ctx: DaemonContext): string | null {
+    const run = getRun(ctx.db, ctx.run.id);
+    if (!run) return null;
+    try {
+      return writeRunReport(ctx.config.stateDir, buildRunReport(ctx.db, run));
+    } catch (err) {
+      ctx.logger.error({ runId: run.id, err: errorMessage(err) }, 'run report not written');
+      return null;
+    }
   }
 
   snapshot(ctx: DaemonContext): Record<string, unknown> {
