@@ -266,7 +266,16 @@ export const ConfigSchema = z
         usename: z.string().min(1).optional().meta({ description: 'Only queries of this database user are ended.' }),
         datname: z.string().min(1).optional().meta({ description: 'Only queries in this database are ended.' }),
         includeSuperusers: z.boolean().default(false).meta({ description: 'Also end the queries of superusers (a DBA\'s VACUUM, a pg_dump); off, they are never touched.' }),
-        cleanStart: z.boolean().default(false).meta({ description: 'When a run starts, end every matching active query, whatever its age.' }),
+        cleanStart: z
+          .union([
+            z.boolean(),
+            z.strictObject({
+              olderThan: Duration.default('2m').meta({ description: 'Only queries active at least this long are ended by a clean start: a fresh query is the new work\'s own, a leftover is not.' }),
+              on: z.enum(['run-start', 'task-start']).default('run-start').meta({ description: '"run-start": once, at the first check of a run; "task-start": at the first check after each task.started, so a killed attempt\'s backend does not outlive it.' }),
+            }),
+          ])
+          .default(false)
+          .meta({ description: 'End matching queries left over from earlier work, before maxQuery: true is { olderThan: "2m", on: "run-start" }.' }),
         every: Duration.default('5s').meta({ description: 'How often hang-guard reads pg_stat_activity.' }),
       })
       .optional()

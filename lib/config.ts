@@ -82,7 +82,9 @@ export interface CompiledConfig {
     host: string | null; port: number | null; user: string | null; database: string | null; passwordEnv: string | null; maxQueryMs: number;
     /** The scope: at least one is set (the schema sees to it), and every one set must match. */
     applicationName: RegExp | null; usename: string | null; datname: string | null; includeSuperusers: boolean;
-    cleanStart: boolean; everyMs: number;
+    /** null: no clean start. */
+    cleanStart: { olderThanMs: number; on: 'run-start' | 'task-start' } | null;
+    everyMs: number;
   } | null;
 }
 
@@ -241,10 +243,16 @@ function compile(cfg: ParsedConfig, file: string, env: NodeJS.ProcessEnv): Omit<
         passwordEnv: cfg.postgres.passwordEnv ?? null,
         maxQueryMs: ms(cfg.postgres.maxQuery), applicationName: cfg.postgres.applicationName === undefined ? null : new RegExp(cfg.postgres.applicationName),
         usename: cfg.postgres.usename ?? null, datname: cfg.postgres.datname ?? null, includeSuperusers: cfg.postgres.includeSuperusers,
-        cleanStart: cfg.postgres.cleanStart, everyMs: ms(cfg.postgres.every),
+        cleanStart: compileCleanStart(cfg.postgres.cleanStart), everyMs: ms(cfg.postgres.every),
       }
       : null,
   };
+}
+
+function compileCleanStart(c: NonNullable<ParsedConfig['postgres']>['cleanStart']): NonNullable<CompiledConfig['postgres']>['cleanStart'] {
+  if (c === false) return null;
+  const { olderThan, on } = c === true ? { olderThan: '2m', on: 'run-start' as const } : c;
+  return { olderThanMs: ms(olderThan), on };
 }
 
 /** Fills ${taskId}, ${workerId} and ${attempt}; the schema already refused any other placeholder. */

@@ -180,7 +180,7 @@ export function inScope(q: ActiveQuery, cfg: PgConfig): boolean {
   return (cfg.applicationName === null || cfg.applicationName.test(q.applicationName)) && (cfg.usename === null || cfg.usename === q.usename) && (cfg.datname === null || cfg.datname === q.datname);
 }
 
-/** Which of the active queries are ours to end: in scope, and (unless clean start) too old. */
+/** Which of the active queries are ours to end: in scope, and past maxQuery or, on a clean start, past its olderThan. */
 export function overrunning(qs: ActiveQuery[], cfg: PgConfig, cleanStart: boolean): ActiveQuery[] {
-  return qs.filter((q) => inScope(q, cfg) && (cleanStart || q.runningMs > cfg.maxQueryMs));
+  return qs.filter((q) => inScope(q, cfg) && (q.runningMs > cfg.maxQueryMs || (cleanStart && cfg.cleanStart !== null && q.runningMs >= cfg.cleanStart.olderThanMs)));
 }

@@ -9,7 +9,9 @@ import { tmpDir, waitFor } from './helpers/tmp';
 // hang-guard against a real PostgreSQL, through the pg driver: runaway
 // queries (pg_sleep) past maxQuery are ended with pg_terminate_backend, only
 // those in scope (application_name matching, no superuser's), never Swarm's own; with cleanStart,
-// matching queries already running when the run starts are ended at once.
+// matching leftovers (older than its olderThan) are ended when the run starts, or when each task
+// starts, while a fresh query is left alone. hang-guard's state file and the session heartbeat
+// carry the count of long queries.
 // The server asks for a password (scram-sha-256), which reaches hang-guard
 // through passwordEnv alone; a psql planted first on PATH would fail loudly,
 // so the probe is shown to need none.
@@ -18,6 +20,7 @@ const skip = skipReason(['postgresql']);
 const PASSWORD = 'pg-secret-5d1e9a';
 let pg: TestPostgres;
 let swarm: TestSwarm;
+let swarm2: TestSwarm | undefined;
 const sleepers = new Map<string, Sleeper>();
 const shadow = tmpDir('swarm-psql-');
 const psqlCalled = path.join(shadow, 'psql-was-run');
@@ -33,22 +36,26 @@ beforeAll(async () => {
   pg = startPostgres(PASSWORD);
   await pg.admin(`CREATE ROLE app LOGIN PASSWORD '${PASSWORD}'`);
   await sleeper('runaway-early');
+  const early = Date.now();
   await sleeper('runaway-dba', 'postgres');
   await sleeper('reporting-app');
   swarm = new TestSwarm(
     {
       name: 'pg',
       tick: '250ms',
-      postgres: { host: pg.host, port: pg.port, user: 'postgres', database: 'postgres', passwordEnv: 'SWARM_TEST_PG_PASSWORD', maxQuery: '3s', applicationName: '^runaway', cleanStart: true, every: '500ms' },
+      postgres: { host: pg.host, port: pg.port, user: 'postgres', database: 'postgres', passwordEnv: 'SWARM_TEST_PG_PASSWORD', maxQuery: '3s', applicationName: '^runaway', cleanStart: { olderThan: '1s' }, every: '500ms' },
       jobs: { idle: { command: ['true'] } },
     },
     { SWARM_TEST_PG_PASSWORD: PASSWORD, PATH: `${shadow}:${process.env.PATH ?? ''}` },
   );
+  // A leftover by the time the run starts: older than cleanStart.olderThan.
+  await waitFor('runaway-early older than cleanStart.olderThan', () => Date.now() - early >= 1500);
   swarm.up();
 }, 90_000);
 
 afterAll(async () => {
   swarm?.teardown();
+  swarm2?.teardown();
   for (const s of sleepers.values()) await s.close();
   pg?.stop();
 });
@@ -56,9 +63,10 @@ afterAll(async () => {
 describe('long database queries', () => {
   beforeEach((ctx) => ctx.skip(skip !== null, skip ?? undefined));
 
-  it('clean start ends a matching query already running, whatever its age', async () => {
+  it('clean start ends a matching leftover (older than cleanStart.olderThan) already running when the run starts', async () => {
     const d = await swarm.waitEvent('detect.long_query', undefined, (e) => e.data.applicationName === 'runaway-early', 30_000);
-    expect(d.data.cleanStart).toBe(true);
+    expect(d.data.cleanStart).toBe('run-start');
+    expect(Number(d.data.runningMs)).toBeGreaterThanOrEqual(1000);
     await swarm.waitEvent('action.verified', d.target, (e) => e.data.type === 'terminate_query', 30_000);
     expect(await sleepers.get('runaway-early')?.ended).toBe('terminated');
   });
@@ -91,10 +99,62 @@ describe('long database queries', () => {
     expect(JSON.stringify(swarm.events())).not.toMatch(/pg_sleep/i);
   });
 
+  it('the count of long queries, ours to end or not, is in hang-guard\'s state file and the session heartbeat', async () => {
+    // reporting-app (out of scope) and runaway-dba (a superuser's) run on, past maxQuery.
+    await waitFor('hang-guard counts 2 long queries', () => {
+      const s = JSON.parse(fs.readFileSync(path.join(swarm.stateDir, 'hang_guard_state.json'), 'utf8')) as { postgres?: { longQueries?: number; checkedAt?: string } };
+      return s.postgres?.longQueries === 2 && typeof s.postgres.checkedAt === 'string';
+    }, 30_000);
+    const runId = String(swarm.query().run?.id);
+    await waitFor('a heartbeat line with the count', () => {
+      const lines = fs.readFileSync(path.join(swarm.stateDir, `session_state_${runId}.jsonl`), 'utf8').trim().split('\n');
+      return (JSON.parse(lines.at(-1) ?? '{}') as { longQueries?: number }).longQueries === 2;
+    }, 30_000);
+  });
+
   it('psql was never run, and the password is in no event or log', () => {
     expect(fs.existsSync(psqlCalled)).toBe(false);
     expect(JSON.stringify(swarm.events())).not.toContain(PASSWORD);
     expect(fs.readFileSync(path.join(swarm.stateDir, 'workflow_events.log'), 'utf8')).not.toContain(PASSWORD);
     expect(swarm.pm2('logs', '--nostream', '--lines', '1000')).not.toContain(PASSWORD);
   });
+});
+
+describe('clean start on task-start', () => {
+  beforeEach((ctx) => ctx.skip(skip !== null, skip ?? undefined));
+
+  it('a leftover is ended when a task starts, not before; a fresh query is left alone', async () => {
+    await sleeper('leftover-old');
+    const old = Date.now();
+    swarm2 = new TestSwarm(
+      {
+        name: 'pg-tasks',
+        tick: '250ms',
+        lanes: { cpu: { kind: 'cpu', slots: 1, fill: 'slots' } },
+        postgres: { host: pg.host, port: pg.port, user: 'postgres', database: 'postgres', passwordEnv: 'SWARM_TEST_PG_PASSWORD', maxQuery: '1h', applicationName: '^leftover', cleanStart: { olderThan: '8s', on: 'task-start' }, every: '500ms' },
+        jobs: { step: { command: [process.execPath, '-e', 'setTimeout(() => {}, 200)'] } },
+      },
+      { SWARM_TEST_PG_PASSWORD: PASSWORD },
+    );
+    const s2 = swarm2;
+    s2.up();
+    // Read while no task has started: the leftover, already in scope, is not touched yet.
+    await waitFor('a first reading by hang-guard', () => {
+      const s = JSON.parse(fs.readFileSync(path.join(s2.stateDir, 'hang_guard_state.json'), 'utf8')) as { postgres?: { checkedAt?: string | null } };
+      return typeof s.postgres?.checkedAt === 'string';
+    }, 30_000);
+    await waitFor('leftover-old older than cleanStart.olderThan', () => Date.now() - old >= 8500, 30_000);
+    expect(s2.events({ kind: 'detect.long_query' })).toHaveLength(0);
+    await sleeper('leftover-fresh');
+    expect(s2.ctl('submit', 'step', '--id', 's1').status).toBe(0);
+    const d = await s2.waitEvent('detect.long_query', undefined, (e) => e.data.applicationName === 'leftover-old', 30_000);
+    expect(d.data.cleanStart).toBe('task-start');
+    expect(Number(d.data.runningMs)).toBeGreaterThanOrEqual(8000);
+    await s2.waitEvent('action.verified', d.target, (e) => e.data.type === 'terminate_query', 30_000);
+    expect(await sleepers.get('leftover-old')?.ended).toBe('terminated');
+    // The fresh query was read in the same pass and spared.
+    expect(s2.events({ kind: 'detect.long_query' }).map((e) => e.data.applicationName)).not.toContain('leftover-fresh');
+    const fresh = await Promise.race([sleepers.get('leftover-fresh')?.ended, new Promise((r) => setImmediate(() => r('running')))]);
+    expect(fresh).toBe('running');
+  }, 120_000);
 });

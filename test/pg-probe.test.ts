@@ -9,7 +9,7 @@ import { clientConfig, overrunning, PgProbe, PgProbeError, queryFingerprint, typ
 
 const base: PgConfig = {
   host: null, port: null, user: null, database: null, passwordEnv: null,
-  maxQueryMs: 1000, applicationName: null, usename: null, datname: null, includeSuperusers: false, cleanStart: false, everyMs: 1000,
+  maxQueryMs: 1000, applicationName: null, usename: null, datname: null, includeSuperusers: false, cleanStart: null, everyMs: 1000,
 };
 
 describe('the PostgreSQL probe connection', () => {
@@ -59,7 +59,22 @@ describe('what the PostgreSQL guard may end', () => {
     expect(pids({ usename: 'app', datname: 'jobs' })).toEqual([1]);
     expect(pids({ applicationName: /^etl$/ })).toEqual([1, 2, 3]);
     expect(pids({ applicationName: /^etl$/, includeSuperusers: true })).toEqual([1, 2, 3, 4]);
-    expect(pids({ datname: 'jobs' }, true)).toEqual([1, 2, 5]);
+    // A clean start ends leftovers at least olderThan old, and what is past maxQuery as ever; never a fresh query.
+    const clean = { datname: 'jobs', cleanStart: { olderThanMs: 2000, on: 'run-start' as const } };
+    expect(pids(clean, true)).toEqual([1, 2]);
+    expect(pids(clean, false)).toEqual([1, 2]);
+    expect(pids({ ...clean, maxQueryMs: 60_000 }, true)).toEqual([1, 2]);
+    expect(pids({ ...clean, maxQueryMs: 60_000 }, false)).toEqual([]);
+    expect(pids({ ...clean, cleanStart: { olderThanMs: 0, on: 'task-start' } }, true)).toEqual([1, 2, 5]);
+  });
+
+  it('cleanStart: true is olderThan 2m on run-start; the object form takes either, and names a bad field', () => {
+    const pgOf = (cleanStart: unknown) => compileConfig({ name: 'x', postgres: { maxQuery: '1m', usename: 'app', cleanStart }, jobs: { j: { command: ['x'] } } }, 'c.json', {}).postgres?.cleanStart;
+    expect(pgOf(true)).toEqual({ olderThanMs: 120_000, on: 'run-start' });
+    expect(pgOf(false)).toBeNull();
+    expect(pgOf({ on: 'task-start' })).toEqual({ olderThanMs: 120_000, on: 'task-start' });
+    expect(pgOf({ olderThan: '30s' })).toEqual({ olderThanMs: 30_000, on: 'run-start' });
+    expect(() => pgOf({ on: 'task-end' })).toThrow(/postgres\.cleanStart/);
   });
 
   it('stores a fingerprint of the SQL, the same for other literals, never the text', () => {

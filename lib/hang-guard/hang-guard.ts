@@ -63,6 +63,8 @@ export class HangGuard implements DaemonBehavior {
 
   private lastPgCheckAt = 0;
   private pgError: string | null = null;
+  /** Active queries past maxQuery at the last reading of pg_stat_activity, in scope or not (before any was ended), Swarm's own not counted. */
+  private longQueries: { count: number; checkedAt: string } | null = null;
   private readonly pgEnded = new Set<number>();
   private pgProbe: PgProbe | null = null;
   /** The PostgreSQL check under way: it runs beside the ticks, so a server slow to answer never holds one up. */
@@ -73,14 +75,31 @@ export class HangGuard implements DaemonBehavior {
     if (ctx.config.postgres) this.pgProbe = new PgProbe(ctx.config.postgres, ctx.logger);
   }
 
-  /** Long database queries; with cleanStart, the first check of a run ends every matching one. */
+  /**
+   * A clean start is due: at the first check of a run ('run-start'), or at
+   * the first check after a task.started not yet cleaned for ('task-start').
+   * Returns how to mark it done once the queries have been read.
+   */
+  private cleanDue(ctx: DaemonContext, now: number): (() => void) | null {
+    const on = ctx.config.postgres?.cleanStart?.on;
+    if (on === 'run-start') {
+      const key = `pg.cleanStart:${ctx.run.id}`;
+      return getControl(ctx.db, key) === null ? () => setControl(ctx.db, key, new Date(now).toISOString()) : null;
+    }
+    if (on !== 'task-start') return null;
+    const key = `pg.cleanStart.taskSeq:${ctx.run.id}`;
+    const latest = ctx.db.prepare<[string], { m: number | null }>("SELECT max(seq) AS m FROM events WHERE run_id = ? AND kind = 'task.started'").get(ctx.run.id)?.m ?? 0;
+    return latest > Number(getControl(ctx.db, key) ?? 0) ? () => setControl(ctx.db, key, String(latest)) : null;
+  }
+
+  /** Long database queries past maxQuery; on a clean start, leftovers past cleanStart.olderThan too. */
   private async checkPostgres(ctx: DaemonContext, now: number): Promise<void> {
     const pg = ctx.config.postgres;
     const probe = this.pgProbe;
     if (!pg || !probe || now - this.lastPgCheckAt < pg.everyMs) return;
     this.lastPgCheckAt = now;
-    const cleanKey = `pg.cleanStart:${ctx.run.id}`;
-    const clean = pg.cleanStart && getControl(ctx.db, cleanKey) === null;
+    const markClean = this.cleanDue(ctx, now);
+    const clean = markClean !== null;
     let qs: ActiveQuery[];
     try {
       qs = await probe.activeQueries();
@@ -90,13 +109,17 @@ export class HangGuard implements DaemonBehavior {
       this.pgError = errorMessage(err);
       return;
     }
-    if (clean) setControl(ctx.db, cleanKey, new Date(now).toISOString());
+    markClean?.();
+    this.longQueries = { count: qs.filter((q) => q.runningMs > pg.maxQueryMs).length, checkedAt: new Date(now).toISOString() };
     for (const q of overrunning(qs, pg, clean)) {
       if (this.pgEnded.has(q.pid)) continue;
       this.pgEnded.add(q.pid);
       const target = `query:${q.pid}` as const;
-      const why = clean ? `clean start: ending every matching query (running ${Math.round(q.runningMs / 1000)}s)` : `running ${Math.round(q.runningMs / 1000)}s, past maxQuery ${formatDuration(pg.maxQueryMs)}`;
-      const d = ctx.log.append({ kind: 'detect.long_query', target, severity: 'warn', data: { class: 'long_query', pid: q.pid, applicationName: q.applicationName, usename: q.usename, datname: q.datname, runningMs: q.runningMs, queryFingerprint: q.fingerprint, cleanStart: clean, message: `${q.applicationName || 'query'} pid ${q.pid}: ${why}` } });
+      const byClean = clean && pg.cleanStart !== null && q.runningMs >= pg.cleanStart.olderThanMs ? pg.cleanStart.on : false;
+      const why = byClean
+        ? `clean start (${byClean}): a leftover query active ${Math.round(q.runningMs / 1000)}s, at least cleanStart.olderThan ${formatDuration(pg.cleanStart?.olderThanMs ?? 0)}`
+        : `running ${Math.round(q.runningMs / 1000)}s, past maxQuery ${formatDuration(pg.maxQueryMs)}`;
+      const d = ctx.log.append({ kind: 'detect.long_query', target, severity: 'warn', data: { class: 'long_query', pid: q.pid, applicationName: q.applicationName, usename: q.usename, datname: q.datname, runningMs: q.runningMs, queryFingerprint: q.fingerprint, cleanStart: byClean, message: `${q.applicationName || 'query'} pid ${q.pid}: ${why}` } });
       const action = await Action.propose(this.actionDeps(ctx), { type: 'terminate_query', target, priority: 'safety', reason: why, incidentId: d.seq });
       if (!action.granted) {
         this.pgEnded.delete(q.pid);
@@ -164,7 +187,7 @@ export class HangGuard implements DaemonBehavior {
   }
 
   snapshot(): Record<string, unknown> {
-    return { kills: this.kills, watching: ['watchdog'], postgres: { error: this.pgError, ended: [...this.pgEnded] }, ...(this.repair?.snapshot() ?? {}) };
+    return { kills: this.kills, watching: ['watchdog'], postgres: { error: this.pgError, ended: [...this.pgEnded], longQueries: this.longQueries?.count ?? null, checkedAt: this.longQueries?.checkedAt ?? null }, ...(this.repair?.snapshot() ?? {}) };
   }
 
   async stop(): Promise<void> {

@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { z } from 'zod';
 import { actorDeps, type Grantor } from '../actions';
 import { appendLine } from '../atomic-file';
 import { iso } from '../clock';
@@ -18,6 +19,8 @@ import { CONTROL_STATE_FILE, ControlStateSchema, DAEMON_STATE_FILES, DaemonHeade
 // declares the run complete once the queue is done, fires the jobs'
 // schedules (lib/schedules/scheduler.ts), and acts when the run as a whole
 // sits still (lib/session/run-watch.ts: no_workers, run_stalled).
+
+const HangGuardPgSchema = z.looseObject({ postgres: z.looseObject({ longQueries: z.number().nullable().optional() }).optional() });
 
 export class SessionStateManager implements DaemonBehavior {
   private last: Snapshot | null = null;
@@ -71,8 +74,15 @@ export class SessionStateManager implements DaemonBehavior {
     this.runtime?.writeOwnedState(CONTROL_STATE_FILE, snap, ControlStateSchema);
     appendLine(
       path.join(ctx.config.stateDir, sessionHeartbeatFile(ctx.run.id)),
-      JSON.stringify({ ts: iso(now), runId: ctx.run.id, status: latest.status, tasks: snap.tasks, workers: snap.workers.length, lastSeq: snap.events.lastSeq }),
+      JSON.stringify({ ts: iso(now), runId: ctx.run.id, status: latest.status, tasks: snap.tasks, workers: snap.workers.length, lastSeq: snap.events.lastSeq, longQueries: this.longQueries(ctx) }),
     );
+  }
+
+  /** hang-guard's count of long database queries at its last reading; null without postgres or a reading. */
+  private longQueries(ctx: DaemonContext): number | null {
+    if (!ctx.config.postgres) return null;
+    const r = ctx.state.read(DAEMON_STATE_FILES['hang-guard'], HangGuardPgSchema);
+    return r.ok ? (r.value.postgres?.longQueries ?? null) : null;
   }
 
   private maybeComplete(ctx: DaemonContext, snap: Snapshot, now: number): void {
