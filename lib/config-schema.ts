@@ -186,6 +186,14 @@ export const ConfigSchema = z
     stateDir: z.string().default('state').meta({ description: 'The state folder: swarm.db, the state files, workers/ and checkpoints/. SWARM_STATE_DIR overrides it.' }),
     tick: Duration.default('1s').meta({ description: 'How often each daemon runs its loop.' }),
     eventLogMax: Bytes.default('64M').meta({ description: 'workflow_events.log is renamed to workflow_events.log.1 past this and a new one started; every event stays in swarm.db.' }),
+    logs: z
+      .strictObject({
+        workerOutputMax: Bytes.default('64M').meta({ description: 'Each worker\'s output log (workers/ID/output.log) is rotated past this by its shim, the one writer, so no line is lost.' }),
+        heartbeatMax: Bytes.default('16M').meta({ description: 'The session heartbeat (session_state_RUN.jsonl) is rotated past this.' }),
+        keep: z.number().int().min(1).max(100).default(3).meta({ description: 'Generations kept of a rotated file: FILE.1 (the newest) to FILE.N; older ones are deleted.' }),
+      })
+      .default({ workerOutputMax: '64M', heartbeatMax: '16M', keep: 3 })
+      .meta({ description: 'Rotation of the files that only grow.' }),
     lanes: z
       .record(Name, LaneSchema)
       .default({ cpu: { kind: 'cpu', slots: 2, fill: 'utilization', hideGpus: true } })

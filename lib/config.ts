@@ -66,6 +66,7 @@ export interface CompiledConfig {
   name: string;
   stateDir: string;
   eventLogMaxBytes: number;
+  logs: { workerOutputMaxBytes: number; heartbeatMaxBytes: number; keep: number };
   tickMs: number;
   lanes: Record<string, CompiledLane>;
   utilization: {
@@ -206,6 +207,7 @@ function compile(cfg: ParsedConfig, file: string, env: NodeJS.ProcessEnv): Omit<
     stateDir: path.resolve(env.SWARM_STATE_DIR ? process.cwd() : dir, env.SWARM_STATE_DIR || cfg.stateDir),
     tickMs: Math.max(MIN_TICK_MS, ms(cfg.tick)),
     eventLogMaxBytes: parseBytes(cfg.eventLogMax) as number,
+    logs: { workerOutputMaxBytes: parseBytes(cfg.logs.workerOutputMax) as number, heartbeatMaxBytes: parseBytes(cfg.logs.heartbeatMax) as number, keep: cfg.logs.keep },
     lanes,
     utilization: {
       cpuTarget: cfg.utilization.cpuTarget,

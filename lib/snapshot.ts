@@ -12,8 +12,8 @@ import { publishedConfig } from './config-reload';
 import { latestRun, isPaused } from './run-registry';
 import { readStateFile } from './state-store';
 import {
-  DAEMON_STATE_FILES, DaemonHeaderSchema, EscalationSchema, IncidentSchema, SESSION_LATEST_FILE, SessionLatestSchema, WorkerViewSchema,
-  type Escalation, type Incident, type WorkerView,
+  DAEMON_STATE_FILES, DaemonHeaderSchema, EscalationSchema, IncidentSchema, ScoresSchema, SESSION_LATEST_FILE, SessionLatestSchema, WorkerViewSchema,
+  type Escalation, type Incident, type Scores, type WorkerView,
 } from './state-files';
 import { countTasks, type TaskStatus } from './task-queue';
 
@@ -52,6 +52,8 @@ export interface Snapshot {
   events: { lastSeq: number };
   /** The config version the swarm was last given (swarmctl reload, or the file watch); null before any. */
   config: { version: string | null; file: string };
+  /** orchestrator-consensus's last scores (deviation, performance, efficiency), with when; null before its first. */
+  scores: Scores | null;
   problems: string[];
 }
 
@@ -79,7 +81,7 @@ const SentryViewSchema = z.looseObject({
   views: z.array(WorkerViewSchema).default([]),
   incidents: z.array(IncidentSchema).default([]),
 });
-const ConsensusViewSchema = z.looseObject({ breaker: z.looseObject({ state: z.string(), escalationId: z.number().nullable() }).optional() });
+const ConsensusViewSchema = z.looseObject({ breaker: z.looseObject({ state: z.string(), escalationId: z.number().nullable() }).optional(), scores: ScoresSchema.nullable().catch(null).default(null) });
 const StarvedSchema = z.object({ since: z.string(), usePct: z.number().nullable(), memPct: z.number(), targetPct: z.number(), queued: z.number(), freeSlots: z.number(), seq: z.number() });
 export type StarvedLaneView = z.infer<typeof StarvedSchema>;
 const UtilSchema = z.looseObject({
@@ -131,6 +133,7 @@ export function buildSnapshot(config: CompiledConfig, now = systemClock.now()): 
     nextSteps: [],
     events: { lastSeq: 0 },
     config: { version: null, file: config.file },
+    scores: consensus.ok ? consensus.value.scores : null,
     problems: [],
   };
   if (fs.existsSync(path.join(stateDir, DB_FILE))) {

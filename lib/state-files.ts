@@ -80,3 +80,13 @@ export const EscalationSchema = z.object({
   status: z.enum(['open', 'resolved']),
 });
 export type Escalation = z.output<typeof EscalationSchema>;
+
+/** orchestrator-consensus's scores (lib/consensus/scores.ts), in its state file and in query. */
+export const ScoresSchema = z.object({
+  at: z.string(),
+  deviation: z.number(),
+  performance: z.object({ tasksPerHour: z.number(), advancingPct: z.number().nullable() }),
+  efficiency: z.number(),
+  inputs: z.object({ cpuPct: z.number().nullable(), memPct: z.number(), busySlots: z.number(), slots: z.number(), restartsLastHour: z.number() }),
+});
+export type Scores = z.output<typeof ScoresSchema>;

@@ -9,16 +9,18 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { spawn } = require('node:child_process');
 const { isSecretName } = require('../scripts/daemon-env.js');
+const { rotate } = require('../scripts/rotate-files.js');
 
 const specFile = process.argv[process.argv.length - 1];
 if (!specFile || !specFile.endsWith('.json')) {
   process.stderr.write('worker-shim: expected the path of a spec.json as last argument\n');
   process.exit(2);
 }
-/** @type {{command: string[], cwd: string, env: Record<string,string>, secretEnvFile?: string | null, dir: string, stopGraceMs: number, logMaxBytes?: number}} */
+/** @type {{command: string[], cwd: string, env: Record<string,string>, secretEnvFile?: string | null, dir: string, stopGraceMs: number, logMaxBytes?: number, logKeep?: number}} */
 const spec = JSON.parse(fs.readFileSync(specFile, 'utf8'));
 const logFile = path.join(spec.dir, 'output.log');
 const logMax = spec.logMaxBytes ?? 64 * 1024 * 1024;
+const logKeep = spec.logKeep ?? 3;
 
 /** @param {string} file @param {unknown} value */
 function writeJsonAtomic(file, value) {
@@ -58,12 +60,18 @@ let logBytes = fs.fstatSync(logFd).size;
 for (const n of notes) logBytes += fs.writeSync(logFd, n);
 /** @param {Buffer} chunk */
 function toLog(chunk) {
-  if (logBytes > logMax) {
-    // Keep one old generation, like logrotate's rotate 1.
+  if (logBytes >= logMax) {
+    // The shim is the log's one writer, so it rotates between two writes and no line is lost.
+    let failed = null;
+    try {
+      rotate(logFile, logKeep);
+    } catch (err) {
+      failed = /** @type {Error} */ (err).message;
+    }
     fs.closeSync(logFd);
-    fs.renameSync(logFile, `${logFile}.1`);
     logFd = fs.openSync(logFile, APPEND, 0o600);
-    logBytes = 0;
+    // A rotation that failed (a folder made read-only) is said in the log, and tried again after as many bytes more.
+    logBytes = failed ? fs.writeSync(logFd, `worker-shim: cannot rotate ${logFile}: ${failed}\n`) : fs.fstatSync(logFd).size;
   }
   logBytes += fs.writeSync(logFd, chunk);
 }

@@ -21,6 +21,13 @@ const work = (p: WorkerView['progress']): string => {
   return text || '-';
 };
 
+/** orchestrator-consensus's three numbers, in words, with their age. */
+function scoresLine(sc: Snapshot['scores'], now: number): string {
+  if (!sc) return 'scores: none yet (orchestrator-consensus writes them)';
+  const adv = sc.performance.advancingPct === null ? '' : `, ${sc.performance.advancingPct}% of live workers advancing`;
+  return `scores: deviation ${sc.deviation} from target, ${sc.performance.tasksPerHour} tasks/h${adv}, efficiency ${sc.efficiency} (${ageSince(sc.at, now)})`;
+}
+
 export function renderStatus(s: Snapshot): string {
   const now = Date.parse(s.generatedAt);
   const out: string[] = [];
@@ -53,6 +60,7 @@ export function renderStatus(s: Snapshot): string {
   const t = s.tasks;
   out.push(`tasks: ${t.queued} queued, ${t.running} running, ${t.completed} completed, ${t.failed} failed, ${t.quarantined} quarantined`);
   out.push(`lanes: ${s.lanes.map((l) => `${l.name} ${l.busy}/${l.slots}`).join(', ')}`);
+  out.push(scoresLine(s.scores, now));
   const recent = s.incidents.slice(-8).reverse();
   if (recent.length) {
     out.push('');

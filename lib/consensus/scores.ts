@@ -1,6 +1,7 @@
 import os from 'node:os';
 import type { Db } from '../db';
 import type { Snapshot } from '../snapshot';
+import type { Scores } from '../state-files';
 
 // Three numbers for "how is the swarm doing", each from what is already
 // recorded, never guessed:
@@ -9,13 +10,7 @@ import type { Snapshot } from '../snapshot';
 //                 progress is advancing;
 //   efficiency  — busy lane slots per restart in the last hour.
 
-export interface Scores {
-  at: string;
-  deviation: number;
-  performance: { tasksPerHour: number; advancingPct: number | null };
-  efficiency: number;
-  inputs: { cpuPct: number | null; memPct: number; busySlots: number; slots: number; restartsLastHour: number };
-}
+export type { Scores };
 
 let lastCpu: { idle: number; total: number } | null = null;
 

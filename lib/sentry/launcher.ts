@@ -67,6 +67,7 @@ export async function launchWorker(
     workerId: w.id, job: job.name, taskId: w.taskId, slot: w.slot, attempt: w.attempt,
     command: [...commandFor(job, w.tier, vars), ...extraArgs, ...(job.strategies[w.strategy] ?? []).map((a) => interpolate(a, vars))],
     cwd: job.cwd, env: stored, secretEnvFile, dir, stopGraceMs: job.stopGraceMs, progressFile, launchedAt: now,
+    logMaxBytes: config.logs.workerOutputMaxBytes, logKeep: config.logs.keep,
   };
   writeJsonAtomic(path.join(dir, 'spec.json'), spec);
   if (secretEnvFile) writeJsonAtomic(secretEnvFile, secret);

@@ -27,6 +27,9 @@ export const SpecSchema = z.object({
   stopGraceMs: z.number(),
   progressFile: z.string(),
   launchedAt: z.number(),
+  /** The shim rotates output.log past this, keeping logKeep generations (logs.* in the config). */
+  logMaxBytes: z.number().optional(),
+  logKeep: z.number().int().optional(),
 });
 export type WorkerSpec = z.output<typeof SpecSchema>;
 

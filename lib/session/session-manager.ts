@@ -9,6 +9,7 @@ import { completeRun, getRun, latestRun } from '../run-registry';
 import { buildRunReport, writeRunReport } from './run-report';
 import { Scheduler } from '../schedules/scheduler';
 import { RunWatch } from './run-watch';
+import { rotateIfOver } from '../rotate';
 import { buildSnapshot, type Snapshot } from '../snapshot';
 import { CONTROL_STATE_FILE, ControlStateSchema, DAEMON_STATE_FILES, DaemonHeaderSchema, SESSION_LATEST_FILE, SessionLatestSchema, sessionHeartbeatFile } from '../state-files';
 
@@ -72,8 +73,15 @@ export class SessionStateManager implements DaemonBehavior {
     };
     this.runtime?.writeOwnedState(SESSION_LATEST_FILE, latest, SessionLatestSchema);
     this.runtime?.writeOwnedState(CONTROL_STATE_FILE, snap, ControlStateSchema);
+    const heartbeat = path.join(ctx.config.stateDir, sessionHeartbeatFile(ctx.run.id));
+    try {
+      if (rotateIfOver(heartbeat, ctx.config.logs.heartbeatMaxBytes, ctx.config.logs.keep)) ctx.logger.info({ file: heartbeat, keep: ctx.config.logs.keep }, 'heartbeat rotated');
+    } catch (err) {
+      // The line is still appended: a heartbeat that grows past its cap beats one that stops.
+      ctx.logger.warn({ file: heartbeat, err: errorMessage(err) }, 'heartbeat rotation failed');
+    }
     appendLine(
-      path.join(ctx.config.stateDir, sessionHeartbeatFile(ctx.run.id)),
+      heartbeat,
       JSON.stringify({ ts: iso(now), runId: ctx.run.id, status: latest.status, tasks: snap.tasks, workers: snap.workers.length, lastSeq: snap.events.lastSeq, longQueries: this.longQueries(ctx) }),
     );
   }
