@@ -55,8 +55,9 @@ export class SessionStateManager implements DaemonBehavior {
     await this.scheduler.tick(ctx, now);
     const snap = buildSnapshot(ctx.config, now);
     this.last = snap;
-    this.maybeComplete(ctx, snap, now);
+    // Before completion: the run's own escalation resolved in this tick belongs in the end-of-run report.
     await this.watch.tick(ctx, snap, this.completed(ctx), now);
+    this.maybeComplete(ctx, snap, now);
     const latest = {
       runId: ctx.run.id,
       swarm: ctx.config.name,
