@@ -10,6 +10,7 @@ import type { AppInfo, ProcessManager } from './process-manager';
 import { getControl } from './run-registry';
 import type { Db } from './db';
 import { daemonView, type DaemonView } from './snapshot';
+import { raiseEscalation } from './escalations';
 
 // Keeping daemons present, online and ticking. The watchdog runs this over
 // every other daemon; hang-guard runs it over the watchdog, which answers
@@ -172,7 +173,7 @@ export class DaemonRepair {
     const detect = this.deps.log.append({ kind: `detect.${fault.class}`, target, severity: 'error', data: { class: fault.class, reason: fault.reason, pid: fault.pid, pm2Status: fault.app?.status ?? null, message: `${name}: ${fault.reason}` } });
     if (fault.escalate) {
       this.escalated.add(name);
-      this.deps.log.append({ kind: 'escalation.raised', target, severity: 'critical', data: { reason: `${name} ${fault.reason}`, incidentId: detect.seq, message: `needs a person: ${name} ${fault.reason}; fix it, then run swarmctl up` } });
+      raiseEscalation(this.deps.log, { target, reason: `${name} ${fault.reason}`, incidentId: detect.seq, message: `needs a person: ${name} ${fault.reason}; fix it, then run swarmctl up` });
       return;
     }
     const type = fault.app ? 'restart_daemon' : 'start_daemon';

@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawnBounded } from './spawn-bounded';
 import { XMLParser } from 'fast-xml-parser';
 
 // One GPU reading from `nvidia-smi -q -x`, parsed with fast-xml-parser.
@@ -110,62 +110,26 @@ export function nvidiaSmiBin(env: NodeJS.ProcessEnv = process.env): string {
 }
 
 /** Runs nvidia-smi (argv, no shell) under a timeout and a size cap, and parses what it printed. */
-export function probeGpus(opts: ProbeOptions = {}): Promise<GpuProbe> {
+export async function probeGpus(opts: ProbeOptions = {}): Promise<GpuProbe> {
   const bin = opts.bin ?? nvidiaSmiBin();
   const timeoutMs = opts.timeoutMs ?? 5000;
   const maxBytes = opts.maxBytes ?? 16 * 1024 * 1024;
-  return new Promise((resolve) => {
-    let done = false;
-    const finish = (p: GpuProbe) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      resolve(p);
-    };
-    const unavailable = (reason: string, notInstalled = false): GpuProbe => ({ available: false, gpus: [], reason, ...(notInstalled ? { notInstalled } : {}) });
-    const chunks: Buffer[] = [];
-    let bytes = 0;
-    let stderr = '';
-    const child = spawn(bin, ['-q', '-x'], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-    const kill = () => {
+  const unavailable = (reason: string, notInstalled = false): GpuProbe => ({ available: false, gpus: [], reason, ...(notInstalled ? { notInstalled } : {}) });
+  const r = await spawnBounded([bin, '-q', '-x'], { timeoutMs, maxBytes, onOverflow: 'kill' }).result;
+  switch (r.outcome) {
+    case 'not-started':
+      return r.error.code === 'ENOENT' ? unavailable(`${bin} not found: no NVIDIA driver here, or set SWARM_NVIDIA_SMI`, true) : unavailable(`${bin} could not run: ${r.error.message}`);
+    case 'timed-out':
+      return unavailable(`${bin} did not answer within ${timeoutMs}ms`);
+    case 'too-big':
+      return unavailable(`${bin} printed more than ${maxBytes} bytes`);
+    case 'exited':
+      if (r.exitCode !== 0) return unavailable(`${bin} failed (exit ${r.exitCode ?? r.signal}): ${r.stderr.trim().slice(0, 300) || 'no message'}`);
       try {
-        if (child.pid) process.kill(-child.pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    };
-    const timer = setTimeout(() => {
-      kill();
-      finish(unavailable(`${bin} did not answer within ${timeoutMs}ms`));
-    }, timeoutMs);
-    child.on('error', (err: NodeJS.ErrnoException) =>
-      finish(err.code === 'ENOENT'
-        ? unavailable(`${bin} not found: no NVIDIA driver here, or set SWARM_NVIDIA_SMI`, true)
-        : unavailable(`${bin} could not run: ${err.message}`)),
-    );
-    child.stdout.on('data', (c: Buffer) => {
-      bytes += c.length;
-      if (bytes > maxBytes) {
-        kill();
-        finish(unavailable(`${bin} printed more than ${maxBytes} bytes`));
-        return;
-      }
-      chunks.push(c);
-    });
-    child.stderr.on('data', (c: Buffer) => {
-      if (stderr.length < 2000) stderr += c.toString();
-    });
-    child.on('close', (code, signal) => {
-      if (code !== 0) {
-        finish(unavailable(`${bin} failed (exit ${code ?? signal}): ${stderr.trim().slice(0, 300) || 'no message'}`));
-        return;
-      }
-      try {
-        const parsed = parseNvidiaSmiXml(Buffer.concat(chunks).toString('utf8'));
-        finish({ available: true, driverVersion: parsed.driverVersion, gpus: parsed.gpus });
+        const parsed = parseNvidiaSmiXml(r.stdout.toString('utf8'));
+        return { available: true, driverVersion: parsed.driverVersion, gpus: parsed.gpus };
       } catch (err) {
-        finish(unavailable(`${bin} printed something that is not its XML report (${(err as Error).message})`));
+        return unavailable(`${bin} printed something that is not its XML report (${(err as Error).message})`);
       }
-    });
-  });
+  }
 }

@@ -16,6 +16,7 @@ import {
   type Escalation, type Incident, type Scores, type WorkerView,
 } from './state-files';
 import { countTasks, type TaskStatus } from './task-queue';
+import { resolvedEscalationIds } from './escalations';
 
 // The whole picture `swarmctl query --json` prints, built from the state
 // folder alone: daemon state files, the worker views the sentry wrote, and
@@ -91,10 +92,7 @@ const UtilSchema = z.looseObject({
 
 export function readEscalations(db: Db): Escalation[] {
   const raised = db.prepare<[], { seq: number; ts: string; target: string; data: string }>("SELECT seq, ts, target, data FROM events WHERE kind = 'escalation.raised' ORDER BY seq DESC LIMIT 200").all();
-  const resolved = new Set(
-    db.prepare<[], { data: string }>("SELECT data FROM events WHERE kind = 'escalation.resolved' ORDER BY seq DESC LIMIT 1000").all()
-      .map((r) => Number((JSON.parse(r.data) as { escalationId?: number }).escalationId)),
-  );
+  const resolved = resolvedEscalationIds(db);
   return raised.reverse().map((r) => {
     const d = JSON.parse(r.data) as { reason?: string };
     return EscalationSchema.parse({ id: r.seq, target: r.target, reason: d.reason ?? '', raisedAt: r.ts, status: resolved.has(r.seq) ? 'resolved' : 'open' });

@@ -19,7 +19,7 @@ const swarm = new TestSwarm({
   name: 'stall',
   tick: '250ms',
   // Far below what stress-ng makes of the machine: the lane is held for the whole test.
-  utilization: { cpuTarget: 20, window: '1s', starveAfter: '1h' },
+  utilization: { cpuTarget: 10, window: '1s', starveAfter: '1h' },
   run: { noWorkersAfter: '3s', stallAfter: '10s' },
   lanes: { cpu: { kind: 'cpu', slots: 2, fill: 'utilization' } },
   jobs: {
@@ -37,10 +37,11 @@ let runTarget = '';
 
 beforeAll(async () => {
   if (skip) return;
-  // Its own process group, so the teardown ends stress-ng's workers with it.
-  stress = spawn('stress-ng', ['--cpu', '0', '--timeout', '600s', '--quiet'], { stdio: 'ignore', detached: true });
+  // Its own process group, so the teardown ends stress-ng's workers with it. Every CPU at 60%: far over
+  // the target on any machine, and the tests running beside this one keep the rest.
+  stress = spawn('stress-ng', ['--cpu', '0', '--cpu-load', '60', '--timeout', '600s', '--quiet'], { stdio: 'ignore', detached: true });
   swarm.up();
-  await waitFor('the machine busy under stress-ng', () => (swarm.query().utilization.cpuPct ?? 0) >= 60, 60_000, 250);
+  await waitFor('the machine busy under stress-ng', () => (swarm.query().utilization.cpuPct ?? 0) >= 40, 60_000, 250);
   runTarget = `run:${swarm.query().run?.id}`;
 }, 120_000);
 

@@ -34,7 +34,13 @@ const config = (memoryCeiling: number) => ({
 
 const swarm = new TestSwarm(config(99), { SWARM_NVIDIA_SMI: smi.bin });
 
-beforeAll(() => swarm.up(), 60_000);
+beforeAll(() => {
+  // train-g0 holds a context on its GPU from its first moment, whichever it is given: it must never be
+  // judged gpu_fallback, however long the machine takes to reach the GPU test.
+  const g0 = path.join(swarm.stateDir, 'workers', 'train-g0', 'pid.json');
+  smi.set({ fixture: 'dual_2070-v13.xml', pidFiles: { '0': [g0], '1': [g0] } });
+  swarm.up();
+}, 60_000);
 afterAll(() => swarm.teardown());
 
 describe('util-controller', () => {

@@ -10,6 +10,8 @@ import { readEscalations } from '../snapshot';
 import { enqueueTask, getTask, taskKeys } from '../task-queue';
 import { workerIdClash, workerIdOwners } from '../worker-ids';
 import { cliConfig, hasState, openWriter, printJson, type GlobalOptions } from './cli-context';
+import { resolveEscalation } from '../escalations';
+import type { Target } from '../event-kinds';
 
 // Manual actions: a person's word, recorded as source swarmctl, going
 // through the same grant and lease as the daemons' own.
@@ -110,7 +112,7 @@ export function ackCommand(idText: string, opts: GlobalOptions): number {
       else process.stdout.write(`escalation ${id} was already resolved\n`);
       return 0;
     }
-    w.log.append({ kind: 'escalation.resolved', target: esc.target as `worker:${string}`, data: { escalationId: id, by: process.env.USER ?? 'a person', message: `escalation ${id} acknowledged; ${esc.target} may run again` } });
+    resolveEscalation(w.log, { target: esc.target as Target, escalationId: id, by: process.env.USER ?? 'a person', message: `escalation ${id} acknowledged; ${esc.target} may run again` });
     if (opts.json) printJson({ id, status: 'resolved' });
     else process.stdout.write(`escalation ${id} resolved; ${esc.target} may run again\n`);
     return 0;

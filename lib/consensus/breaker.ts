@@ -2,6 +2,7 @@ import type { Db } from '../db';
 import type { EventLog } from '../event-log';
 import type { Logger } from '../logger';
 import type { BreakerState } from './arbiter';
+import { raiseEscalation, resolvedEscalations } from '../escalations';
 
 // The circuit breaker: when failed verifications in a window reach a
 // threshold, automatic actions other than safety stop and one escalation
@@ -75,10 +76,7 @@ export class CircuitBreaker {
   }
 
   private open(why: string): void {
-    const e = this.log.append({
-      kind: 'escalation.raised', target: this.runTarget, severity: 'critical',
-      data: { reason: `swarm degraded: ${why}; automatic actions other than safety are held`, breaker: 'open', message: `swarm degraded: ${why}` },
-    });
+    const e = raiseEscalation(this.log, { target: this.runTarget, reason: `swarm degraded: ${why}; automatic actions other than safety are held`, incidentId: null, data: { breaker: 'open' }, message: `swarm degraded: ${why}` });
     this.snap.escalationId = e.seq;
     this.snap.sinceSeq = e.seq;
     this.move('open', why);
@@ -92,10 +90,8 @@ export class CircuitBreaker {
   }
 
   private resolved(escalationId: number): boolean {
-    return this.db
-      .prepare<[], { data: string }>("SELECT data FROM events WHERE kind = 'escalation.resolved' ORDER BY seq DESC LIMIT 200")
-      .all()
-      .some((r) => (JSON.parse(r.data) as { escalationId?: number }).escalationId === escalationId);
+    // Only what came after the escalation can resolve it.
+    return resolvedEscalations(this.db, escalationId).some((r) => r.escalationId === escalationId);
   }
 
   private lastSeq(): number {

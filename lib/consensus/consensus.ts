@@ -13,6 +13,7 @@ import { DAEMON_STATE_FILES } from '../state-files';
 import { arbitrate } from './arbiter';
 import { CircuitBreaker, initialBreaker, type BreakerSnapshot } from './breaker';
 import { computeScores, type Scores } from './scores';
+import { CpuLoadMeter, memoryUsedPct } from '../machine-load';
 
 // orchestrator-consensus: every actor's proposal is decided here, as soon as
 // its proposer rings the doorbell, or at the latest within one decision
@@ -35,6 +36,7 @@ export class OrchestratorConsensus implements DaemonBehavior {
   private timer: TimerHandle | null = null;
   private breaker: CircuitBreaker | null = null;
   private scores: Scores | null = null;
+  private readonly cpu = new CpuLoadMeter();
   private scoredAt = -Infinity;
   private lastScoresLoggedAt = 0;
   private decided = { granted: 0, denied: 0, merged: 0 };
@@ -147,7 +149,7 @@ export class OrchestratorConsensus implements DaemonBehavior {
     // every tick (it was most of this daemon's idle CPU).
     let scores = this.scores;
     if (scores === null || now - this.scoredAt >= Math.max(c.tickMs, SCORES_REFRESH_MS)) {
-      scores = computeScores(ctx.db, buildSnapshot(c, now), c.utilization, now);
+      scores = computeScores(ctx.db, buildSnapshot(c, now), c.utilization, { cpuPct: this.cpu.sample(), memPct: memoryUsedPct() }, now);
       this.scores = scores;
       this.scoredAt = now;
     }

@@ -1,4 +1,3 @@
-import os from 'node:os';
 import type { Db } from '../db';
 import type { Snapshot } from '../snapshot';
 import type { Scores } from '../state-files';
@@ -12,29 +11,13 @@ import type { Scores } from '../state-files';
 
 export type { Scores };
 
-let lastCpu: { idle: number; total: number } | null = null;
-
-/** Machine CPU use since the last call, from os.cpus() counters. */
-function machineCpuPct(): number | null {
-  let idle = 0;
-  let total = 0;
-  for (const c of os.cpus()) {
-    idle += c.times.idle;
-    total += c.times.user + c.times.nice + c.times.sys + c.times.irq + c.times.idle;
-  }
-  const prev = lastCpu;
-  lastCpu = { idle, total };
-  if (!prev || total === prev.total) return null;
-  return Math.round((1 - (idle - prev.idle) / (total - prev.total)) * 1000) / 10;
-}
-
 const count = (db: Db, kind: string, sinceIso: string): number =>
   db.prepare<[string, string], { n: number }>('SELECT count(*) AS n FROM events WHERE kind = ? AND ts >= ?').get(kind, sinceIso)?.n ?? 0;
 
-export function computeScores(db: Db, snap: Snapshot, targets: { cpuTarget: number; memoryCeiling: number }, now: number): Scores {
+/** `machine`: CPU and memory use as util-controller reads them (lib/machine-load.ts), so both say the same. */
+export function computeScores(db: Db, snap: Snapshot, targets: { cpuTarget: number; memoryCeiling: number }, machine: { cpuPct: number | null; memPct: number }, now: number): Scores {
   const hourAgo = new Date(now - 3_600_000).toISOString();
-  const cpuPct = machineCpuPct();
-  const memPct = Math.round((1 - os.freemem() / os.totalmem()) * 1000) / 10;
+  const { cpuPct, memPct } = machine;
   const cpuDev = cpuPct === null ? 0 : Math.abs(cpuPct - targets.cpuTarget) / 100;
   const memDev = Math.max(0, memPct - targets.memoryCeiling) / 100;
   const live = snap.workers.filter((w) => w.status === 'running' || w.status === 'stale');

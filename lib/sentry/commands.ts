@@ -59,11 +59,3 @@ export function pendingLaneFills(db: Db): LaneFill[] {
     lane: key.split('@')[0] as string, count: Number(v.count), actionId: Number(v.actionId), holder: (v.holder as EventSource | undefined) ?? 'util-controller', done,
   }));
 }
-
-/** escalation.resolved events after `afterSeq`, each naming the escalation it closes. */
-export function resolvedEscalations(db: Db, afterSeq: number): { seq: number; escalationId: number }[] {
-  return db
-    .prepare<[number], { seq: number; data: string }>("SELECT seq, data FROM events WHERE kind = 'escalation.resolved' AND seq > ? ORDER BY seq")
-    .all(afterSeq)
-    .map((r) => ({ seq: r.seq, escalationId: Number((JSON.parse(r.data) as { escalationId?: number }).escalationId) }));
-}

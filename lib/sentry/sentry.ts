@@ -17,7 +17,8 @@ import { detectLive, looksHealthy } from './detect';
 import { readTail } from './observe';
 import { artifactPaths, observeFiles, sampleUsage } from './worker-observer';
 import { onFailure, onHealthy } from './restart-budget';
-import { pendingCommands, resolvedEscalations } from './commands';
+import { pendingCommands } from './commands';
+import { raiseEscalation, resolvedEscalations } from '../escalations';
 import { readExit, readKillReason, workerDir, type ExitRecord } from './worker-files';
 import { readWorkerPid } from './worker-pid';
 import { plateaued } from './plateau';
@@ -435,7 +436,7 @@ export class WorkerSentry implements DaemonBehavior, SentryHost {
   }
 
   raiseEscalation(ctx: DaemonContext, w: WorkerRecord, reason: string, incidentId: number | null): void {
-    const e = ctx.log.append({ kind: 'escalation.raised', target: `worker:${w.id}`, severity: 'critical', data: { reason, incidentId, workerId: w.id, taskId: w.taskId, message: `needs a person: ${reason}` } });
+    const e = raiseEscalation(ctx.log, { target: `worker:${w.id}`, reason, incidentId, data: { workerId: w.id, taskId: w.taskId } });
     w.escalationId = e.seq;
   }
 

@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawnBounded } from '../spawn-bounded';
 
 // The validation guard: a task that says "done" is done only when its
 // `verify` argv exits 0 too. Run without a shell, under a timeout, its
@@ -14,32 +14,17 @@ export interface VerifyResult {
 
 const KEEP_BYTES = 4096;
 
-export function runVerify(argv: string[], opts: { cwd: string; env: Record<string, string>; timeoutMs: number }): Promise<VerifyResult> {
-  return new Promise((resolve) => {
-    const [cmd, ...args] = argv;
-    let out = '';
-    let timedOut = false;
-    const keep = (c: Buffer) => {
-      out = (out + c.toString()).slice(-KEEP_BYTES);
-    };
-    const child = spawn(cmd as string, args, { cwd: opts.cwd, env: opts.env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-    const timer = setTimeout(() => {
-      timedOut = true;
-      try {
-        if (child.pid) process.kill(-child.pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }, opts.timeoutMs);
-    child.stdout.on('data', keep);
-    child.stderr.on('data', keep);
-    child.on('error', (err) => {
-      clearTimeout(timer);
-      resolve({ ok: false, exitCode: null, signal: null, timedOut: false, output: `cannot run ${cmd}: ${err.message}` });
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ ok: code === 0 && !timedOut, exitCode: code, signal, timedOut, output: out });
-    });
-  });
+export async function runVerify(argv: string[], opts: { cwd: string; env: Record<string, string>; timeoutMs: number }): Promise<VerifyResult> {
+  const r = await spawnBounded(argv, { cwd: opts.cwd, env: opts.env, timeoutMs: opts.timeoutMs, maxBytes: KEEP_BYTES, onOverflow: 'tail', mergeStderr: true }).result;
+  switch (r.outcome) {
+    case 'exited':
+      return { ok: r.exitCode === 0, exitCode: r.exitCode, signal: r.signal, timedOut: false, output: r.stdout.toString() };
+    case 'timed-out':
+      return { ok: false, exitCode: null, signal: 'SIGKILL', timedOut: true, output: r.stdout.toString() };
+    case 'not-started':
+      return { ok: false, exitCode: null, signal: null, timedOut: false, output: `cannot run ${argv[0] ?? ''}: ${r.error.message}` };
+    case 'too-big':
+      // Not with onOverflow 'tail'; said plainly all the same.
+      return { ok: false, exitCode: null, signal: 'SIGKILL', timedOut: false, output: 'printed more than it may' };
+  }
 }

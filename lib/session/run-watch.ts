@@ -6,6 +6,7 @@ import { requestLaneFill } from '../sentry/commands';
 import type { Snapshot } from '../snapshot';
 import { queuedTasks } from '../task-queue';
 import { stepEpisode, type Episode } from './run-episode';
+import { raiseEscalation, resolveEscalation, resolvedEscalationIds } from '../escalations';
 
 // The run as a whole sitting still, which no per-worker check sees: work
 // queued with no worker live (a utilization lane on a machine busy with
@@ -106,10 +107,7 @@ export class RunWatch {
 
   private escalate(ctx: DaemonContext, check: RunCheck, reason: string): void {
     if (this.escalations.has(check)) return;
-    const e = ctx.log.append({
-      kind: 'escalation.raised', target: `run:${ctx.run.id}`, severity: 'critical',
-      data: { class: check, reason, incidentId: this.incidents.get(check) ?? null, message: `needs a person: ${reason}` },
-    });
+    const e = raiseEscalation(ctx.log, { target: `run:${ctx.run.id}`, reason, incidentId: this.incidents.get(check) ?? null, data: { class: check } });
     this.escalations.set(check, e.seq);
   }
 
@@ -119,7 +117,7 @@ export class RunWatch {
     this.incidents.delete(check);
     if (escalationId === undefined) return;
     const what = check === 'no_workers' ? 'a worker is live again, or nothing is queued' : 'a task progressed or completed, or the run has no work left';
-    ctx.log.append({ kind: 'escalation.resolved', target: `run:${ctx.run.id}`, data: { escalationId, by: 'session-state-manager', class: check, message: `escalation ${escalationId} resolved: ${what}` } });
+    resolveEscalation(ctx.log, { target: `run:${ctx.run.id}`, escalationId, by: 'session-state-manager', data: { class: check }, message: `escalation ${escalationId} resolved: ${what}` });
   }
 
   /**
@@ -128,12 +126,13 @@ export class RunWatch {
    */
   private recover(ctx: DaemonContext, now: number): void {
     this.recovered = true;
+    const resolved = resolvedEscalationIds(ctx.db);
     const rows = ctx.db
       .prepare<[string], { seq: number; cls: string }>(
-        `SELECT seq, json_extract(data, '$.class') AS cls FROM events e WHERE kind = 'escalation.raised' AND target = ? AND json_extract(data, '$.class') IN ('no_workers', 'run_stalled')
-           AND NOT EXISTS (SELECT 1 FROM events r WHERE r.kind = 'escalation.resolved' AND r.seq > e.seq AND json_extract(r.data, '$.escalationId') = e.seq)`,
+        "SELECT seq, json_extract(data, '$.class') AS cls FROM events WHERE kind = 'escalation.raised' AND target = ? AND json_extract(data, '$.class') IN ('no_workers', 'run_stalled')",
       )
-      .all(`run:${ctx.run.id}`);
+      .all(`run:${ctx.run.id}`)
+      .filter((r) => !resolved.has(r.seq));
     for (const r of rows) {
       const check = r.cls as RunCheck;
       this.escalations.set(check, r.seq);

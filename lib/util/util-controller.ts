@@ -11,6 +11,7 @@ import { checkGpuBinding } from './gpu-checks';
 import { decideLane, type LaneDecision, type LaneMemory, type Sample } from './lane-policy';
 import { pruneSamples, recordSamples } from './samples';
 import { StarvationWatch } from './starvation';
+import { raiseEscalation } from '../escalations';
 
 // util-controller: owns CPU, memory and GPU use against the targets. Each
 // tick it samples the machine (/proc) and the GPUs (nvidia-smi),
@@ -157,7 +158,7 @@ export class UtilController implements DaemonBehavior {
       this.flagged.add(key);
       const d = ctx.log.append({ kind: `detect.${f.class}`, target: `worker:${w.id}`, severity: 'error', data: { class: f.class, attempt: w.attempt, ...f.evidence, message: f.message } });
       // Restarting cannot put work on the right device: a person decides.
-      ctx.log.append({ kind: 'escalation.raised', target: `worker:${w.id}`, severity: 'critical', data: { reason: f.message, incidentId: d.seq, workerId: w.id, message: `needs a person: ${f.message}` } });
+      raiseEscalation(ctx.log, { target: `worker:${w.id}`, reason: f.message, incidentId: d.seq, data: { workerId: w.id } });
     }
   }
 

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import os from 'node:os';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { PACKAGE_ROOT } from '../config';
+import { spawnBounded, type BoundedResult, type BoundedRun } from '../spawn-bounded';
 
 // Runs quick-check-child.js beside the watchdog's ticks: one check at a
 // time, at low priority, ended with SIGKILL if it outlives its limit or the
@@ -13,52 +13,45 @@ const NICE = 10;
 export type QuickCheckOutcome = { result: string; elapsedMs: number } | { error: string; elapsedMs: number };
 
 export class QuickCheckRunner {
-  private child: ChildProcess | null = null;
+  private run: BoundedRun | null = null;
 
   get running(): boolean {
-    return this.child !== null;
+    return this.run !== null;
   }
 
   /** Starts a check unless one runs; `onDone` gets the verdict, or why there is none. */
   start(dbFile: string, limitMs: number, onDone: (o: QuickCheckOutcome) => void): boolean {
-    if (this.child) return false;
-    const started = performance.now();
-    const child = spawn(process.execPath, [CHILD, dbFile], { stdio: ['ignore', 'pipe', 'pipe'] });
-    this.child = child;
+    if (this.run) return false;
+    const run = spawnBounded([process.execPath, CHILD, dbFile], { timeoutMs: limitMs, maxBytes: 64 * 1024, onOverflow: 'tail' });
+    this.run = run;
     try {
-      if (child.pid) os.setPriority(child.pid, NICE);
+      if (run.child.pid) os.setPriority(run.child.pid, NICE);
     } catch {
       // Lowering its priority is a courtesy; the check runs the same without it.
     }
-    let out = '';
-    let err = '';
-    child.stdout?.on('data', (c: Buffer) => (out = (out + c.toString()).slice(-64 * 1024)));
-    child.stderr?.on('data', (c: Buffer) => (err = (err + c.toString()).slice(-4096)));
-    const timer = setTimeout(() => child.kill('SIGKILL'), limitMs);
-    const finish = (o: QuickCheckOutcome) => {
-      clearTimeout(timer);
-      if (this.child === child) this.child = null;
-      onDone(o);
-    };
-    child.on('error', (e) => finish({ error: `cannot run the check: ${e.message}`, elapsedMs: performance.now() - started }));
-    child.on('close', (code, signal) => {
-      const elapsedMs = performance.now() - started;
-      const last = out.trim().split('\n').pop() ?? '';
-      let verdict: string | null = null;
-      try {
-        const v = JSON.parse(last) as { result?: unknown };
-        if (typeof v.result === 'string') verdict = v.result;
-      } catch {
-        // No verdict line: the reason is below.
-      }
-      if (verdict !== null) finish({ result: verdict, elapsedMs });
-      else finish({ error: signal ? `ended by ${signal} after ${Math.round(elapsedMs)}ms` : `exited ${code}: ${err.trim().slice(0, 500)}`, elapsedMs });
+    void run.result.then((r) => {
+      if (this.run === run) this.run = null;
+      onDone(verdictOf(r));
     });
     return true;
   }
 
   stop(): void {
-    this.child?.kill('SIGKILL');
-    this.child = null;
+    this.run?.kill();
+    this.run = null;
   }
+}
+
+function verdictOf(r: BoundedResult): QuickCheckOutcome {
+  if (r.outcome === 'not-started') return { error: `cannot run the check: ${r.error.message}`, elapsedMs: r.elapsedMs };
+  if (r.outcome === 'too-big') return { error: 'the check printed more than it may', elapsedMs: r.elapsedMs };
+  if (r.outcome === 'timed-out') return { error: `ended by SIGKILL after ${r.elapsedMs}ms`, elapsedMs: r.elapsedMs };
+  const last = r.stdout.toString().trim().split('\n').pop() ?? '';
+  try {
+    const v = JSON.parse(last) as { result?: unknown };
+    if (typeof v.result === 'string') return { result: v.result, elapsedMs: r.elapsedMs };
+  } catch {
+    // No verdict line: the reason is below.
+  }
+  return { error: r.signal ? `ended by ${r.signal} after ${r.elapsedMs}ms` : `exited ${r.exitCode}: ${r.stderr.trim().slice(0, 500)}`, elapsedMs: r.elapsedMs };
 }

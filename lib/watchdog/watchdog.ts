@@ -17,6 +17,7 @@ import { boundPm2Logs } from './pm2-logs';
 import { QuickCheckRunner, type QuickCheckOutcome } from './quick-check';
 import { headerFromLog } from './state-rebuild';
 import type { z } from 'zod';
+import { raiseEscalation } from '../escalations';
 
 // watchdog: owns the control plane. Every daemon present in PM2, online and
 // ticking (daemon-repair.ts); state files valid, rebuilt when their owner is
@@ -143,7 +144,7 @@ export class Watchdog implements DaemonBehavior {
       ctx.log.append({ kind: 'db.checked', target: `state:${DB_FILE}`, severity: 'debug', data: { check: 'quick_check', result, elapsedMs, message: 'quick_check ok' } });
     } else {
       const d = ctx.log.append({ kind: 'detect.state_corrupt', target: `state:${DB_FILE}`, severity: 'critical', data: { class: 'state_corrupt', file: DB_FILE, result, message: `quick_check: ${result}` } });
-      ctx.log.append({ kind: 'escalation.raised', target: `state:${DB_FILE}`, severity: 'critical', data: { reason: `swarm.db failed quick_check: ${result}`, incidentId: d.seq, message: 'swarm.db failed quick_check; stop the swarm and restore it' } });
+      raiseEscalation(ctx.log, { target: `state:${DB_FILE}`, reason: `swarm.db failed quick_check: ${result}`, incidentId: d.seq, message: 'swarm.db failed quick_check; stop the swarm and restore it' });
     }
   }
 

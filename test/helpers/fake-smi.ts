@@ -8,6 +8,8 @@ export interface FakeSmiConfig {
   fixture?: string;
   mode?: 'ok' | 'hang' | 'garbage' | 'fail' | 'truncated';
   pids?: Record<string, number[]>;
+  /** Per GPU index, pid.json files whose pid is listed, read at each run: a worker on its GPU from its first moment. */
+  pidFiles?: Record<string, string[]>;
 }
 
 /** Writes an executable `nvidia-smi` into dir, configured by a JSON file that can be changed while it is in use. */
