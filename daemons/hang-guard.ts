@@ -2,7 +2,7 @@
 // past an operation deadline it declared is ended, process group and all,
 // and verified gone. It also keeps the watchdog alive.
 import { runDaemon } from '../lib/daemon-main';
-import { makeGrantor } from '../lib/grants/make-grantor';
+import { makeGrantor } from '../lib/actions/make-grantor';
 import { HangGuard } from '../lib/hang-guard/hang-guard';
 import { Pm2ProcessManager } from '../lib/process-manager';
 

@@ -1,10 +1,10 @@
 // watchdog: owns the control plane: every daemon present in PM2, online and
 // ticking; state files valid (rebuilt when missing or corrupt); SQLite
 // checked and its WAL checkpointed; the config file watched, and an edit
-// reloaded (lib/config-reload.ts).
+// reloaded (lib/config/reload.ts).
 import { runDaemon } from '../lib/daemon-main';
 import { ecosystemDaemons } from '../lib/ecosystem';
-import { makeGrantor } from '../lib/grants/make-grantor';
+import { makeGrantor } from '../lib/actions/make-grantor';
 import { Pm2ProcessManager } from '../lib/process-manager';
 import { Watchdog } from '../lib/watchdog/watchdog';
 

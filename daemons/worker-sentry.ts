@@ -3,7 +3,7 @@
 // failures, stale progress, stalled logs, missed startup gates and missing
 // artifacts, and restarts with backoff inside a budget, or quarantines.
 import { runDaemon } from '../lib/daemon-main';
-import { makeGrantor } from '../lib/grants/make-grantor';
+import { makeGrantor } from '../lib/actions/make-grantor';
 import { Pm2ProcessManager } from '../lib/process-manager';
 import { WorkerSentry } from '../lib/sentry/sentry';
 

@@ -1,6 +1,6 @@
 import { systemClock } from './clock';
-import { loadConfig, resolveConfigPath, type CompiledConfig } from './config';
-import { runningConfig } from './config-reload';
+import { loadConfig, resolveConfigPath, type CompiledConfig } from './config/config';
+import { runningConfig } from './config/reload';
 import { pm2Home } from './pm2-home';
 import { lockRefusal, takeLock } from './state-lock';
 import { loadSecrets } from './daemon-env';

@@ -1,7 +1,7 @@
 import { CANNOT_START_EXIT } from './errors';
-import { Action, type ActionDeps } from './actions';
+import { Action, type ActionDeps } from './actions/action';
 import type { Clock } from './clock';
-import { ECOSYSTEM, type CompiledConfig } from './config';
+import { ECOSYSTEM, type CompiledConfig } from './config/config';
 import type { EventLog } from './event-log';
 import type { DaemonName } from './event-kinds';
 import type { Logger } from './logger';

@@ -1,4 +1,4 @@
-import { ECOSYSTEM } from './config';
+import { ECOSYSTEM } from './config/config';
 import { DAEMON_NAMES, type DaemonName } from './event-kinds';
 
 /** The daemons ecosystem.config.js starts: the ones that exist. */

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Client, type ClientConfig } from 'pg';
 import type { Clock } from './clock';
-import type { CompiledConfig } from './config';
+import type { CompiledConfig } from './config/config';
 import { errorMessage } from './errors';
 import { silentLogger, type Logger } from './logger';
 

@@ -4,7 +4,7 @@
 // structure, so it cannot make invalid JSON out of evidence, whatever the
 // secret holds (`"`, `\`, `false`, a number).
 
-import type { CompiledConfig } from './config';
+import type { CompiledConfig } from './config/config';
 import { isSecretName } from './daemon-env';
 
 /**

@@ -2,13 +2,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { systemClock } from './clock';
-import type { CompiledConfig } from './config';
+import type { CompiledConfig } from './config/config';
 import { DB_FILE, openDb, type Db } from './db';
 import { errorMessage } from './errors';
 import { DAEMON_NAMES, type DaemonName } from './event-kinds';
 import { ecosystemDaemons } from './ecosystem';
 import { isAlive, isStopped } from './proc';
-import { publishedConfig } from './config-reload';
+import { publishedConfig } from './config/reload';
 import { latestRun, isPaused } from './run-registry';
 import { readStateFile } from './state-store';
 import {

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ProgressFieldsSchema } from './progress-fields';
+import { ProgressFieldsSchema } from './worker/progress-fields';
 import type { DaemonName } from './event-kinds';
 
 // The names and shapes of the state files in <stateDir>. Each daemon writes

@@ -11,7 +11,7 @@ const { resolveEntry } = require('./entry.js');
  * @returns {string | null} the message `swarmctl up` prints for it, or null when it is valid
  */
 function configProblem(file) {
-  const entry = resolveEntry('lib/config.ts');
+  const entry = resolveEntry('lib/config/config.ts');
   /** @type {{ loadConfig(file: string): unknown }} */
   const config = entry.compiled ? require(entry.script) : require('tsx/cjs/api').require(entry.script, __filename);
   try {

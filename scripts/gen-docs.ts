@@ -2,8 +2,8 @@
 // schema: `npm run gen:docs`. A test fails while either is stale.
 import fs from 'node:fs';
 import path from 'node:path';
-import { configMarkdown } from '../lib/config-docs';
-import { configJsonSchema } from '../lib/config-json-schema';
+import { configMarkdown } from '../lib/config/docs';
+import { configJsonSchema } from '../lib/config/json-schema';
 
 const docs = path.join(__dirname, '..', 'docs');
 for (const [file, text] of [['swarm.config.schema.json', configJsonSchema()], ['config.md', configMarkdown()]] as const) {

@@ -3,9 +3,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { compileConfig, DEMO_CONFIG, interpolate, loadConfig } from '../lib/config';
-import { configFields, configMarkdown } from '../lib/config-docs';
-import { configJsonSchema } from '../lib/config-json-schema';
+import { compileConfig, DEMO_CONFIG, interpolate, loadConfig } from '../lib/config/config';
+import { configFields, configMarkdown } from '../lib/config/docs';
+import { configJsonSchema } from '../lib/config/json-schema';
 import { ConfigError } from '../lib/errors';
 import { parseBytes, parseDurationMs } from '../lib/duration';
 

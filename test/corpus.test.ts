@@ -7,9 +7,9 @@ import { EventLogError } from '../lib/errors';
 import { SqliteEventLog, verifyChain } from '../lib/event-log';
 import { parseNvidiaSmiXml, probeGpus } from '../lib/nvidia-smi';
 import { classifyExit } from '../lib/sentry/classify';
-import { readProgress, readTail, scanForMarker } from '../lib/sentry/observe';
+import { readProgress, readTail, scanForMarker } from '../lib/worker/read';
 import { findOverrun } from '../lib/hang-guard/hang-guard';
-import { newWorkerRecord } from '../lib/sentry/worker-record';
+import { newWorkerRecord } from '../lib/worker/record';
 import { ROOT, SWARMCTL } from './helpers/swarm';
 import { tmpDir, waitFor } from './helpers/tmp';
 

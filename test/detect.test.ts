@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { compileConfig } from '../lib/config';
+import { compileConfig } from '../lib/config/config';
 import { detectLive } from '../lib/sentry/detect';
-import { newWorkerRecord, type WorkerRecord } from '../lib/sentry/worker-record';
+import { newWorkerRecord, type WorkerRecord } from '../lib/worker/record';
 
 // detect.ts is pure: a worker record, its job and the time in, detections out.
 

@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import type { Command } from 'commander';
 import { buildProgram } from '../lib/cli/program';
-import { loadConfig } from '../lib/config';
+import { loadConfig } from '../lib/config/config';
 import { ACTION_TYPES, EVENT_KINDS, FAILURE_CLASSES } from '../lib/event-kinds';
 import { buildSnapshot } from '../lib/snapshot';
 import { EscalationSchema, IncidentSchema, WorkerViewSchema } from '../lib/state-files';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decideLane, type LaneMemory, type LanePolicy, type Sample } from '../lib/util/lane-policy';
+import { decideLane, type LaneMemory, type LanePolicy, type Sample } from '../lib/utilization/lane-policy';
 
 const policy: LanePolicy = {
   mode: 'utilization', targetPct: 80, windowMs: 30_000, memoryCeilingPct: 90, stabilizationMs: 300_000, scaleUpPeriodMs: 15_000, scaleUpPods: 4,

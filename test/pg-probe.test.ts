@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { compileConfig } from '../lib/config';
+import { compileConfig } from '../lib/config/config';
 import type { ConfigError } from '../lib/errors';
 import { clientConfig, overrunning, PgProbe, PgProbeError, queryFingerprint, type ActiveQuery, type PgConfig } from '../lib/pg-probe';
 

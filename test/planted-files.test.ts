@@ -7,8 +7,8 @@ import { appendLine } from '../lib/atomic-file';
 import { openDb } from '../lib/db';
 import { UnsafeFileError } from '../lib/errors';
 import { readStateFile } from '../lib/state-store';
-import { readTail, scanForMarker } from '../lib/sentry/observe';
-import { readExit } from '../lib/sentry/worker-files';
+import { readTail, scanForMarker } from '../lib/worker/read';
+import { readExit } from '../lib/worker/files';
 import { ROOT } from './helpers/swarm';
 import { tmpDir } from './helpers/tmp';
 

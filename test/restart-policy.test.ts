@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { backoffDelayMs, emptyHistory, onFailure, onHealthy, type RestartPolicy } from '../lib/sentry/restart-budget';
 import { classifyExit } from '../lib/sentry/classify';
-import { compileConfig } from '../lib/config';
+import { compileConfig } from '../lib/config/config';
 import { converged, newTracker, plateaued, trackMetric } from '../lib/sentry/plateau';
 
 const policy: RestartPolicy = { delayMs: 1000, maxDelayMs: 8000, budget: 3, windowMs: 60_000, healthyAfterMs: 30_000 };

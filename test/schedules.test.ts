@@ -1,12 +1,12 @@
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { actorDeps, LocalGrantor } from '../lib/actions';
-import { compileConfig } from '../lib/config';
+import { actorDeps, LocalGrantor } from '../lib/actions/action';
+import { compileConfig } from '../lib/config/config';
 import { ConfigError } from '../lib/errors';
 import type { DaemonContext } from '../lib/daemon-runtime';
 import { openDb } from '../lib/db';
 import { readEvents, SqliteEventLog } from '../lib/event-log';
-import { SqliteLeaseStore } from '../lib/leases';
+import { SqliteLeaseStore } from '../lib/actions/leases';
 import { silentLogger } from '../lib/logger';
 import { joinOrCreateRun } from '../lib/run-registry';
 import { cronMatcher, latestFiring } from '../lib/schedules/cron-schedule';

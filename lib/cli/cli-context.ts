@@ -3,7 +3,7 @@ import path from 'node:path';
 import { ChainAnchor } from '../chain-anchor';
 import { systemClock } from '../clock';
 import { loadHmacKey } from '../hmac-chain';
-import { loadConfig, resolveConfigPath, type CompiledConfig } from '../config';
+import { loadConfig, resolveConfigPath, type CompiledConfig } from '../config/config';
 import { DB_FILE, openDb, type Db } from '../db';
 import { SqliteEventLog } from '../event-log';
 import { PROJECTION_FILE } from '../projection';

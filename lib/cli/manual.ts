@@ -1,11 +1,11 @@
-import { Action } from '../actions';
+import { Action } from '../actions/action';
 import { systemClock } from '../clock';
-import { makeGrantor } from '../grants/make-grantor';
+import { makeGrantor } from '../actions/make-grantor';
 import { UsageError } from '../errors';
-import { NAME_PATTERN } from '../config-schema';
+import { NAME_PATTERN } from '../config/schema';
 import { silentLogger } from '../logger';
 import { reopenRun, setControl } from '../run-registry';
-import { requestCommand } from '../sentry/commands';
+import { requestCommand } from '../worker/requests';
 import { readEscalations } from '../snapshot';
 import { enqueueTask, getTask, taskKeys } from '../task-queue';
 import { workerIdClash, workerIdOwners } from '../worker-ids';

@@ -1,5 +1,5 @@
-import { resolveConfigPath } from '../config';
-import { runningConfig } from '../config-reload';
+import { resolveConfigPath } from '../config/config';
+import { runningConfig } from '../config/reload';
 import { ConfigError } from '../errors';
 import { buildSnapshot, type Snapshot } from '../snapshot';
 import { cliConfig, printJson, type GlobalOptions } from './cli-context';

@@ -1,8 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { iso, systemClock } from '../clock';
-import { loadConfig, loadConfigText, resolveConfigPath } from '../config';
-import { publishedConfig, reloadConfig, stateDirFor } from '../config-reload';
+import { loadConfig, loadConfigText, resolveConfigPath } from '../config/config';
+import { publishedConfig, reloadConfig, stateDirFor } from '../config/reload';
 import { DB_FILE, openDb } from '../db';
 import { ConfigError, UsageError } from '../errors';
 import { DAEMON_NAMES } from '../event-kinds';
@@ -12,7 +12,7 @@ import { readStateFile } from '../state-store';
 import { openWriterFor, printJson, type GlobalOptions } from './cli-context';
 
 // swarmctl reload [--now]: validate the config file and publish it to the
-// running daemons (lib/config-reload.ts), then wait a little for each
+// running daemons (lib/config/reload.ts), then wait a little for each
 // daemon to say it runs it. A bad file is refused with exit 2, the field
 // named, and recorded as config.rejected; the running config stays.
 

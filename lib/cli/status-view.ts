@@ -1,5 +1,5 @@
 import { formatAge } from '../duration';
-import { formatEta } from '../progress-fields';
+import { formatEta } from '../worker/progress-fields';
 import type { Snapshot } from '../snapshot';
 import type { WorkerView } from '../state-files';
 

@@ -1,4 +1,4 @@
-import type { ProposalRow } from '../grants/proposals';
+import type { ProposalRow } from '../actions/proposals';
 
 // The rules of arbitration, pure so every one is tested on its own:
 //   - one actor per target (an existing lease denies);

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { Action, actorDeps, type ActionDeps, type Grantor } from '../actions';
+import { Action, actorDeps, type ActionDeps, type Grantor } from '../actions/action';
 import { writeJsonAtomic } from '../atomic-file';
 import type { DaemonBehavior, DaemonContext } from '../daemon-runtime';
 import { daemonRepairFor, type DaemonRepair } from '../daemon-repair';
@@ -9,10 +9,10 @@ import { killProcessGroup } from '../kill';
 import { overrunning, PgProbe, type ActiveQuery } from '../pg-probe';
 import { getControl, setControl } from '../run-registry';
 import type { ProcessManager } from '../process-manager';
-import { progressFileFor } from '../sentry/launcher';
-import { readProgress } from '../sentry/observe';
-import { workerDir } from '../sentry/worker-files';
-import { LIVE_STATUSES, SentryBodySchema, workerAlive, workerIdentity, type WorkerRecord } from '../sentry/worker-record';
+import { progressFileFor } from '../worker/files';
+import { readProgress } from '../worker/read';
+import { workerDir } from '../worker/files';
+import { LIVE_STATUSES, SentryBodySchema, workerAlive, workerIdentity, type WorkerRecord } from '../worker/record';
 import { DAEMON_STATE_FILES } from '../state-files';
 
 // hang-guard: owns operations that run too long. A worker past its job's

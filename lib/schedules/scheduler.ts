@@ -1,9 +1,9 @@
-import { Action, type ActionDeps } from '../actions';
+import { Action, type ActionDeps } from '../actions/action';
 import { iso } from '../clock';
-import type { CompiledJob } from '../config';
+import type { CompiledJob } from '../config/config';
 import type { DaemonContext } from '../daemon-runtime';
 import { getControl, setControl } from '../run-registry';
-import { requestCommand } from '../sentry/commands';
+import { requestCommand } from '../worker/requests';
 import { enqueueTask, getTask, setTaskStatus } from '../task-queue';
 import { taskWorkerId } from '../worker-ids';
 import { cronMatcher, latestFiring } from './cron-schedule';

@@ -1,7 +1,7 @@
 import { isAlive } from '../proc';
-import { listWorkerDirs, readExit, readPid, readSpec } from './worker-files';
+import { listWorkerDirs, readExit, readPid, readSpec } from '../worker/files';
 import { readWorkerPid } from './worker-pid';
-import { newWorkerRecord, type WorkerRecord } from './worker-record';
+import { newWorkerRecord, type WorkerRecord } from '../worker/record';
 
 // When the sentry's own state file is gone or corrupt, its workers are not:
 // each worker folder holds the spec it was launched with and the shim's pid

@@ -1,4 +1,4 @@
-import type { FailureRule } from '../config';
+import type { FailureRule } from '../config/config';
 import type { FailureClass } from '../event-kinds';
 
 // Why did a worker exit? User rules first, then what the log tail proves

@@ -1,7 +1,7 @@
-import type { CompiledJob } from '../config';
+import type { CompiledJob } from '../config/config';
 import { formatDuration } from '../duration';
 import type { FailureClass } from '../event-kinds';
-import type { WorkerRecord } from './worker-record';
+import type { WorkerRecord } from '../worker/record';
 
 // Failures of a worker that is still alive, judged from what the sentry has
 // observed. Pure: the sentry feeds it the record, the job and the time.

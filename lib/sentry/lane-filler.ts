@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { z } from 'zod';
-import { Action } from '../actions';
+import { Action } from '../actions/action';
 import { iso } from '../clock';
 import type { DaemonContext } from '../daemon-runtime';
 import { errorMessage } from '../errors';
@@ -11,14 +11,14 @@ import { DAEMON_STATE_FILES } from '../state-files';
 import { readStateFile } from '../state-store';
 import { getTask, queuedTasks, setTaskStatus } from '../task-queue';
 import { replicaWorkerId, taskWorkerId } from '../worker-ids';
-import { pendingLaneFills, type LaneFill } from './commands';
+import { pendingLaneFills, type LaneFill } from '../worker/requests';
 import { failDoomedDependents } from './dependencies';
 import { launchWorker } from './launcher';
-import { fileSize } from './observe';
+import { fileSize } from '../worker/read';
 import { newTracker } from './plateau';
 import type { SentryHost } from './sentry-host';
-import { workerDir } from './worker-files';
-import { ACTIVE_STATUSES, newWorkerRecord, type WorkerRecord } from './worker-record';
+import { workerDir } from '../worker/files';
+import { ACTIVE_STATUSES, newWorkerRecord, type WorkerRecord } from '../worker/record';
 
 // worker-sentry's launching: relaunches workers whose backoff is over, keeps
 // replicas up, and starts queued tasks on free lane slots, on

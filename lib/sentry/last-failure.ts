@@ -5,9 +5,9 @@ import type { DaemonContext } from '../daemon-runtime';
 import { errorMessage } from '../errors';
 import type { FailureClass } from '../event-kinds';
 import { configRedactor } from '../redact';
-import { readTail } from './observe';
-import { checkpointDir, workerDir } from './worker-files';
-import type { WorkerRecord } from './worker-record';
+import { readTail } from '../worker/read';
+import { checkpointDir, workerDir } from '../worker/files';
+import type { WorkerRecord } from '../worker/record';
 
 // What the last attempt learned, handed to the next one, as the optimization
 // loop's last_fix.json did: before a worker is relaunched, its checkpoint

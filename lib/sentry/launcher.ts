@@ -1,13 +1,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { ensureDir, writeJsonAtomic } from '../atomic-file';
-import { interpolate, PACKAGE_ROOT, type CompiledConfig, type CompiledJob } from '../config';
+import { interpolate, PACKAGE_ROOT, type CompiledConfig, type CompiledJob } from '../config/config';
 import type { ProcessManager } from '../process-manager';
 import { KILL_TIMEOUT_MS } from '../signals';
 import { splitSecrets, workerEnv } from '../worker-env';
 import { lastFailurePath } from './last-failure';
-import { checkpointDir, resetAttemptFiles, workerDir, type WorkerSpec } from './worker-files';
-import { pm2NameOf, type WorkerRecord } from './worker-record';
+import { checkpointDir, progressFileFor, resetAttemptFiles, workerDir, type WorkerSpec } from '../worker/files';
+import { pm2NameOf, type WorkerRecord } from '../worker/record';
 
 // Turns a worker record into a running PM2 app: the spec the shim reads, the
 // environment docs/config.md promises every worker (lib/worker-env.ts), and
@@ -18,10 +18,6 @@ import { pm2NameOf, type WorkerRecord } from './worker-record';
 export const SHIM = path.join(PACKAGE_ROOT, 'lib', 'worker-shim.js');
 export const SECRET_ENV_FILE = 'secret-env.json';
 
-export function progressFileFor(config: CompiledConfig, job: CompiledJob, w: WorkerRecord): string {
-  const vars = { taskId: w.taskId ?? '', workerId: w.id, attempt: w.attempt };
-  return job.progress?.pathTemplate ? interpolate(job.progress.pathTemplate, vars) : path.join(checkpointDir(config.stateDir, w.id), 'progress.json');
-}
 
 /** The argv of a tier: 0 is the job's own command, N its fallbacks[N-1]. */
 export function commandFor(job: CompiledJob, tier: number, vars: { taskId: string; workerId: string; attempt: number }): string[] {

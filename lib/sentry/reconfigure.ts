@@ -1,13 +1,13 @@
-import { Action } from '../actions';
+import { Action } from '../actions/action';
 import { iso } from '../clock';
-import type { CompiledConfig, CompiledJob } from '../config';
-import type { PublishedConfig } from '../config-reload';
+import type { CompiledConfig, CompiledJob } from '../config/config';
+import type { PublishedConfig } from '../config/reload';
 import type { DaemonContext } from '../daemon-runtime';
 import { enqueueTask, setTaskStatus, tasksWithStatus } from '../task-queue';
 import type { SentryHost } from './sentry-host';
-import { ACTIVE_STATUSES, type WorkerRecord } from './worker-record';
+import { ACTIVE_STATUSES, type WorkerRecord } from '../worker/record';
 
-// What a reload means for the workers (config-reload.ts publishes it; each
+// What a reload means for the workers (lib/config/reload.ts publishes it; each
 // daemon applies it on its next tick). New jobs, lanes, policies and
 // schedules need nothing here: the next tick reads them. New queue entries
 // are queued. A removed job's queued tasks fail; its running task workers

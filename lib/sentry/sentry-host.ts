@@ -1,9 +1,9 @@
-import type { ActionDeps } from '../actions';
-import type { CompiledJob } from '../config';
+import type { ActionDeps } from '../actions/action';
+import type { CompiledJob } from '../config/config';
 import type { DaemonContext } from '../daemon-runtime';
 import type { FailureClass, Target } from '../event-kinds';
 import type { RuleAction } from './classify';
-import type { WorkerRecord } from './worker-record';
+import type { WorkerRecord } from '../worker/record';
 
 /** A failure to remediate, as the sentry carries it until its action is granted. */
 export type Remedy = NonNullable<WorkerRecord['regrant']>;

@@ -1,9 +1,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { Action, actorDeps, type ActionDeps, type Grantor } from '../actions';
+import { Action, actorDeps, type ActionDeps, type Grantor } from '../actions/action';
 import { iso } from '../clock';
-import type { CompiledConfig, CompiledJob } from '../config';
-import type { PublishedConfig } from '../config-reload';
+import type { CompiledConfig, CompiledJob } from '../config/config';
+import type { PublishedConfig } from '../config/reload';
 import type { DaemonBehavior, DaemonContext, DaemonRuntime } from '../daemon-runtime';
 import { errorMessage } from '../errors';
 import type { FailureClass, Target } from '../event-kinds';
@@ -14,25 +14,25 @@ import { DAEMON_STATE_FILES, type Incident } from '../state-files';
 import { countTasks, setTaskStatus, tasksWithStatus } from '../task-queue';
 import { classifyExit, type RuleAction } from './classify';
 import { detectLive, looksHealthy } from './detect';
-import { readTail } from './observe';
+import { readTail } from '../worker/read';
 import { artifactPaths, observeFiles, sampleUsage } from './worker-observer';
 import { onFailure, onHealthy } from './restart-budget';
-import { pendingCommands } from './commands';
+import { pendingCommands } from '../worker/requests';
 import { raiseEscalation, resolvedEscalations } from '../escalations';
-import { readExit, readKillReason, workerDir, type ExitRecord } from './worker-files';
+import { readExit, readKillReason, workerDir, type ExitRecord } from '../worker/files';
 import { readWorkerPid } from './worker-pid';
 import { plateaued } from './plateau';
-import { LIVE_STATUSES, pm2NameOf, SentryBodySchema, shimAlive, toView, WORKER_MOVES, workerAlive, workerIdentity, type WorkerRecord } from './worker-record';
+import { LIVE_STATUSES, pm2NameOf, SentryBodySchema, shimAlive, toView, WORKER_MOVES, workerAlive, workerIdentity, type WorkerRecord } from '../worker/record';
 import { IncidentBook } from './incidents';
 import { adoptFromDisk } from './adopt';
-import { FieldLoops } from './field-loops';
+import { WorkChecks } from './work-checks';
 import { LaneFiller } from './lane-filler';
 import { writeLastFailure } from './last-failure';
 import { taskResult } from './task-result';
 import { reconfigureSentry, seedQueue } from './reconfigure';
 import { taskWorkerId } from '../worker-ids';
 import type { SentryHost } from './sentry-host';
-import { WorkerCommands } from './worker-commands';
+import { WorkerCommands } from './apply-requests';
 
 // worker-sentry: owns the worker lifecycle. Each tick it observes every live
 // worker (exit file, pid, usage, progress, log, artifacts), classifies what
@@ -50,7 +50,7 @@ export class WorkerSentry implements DaemonBehavior, SentryHost {
   readonly carried: Record<string, { attempt: number; restarts: number }> = {};
   private readonly filler: LaneFiller;
   private readonly commands = new WorkerCommands(this);
-  private readonly loops = new FieldLoops(this);
+  private readonly loops = new WorkChecks(this);
   private lastEscalationSeq = 0;
   private kernelOomKills: number | null = cgroupOomKills();
   private stopping = new Set<string>();

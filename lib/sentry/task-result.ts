@@ -1,8 +1,8 @@
-import type { CompiledConfig, CompiledJob } from '../config';
-import { readProgressFields } from '../progress-fields';
-import { progressFileFor } from './launcher';
-import { readProgress } from './observe';
-import type { WorkerRecord } from './worker-record';
+import type { CompiledConfig, CompiledJob } from '../config/config';
+import { readProgressFields } from '../worker/progress-fields';
+import { progressFileFor } from '../worker/files';
+import { readProgress } from '../worker/read';
+import type { WorkerRecord } from '../worker/record';
 
 // A task's result, as its worker last reported it: the final metric and the
 // best, read from the progress JSON when the task completes (the last write

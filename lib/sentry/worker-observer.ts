@@ -1,11 +1,11 @@
 import path from 'node:path';
-import { interpolate, type CompiledConfig, type CompiledJob } from '../config';
+import { interpolate, type CompiledConfig, type CompiledJob } from '../config/config';
 import { CLOCK_TICKS_PER_S, type TreeUsageSampler } from '../proc';
-import { progressFileFor } from './launcher';
-import { exists, fileSize, readProgress, scanForMarker } from './observe';
-import { readProgressFields } from '../progress-fields';
+import { progressFileFor } from '../worker/files';
+import { exists, fileSize, readProgress, scanForMarker } from '../worker/read';
+import { readProgressFields } from '../worker/progress-fields';
 import { trackMetric } from './plateau';
-import type { WorkerRecord } from './worker-record';
+import type { WorkerRecord } from '../worker/record';
 
 // What the sentry learns about a live worker each tick, written into its
 // record: usage of its process tree, progress, log growth, the startup

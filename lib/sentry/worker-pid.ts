@@ -1,6 +1,6 @@
 import { vouchForWorker } from '../process-identity';
-import { readPid } from './worker-files';
-import type { WorkerRecord } from './worker-record';
+import { readPid } from '../worker/files';
+import type { WorkerRecord } from '../worker/record';
 
 // The pid a worker's shim reported in pid.json, believed only as far as the
 // kernel confirms it (lib/process-identity.ts): the worker can write that

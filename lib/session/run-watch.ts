@@ -1,8 +1,8 @@
-import { Action, type ActionDeps } from '../actions';
+import { Action, type ActionDeps } from '../actions/action';
 import { iso } from '../clock';
 import type { DaemonContext } from '../daemon-runtime';
 import { formatAge } from '../duration';
-import { requestLaneFill } from '../sentry/commands';
+import { requestLaneFill } from '../worker/requests';
 import type { Snapshot } from '../snapshot';
 import { queuedTasks } from '../task-queue';
 import { stepEpisode, type Episode } from './run-episode';

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { z } from 'zod';
-import { actorDeps, type Grantor } from '../actions';
+import { actorDeps, type Grantor } from '../actions/action';
 import { appendLine } from '../atomic-file';
 import { iso } from '../clock';
 import type { DaemonBehavior, DaemonContext, DaemonRuntime } from '../daemon-runtime';

@@ -1,11 +1,11 @@
 import { watch, type FSWatcher } from 'chokidar';
 import { iso } from '../clock';
-import { reloadConfig } from '../config-reload';
+import { reloadConfig } from '../config/reload';
 import type { DaemonContext } from '../daemon-runtime';
 import { errorMessage } from '../errors';
 
 // The watchdog's watch on the config file: an edit is a `swarmctl reload`
-// (lib/config-reload.ts) once the write has finished, as chokidar's
+// (lib/config/reload.ts) once the write has finished, as chokidar's
 // awaitWriteFinish judges it: the size has not changed for a moment. An
 // editor's save by rename counts as well.
 

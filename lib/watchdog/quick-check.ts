@@ -1,6 +1,6 @@
 import path from 'node:path';
 import os from 'node:os';
-import { PACKAGE_ROOT } from '../config';
+import { PACKAGE_ROOT } from '../config/config';
 import { spawnBounded, type BoundedResult, type BoundedRun } from '../spawn-bounded';
 
 // Runs quick-check-child.js beside the watchdog's ticks: one check at a

@@ -1,12 +1,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { Action, actorDeps, type ActionDeps } from '../actions';
+import { Action, actorDeps, type ActionDeps } from '../actions/action';
 import type { DaemonBehavior, DaemonContext } from '../daemon-runtime';
 import { daemonRepairFor, type DaemonRepair } from '../daemon-repair';
 import { DB_FILE } from '../db';
 import { errorMessage } from '../errors';
 import type { DaemonName } from '../event-kinds';
-import type { Grantor } from '../actions';
+import type { Grantor } from '../actions/action';
 import type { AppInfo, ProcessManager } from '../process-manager';
 import { buildSnapshot, daemonView } from '../snapshot';
 import { readStateFile } from '../state-store';

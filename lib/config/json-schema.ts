@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ConfigSchema } from './config-schema';
+import { ConfigSchema } from './schema';
 
 // docs/swarm.config.schema.json is generated from the zod schema, so the two
 // cannot drift; a test compares the committed file with this output.

@@ -1,4 +1,4 @@
-import type { Db } from './db';
+import type { Db } from '../db';
 
 // One actor per target: before acting on `worker:x`, an actor takes the lease
 // on it in SQLite. Leases expire, so a holder that died frees its targets.

@@ -1,11 +1,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { configVersion, loadConfigText, readConfigText, type CompiledConfig } from './config';
-import { ConfigSchema } from './config-schema';
-import { DB_FILE, openDb, type Db } from './db';
-import { ConfigError } from './errors';
-import type { EventLog } from './event-log';
-import { getControl, setControl } from './run-registry';
+import { ConfigSchema } from './schema';
+import { DB_FILE, openDb, type Db } from '../db';
+import { ConfigError } from '../errors';
+import type { EventLog } from '../event-log';
+import { getControl, setControl } from '../run-registry';
 
 // Changing the config without stopping the work, as `nginx -s reload` or
 // `systemctl reload`: the new file is validated first, and only a good one

@@ -1,8 +1,8 @@
-import type { Grantor } from '../actions';
+import type { Grantor } from './action';
 import type { Clock } from '../clock';
-import type { CompiledConfig } from '../config';
+import type { CompiledConfig } from '../config/config';
 import type { Db } from '../db';
-import { SqliteLeaseStore } from '../leases';
+import { SqliteLeaseStore } from './leases';
 import { isPaused } from '../run-registry';
 import { ConsensusGrantor } from './consensus-grantor';
 

@@ -1,8 +1,8 @@
-import { LocalGrantor, type Decision, type Grantor, type Proposal } from '../actions';
+import { LocalGrantor, type Decision, type Grantor, type Proposal } from './action';
 import type { Clock } from '../clock';
 import type { Db } from '../db';
 import type { EventSource, Target } from '../event-kinds';
-import type { LeaseStore } from '../leases';
+import type { LeaseStore } from './leases';
 import { decideProposal, getProposal, insertProposal } from './proposals';
 import { ringDoorbell } from './doorbell';
 

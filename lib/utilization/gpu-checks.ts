@@ -1,6 +1,6 @@
 import type { GpuReading } from '../nvidia-smi';
 import { processTree } from '../proc';
-import type { WorkerRecord } from '../sentry/worker-record';
+import type { WorkerRecord } from '../worker/record';
 
 // Work on the wrong device ruins a run for hours:
 //   gpu_fallback            — a GPU-lane worker holds no context on its GPUs

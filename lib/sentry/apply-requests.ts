@@ -1,11 +1,11 @@
-import { Action } from '../actions';
+import { Action } from '../actions/action';
 import { iso } from '../clock';
 import type { DaemonContext } from '../daemon-runtime';
 import { isAlive } from '../proc';
 import { setTaskStatus } from '../task-queue';
-import type { ManualCommand } from './commands';
+import type { ManualCommand } from '../worker/requests';
 import type { SentryHost } from './sentry-host';
-import { WORKER_MOVES, type WorkerRecord } from './worker-record';
+import { WORKER_MOVES, type WorkerRecord } from '../worker/record';
 
 // Commands other actors hand worker-sentry, which alone touches worker
 // processes: restart, stop and requeue from swarmctl, and util-controller's

@@ -1,10 +1,10 @@
 import { z } from 'zod';
-import { parseBytes, parseDurationMs } from './duration';
-import { FAILURE_CLASSES } from './event-kinds';
-import { BASE_ENV_NAMES, PASSTHROUGH_PATTERN } from './worker-env';
-import { cronProblem, timezoneProblem } from './schedules/cron-schedule';
-import { findCycle } from './task-queue';
-import { taskWorkerId, workerIdClash, workerIdOwners } from './worker-ids';
+import { parseBytes, parseDurationMs } from '../duration';
+import { FAILURE_CLASSES } from '../event-kinds';
+import { BASE_ENV_NAMES, PASSTHROUGH_PATTERN } from '../worker-env';
+import { cronProblem, timezoneProblem } from '../schedules/cron-schedule';
+import { findCycle } from '../task-queue';
+import { taskWorkerId, workerIdClash, workerIdOwners } from '../worker-ids';
 
 // The raw shape of swarm.config.json, exactly as a user writes it. Defaults
 // live here; compiling to milliseconds and absolute paths is config.ts's job.

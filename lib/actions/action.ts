@@ -1,8 +1,8 @@
-import type { ActionType, EventSource, Target } from './event-kinds';
-import type { EventLog } from './event-log';
-import { Lifecycle } from './lifecycle';
+import type { ActionType, EventSource, Target } from '../event-kinds';
+import type { EventLog } from '../event-log';
+import { Lifecycle } from '../lifecycle';
 import type { LeaseStore } from './leases';
-import type { Logger } from './logger';
+import type { Logger } from '../logger';
 
 // Every remediation goes through one lifecycle, each step an event:
 //   proposed -> granted | denied;  granted -> started -> verified | failed.

@@ -1,6 +1,6 @@
 import { splitSecrets, workerEnv } from '../worker-env';
 import { iso } from '../clock';
-import { interpolate, type CompiledJob } from '../config';
+import { interpolate, type CompiledJob } from '../config/config';
 import type { DaemonContext } from '../daemon-runtime';
 import type { Target } from '../event-kinds';
 import { isStopped, processTree } from '../proc';
@@ -10,14 +10,14 @@ import { taskResult } from './task-result';
 import { converged } from './plateau';
 import { readCmdline } from '../proc';
 import { runVerify, type VerifyResult } from './verify-guard';
-import { readSpec, workerDir } from './worker-files';
-import type { WorkerRecord } from './worker-record';
+import { readSpec, workerDir } from '../worker/files';
+import type { WorkerRecord } from '../worker/record';
 
 // The loops users once ran by hand around their jobs, as worker-sentry runs
 // them: a task's own validation after it says done, freeing a lock that a
 // stale worker of ours holds, and what to do when a metric stops improving.
 
-export class FieldLoops {
+export class WorkChecks {
   constructor(private readonly host: SentryHost) {}
 
   private readonly verifications = new Map<string, Promise<VerifyResult>>();

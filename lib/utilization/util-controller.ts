@@ -1,10 +1,10 @@
-import { Action, actorDeps, type ActionDeps, type Grantor } from '../actions';
+import { Action, actorDeps, type ActionDeps, type Grantor } from '../actions/action';
 import type { DaemonBehavior, DaemonContext } from '../daemon-runtime';
 import { errorMessage } from '../errors';
 import { CpuLoadMeter, memoryUsedPct } from '../machine-load';
 import { probeGpus, type GpuProbe } from '../nvidia-smi';
-import { requestCommand, requestLaneFill } from '../sentry/commands';
-import { ACTIVE_STATUSES, LIVE_STATUSES, SentryBodySchema, type WorkerRecord } from '../sentry/worker-record';
+import { requestCommand, requestLaneFill } from '../worker/requests';
+import { ACTIVE_STATUSES, LIVE_STATUSES, SentryBodySchema, type WorkerRecord } from '../worker/record';
 import { DAEMON_STATE_FILES } from '../state-files';
 import { queuedTasks } from '../task-queue';
 import { checkGpuBinding } from './gpu-checks';

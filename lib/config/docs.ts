@@ -1,7 +1,7 @@
-import { BASE_ENV_NAMES } from './worker-env';
-import { BYTES_PATTERN, DURATION_PATTERN, NAME_PATTERN } from './config-schema';
-import { configJsonSchemaObject } from './config-json-schema';
-import { FAILURE_CLASSES } from './event-kinds';
+import { BASE_ENV_NAMES } from '../worker-env';
+import { BYTES_PATTERN, DURATION_PATTERN, NAME_PATTERN } from './schema';
+import { configJsonSchemaObject } from './json-schema';
+import { FAILURE_CLASSES } from '../event-kinds';
 
 // docs/config.md is generated from the zod schema (through its JSON Schema),
 // so the reference cannot drift from what the loader accepts: every field,
@@ -101,7 +101,7 @@ export function configMarkdown(): string {
   return [
     '# Config reference',
     '',
-    '<!-- Generated from lib/config-schema.ts by `npm run gen:docs`; a test fails when it is stale. -->',
+    '<!-- Generated from lib/config/schema.ts by `npm run gen:docs`; a test fails when it is stale. -->',
     '',
     'Swarm reads one JSON file: `--config PATH`, else `$SWARM_CONFIG`, else `./swarm.config.json`, else the',
     'embedded demo (`examples/demo/swarm.config.json`). The JSON Schema is `docs/swarm.config.schema.json`;',

@@ -1,11 +1,11 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { ConfigError } from './errors';
-import { ConfigSchema, queueEntryId, MIN_TICK_MS, NAME_PATTERN, type ParsedConfig, type ParsedJob } from './config-schema';
-import { parseBytes, parseDurationMs } from './duration';
-import type { FailureClass } from './event-kinds';
-import { PACKAGE_ROOT } from './package-root';
+import { ConfigError } from '../errors';
+import { ConfigSchema, queueEntryId, MIN_TICK_MS, NAME_PATTERN, type ParsedConfig, type ParsedJob } from './schema';
+import { parseBytes, parseDurationMs } from '../duration';
+import type { FailureClass } from '../event-kinds';
+import { PACKAGE_ROOT } from '../package-root';
 
 export { PACKAGE_ROOT };
 export const DEMO_CONFIG = path.join(PACKAGE_ROOT, 'examples', 'demo', 'swarm.config.json');

@@ -1,7 +1,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
+import { interpolate, type CompiledConfig, type CompiledJob } from '../config/config';
 import { readStateFile } from '../state-store';
+import type { WorkerRecord } from './record';
 
 // Each worker has a folder in <stateDir>/workers/<id>/, written by the shim
 // (pid.json, exit.json, output.log) and the sentry (spec.json). The files
@@ -88,4 +90,10 @@ export function listWorkerDirs(stateDir: string): string[] {
   } catch {
     return [];
   }
+}
+
+/** The progress file a worker writes: its job's progress.path, or progress.json in its checkpoint folder. */
+export function progressFileFor(config: CompiledConfig, job: CompiledJob, w: Pick<WorkerRecord, 'id' | 'taskId' | 'attempt'>): string {
+  const vars = { taskId: w.taskId ?? '', workerId: w.id, attempt: w.attempt };
+  return job.progress?.pathTemplate ? interpolate(job.progress.pathTemplate, vars) : path.join(checkpointDir(config.stateDir, w.id), 'progress.json');
 }

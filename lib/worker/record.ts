@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { iso } from '../clock';
 import { isAlive } from '../proc';
 import { stillRuns, type ProcessIdentity } from '../process-identity';
-import { describeProgress, etaMs, ProgressFieldsSchema } from '../progress-fields';
+import { describeProgress, etaMs, ProgressFieldsSchema } from './progress-fields';
 import { WORKER_STATUSES, type WorkerStatus, type WorkerView } from '../state-files';
 
 // The sentry's record of one worker slot (a replica or a task), persisted in

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { formatAge } from './duration';
+import { formatAge } from '../duration';
 
 // What a worker may say about its progress, beyond "I moved": optional
 // fields of its progress JSON, as the checkpoint watcher showed them
