@@ -1,8 +1,13 @@
 import { ECOSYSTEM } from './config/config';
 import { DAEMON_NAMES, type DaemonName } from './event-kinds';
 
+/** The names of the apps ecosystem.config.js starts, loaded as PM2 loads it: require() by path. */
+export function ecosystemAppNames(): string[] {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return (require(ECOSYSTEM) as { apps: { name: string }[] }).apps.map((a) => a.name);
+}
+
 /** The daemons ecosystem.config.js starts: the ones that exist. */
 export function ecosystemDaemons(): DaemonName[] {
-  const apps = (require(ECOSYSTEM) as { apps: { name: string }[] }).apps;
-  return apps.map((a) => a.name).filter((n): n is DaemonName => (DAEMON_NAMES as readonly string[]).includes(n));
+  return ecosystemAppNames().filter((n): n is DaemonName => (DAEMON_NAMES as readonly string[]).includes(n));
 }

@@ -8,6 +8,7 @@ import type { GlobalOptions } from './cli-context';
 // what scripts and agents call in a loop, and its time is mostly Node
 // loading modules, so it must not pay for the others (PM2's client alone
 // costs ~150 ms).
+/* eslint-disable @typescript-eslint/no-require-imports -- loaded on use, as said above */
 const cli = {
   events: () => require('./events') as typeof import('./events'),
   manual: () => require('./manual') as typeof import('./manual'),
@@ -19,6 +20,7 @@ const cli = {
   results: () => require('./results') as typeof import('./results'),
   report: () => require('./report') as typeof import('./report'),
 };
+/* eslint-enable @typescript-eslint/no-require-imports */
 
 /** Exit codes, as docs/cli.md lists them. */
 export { EXIT } from './exit-codes';

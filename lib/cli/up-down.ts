@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { ECOSYSTEM } from '../config/config';
+import { ecosystemAppNames } from '../ecosystem';
 import { createLogger } from '../logger';
 import { Pm2ProcessManager } from '../process-manager';
 import { PROJECTION_FILE } from '../projection';
@@ -21,7 +22,7 @@ export async function upCommand(opts: GlobalOptions): Promise<number> {
   if (locked) return refuse(locked);
   const pm = new Pm2ProcessManager(createLogger('swarmctl', 'warn'));
   try {
-    const names = (require(ECOSYSTEM) as { apps: { name: string }[] }).apps.map((a) => a.name);
+    const names = ecosystemAppNames();
     const before = await pm.list();
     const other = before.find((a) => names.includes(a.name) && a.configFile !== null && a.configFile !== cfg.file);
     if (other) {
@@ -75,7 +76,7 @@ export async function downCommand(opts: GlobalOptions): Promise<number> {
   writer.close();
   const pm = new Pm2ProcessManager(createLogger('swarmctl', 'warn'));
   try {
-    const names = (require(ECOSYSTEM) as { apps: { name: string }[] }).apps.map((a) => a.name);
+    const names = ecosystemAppNames();
     const apps = await pm.list();
     const removed: string[] = [];
     // Daemons first, so the sentry does not relaunch the workers we remove.
