@@ -25,7 +25,14 @@ if (problem) {
 }
 
 // Order matters for `swarmctl down`: the watchers go first.
-const DAEMONS = ['watchdog', 'hang-guard', 'orchestrator-consensus', 'util-controller', 'worker-sentry', 'session-state-manager'];
+const DAEMONS = [
+  'watchdog',
+  'hang-guard',
+  'orchestrator-consensus',
+  'util-controller',
+  'worker-sentry',
+  'session-state-manager',
+];
 const DAEMON_NODE_ARGS = (process.env.SWARM_DAEMON_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
 // PM2 holds this environment and shows it to `pm2 env` and `pm2 jlist`: no secret-named variable goes in.
 // Those the config asks for go to the state folder's secrets.json, 0600, where the daemons read them.
@@ -61,7 +68,14 @@ module.exports = {
       // feedback cost ~5 MiB each; measured, idle CPU did not rise with it.
       // SWARM_DAEMON_NODE_ARGS adds Node flags for a look inside, e.g.
       // "--cpu-prof --cpu-prof-dir=/tmp/prof" (docs/PERFORMANCE.md).
-      interpreter_args: [entry.compiled ? '' : '--import tsx', '--max-semi-space-size=1', '--no-opt', ...DAEMON_NODE_ARGS].join(' ').trim(),
+      interpreter_args: [
+        entry.compiled ? '' : '--import tsx',
+        '--max-semi-space-size=1',
+        '--no-opt',
+        ...DAEMON_NODE_ARGS,
+      ]
+        .join(' ')
+        .trim(),
       cwd: root,
       exec_mode: 'fork',
       autorestart: true,

@@ -43,14 +43,29 @@ export async function swarmLatency(repeats: number): Promise<Sampled[]> {
     consensus: { breaker: { failures: 1000 } },
     lanes: { cpu: { kind: 'cpu', slots: 4, fill: 'slots' } },
     jobs: {
-      crashy: optimizerJob(['--trials', '1000000'], { progress: { staleAfter: '3s' }, restart: { delay: '100ms', budget: 1000 }, stagnationAfter: 1000 }),
-      hangy: optimizerJob(['--trials', '1000000'], { progress: { staleAfter: '3s' }, restart: { delay: '100ms', budget: 1000 }, stagnationAfter: 1000 }),
-      slow: optimizerJob(['--trials', '1000000', '--slow-start-ms', '600000', '--fault-attempts', '0'], { startup: { marker: 'optimizer ready', within: '2s' }, restart: { delay: '100ms', maxDelay: '100ms', budget: 1000 }, stagnationAfter: 1000 }),
+      crashy: optimizerJob(['--trials', '1000000'], {
+        progress: { staleAfter: '3s' },
+        restart: { delay: '100ms', budget: 1000 },
+        stagnationAfter: 1000,
+      }),
+      hangy: optimizerJob(['--trials', '1000000'], {
+        progress: { staleAfter: '3s' },
+        restart: { delay: '100ms', budget: 1000 },
+        stagnationAfter: 1000,
+      }),
+      slow: optimizerJob(['--trials', '1000000', '--slow-start-ms', '600000', '--fault-attempts', '0'], {
+        startup: { marker: 'optimizer ready', within: '2s' },
+        restart: { delay: '100ms', maxDelay: '100ms', budget: 1000 },
+        stagnationAfter: 1000,
+      }),
     },
     // The slow starter is submitted only after the crash and hang figures: it is restarted
     // every few seconds, and an exit that lands while the sentry is ending another worker
     // waits for that (~100 ms), which is a different figure from detection itself.
-    queue: [{ job: 'crashy', id: 'c' }, { job: 'hangy', id: 'h' }],
+    queue: [
+      { job: 'crashy', id: 'c' },
+      { job: 'hangy', id: 'h' },
+    ],
   });
   const crash: number[] = [];
   const recovery: number[] = [];
@@ -78,12 +93,19 @@ export async function swarmLatency(repeats: number): Promise<Sampled[]> {
     if (swarm.ctl('submit', 'slow', '--id', 's').status !== 0) throw new Error('cannot submit the slow starter');
     await swarm.waitEvent('worker.launched', 'worker:slow-s');
     const launches = swarm.events({ kind: 'worker.launched', target: 'worker:slow-s' });
-    const misses = await waitFor('startup misses', () => {
-      const m = swarm.events({ kind: 'detect.startup_gate_missed', target: 'worker:slow-s' });
-      return m.length >= Math.min(repeats, 3) ? m : null;
-    }, 120_000, 500);
+    const misses = await waitFor(
+      'startup misses',
+      () => {
+        const m = swarm.events({ kind: 'detect.startup_gate_missed', target: 'worker:slow-s' });
+        return m.length >= Math.min(repeats, 3) ? m : null;
+      },
+      120_000,
+      500,
+    );
     for (const m of misses) {
-      const launch = [...swarm.events({ kind: 'worker.launched', target: 'worker:slow-s' }), ...launches].filter((l) => l.data.attempt === m.data.attempt)[0];
+      const launch = [...swarm.events({ kind: 'worker.launched', target: 'worker:slow-s' }), ...launches].filter(
+        (l) => l.data.attempt === m.data.attempt,
+      )[0];
       if (launch) startup.push(ts(m.ts) - ts(launch.ts) - 2000);
     }
   } finally {
@@ -91,7 +113,12 @@ export async function swarmLatency(repeats: number): Promise<Sampled[]> {
   }
   return [
     { name: 'crash detection (kill -9 to detect.worker_crashed)', unit: 'ms', runs: crash },
-    { name: 'hang detection past the threshold (SIGSTOP; progress age minus staleAfter)', unit: 'ms', runs: hang, note: 'tick 1s' },
+    {
+      name: 'hang detection past the threshold (SIGSTOP; progress age minus staleAfter)',
+      unit: 'ms',
+      runs: hang,
+      note: 'tick 1s',
+    },
     { name: 'missed startup marker, detection past the gate', unit: 'ms', runs: startup, note: 'tick 1s' },
     { name: 'time to verified recovery after a crash', unit: 'ms', runs: recovery },
   ];
@@ -109,7 +136,12 @@ export async function controlPlaneCost(workers: number, sampleMs: number): Promi
   try {
     swarm.up();
     // Launches go through PM2 one at a time: on two cores, 100 take minutes.
-    await waitFor('workers up', () => swarm.query().workers.filter((w) => w.status === 'running').length >= workers, Math.max(120_000, workers * 6000), 1000);
+    await waitFor(
+      'workers up',
+      () => swarm.query().workers.filter((w) => w.status === 'running').length >= workers,
+      Math.max(120_000, workers * 6000),
+      1000,
+    );
     // Idle means steady: every daemon online and past its first WARM_TICKS ticks since the
     // last launch, so start-up work (module compilation, first reads) is not sampled.
     const ticksAt = (name: DaemonName): number => {
@@ -117,11 +149,23 @@ export async function controlPlaneCost(workers: number, sampleMs: number): Promi
       return r.ok ? r.value.ticks : 0;
     };
     const base = new Map(DAEMON_NAMES.map((n) => [n, ticksAt(n)]));
-    const daemons = await waitFor('daemons online and warm', () => {
-      const ds = swarm.query().daemons;
-      const warm = ds.length === DAEMON_NAMES.length && ds.every((d) => d.status === 'online' && d.pid !== null && ticksAt(d.name as DaemonName) >= (base.get(d.name as DaemonName) ?? 0) + WARM_TICKS);
-      return warm ? ds : null;
-    }, 120_000, 500);
+    const daemons = await waitFor(
+      'daemons online and warm',
+      () => {
+        const ds = swarm.query().daemons;
+        const warm =
+          ds.length === DAEMON_NAMES.length &&
+          ds.every(
+            (d) =>
+              d.status === 'online' &&
+              d.pid !== null &&
+              ticksAt(d.name as DaemonName) >= (base.get(d.name as DaemonName) ?? 0) + WARM_TICKS,
+          );
+        return warm ? ds : null;
+      },
+      120_000,
+      500,
+    );
     const first = new Map(daemons.map((d) => [d.name, readProcStat(d.pid as number)]));
     const t0 = Date.now();
     await new Promise((r) => setTimeout(r, sampleMs));
@@ -140,9 +184,24 @@ export async function controlPlaneCost(workers: number, sampleMs: number): Promi
     }
     const note = `runs in order: ${daemons.map((d) => d.name).join(', ')}`;
     return [
-      { name: `control plane CPU per daemon, idle, ${workers} workers (% of a core; one run per daemon)`, unit: '%', runs: cpu, note },
-      { name: `control plane RSS per daemon, idle, ${workers} workers (one run per daemon)`, unit: 'MiB', runs: rss, note },
-      { name: `control plane PSS per daemon, idle, ${workers} workers (shared pages divided among processes; one run per daemon)`, unit: 'MiB', runs: pss, note },
+      {
+        name: `control plane CPU per daemon, idle, ${workers} workers (% of a core; one run per daemon)`,
+        unit: '%',
+        runs: cpu,
+        note,
+      },
+      {
+        name: `control plane RSS per daemon, idle, ${workers} workers (one run per daemon)`,
+        unit: 'MiB',
+        runs: rss,
+        note,
+      },
+      {
+        name: `control plane PSS per daemon, idle, ${workers} workers (shared pages divided among processes; one run per daemon)`,
+        unit: 'MiB',
+        runs: pss,
+        note,
+      },
     ];
   } finally {
     swarm.teardown();
@@ -163,7 +222,15 @@ export async function pm2Baseline(repeats: number, hangWaitMs: number): Promise<
       const pid = await waitFor('pm2 pid', () => pidOf('w'), 30_000, 50);
       const t0 = Date.now();
       process.kill(pid, 'SIGKILL');
-      await waitFor('pm2 restart', () => { const p = pidOf('w'); return p && p !== pid ? p : 0; }, 60_000, 20);
+      await waitFor(
+        'pm2 restart',
+        () => {
+          const p = pidOf('w');
+          return p && p !== pid ? p : 0;
+        },
+        60_000,
+        20,
+      );
       back.push(Date.now() - t0);
     }
     const pid = await waitFor('pm2 pid', () => pidOf('w'), 30_000, 50);
@@ -173,7 +240,12 @@ export async function pm2Baseline(repeats: number, hangWaitMs: number): Promise<
     process.kill(pid, 'SIGCONT');
     return [
       { name: 'PM2 alone: kill -9 to a new pid (restart, no detection event)', unit: 'ms', runs: back },
-      { name: `PM2 alone: SIGSTOPped worker noticed within ${hangWaitMs / 1000}s`, unit: 'noticed', runs: [noticed ? 1 : 0], note: noticed ? 'noticed' : 'never noticed: PM2 keeps a hung process "online"' },
+      {
+        name: `PM2 alone: SIGSTOPped worker noticed within ${hangWaitMs / 1000}s`,
+        unit: 'noticed',
+        runs: [noticed ? 1 : 0],
+        note: noticed ? 'noticed' : 'never noticed: PM2 keeps a hung process "online"',
+      },
     ];
   } finally {
     pm2('kill');

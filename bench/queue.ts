@@ -39,7 +39,11 @@ function slotGaps(events: StoredEvent[], slots: number): number[] {
 }
 
 /** Drains `tasks` sleeps of `taskMs` on a 2-slot lane filled by `fill`; returns the figures of one run. */
-async function drainOnce(fill: 'utilization' | 'slots', tasks: number, taskMs: number): Promise<{ spanMs: number; perSecond: number; gaps: number[]; peak: number }> {
+async function drainOnce(
+  fill: 'utilization' | 'slots',
+  tasks: number,
+  taskMs: number,
+): Promise<{ spanMs: number; perSecond: number; gaps: number[]; peak: number }> {
   const swarm = new TestSwarm({
     name: 'bench-drain',
     lanes: { cpu: { kind: 'cpu', slots: 2, fill } },
@@ -48,7 +52,12 @@ async function drainOnce(fill: 'utilization' | 'slots', tasks: number, taskMs: n
   });
   try {
     swarm.up();
-    await waitFor('the queue drained', () => swarm.events({ kind: 'task.completed' }).length === tasks || null, 180_000, 250);
+    await waitFor(
+      'the queue drained',
+      () => swarm.events({ kind: 'task.completed' }).length === tasks || null,
+      180_000,
+      250,
+    );
     const events = swarm.events().filter((e) => e.kind === 'task.started' || e.kind === 'task.completed');
     const first = events.find((e) => e.kind === 'task.started');
     const last = events.filter((e) => e.kind === 'task.completed').at(-1);
@@ -81,10 +90,29 @@ export async function queueDrain(repeats: number): Promise<Sampled[]> {
       peaks.push(r.peak);
     }
     const note = `most at once: ${Math.max(...peaks)} of 2 slots`;
-    out.push({ name: `queue drain, ${fill} lane: 5 tasks of 1.5 s on 2 slots, first start to last completion`, unit: 'ms', runs: spans, note });
-    out.push({ name: `queue drain, ${fill} lane: tasks per second`, unit: 'tasks/s', runs: rates.map((r) => Math.round(r * 100) / 100) });
-    out.push({ name: `queue drain, ${fill} lane: slot idle between two tasks, p50`, unit: 'ms', runs: [percentile(gaps, 50)], note: `${gaps.length} refills` });
-    out.push({ name: `queue drain, ${fill} lane: slot idle between two tasks, p99`, unit: 'ms', runs: [percentile(gaps, 99)], note: `${gaps.length} refills` });
+    out.push({
+      name: `queue drain, ${fill} lane: 5 tasks of 1.5 s on 2 slots, first start to last completion`,
+      unit: 'ms',
+      runs: spans,
+      note,
+    });
+    out.push({
+      name: `queue drain, ${fill} lane: tasks per second`,
+      unit: 'tasks/s',
+      runs: rates.map((r) => Math.round(r * 100) / 100),
+    });
+    out.push({
+      name: `queue drain, ${fill} lane: slot idle between two tasks, p50`,
+      unit: 'ms',
+      runs: [percentile(gaps, 50)],
+      note: `${gaps.length} refills`,
+    });
+    out.push({
+      name: `queue drain, ${fill} lane: slot idle between two tasks, p99`,
+      unit: 'ms',
+      runs: [percentile(gaps, 99)],
+      note: `${gaps.length} refills`,
+    });
   }
   return out;
 }
@@ -97,7 +125,15 @@ export async function queueDrain(repeats: number): Promise<Sampled[]> {
  */
 export async function queuedToRunningUnderLoad(repeats: number): Promise<Sampled[]> {
   if (missingPackages(['stress-ng']).length > 0 && mayInstall()) installMissing();
-  if (missingPackages(['stress-ng']).length > 0) return [{ name: 'queued → running under stress-ng --cpu 2', unit: 'ms', runs: [], note: 'skipped: stress-ng is not installed (apt-get install stress-ng)' }];
+  if (missingPackages(['stress-ng']).length > 0)
+    return [
+      {
+        name: 'queued → running under stress-ng --cpu 2',
+        unit: 'ms',
+        runs: [],
+        note: 'skipped: stress-ng is not installed (apt-get install stress-ng)',
+      },
+    ];
   const swarm = new TestSwarm({
     name: 'bench-load',
     lanes: { cpu: { kind: 'cpu', slots: 4, fill: 'slots' } },
@@ -107,7 +143,12 @@ export async function queuedToRunningUnderLoad(repeats: number): Promise<Sampled
   const runs: number[] = [];
   try {
     swarm.up();
-    await waitFor('every daemon online', () => swarm.query().daemons.every((d) => d.status === 'online') || null, 120_000, 500);
+    await waitFor(
+      'every daemon online',
+      () => swarm.query().daemons.every((d) => d.status === 'online') || null,
+      120_000,
+      500,
+    );
     for (let i = 1; i <= repeats; i++) {
       const id = `load${i}`;
       if (swarm.ctl('submit', 'nap', '--id', id).status !== 0) throw new Error(`cannot submit ${id}`);

@@ -16,7 +16,10 @@ const OUT = path.join(ROOT, 'bench', 'out');
 const quick = process.argv.includes('--quick');
 const full = process.argv.includes('--full');
 // --only=appends,query,latency,baseline,control,queue runs just those sections.
-const only = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length).split(',');
+const only = process.argv
+  .find((a) => a.startsWith('--only='))
+  ?.slice('--only='.length)
+  .split(',');
 const runs = (section: string): boolean => !only || only.includes(section);
 const SWARMCTL = path.join(ROOT, 'scripts', 'swarmctl');
 const WRITER = path.join(ROOT, 'test', 'helpers', 'append-writer.ts');
@@ -47,11 +50,21 @@ function fillLog(dir: string, count: number): void {
   const db = openDb(dir);
   const log = new SqliteEventLog(db, { source: 'worker-sentry', runId: () => 'r-bench', projection: null });
   const batch = 5000;
-  const kinds = ['worker.launched', 'worker.exited', 'detect.progress_stale', 'action.proposed', 'action.verified'] as const;
+  const kinds = [
+    'worker.launched',
+    'worker.exited',
+    'detect.progress_stale',
+    'action.proposed',
+    'action.verified',
+  ] as const;
   for (let i = 0; i < count; i += batch) {
-    log.appendMany(Array.from({ length: Math.min(batch, count - i) }, (_, k) => ({
-      kind: kinds[(i + k) % kinds.length] as (typeof kinds)[number], target: `worker:w${(i + k) % 50}` as const, data: { n: i + k, message: 'bench event' },
-    })));
+    log.appendMany(
+      Array.from({ length: Math.min(batch, count - i) }, (_, k) => ({
+        kind: kinds[(i + k) % kinds.length] as (typeof kinds)[number],
+        target: `worker:w${(i + k) % 50}` as const,
+        data: { n: i + k, message: 'bench event' },
+      })),
+    );
   }
   db.close();
 }
@@ -77,18 +90,29 @@ async function appendRate(writers: number, perWriter: number, batch: number): Pr
   const go = path.join(dir, 'go');
   const ready = path.join(dir, 'ready');
   const spans: { startedAt: number; endedAt: number }[] = [];
-  const done = Promise.all(Array.from({ length: writers }, (_, i) => new Promise<void>((resolve, reject) => {
-    const p = spawn(process.execPath, ['--import', 'tsx', WRITER, dir, String(perWriter), `w${i}`, String(batch)], {
-      stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, SWARM_BENCH_GO: go, SWARM_BENCH_READY: `${ready}-${i}` },
-    });
-    let out = '';
-    p.stdout.on('data', (c: Buffer) => (out += c.toString()));
-    p.on('exit', (code) => {
-      if (code !== 0) return reject(new Error(`writer exited ${code}`));
-      spans.push(JSON.parse(out) as { startedAt: number; endedAt: number });
-      resolve();
-    });
-  })));
+  const done = Promise.all(
+    Array.from(
+      { length: writers },
+      (_, i) =>
+        new Promise<void>((resolve, reject) => {
+          const p = spawn(
+            process.execPath,
+            ['--import', 'tsx', WRITER, dir, String(perWriter), `w${i}`, String(batch)],
+            {
+              stdio: ['ignore', 'pipe', 'inherit'],
+              env: { ...process.env, SWARM_BENCH_GO: go, SWARM_BENCH_READY: `${ready}-${i}` },
+            },
+          );
+          let out = '';
+          p.stdout.on('data', (c: Buffer) => (out += c.toString()));
+          p.on('exit', (code) => {
+            if (code !== 0) return reject(new Error(`writer exited ${code}`));
+            spans.push(JSON.parse(out) as { startedAt: number; endedAt: number });
+            resolve();
+          });
+        }),
+    ),
+  );
   const deadline = Date.now() + 60_000;
   while (Array.from({ length: writers }, (_, i) => fs.existsSync(`${ready}-${i}`)).includes(false)) {
     if (Date.now() > deadline) throw new Error('append writers did not start within 60 s');
@@ -108,16 +132,33 @@ async function main(): Promise<void> {
   for (const n of runs('query') ? sizes : []) {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'swarm-bench-'));
     fillLog(dir, n);
-    figures.push(figure(`swarmctl query --json, ${n.toLocaleString('en')} events (whole process)`, 'ms', queryLatency(dir, 7), n === 1_000_000 ? { op: '<=', value: 200 } : undefined));
+    figures.push(
+      figure(
+        `swarmctl query --json, ${n.toLocaleString('en')} events (whole process)`,
+        'ms',
+        queryLatency(dir, 7),
+        n === 1_000_000 ? { op: '<=', value: 200 } : undefined,
+      ),
+    );
     fs.rmSync(dir, { recursive: true, force: true });
   }
   if (runs('appends')) {
     const rates: number[] = [];
     for (let i = 0; i < 3; i++) rates.push(await appendRate(6, quick ? 5000 : 20_000, 1));
-    figures.push(figure('event appends/s, 6 writing processes, one event per transaction', 'events/s', rates, { op: '>=', value: 20_000 }));
+    figures.push(
+      figure('event appends/s, 6 writing processes, one event per transaction', 'events/s', rates, {
+        op: '>=',
+        value: 20_000,
+      }),
+    );
     const batched: number[] = [];
     for (let i = 0; i < 3; i++) batched.push(await appendRate(6, quick ? 5000 : 20_000, 50));
-    figures.push(figure('event appends/s, 6 writing processes, 50 events per transaction', 'events/s', batched, { op: '>=', value: 20_000 }));
+    figures.push(
+      figure('event appends/s, 6 writing processes, 50 events per transaction', 'events/s', batched, {
+        op: '>=',
+        value: 20_000,
+      }),
+    );
   }
   const target = (name: string): Figure['target'] => {
     if (name.startsWith('crash detection')) return { op: '<=', value: 100 };
@@ -135,25 +176,42 @@ async function main(): Promise<void> {
       const f = figure(x.name, x.unit, x.runs, target(x.name));
       if (perDaemon && f.target) f.met = x.runs.every((r) => r <= (f.target as { value: number }).value);
       if (perDaemon) f.median = Math.max(...x.runs);
-      figures.push({ ...f, ...(x.note ? { note: x.note } : {}), ...(perDaemon ? { statistic: 'max over daemons' } : {}) });
+      figures.push({
+        ...f,
+        ...(x.note ? { note: x.note } : {}),
+        ...(perDaemon ? { statistic: 'max over daemons' } : {}),
+      });
     }
   };
   if (runs('latency')) add(await swarmLatency(quick ? 3 : 5));
   if (runs('queue')) add([...(await queueDrain(quick ? 1 : 3)), ...(await queuedToRunningUnderLoad(quick ? 3 : 5))]);
   if (runs('baseline')) add(await pm2Baseline(quick ? 3 : 5, quick ? 8000 : 20_000));
-  for (const n of !runs('control') ? [] : quick ? [0, 20] : full ? [0, 20, 100] : [0, 20]) add(await controlPlaneCost(n, quick ? 5000 : 15_000));
+  for (const n of !runs('control') ? [] : quick ? [0, 20] : full ? [0, 20, 100] : [0, 20])
+    add(await controlPlaneCost(n, quick ? 5000 : 15_000));
   const report = {
     generatedAt: new Date().toISOString(),
-    machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? 'unknown', memGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version, platform: `${os.platform()} ${os.release()}` },
+    machine: {
+      cpus: os.cpus().length,
+      cpuModel: os.cpus()[0]?.model ?? 'unknown',
+      memGiB: Math.round(os.totalmem() / 2 ** 30),
+      node: process.version,
+      platform: `${os.platform()} ${os.release()}`,
+    },
     command: `npm run bench${quick ? ' -- --quick' : ''}`,
     figures,
   };
   fs.writeFileSync(path.join(OUT, 'report.json'), `${JSON.stringify(report, null, 2)}\n`);
   const md = [
-    `# Swarm benchmark (${report.generatedAt})`, '',
-    `Machine: ${report.machine.cpus} cores (${report.machine.cpuModel}), ${report.machine.memGiB} GiB, Node ${report.machine.node}. Command: \`${report.command}\`.`, '',
-    '| measure | median | runs | target | met |', '| --- | --- | --- | --- | --- |',
-    ...figures.map((f) => `| ${f.name} | ${f.median} ${f.unit}${(f as { statistic?: string }).statistic ? ' (max)' : ''} | ${f.runs.join(', ')} | ${f.target ? `${f.target.op} ${f.target.value}` : '-'} | ${f.met === undefined ? '-' : f.met ? 'yes' : '**no**'} |`),
+    `# Swarm benchmark (${report.generatedAt})`,
+    '',
+    `Machine: ${report.machine.cpus} cores (${report.machine.cpuModel}), ${report.machine.memGiB} GiB, Node ${report.machine.node}. Command: \`${report.command}\`.`,
+    '',
+    '| measure | median | runs | target | met |',
+    '| --- | --- | --- | --- | --- |',
+    ...figures.map(
+      (f) =>
+        `| ${f.name} | ${f.median} ${f.unit}${(f as { statistic?: string }).statistic ? ' (max)' : ''} | ${f.runs.join(', ')} | ${f.target ? `${f.target.op} ${f.target.value}` : '-'} | ${f.met === undefined ? '-' : f.met ? 'yes' : '**no**'} |`,
+    ),
   ].join('\n');
   fs.writeFileSync(path.join(OUT, 'report.md'), `${md}\n`);
   process.stdout.write(`${md}\n\nwrote ${path.join(OUT, 'report.json')}\n`);

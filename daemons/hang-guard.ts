@@ -6,4 +6,7 @@ import { makeGrantor } from '../lib/actions/make-grantor';
 import { HangGuard } from '../lib/hang-guard/hang-guard';
 import { Pm2ProcessManager } from '../lib/process-manager';
 
-runDaemon('hang-guard', (deps) => new HangGuard(new Pm2ProcessManager(deps.logger), (ctx) => makeGrantor(ctx.db, ctx.clock, ctx.config)));
+runDaemon(
+  'hang-guard',
+  (deps) => new HangGuard(new Pm2ProcessManager(deps.logger), (ctx) => makeGrantor(ctx.db, ctx.clock, ctx.config)),
+);

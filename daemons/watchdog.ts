@@ -8,4 +8,12 @@ import { makeGrantor } from '../lib/actions/make-grantor';
 import { Pm2ProcessManager } from '../lib/process-manager';
 import { Watchdog } from '../lib/watchdog/watchdog';
 
-runDaemon('watchdog', (deps) => new Watchdog(new Pm2ProcessManager(deps.logger), (ctx) => makeGrantor(ctx.db, ctx.clock, ctx.config), ecosystemDaemons));
+runDaemon(
+  'watchdog',
+  (deps) =>
+    new Watchdog(
+      new Pm2ProcessManager(deps.logger),
+      (ctx) => makeGrantor(ctx.db, ctx.clock, ctx.config),
+      ecosystemDaemons,
+    ),
+);

@@ -7,6 +7,7 @@ import { makeGrantor } from '../lib/actions/make-grantor';
 import { Pm2ProcessManager } from '../lib/process-manager';
 import { WorkerSentry } from '../lib/sentry/sentry';
 
-runDaemon('worker-sentry', (deps) =>
-  new WorkerSentry(new Pm2ProcessManager(deps.logger), (ctx) => makeGrantor(ctx.db, ctx.clock, ctx.config)),
+runDaemon(
+  'worker-sentry',
+  (deps) => new WorkerSentry(new Pm2ProcessManager(deps.logger), (ctx) => makeGrantor(ctx.db, ctx.clock, ctx.config)),
 );

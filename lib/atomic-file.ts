@@ -43,7 +43,11 @@ export function writeFileAtomic(file: string, content: string | Buffer, opts: Wr
   const durable = opts.durable ?? true;
   const dir = path.dirname(file);
   const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${counter++}.tmp`);
-  const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NOFOLLOW, opts.mode ?? STATE_FILE_MODE);
+  const fd = fs.openSync(
+    tmp,
+    fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NOFOLLOW,
+    opts.mode ?? STATE_FILE_MODE,
+  );
   try {
     writeAll(fd, typeof content === 'string' ? Buffer.from(content) : content);
     if (durable) fs.fsyncSync(fd);

@@ -59,7 +59,13 @@ export function readAnchor(stateDir: string): ChainHead | { error: string } | nu
   if (text === null) return null;
   try {
     const v = JSON.parse(text) as { seq?: unknown; hash?: unknown };
-    if (typeof v.seq === 'number' && Number.isInteger(v.seq) && typeof v.hash === 'string' && /^[0-9a-f]{64}$/.test(v.hash)) return { seq: v.seq, hash: v.hash };
+    if (
+      typeof v.seq === 'number' &&
+      Number.isInteger(v.seq) &&
+      typeof v.hash === 'string' &&
+      /^[0-9a-f]{64}$/.test(v.hash)
+    )
+      return { seq: v.seq, hash: v.hash };
   } catch {
     // Falls through to the error below: an anchor that is not JSON was written by someone else.
   }

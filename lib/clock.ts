@@ -84,7 +84,11 @@ export class AnchoredClock implements Clock {
     }
     const anchorMs = this.anchorMs ?? this.src.wallMs() - this.src.monoMs();
     const tmp = `${file}.${process.pid}.tmp`;
-    const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NOFOLLOW, 0o600);
+    const fd = fs.openSync(
+      tmp,
+      fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NOFOLLOW,
+      0o600,
+    );
     try {
       fs.writeSync(fd, JSON.stringify({ bootId: boot, anchorMs }));
     } finally {
@@ -114,7 +118,9 @@ function readAnchor(file: string): { bootId: string; anchorMs: number } | null {
     const st = fs.lstatSync(file);
     if (!st.isFile() || st.size > 4096) return null;
     const v = JSON.parse(fs.readFileSync(file, 'utf8')) as { bootId?: unknown; anchorMs?: unknown };
-    return typeof v.bootId === 'string' && typeof v.anchorMs === 'number' && Number.isFinite(v.anchorMs) ? { bootId: v.bootId, anchorMs: v.anchorMs } : null;
+    return typeof v.bootId === 'string' && typeof v.anchorMs === 'number' && Number.isFinite(v.anchorMs)
+      ? { bootId: v.bootId, anchorMs: v.anchorMs }
+      : null;
   } catch {
     // Missing or garbage: no anchor to share.
     return null;

@@ -18,7 +18,10 @@ interface DaemonEnvModule {
   inBaseEnv(name: string): boolean;
   passesThrough(name: string, passthrough: readonly string[]): boolean;
   /** The caller's environment split: `env` for PM2 to hold (no secret-named variable), `secrets` for secrets.json. */
-  daemonEnv(caller: NodeJS.ProcessEnv, configFile: string): { env: Record<string, string>; secrets: Record<string, string>; stateDir: string };
+  daemonEnv(
+    caller: NodeJS.ProcessEnv,
+    configFile: string,
+  ): { env: Record<string, string>; secrets: Record<string, string>; stateDir: string };
   /** Adds to the state folder's secrets.json (0600), keeping what an earlier start saved. */
   saveSecrets(stateDir: string, values: Record<string, string>): void;
   loadSecrets(stateDir: string): Record<string, string>;
@@ -28,4 +31,15 @@ interface DaemonEnvModule {
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const mod = require(path.join(PACKAGE_ROOT, 'scripts', 'daemon-env.js')) as DaemonEnvModule;
 
-export const { SECRETS_FILE, BASE_ENV_NAMES, PASSTHROUGH_PATTERN, isSecretName, inBaseEnv, passesThrough, daemonEnv, saveSecrets, loadSecrets, removeSecrets } = mod;
+export const {
+  SECRETS_FILE,
+  BASE_ENV_NAMES,
+  PASSTHROUGH_PATTERN,
+  isSecretName,
+  inBaseEnv,
+  passesThrough,
+  daemonEnv,
+  saveSecrets,
+  loadSecrets,
+  removeSecrets,
+} = mod;

@@ -26,7 +26,11 @@ function claimStateFolder(config: CompiledConfig): void {
   const home = pm2Home();
   const refused = lockRefusal(config.stateDir, home);
   if (refused) throw new StateFolderInUseError(refused);
-  takeLock(config.stateDir, { swarm: config.name, config: config.file, pm2Home: home, pm2Pid: process.ppid }, new Date());
+  takeLock(
+    config.stateDir,
+    { swarm: config.name, config: config.file, pm2Home: home, pm2Pid: process.ppid },
+    new Date(),
+  );
 }
 
 /**
@@ -42,7 +46,10 @@ function startingConfig(file: string, logger: Logger): CompiledConfig {
     if (!(err instanceof ConfigError)) throw err;
     const running = runningConfig(file);
     if (!running) throw err;
-    logger.warn({ file, err: err.message, version: running.version }, 'config file invalid; starting on the config the swarm runs');
+    logger.warn(
+      { file, err: err.message, version: running.version },
+      'config file invalid; starting on the config the swarm runs',
+    );
     return running.config;
   }
 }
@@ -59,11 +66,26 @@ export function runDaemon(name: DaemonName, makeBehavior: (deps: RuntimeDeps) =>
     claimStateFolder(config);
     // A key file that is missing, loose or short stops the daemon here, as a bad config does, with the reason.
     const hmacKey = loadHmacKey(config.history.hmacKeyFile);
-    deps = { name, config, db: openDb(config.stateDir), state: new JsonStateStore(config.stateDir), clock: systemClock, logger, hmacKey };
+    deps = {
+      name,
+      config,
+      db: openDb(config.stateDir),
+      state: new JsonStateStore(config.stateDir),
+      clock: systemClock,
+      logger,
+      hmacKey,
+    };
     // Every process of this swarm measures time on one anchor (lib/clock.ts), whatever the wall clock does.
     systemClock.share(config.stateDir);
   } catch (err) {
-    logger.fatal({ err: errorMessage(err) }, err instanceof ConfigError || err instanceof HmacKeyError ? 'invalid config' : err instanceof StateFolderInUseError ? 'state folder in use' : 'cannot start');
+    logger.fatal(
+      { err: errorMessage(err) },
+      err instanceof ConfigError || err instanceof HmacKeyError
+        ? 'invalid config'
+        : err instanceof StateFolderInUseError
+          ? 'state folder in use'
+          : 'cannot start',
+    );
     process.exit(CANNOT_START_EXIT);
   }
   const runtime = new DaemonRuntime(deps, makeBehavior(deps));

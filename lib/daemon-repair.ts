@@ -53,7 +53,13 @@ const VERIFY_WITHIN_MS = 30_000;
 // frozen or silent daemon) asks PM2 at once.
 
 /** `escalate`: a restart cannot help; a person is told instead. */
-export type DaemonFault = { class: 'daemon_missing' | 'daemon_stale'; reason: string; pid: number | null; app: AppInfo | null; escalate?: boolean };
+export type DaemonFault = {
+  class: 'daemon_missing' | 'daemon_stale';
+  reason: string;
+  pid: number | null;
+  app: AppInfo | null;
+  escalate?: boolean;
+};
 
 /** The repair loop for a daemon that watches others, wired to its context. */
 export function daemonRepairFor(
@@ -62,7 +68,13 @@ export function daemonRepairFor(
   actionDeps: () => ActionDeps,
 ): DaemonRepair {
   return new DaemonRepair({
-    config: ctx.config, db: ctx.db, log: ctx.log, pm, clock: ctx.clock, logger: ctx.logger, actionDeps,
+    config: ctx.config,
+    db: ctx.db,
+    log: ctx.log,
+    pm,
+    clock: ctx.clock,
+    logger: ctx.logger,
+    actionDeps,
     startFromEcosystem: (name) => pm.startEcosystem(ECOSYSTEM, name),
   });
 }
@@ -79,15 +91,32 @@ export class DaemonRepair {
     return getControl(this.deps.db, 'swarm.down') === 'true';
   }
 
-  diagnose(name: DaemonName, app: AppInfo | undefined, now: number, view: DaemonView = daemonView(this.deps.config.stateDir, name, now)): DaemonFault | null {
+  diagnose(
+    name: DaemonName,
+    app: AppInfo | undefined,
+    now: number,
+    view: DaemonView = daemonView(this.deps.config.stateDir, name, now),
+  ): DaemonFault | null {
     if (!app) return { class: 'daemon_missing', reason: 'not in PM2', pid: null, app: null };
-    if (app.exitCode === CANNOT_START_EXIT && app.pid === null && app.status !== 'online' && app.status !== 'launching') {
+    if (
+      app.exitCode === CANNOT_START_EXIT &&
+      app.pid === null &&
+      app.status !== 'online' &&
+      app.status !== 'launching'
+    ) {
       // Exit 2 is a daemon that cannot start (a bad config, a key file): restarting it would only
       // crash-loop here instead of under PM2. A person is told once; `swarmctl up` after the fix.
       // (PM2 shows such an app as "waiting restart" when it has a restart delay, but never restarts it.)
-      return { class: 'daemon_missing', reason: `exited ${CANNOT_START_EXIT}: it cannot start (a bad config or key file; see pm2 logs ${name})`, pid: null, app, escalate: true };
+      return {
+        class: 'daemon_missing',
+        reason: `exited ${CANNOT_START_EXIT}: it cannot start (a bad config or key file; see pm2 logs ${name})`,
+        pid: null,
+        app,
+        escalate: true,
+      };
     }
-    if (app.status === 'stopped' || app.status === 'errored') return { class: 'daemon_missing', reason: `PM2 status ${app.status}`, pid: null, app };
+    if (app.status === 'stopped' || app.status === 'errored')
+      return { class: 'daemon_missing', reason: `PM2 status ${app.status}`, pid: null, app };
     if (app.status !== 'online' || app.pid === null) return null;
     // A daemon gets a full staleAfter from when we first saw this pid before it is judged.
     const firstSeen = this.seenAt.get(name);
@@ -97,7 +126,8 @@ export class DaemonRepair {
       return null;
     }
     const staleAfter = this.deps.config.watchdog.staleAfterMs;
-    if (isStopped(app.pid)) return { class: 'daemon_stale', reason: `pid ${app.pid} is stopped (SIGSTOP)`, pid: app.pid, app };
+    if (isStopped(app.pid))
+      return { class: 'daemon_stale', reason: `pid ${app.pid} is stopped (SIGSTOP)`, pid: app.pid, app };
     if (now - firstSeen < staleAfter) return null;
     if (view.status === 'missing') {
       // An unreadable state file is the file's problem first: its owner rewrites it on its next
@@ -105,11 +135,24 @@ export class DaemonRepair {
       const since = this.unreadableSince.get(name) ?? now;
       this.unreadableSince.set(name, since);
       if (now - since < staleAfter) return null;
-      return { class: 'daemon_stale', reason: `state file unreadable for ${Math.round((now - since) / 1000)}s`, pid: app.pid, app };
+      return {
+        class: 'daemon_stale',
+        reason: `state file unreadable for ${Math.round((now - since) / 1000)}s`,
+        pid: app.pid,
+        app,
+      };
     }
     this.unreadableSince.delete(name);
     if (view.pid !== app.pid || view.tickAgeMs === null || view.tickAgeMs > staleAfter) {
-      return { class: 'daemon_stale', reason: view.tickAgeMs === null ? 'no heartbeat' : `no tick for ${Math.round(view.tickAgeMs / 1000)}s (limit ${Math.round(staleAfter / 1000)}s)`, pid: app.pid, app };
+      return {
+        class: 'daemon_stale',
+        reason:
+          view.tickAgeMs === null
+            ? 'no heartbeat'
+            : `no tick for ${Math.round(view.tickAgeMs / 1000)}s (limit ${Math.round(staleAfter / 1000)}s)`,
+        pid: app.pid,
+        app,
+      };
     }
     return null;
   }
@@ -141,10 +184,11 @@ export class DaemonRepair {
   private async apps(views: Map<DaemonName, DaemonView>, now: number): Promise<AppInfo[]> {
     const last = this.listed;
     const reuseForMs = Math.max(this.deps.config.tickMs, this.deps.config.watchdog.staleAfterMs / 2);
-    const allWell = (apps: AppInfo[]) => [...views].every(([name, view]) => {
-      const app = apps.find((a) => a.name === name);
-      return app?.status === 'online' && view.status === 'online' && view.pid === app.pid;
-    });
+    const allWell = (apps: AppInfo[]) =>
+      [...views].every(([name, view]) => {
+        const app = apps.find((a) => a.name === name);
+        return app?.status === 'online' && view.status === 'online' && view.pid === app.pid;
+      });
     if (last && now - last.at < reuseForMs && this.inFlight.size === 0 && allWell(last.apps)) return last.apps;
     const apps = await this.deps.pm.list();
     this.listed = { at: now, apps };
@@ -153,16 +197,32 @@ export class DaemonRepair {
 
   private async verify(name: DaemonName, p: InFlight, app: AppInfo | undefined, now: number): Promise<void> {
     const view = daemonView(this.deps.config.stateDir, name, now);
-    const fresh = view.status === 'online' && view.pid !== null && view.pid !== p.oldPid && view.lastTickAt !== null && Date.parse(view.lastTickAt) > p.startedAt;
+    const fresh =
+      view.status === 'online' &&
+      view.pid !== null &&
+      view.pid !== p.oldPid &&
+      view.lastTickAt !== null &&
+      Date.parse(view.lastTickAt) > p.startedAt;
     if (fresh) {
       p.action.verified({ message: `${name} back: pid ${view.pid} ticking`, pid: view.pid });
       this.inFlight.delete(name);
       this.seenAt.delete(name);
-    } else if (!p.nudged && now - p.startedAt > NUDGE_AFTER_MS && app && app.status !== 'online' && app.status !== 'launching') {
+    } else if (
+      !p.nudged &&
+      now - p.startedAt > NUDGE_AFTER_MS &&
+      app &&
+      app.status !== 'online' &&
+      app.status !== 'launching'
+    ) {
       p.nudged = true;
-      await this.deps.pm.restart(name).catch((err: unknown) => this.deps.logger.warn({ daemon: name, err: String(err) }, 'restart nudge failed'));
+      await this.deps.pm
+        .restart(name)
+        .catch((err: unknown) => this.deps.logger.warn({ daemon: name, err: String(err) }, 'restart nudge failed'));
     } else if (now - p.startedAt > VERIFY_WITHIN_MS) {
-      p.action.failed({ message: `${name} did not come back with a fresh heartbeat within ${VERIFY_WITHIN_MS / 1000}s`, status: view.status });
+      p.action.failed({
+        message: `${name} did not come back with a fresh heartbeat within ${VERIFY_WITHIN_MS / 1000}s`,
+        status: view.status,
+      });
       this.inFlight.delete(name);
     }
   }
@@ -170,15 +230,37 @@ export class DaemonRepair {
   private async repair(name: DaemonName, fault: DaemonFault, now: number): Promise<void> {
     const target = `daemon:${name}` as const;
     if (fault.escalate && this.escalated.has(name)) return;
-    const detect = this.deps.log.append({ kind: `detect.${fault.class}`, target, severity: 'error', data: { class: fault.class, reason: fault.reason, pid: fault.pid, pm2Status: fault.app?.status ?? null, message: `${name}: ${fault.reason}` } });
+    const detect = this.deps.log.append({
+      kind: `detect.${fault.class}`,
+      target,
+      severity: 'error',
+      data: {
+        class: fault.class,
+        reason: fault.reason,
+        pid: fault.pid,
+        pm2Status: fault.app?.status ?? null,
+        message: `${name}: ${fault.reason}`,
+      },
+    });
     if (fault.escalate) {
       this.escalated.add(name);
-      raiseEscalation(this.deps.log, { target, reason: `${name} ${fault.reason}`, incidentId: detect.seq, message: `needs a person: ${name} ${fault.reason}; fix it, then run swarmctl up` });
+      raiseEscalation(this.deps.log, {
+        target,
+        reason: `${name} ${fault.reason}`,
+        incidentId: detect.seq,
+        message: `needs a person: ${name} ${fault.reason}; fix it, then run swarmctl up`,
+      });
       return;
     }
     const type = fault.app ? 'restart_daemon' : 'start_daemon';
     // Keeping the control plane alive is a safety action: an open breaker or pause must not stop it.
-    const action = await Action.propose(this.deps.actionDeps(), { type, target, priority: 'safety', reason: fault.reason, incidentId: detect.seq });
+    const action = await Action.propose(this.deps.actionDeps(), {
+      type,
+      target,
+      priority: 'safety',
+      reason: fault.reason,
+      incidentId: detect.seq,
+    });
     if (!action.granted) return;
     action.started({ pid: fault.pid });
     try {
@@ -194,6 +276,12 @@ export class DaemonRepair {
   }
 
   snapshot(): Record<string, unknown> {
-    return { repairsInFlight: [...this.inFlight.entries()].map(([name, p]) => ({ name, actionId: p.action.id, since: new Date(p.startedAt).toISOString() })) };
+    return {
+      repairsInFlight: [...this.inFlight.entries()].map(([name, p]) => ({
+        name,
+        actionId: p.action.id,
+        since: new Date(p.startedAt).toISOString(),
+      })),
+    };
   }
 }

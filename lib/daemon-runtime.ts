@@ -48,7 +48,11 @@ export interface DaemonBehavior {
    * it returns the config to run (the sentry keeps removed jobs whose
    * workers still run). Without it, the new config is taken as it is.
    */
-  reconfigure?(ctx: DaemonContext, next: CompiledConfig, published: PublishedConfig): Promise<CompiledConfig> | CompiledConfig;
+  reconfigure?(
+    ctx: DaemonContext,
+    next: CompiledConfig,
+    published: PublishedConfig,
+  ): Promise<CompiledConfig> | CompiledConfig;
   tick(ctx: DaemonContext): Promise<void> | void;
   /** The daemon's own part of its state file. */
   snapshot(ctx: DaemonContext): Record<string, unknown>;
@@ -114,8 +118,17 @@ export class DaemonRuntime {
     });
     const previous = state.read(DAEMON_STATE_FILES[name], DaemonHeaderSchema);
     this.restarts = previous.ok && previous.value.runId === run.id ? previous.value.restarts + 1 : 0;
-    if (created) log.append({ kind: 'run.started', target: `run:${run.id}`, data: { name: config.name, config: config.file, message: `run ${run.id} started (${config.name})` } });
-    log.append({ kind: 'daemon.started', target: `daemon:${name}`, data: { pid: process.pid, restarts: this.restarts, message: `${name} started pid=${process.pid}` } });
+    if (created)
+      log.append({
+        kind: 'run.started',
+        target: `run:${run.id}`,
+        data: { name: config.name, config: config.file, message: `run ${run.id} started (${config.name})` },
+      });
+    log.append({
+      kind: 'daemon.started',
+      target: `daemon:${name}`,
+      data: { pid: process.pid, restarts: this.restarts, message: `${name} started pid=${process.pid}` },
+    });
     this.ctx = { name, config, db, log, state, clock, logger, run };
     this.log = log;
     publishIfNone(db, config, iso(clock.now()));
@@ -160,14 +173,19 @@ export class DaemonRuntime {
   private async adoptConfig(ctx: DaemonContext): Promise<void> {
     const published = publishedConfig(ctx.db);
     // The same version again counts only as `reload --now` after the plain reload already applied it.
-    if (!published || (published.version === ctx.config.version && !(published.now && published.at !== this.adoptedAt))) return;
+    if (!published || (published.version === ctx.config.version && !(published.now && published.at !== this.adoptedAt)))
+      return;
     this.adoptedAt = published.at;
     let next: CompiledConfig;
     try {
       next = loadConfigText(published.text, published.file);
     } catch (err) {
       // Validated before it was published; only an environment this daemon lacks can fail it here.
-      if (this.refusedVersion !== published.version) this.deps.logger.error({ daemon: this.deps.name, version: published.version, err: errorMessage(err) }, 'published config refused');
+      if (this.refusedVersion !== published.version)
+        this.deps.logger.error(
+          { daemon: this.deps.name, version: published.version, err: errorMessage(err) },
+          'published config refused',
+        );
       this.refusedVersion = published.version;
       return;
     }
@@ -184,7 +202,10 @@ export class DaemonRuntime {
       await this.behavior.tick(ctx);
     } catch (err) {
       // A bad tick must not kill the daemon: the next one retries from state.
-      this.deps.logger.error({ daemon: this.deps.name, err: errorMessage(err), stack: (err as Error).stack }, 'tick failed');
+      this.deps.logger.error(
+        { daemon: this.deps.name, err: errorMessage(err), stack: (err as Error).stack },
+        'tick failed',
+      );
     }
     this.ticks += 1;
     this.lastTickAt = this.deps.clock.now();
@@ -203,25 +224,45 @@ export class DaemonRuntime {
     const problem = this.deps.state.writeChecked(file, value, schema);
     if (!problem || !this.ctx) return;
     const target = `state:${file}` as const;
-    const d = this.ctx.log.append({ kind: 'detect.state_corrupt', target, severity: 'warn', data: { class: 'state_corrupt', file, reason: problem, message: `${file} was ${problem}` } });
-    this.ctx.log.append({ kind: 'state.repaired', target, data: { file, reason: problem, by: this.deps.name, incidentId: d.seq, how: 'rewritten by its owner from memory', message: `${file} rewritten by ${this.deps.name}` } });
+    const d = this.ctx.log.append({
+      kind: 'detect.state_corrupt',
+      target,
+      severity: 'warn',
+      data: { class: 'state_corrupt', file, reason: problem, message: `${file} was ${problem}` },
+    });
+    this.ctx.log.append({
+      kind: 'state.repaired',
+      target,
+      data: {
+        file,
+        reason: problem,
+        by: this.deps.name,
+        incidentId: d.seq,
+        how: 'rewritten by its owner from memory',
+        message: `${file} rewritten by ${this.deps.name}`,
+      },
+    });
   }
 
   private writeState(): void {
     const ctx = this.context;
-    this.writeOwnedState(DAEMON_STATE_FILES[this.deps.name], {
-      daemon: this.deps.name,
-      pid: process.pid,
-      runId: ctx.run.id,
-      lifecycle: this.lifecycle.state,
-      startedAt: iso(this.startedAt),
-      lastTickAt: this.lastTickAt === null ? null : iso(this.lastTickAt),
-      tickMs: ctx.config.tickMs,
-      configVersion: ctx.config.version,
-      ticks: this.ticks,
-      restarts: this.restarts,
-      ...this.behavior.snapshot(ctx),
-    }, DaemonHeaderSchema);
+    this.writeOwnedState(
+      DAEMON_STATE_FILES[this.deps.name],
+      {
+        daemon: this.deps.name,
+        pid: process.pid,
+        runId: ctx.run.id,
+        lifecycle: this.lifecycle.state,
+        startedAt: iso(this.startedAt),
+        lastTickAt: this.lastTickAt === null ? null : iso(this.lastTickAt),
+        tickMs: ctx.config.tickMs,
+        configVersion: ctx.config.version,
+        ticks: this.ticks,
+        restarts: this.restarts,
+        ...this.behavior.snapshot(ctx),
+      },
+      DaemonHeaderSchema,
+    );
   }
 
   async stop(reason: string): Promise<void> {
@@ -233,7 +274,11 @@ export class DaemonRuntime {
     if (this.ctx) {
       try {
         await this.behavior.stop?.(this.ctx);
-        this.ctx.log.append({ kind: 'daemon.stopped', target: `daemon:${this.deps.name}`, data: { pid: process.pid, reason, message: `${this.deps.name} stopped: ${reason}` } });
+        this.ctx.log.append({
+          kind: 'daemon.stopped',
+          target: `daemon:${this.deps.name}`,
+          data: { pid: process.pid, reason, message: `${this.deps.name} stopped: ${reason}` },
+        });
       } catch (err) {
         this.deps.logger.error({ daemon: this.deps.name, err: errorMessage(err) }, 'stop failed');
       }

@@ -150,7 +150,10 @@ export function openDb(stateDir: string, opts: OpenDbOptions = {}): Db {
   db.transaction(() => {
     db.exec(SCHEMA);
     for (const c of ADDED_COLUMNS) {
-      const has = db.prepare<[], { name: string }>(`PRAGMA table_info(${c.table})`).all().some((x) => x.name === c.column);
+      const has = db
+        .prepare<[], { name: string }>(`PRAGMA table_info(${c.table})`)
+        .all()
+        .some((x) => x.name === c.column);
       if (!has) db.exec(`ALTER TABLE ${c.table} ADD COLUMN ${c.column} ${c.type}`);
     }
   }).immediate();

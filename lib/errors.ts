@@ -15,7 +15,9 @@ export class ConfigError extends Error {
     readonly issues: { path: string; message: string }[],
   ) {
     // A union's branches can report one fault twice: each line once.
-    super(`invalid config ${file}:\n${[...new Set(issues.map((i) => `  ${i.path || '(root)'}: ${i.message}`))].join('\n')}`);
+    super(
+      `invalid config ${file}:\n${[...new Set(issues.map((i) => `  ${i.path || '(root)'}: ${i.message}`))].join('\n')}`,
+    );
   }
 }
 

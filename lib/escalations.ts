@@ -21,20 +21,36 @@ export interface Escalate {
 
 export function raiseEscalation(log: EventLog, e: Escalate): StoredEvent {
   return log.append({
-    kind: 'escalation.raised', target: e.target, severity: 'critical',
-    data: { reason: e.reason, incidentId: e.incidentId, ...e.data, message: e.message ?? `needs a person: ${e.reason}` },
+    kind: 'escalation.raised',
+    target: e.target,
+    severity: 'critical',
+    data: {
+      reason: e.reason,
+      incidentId: e.incidentId,
+      ...e.data,
+      message: e.message ?? `needs a person: ${e.reason}`,
+    },
   });
 }
 
 /** Closes escalation `escalationId` (the seq of its escalation.raised), saying by whom. */
-export function resolveEscalation(log: EventLog, r: { target: Target; escalationId: number; by: string; message: string; data?: Record<string, unknown> }): StoredEvent {
-  return log.append({ kind: 'escalation.resolved', target: r.target, data: { escalationId: r.escalationId, by: r.by, ...r.data, message: r.message } });
+export function resolveEscalation(
+  log: EventLog,
+  r: { target: Target; escalationId: number; by: string; message: string; data?: Record<string, unknown> },
+): StoredEvent {
+  return log.append({
+    kind: 'escalation.resolved',
+    target: r.target,
+    data: { escalationId: r.escalationId, by: r.by, ...r.data, message: r.message },
+  });
 }
 
 /** escalation.resolved events after `afterSeq`, oldest first, each with the escalation it closes. */
 export function resolvedEscalations(db: Db, afterSeq = 0): { seq: number; escalationId: number; by: string | null }[] {
   return db
-    .prepare<[number], { seq: number; data: string }>("SELECT seq, data FROM events WHERE kind = 'escalation.resolved' AND seq > ? ORDER BY seq")
+    .prepare<[number], { seq: number; data: string }>(
+      "SELECT seq, data FROM events WHERE kind = 'escalation.resolved' AND seq > ? ORDER BY seq",
+    )
     .all(afterSeq)
     .map((r) => {
       const d = JSON.parse(r.data) as { escalationId?: unknown; by?: unknown };

@@ -3,37 +3,94 @@
 // data (a test keeps the two in step); adding one is a deliberate act.
 
 export const FAILURE_CLASSES = [
-  'worker_crashed', 'worker_oom', 'crash_loop', 'deterministic_failure', 'progress_stale',
-  'log_stalled', 'startup_gate_missed', 'artifact_missing', 'runtime_exceeded', 'gpu_fallback',
-  'unexpected_gpu_context', 'daemon_missing', 'daemon_stale', 'state_corrupt', 'util_low',
-  'memory_pressure', 'no_workers', 'run_stalled', 'long_query', 'validation_failed', 'plateau',
-  'stagnation', 'lock_conflict', 'lane_starved', 'dependency_failed',
+  'worker_crashed',
+  'worker_oom',
+  'crash_loop',
+  'deterministic_failure',
+  'progress_stale',
+  'log_stalled',
+  'startup_gate_missed',
+  'artifact_missing',
+  'runtime_exceeded',
+  'gpu_fallback',
+  'unexpected_gpu_context',
+  'daemon_missing',
+  'daemon_stale',
+  'state_corrupt',
+  'util_low',
+  'memory_pressure',
+  'no_workers',
+  'run_stalled',
+  'long_query',
+  'validation_failed',
+  'plateau',
+  'stagnation',
+  'lock_conflict',
+  'lane_starved',
+  'dependency_failed',
 ] as const;
 export type FailureClass = (typeof FAILURE_CLASSES)[number];
 
 export const ACTION_TYPES = [
-  'restart_worker', 'stop_worker', 'launch_worker', 'requeue_task', 'quarantine', 'restart_daemon',
-  'start_daemon', 'repair_state', 'terminate_query', 'pause_lane',
+  'restart_worker',
+  'stop_worker',
+  'launch_worker',
+  'requeue_task',
+  'quarantine',
+  'restart_daemon',
+  'start_daemon',
+  'repair_state',
+  'terminate_query',
+  'pause_lane',
 ] as const;
 export type ActionType = (typeof ACTION_TYPES)[number];
 
 export const DAEMON_NAMES = [
-  'watchdog', 'worker-sentry', 'hang-guard', 'util-controller', 'session-state-manager', 'orchestrator-consensus',
+  'watchdog',
+  'worker-sentry',
+  'hang-guard',
+  'util-controller',
+  'session-state-manager',
+  'orchestrator-consensus',
 ] as const;
 export type DaemonName = (typeof DAEMON_NAMES)[number];
 export type EventSource = DaemonName | 'swarmctl';
 
 /** Every kind but the detections, which are `detect.CLASS` for each failure class. */
 export const EVENT_KINDS = [
-  'daemon.started', 'daemon.stopped',
-  'action.proposed', 'action.granted', 'action.denied', 'action.started', 'action.verified', 'action.failed',
-  'escalation.raised', 'escalation.resolved',
-  'worker.launched', 'worker.exited', 'worker.adopted', 'worker.signal_refused',
-  'task.queued', 'task.started', 'task.completed', 'task.failed', 'task.requeued', 'task.converged',
-  'run.started', 'run.resumed', 'run.completed', 'run.paused', 'run.unpaused',
+  'daemon.started',
+  'daemon.stopped',
+  'action.proposed',
+  'action.granted',
+  'action.denied',
+  'action.started',
+  'action.verified',
+  'action.failed',
+  'escalation.raised',
+  'escalation.resolved',
+  'worker.launched',
+  'worker.exited',
+  'worker.adopted',
+  'worker.signal_refused',
+  'task.queued',
+  'task.started',
+  'task.completed',
+  'task.failed',
+  'task.requeued',
+  'task.converged',
+  'run.started',
+  'run.resumed',
+  'run.completed',
+  'run.paused',
+  'run.unpaused',
   'state.repaired',
-  'consensus.scores', 'consensus.breaker', 'db.checked',
-  'config.reloaded', 'config.rejected', 'schedule.fired', 'schedule.skipped',
+  'consensus.scores',
+  'consensus.breaker',
+  'db.checked',
+  'config.reloaded',
+  'config.rejected',
+  'schedule.fired',
+  'schedule.skipped',
 ] as const;
 
 export type EventKind = (typeof EVENT_KINDS)[number] | `detect.${FailureClass}`;
@@ -43,8 +100,14 @@ export type Severity = (typeof SEVERITIES)[number];
 
 /** Targets are typed strings so a grep for "worker:" finds every event about workers. */
 export type Target =
-  | `worker:${string}` | `daemon:${string}` | `task:${string}` | `lane:${string}`
-  | `run:${string}` | `state:${string}` | `query:${string}` | `job:${string}`;
+  | `worker:${string}`
+  | `daemon:${string}`
+  | `task:${string}`
+  | `lane:${string}`
+  | `run:${string}`
+  | `state:${string}`
+  | `query:${string}`
+  | `job:${string}`;
 
 export interface NewEvent {
   kind: EventKind;

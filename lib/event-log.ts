@@ -47,7 +47,9 @@ export class SqliteEventLog implements EventLog {
     db: Db,
     private readonly opts: SqliteEventLogOptions,
   ) {
-    this.last = db.prepare<[], { seq: number; hash: string; mac: string | null }>('SELECT seq, hash, mac FROM events ORDER BY seq DESC LIMIT 1');
+    this.last = db.prepare<[], { seq: number; hash: string; mac: string | null }>(
+      'SELECT seq, hash, mac FROM events ORDER BY seq DESC LIMIT 1',
+    );
     this.insert = db.prepare(
       'INSERT INTO events (seq, ts, run_id, source, kind, target, severity, action_id, data, hash, mac) VALUES (?,?,?,?,?,?,?,?,?,?,?)',
     );
@@ -101,12 +103,31 @@ export class SqliteEventLog implements EventLog {
     for (const e of events) {
       seq += 1;
       const row = {
-        seq, ts, run_id: runId, source: this.opts.source, kind: e.kind, target: e.target,
-        severity: e.severity ?? 'info', action_id: e.actionId ?? null, data: JSON.stringify(this.redactor.value(e.data ?? {})),
+        seq,
+        ts,
+        run_id: runId,
+        source: this.opts.source,
+        kind: e.kind,
+        target: e.target,
+        severity: e.severity ?? 'info',
+        action_id: e.actionId ?? null,
+        data: JSON.stringify(this.redactor.value(e.data ?? {})),
       };
       const hash = hashRow(prevHash, row);
       const mac = key ? macRow(key, prevMac, hash) : null;
-      this.insert.run(row.seq, row.ts, row.run_id, row.source, row.kind, row.target, row.severity, row.action_id, row.data, hash, mac);
+      this.insert.run(
+        row.seq,
+        row.ts,
+        row.run_id,
+        row.source,
+        row.kind,
+        row.target,
+        row.severity,
+        row.action_id,
+        row.data,
+        hash,
+        mac,
+      );
       prevMac = mac;
       const stored = { ...row, hash };
       rows.push(stored);
@@ -130,7 +151,7 @@ export function readEvents(db: Db, f: EventFilter = {}): StoredEvent[] {
   const where: string[] = ['seq > @since'];
   const params: Record<string, unknown> = { since: f.sinceSeq ?? 0, limit: f.limit ?? -1 };
   if (f.kindPrefix) {
-    where.push('(kind = @kind OR kind LIKE @kindLike ESCAPE \'\\\')');
+    where.push("(kind = @kind OR kind LIKE @kindLike ESCAPE '\\')");
     params.kind = f.kindPrefix;
     params.kindLike = `${f.kindPrefix.replace(/[\\%_]/g, (c) => `\\${c}`)}${f.kindPrefix.endsWith('.') ? '' : '.'}%`;
   }
@@ -142,7 +163,8 @@ export function readEvents(db: Db, f: EventFilter = {}): StoredEvent[] {
   return db.prepare<Record<string, unknown>, Row>(sql).all(params).map(rowToEvent);
 }
 
-export type VerifyResult = { ok: true; count: number; lastSeq: number } | { ok: false; count: number; badSeq: number; reason: string };
+export type VerifyResult =
+  { ok: true; count: number; lastSeq: number } | { ok: false; count: number; badSeq: number; reason: string };
 
 /**
  * Walks the whole chain; the first row whose hash or predecessor does not
@@ -159,12 +181,26 @@ export function verifyChain(db: Db, anchor: ChainHead | null = null, hmacKey: Bu
   let prevMac: string | null = null;
   let keyed = false;
   for (const r of db.prepare<[], Row & { mac: string | null }>('SELECT * FROM events ORDER BY seq').iterate()) {
-    if (r.seq !== prevSeq + 1) return { ok: false, count, badSeq: r.seq, reason: `seq ${r.seq} does not follow ${prevSeq}` };
+    if (r.seq !== prevSeq + 1)
+      return { ok: false, count, badSeq: r.seq, reason: `seq ${r.seq} does not follow ${prevSeq}` };
     const expected = hashRow(prevHash, r);
-    if (expected !== r.hash) return { ok: false, count, badSeq: r.seq, reason: 'hash does not match the row and its predecessor' };
+    if (expected !== r.hash)
+      return { ok: false, count, badSeq: r.seq, reason: 'hash does not match the row and its predecessor' };
     if (hmacKey) {
-      if (r.mac === null && keyed) return { ok: false, count, badSeq: r.seq, reason: 'no mac, after rows that have one: appended without the key' };
-      if (r.mac !== null && r.mac !== macRow(hmacKey, prevMac, r.hash)) return { ok: false, count, badSeq: r.seq, reason: 'mac does not match: the row or the chain before it was rewritten without the key' };
+      if (r.mac === null && keyed)
+        return {
+          ok: false,
+          count,
+          badSeq: r.seq,
+          reason: 'no mac, after rows that have one: appended without the key',
+        };
+      if (r.mac !== null && r.mac !== macRow(hmacKey, prevMac, r.hash))
+        return {
+          ok: false,
+          count,
+          badSeq: r.seq,
+          reason: 'mac does not match: the row or the chain before it was rewritten without the key',
+        };
       keyed ||= r.mac !== null;
       prevMac = r.mac;
     }
@@ -173,13 +209,30 @@ export function verifyChain(db: Db, anchor: ChainHead | null = null, hmacKey: Bu
     prevSeq = r.seq;
     count += 1;
   }
-  const mark = db.prepare<[], { last_seq: number }>('SELECT last_seq FROM projection WHERE id = 1').get()?.last_seq ?? 0;
-  if (mark > prevSeq) return { ok: false, count, badSeq: prevSeq + 1, reason: `the log ends at seq ${prevSeq}, but its projection mark says ${mark} were written: rows were cut off its end` };
+  const mark =
+    db.prepare<[], { last_seq: number }>('SELECT last_seq FROM projection WHERE id = 1').get()?.last_seq ?? 0;
+  if (mark > prevSeq)
+    return {
+      ok: false,
+      count,
+      badSeq: prevSeq + 1,
+      reason: `the log ends at seq ${prevSeq}, but its projection mark says ${mark} were written: rows were cut off its end`,
+    };
   if (anchor && anchor.seq > prevSeq) {
-    return { ok: false, count, badSeq: prevSeq + 1, reason: `the log ends at seq ${prevSeq}, but the head anchor outside swarm.db names seq ${anchor.seq}: rows were cut off its end` };
+    return {
+      ok: false,
+      count,
+      badSeq: prevSeq + 1,
+      reason: `the log ends at seq ${prevSeq}, but the head anchor outside swarm.db names seq ${anchor.seq}: rows were cut off its end`,
+    };
   }
   if (anchor && anchoredHash !== anchor.hash) {
-    return { ok: false, count, badSeq: anchor.seq, reason: `seq ${anchor.seq} no longer has the hash the head anchor recorded: the chain was rewritten up to it` };
+    return {
+      ok: false,
+      count,
+      badSeq: anchor.seq,
+      reason: `seq ${anchor.seq} no longer has the hash the head anchor recorded: the chain was rewritten up to it`,
+    };
   }
   return { ok: true, count, lastSeq: prevSeq };
 }

@@ -20,7 +20,9 @@ export interface Row {
 
 export function hashRow(prevHash: string, r: Omit<Row, 'hash'>): string {
   return createHash('sha256')
-    .update([prevHash, r.seq, r.ts, r.run_id, r.source, r.kind, r.target, r.severity, r.action_id ?? '', r.data].join('\n'))
+    .update(
+      [prevHash, r.seq, r.ts, r.run_id, r.source, r.kind, r.target, r.severity, r.action_id ?? '', r.data].join('\n'),
+    )
     .digest('hex');
 }
 
@@ -32,8 +34,15 @@ export function rowToEvent(r: Row): StoredEvent {
     data = { unparsable: r.data };
   }
   return {
-    seq: r.seq, ts: r.ts, runId: r.run_id, source: r.source, kind: r.kind, target: r.target,
-    severity: r.severity as Severity, actionId: r.action_id, data, hash: r.hash,
+    seq: r.seq,
+    ts: r.ts,
+    runId: r.run_id,
+    source: r.source,
+    kind: r.kind,
+    target: r.target,
+    severity: r.severity as Severity,
+    actionId: r.action_id,
+    data,
+    hash: r.hash,
   };
 }
-

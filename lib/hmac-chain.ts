@@ -23,13 +23,19 @@ export function loadHmacKey(file: string | null): Buffer | null {
     fd = openRegular(file, fs.constants.O_RDONLY);
   } catch (err) {
     const missing = (err as NodeJS.ErrnoException).code === 'ENOENT';
-    throw new HmacKeyError(`history.hmacKeyFile ${file}: ${missing ? `does not exist; make one: head -c 32 /dev/urandom > ${file} && chmod 600 ${file}` : (err as Error).message}`);
+    throw new HmacKeyError(
+      `history.hmacKeyFile ${file}: ${missing ? `does not exist; make one: head -c 32 /dev/urandom > ${file} && chmod 600 ${file}` : (err as Error).message}`,
+    );
   }
   try {
     const st = fs.fstatSync(fd);
     const mode = st.mode & 0o777;
-    if ((mode & 0o077) !== 0) throw new HmacKeyError(`history.hmacKeyFile ${file} is mode ${mode.toString(8)}: it must be its owner's alone (chmod 600 ${file})`);
-    if (st.size < MIN_KEY_BYTES || st.size > 64 * 1024) throw new HmacKeyError(`history.hmacKeyFile ${file} holds ${st.size} bytes; it needs ${MIN_KEY_BYTES} to 65536`);
+    if ((mode & 0o077) !== 0)
+      throw new HmacKeyError(
+        `history.hmacKeyFile ${file} is mode ${mode.toString(8)}: it must be its owner's alone (chmod 600 ${file})`,
+      );
+    if (st.size < MIN_KEY_BYTES || st.size > 64 * 1024)
+      throw new HmacKeyError(`history.hmacKeyFile ${file} holds ${st.size} bytes; it needs ${MIN_KEY_BYTES} to 65536`);
     return fs.readFileSync(fd);
   } finally {
     fs.closeSync(fd);
@@ -37,5 +43,7 @@ export function loadHmacKey(file: string | null): Buffer | null {
 }
 
 export function macRow(key: Buffer, prevMac: string | null, hash: string): string {
-  return createHmac('sha256', key).update(`${prevMac ?? ''}\n${hash}`).digest('hex');
+  return createHmac('sha256', key)
+    .update(`${prevMac ?? ''}\n${hash}`)
+    .digest('hex');
 }

@@ -46,7 +46,8 @@ export async function killProcessGroup(id: ProcessIdentity, graceMs: number, clo
   const wasStopped = isStopped(id.pid);
   signalGroup(id.pid, 'SIGTERM');
   if (wasStopped) signalGroup(id.pid, 'SIGCONT');
-  if (await waitGone(id, started + graceMs, clock)) return { gone: true, escalated: false, elapsedMs: clock.now() - started, refused: null };
+  if (await waitGone(id, started + graceMs, clock))
+    return { gone: true, escalated: false, elapsedMs: clock.now() - started, refused: null };
   // It may have left its group since (setpgid): then -pid is someone else's group.
   const late = groupMismatch(id);
   if (late) return { gone: false, escalated: false, elapsedMs: clock.now() - started, refused: late };

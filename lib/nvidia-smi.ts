@@ -114,17 +114,27 @@ export async function probeGpus(opts: ProbeOptions = {}): Promise<GpuProbe> {
   const bin = opts.bin ?? nvidiaSmiBin();
   const timeoutMs = opts.timeoutMs ?? 5000;
   const maxBytes = opts.maxBytes ?? 16 * 1024 * 1024;
-  const unavailable = (reason: string, notInstalled = false): GpuProbe => ({ available: false, gpus: [], reason, ...(notInstalled ? { notInstalled } : {}) });
+  const unavailable = (reason: string, notInstalled = false): GpuProbe => ({
+    available: false,
+    gpus: [],
+    reason,
+    ...(notInstalled ? { notInstalled } : {}),
+  });
   const r = await spawnBounded([bin, '-q', '-x'], { timeoutMs, maxBytes, onOverflow: 'kill' }).result;
   switch (r.outcome) {
     case 'not-started':
-      return r.error.code === 'ENOENT' ? unavailable(`${bin} not found: no NVIDIA driver here, or set SWARM_NVIDIA_SMI`, true) : unavailable(`${bin} could not run: ${r.error.message}`);
+      return r.error.code === 'ENOENT'
+        ? unavailable(`${bin} not found: no NVIDIA driver here, or set SWARM_NVIDIA_SMI`, true)
+        : unavailable(`${bin} could not run: ${r.error.message}`);
     case 'timed-out':
       return unavailable(`${bin} did not answer within ${timeoutMs}ms`);
     case 'too-big':
       return unavailable(`${bin} printed more than ${maxBytes} bytes`);
     case 'exited':
-      if (r.exitCode !== 0) return unavailable(`${bin} failed (exit ${r.exitCode ?? r.signal}): ${r.stderr.trim().slice(0, 300) || 'no message'}`);
+      if (r.exitCode !== 0)
+        return unavailable(
+          `${bin} failed (exit ${r.exitCode ?? r.signal}): ${r.stderr.trim().slice(0, 300) || 'no message'}`,
+        );
       try {
         const parsed = parseNvidiaSmiXml(r.stdout.toString('utf8'));
         return { available: true, driverVersion: parsed.driverVersion, gpus: parsed.gpus };

@@ -58,7 +58,8 @@ export function clientConfig(cfg: PgConfig, env: NodeJS.ProcessEnv): ClientConfi
   let password: string | undefined;
   if (cfg.passwordEnv !== null) {
     password = env[cfg.passwordEnv];
-    if (password === undefined) throw new PgProbeError(`postgres.passwordEnv names ${cfg.passwordEnv}, which is not set`);
+    if (password === undefined)
+      throw new PgProbeError(`postgres.passwordEnv names ${cfg.passwordEnv}, which is not set`);
   }
   return {
     // undefined leaves the field to PGHOST, PGPORT, PGUSER, PGDATABASE and PGPASSWORD.
@@ -122,11 +123,24 @@ export class PgProbe {
   }
 
   async activeQueries(): Promise<ActiveQuery[]> {
-    const rows = await this.query<{ pid: number; app: string; usename: string; datname: string; superuser: boolean; ms: string; query: string | null }>(ACTIVE_SQL, [OWN_APP_NAME]);
+    const rows = await this.query<{
+      pid: number;
+      app: string;
+      usename: string;
+      datname: string;
+      superuser: boolean;
+      ms: string;
+      query: string | null;
+    }>(ACTIVE_SQL, [OWN_APP_NAME]);
     return rows
       .map((r) => ({
-        pid: Number(r.pid), applicationName: r.app, usename: r.usename, datname: r.datname, superuser: r.superuser === true,
-        runningMs: Number(r.ms), fingerprint: queryFingerprint(r.query ?? ''),
+        pid: Number(r.pid),
+        applicationName: r.app,
+        usename: r.usename,
+        datname: r.datname,
+        superuser: r.superuser === true,
+        runningMs: Number(r.ms),
+        fingerprint: queryFingerprint(r.query ?? ''),
       }))
       .filter((q) => Number.isInteger(q.pid) && q.pid > 0);
   }
@@ -147,7 +161,11 @@ export class PgProbe {
    * and a backend inside an uninterruptible wait lingers, so the answer is
    * what pg_stat_activity shows afterwards, within `withinMs`.
    */
-  async terminateVerified(pid: number, withinMs: number, clock: Clock): Promise<{ sent: boolean; gone: boolean; elapsedMs: number }> {
+  async terminateVerified(
+    pid: number,
+    withinMs: number,
+    clock: Clock,
+  ): Promise<{ sent: boolean; gone: boolean; elapsedMs: number }> {
     const started = clock.now();
     const sent = await this.terminate(pid);
     for (;;) {
@@ -177,10 +195,19 @@ export class PgProbe {
 export function inScope(q: ActiveQuery, cfg: PgConfig): boolean {
   if (q.superuser && !cfg.includeSuperusers) return false;
   if (cfg.applicationName === null && cfg.usename === null && cfg.datname === null) return false;
-  return (cfg.applicationName === null || cfg.applicationName.test(q.applicationName)) && (cfg.usename === null || cfg.usename === q.usename) && (cfg.datname === null || cfg.datname === q.datname);
+  return (
+    (cfg.applicationName === null || cfg.applicationName.test(q.applicationName)) &&
+    (cfg.usename === null || cfg.usename === q.usename) &&
+    (cfg.datname === null || cfg.datname === q.datname)
+  );
 }
 
 /** Which of the active queries are ours to end: in scope, and past maxQuery or, on a clean start, past its olderThan. */
 export function overrunning(qs: ActiveQuery[], cfg: PgConfig, cleanStart: boolean): ActiveQuery[] {
-  return qs.filter((q) => inScope(q, cfg) && (q.runningMs > cfg.maxQueryMs || (cleanStart && cfg.cleanStart !== null && q.runningMs >= cfg.cleanStart.olderThanMs)));
+  return qs.filter(
+    (q) =>
+      inScope(q, cfg) &&
+      (q.runningMs > cfg.maxQueryMs ||
+        (cleanStart && cfg.cleanStart !== null && q.runningMs >= cfg.cleanStart.olderThanMs)),
+  );
 }

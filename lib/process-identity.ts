@@ -45,12 +45,14 @@ export function groupMismatch(id: ProcessIdentity): string | null {
   if (id.bootId !== currentBootId()) return `pid ${id.pid} was recorded before a reboot`;
   const st = readProcStat(id.pid);
   if (!st) return null;
-  if (st.startTicks !== id.startTicks) return `pid ${id.pid} is now another process (it started at tick ${st.startTicks}, not ${id.startTicks})`;
+  if (st.startTicks !== id.startTicks)
+    return `pid ${id.pid} is now another process (it started at tick ${st.startTicks}, not ${id.startTicks})`;
   if (st.pgrp !== id.pid) return `pid ${id.pid} does not lead its own process group (pgid ${st.pgrp})`;
   return null;
 }
 
-export type Vouched = { ok: true; worker: ProcessIdentity; shim: ProcessIdentity } | { ok: false; reason: string; gone: boolean };
+export type Vouched =
+  { ok: true; worker: ProcessIdentity; shim: ProcessIdentity } | { ok: false; reason: string; gone: boolean };
 
 /** The environment a process was started with; not its argv, which PM2 rewrites when it sets process.title. */
 function startEnv(pid: number): string[] {
@@ -71,12 +73,24 @@ function startEnv(pid: number): string[] {
  */
 export function vouchForWorker(reported: { pid: number; pgid: number; shimPid: number }, workerId: string): Vouched {
   const { pid, pgid, shimPid } = reported;
-  if (!Number.isInteger(pid) || pid <= 1 || pgid !== pid) return { ok: false, gone: false, reason: `pid.json names pid ${pid} with pgid ${pgid}: a worker Swarm starts leads its own group, pgid === pid > 1` };
+  if (!Number.isInteger(pid) || pid <= 1 || pgid !== pid)
+    return {
+      ok: false,
+      gone: false,
+      reason: `pid.json names pid ${pid} with pgid ${pgid}: a worker Swarm starts leads its own group, pgid === pid > 1`,
+    };
   const worker = readProcStat(pid);
   const shim = identityOf(shimPid);
   if (!worker || !shim) return { ok: false, gone: true, reason: `pid ${pid} or its shim ${shimPid} has already ended` };
-  if (!startEnv(shimPid).includes(`SWARM_WORKER_ID=${workerId}`)) return { ok: false, gone: false, reason: `pid ${shimPid} is not the shim Swarm started for this worker` };
-  if (worker.ppid !== shimPid) return { ok: false, gone: false, reason: `pid ${pid} is not a child of its shim ${shimPid} (its parent is ${worker.ppid})` };
-  if (worker.pgrp !== pid) return { ok: false, gone: false, reason: `pid ${pid} does not lead its own process group (pgid ${worker.pgrp})` };
+  if (!startEnv(shimPid).includes(`SWARM_WORKER_ID=${workerId}`))
+    return { ok: false, gone: false, reason: `pid ${shimPid} is not the shim Swarm started for this worker` };
+  if (worker.ppid !== shimPid)
+    return {
+      ok: false,
+      gone: false,
+      reason: `pid ${pid} is not a child of its shim ${shimPid} (its parent is ${worker.ppid})`,
+    };
+  if (worker.pgrp !== pid)
+    return { ok: false, gone: false, reason: `pid ${pid} does not lead its own process group (pgid ${worker.pgrp})` };
   return { ok: true, worker: { pid, startTicks: worker.startTicks, bootId: shim.bootId }, shim };
 }

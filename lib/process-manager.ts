@@ -69,10 +69,12 @@ export class Pm2ProcessManager implements ProcessManager {
   constructor(private readonly logger: Logger) {}
 
   private connect(): Promise<void> {
-    this.connected ??= promisify<void>((cb) => pm2.connect((err) => cb(err ?? null, undefined))).catch((err: unknown) => {
-      this.connected = null;
-      throw err;
-    });
+    this.connected ??= promisify<void>((cb) => pm2.connect((err) => cb(err ?? null, undefined))).catch(
+      (err: unknown) => {
+        this.connected = null;
+        throw err;
+      },
+    );
     return this.connected;
   }
 
@@ -109,7 +111,11 @@ export class Pm2ProcessManager implements ProcessManager {
     await this.connect();
     await promisify<unknown>((cb) =>
       // pm2's typings omit the options argument that its API takes for ecosystem files.
-      (pm2.start as unknown as (f: string, o: object, cb: (err: Error | null, p: unknown) => void) => void)(file, only ? { only } : {}, (err, p) => cb(err ?? null, p)),
+      (pm2.start as unknown as (f: string, o: object, cb: (err: Error | null, p: unknown) => void) => void)(
+        file,
+        only ? { only } : {},
+        (err, p) => cb(err ?? null, p),
+      ),
     );
   }
 

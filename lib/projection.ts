@@ -29,7 +29,9 @@ export interface Projection {
 
 export const DEFAULT_PROJECTION_MAX_BYTES = 64 * 1024 * 1024;
 
-export function formatEventLine(e: Pick<StoredEvent, 'ts' | 'severity' | 'source' | 'kind' | 'target' | 'data' | 'seq'>): string {
+export function formatEventLine(
+  e: Pick<StoredEvent, 'ts' | 'severity' | 'source' | 'kind' | 'target' | 'data' | 'seq'>,
+): string {
   const message = typeof e.data.message === 'string' ? e.data.message : summarize(e.data);
   const clean = message.replace(/[\r\n]+/g, ' ⏎ ');
   return `${e.ts} ${e.severity.toUpperCase().padEnd(5)} ${e.source}  ${e.kind}  ${e.target}  ${clean}  seq=${e.seq}\n`;
@@ -67,7 +69,9 @@ export class Projector {
     readonly file: string,
     private readonly maxBytes = DEFAULT_PROJECTION_MAX_BYTES,
   ) {
-    this.cursor = db.prepare<[], { last_seq: number; bytes: number; ino: number | null }>('SELECT last_seq, bytes, ino FROM projection WHERE id = 1');
+    this.cursor = db.prepare<[], { last_seq: number; bytes: number; ino: number | null }>(
+      'SELECT last_seq, bytes, ino FROM projection WHERE id = 1',
+    );
     this.rowsAfter = db.prepare<[number], Row>('SELECT * FROM events WHERE seq > ? ORDER BY seq');
     this.save = db.prepare(
       'INSERT INTO projection (id, last_seq, bytes, ino) VALUES (1, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET last_seq = excluded.last_seq, bytes = excluded.bytes, ino = excluded.ino',

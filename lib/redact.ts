@@ -26,13 +26,16 @@ export class Redactor {
   private readonly secrets: string[];
 
   constructor(secrets: Iterable<string>) {
-    this.secrets = [...new Set(secrets)].filter((s) => s.length >= MIN_SECRET_LENGTH).sort((a, b) => b.length - a.length);
+    this.secrets = [...new Set(secrets)]
+      .filter((s) => s.length >= MIN_SECRET_LENGTH)
+      .sort((a, b) => b.length - a.length);
   }
 
   /** The secret values among these environments: every variable whose name looks like a credential's. */
   static fromEnvs(...envs: Record<string, string | undefined>[]): Redactor {
     const values: string[] = [];
-    for (const env of envs) for (const [k, v] of Object.entries(env)) if (v !== undefined && isSecretName(k)) values.push(v);
+    for (const env of envs)
+      for (const [k, v] of Object.entries(env)) if (v !== undefined && isSecretName(k)) values.push(v);
     return new Redactor(values);
   }
 
@@ -65,7 +68,8 @@ export class Redactor {
   private walk(v: unknown): unknown {
     if (typeof v === 'string') return this.text(v);
     if (v instanceof Date) return v.toISOString();
-    if (Array.isArray(v)) return v.every((x) => typeof x === 'string') ? this.argv(v as string[]) : v.map((x) => this.walk(x));
+    if (Array.isArray(v))
+      return v.every((x) => typeof x === 'string') ? this.argv(v as string[]) : v.map((x) => this.walk(x));
     if (v !== null && typeof v === 'object') {
       const out: Record<string, unknown> = {};
       for (const [k, x] of Object.entries(v)) out[k] = this.walk(x);

@@ -7,7 +7,9 @@ import { regularSize } from './safe-file';
 // rotated by size, keeping `logs.keep` generations.
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-const mod = require(path.join(PACKAGE_ROOT, 'scripts', 'rotate-files.js')) as { rotate(file: string, keep: number): void };
+const mod = require(path.join(PACKAGE_ROOT, 'scripts', 'rotate-files.js')) as {
+  rotate(file: string, keep: number): void;
+};
 
 /** Rotates FILE once it has reached `maxBytes`; returns whether it did. */
 export function rotateIfOver(file: string, maxBytes: number, keep: number): boolean {

@@ -21,7 +21,11 @@ interface RunRow {
 }
 
 const toRecord = (r: RunRow): RunRecord => ({
-  id: r.id, name: r.name, status: r.status as RunRecord['status'], startedAt: r.started_at, completedAt: r.completed_at,
+  id: r.id,
+  name: r.name,
+  status: r.status as RunRecord['status'],
+  startedAt: r.started_at,
+  completedAt: r.completed_at,
 });
 
 export function newRunId(now: number): string {
@@ -50,13 +54,29 @@ export function latestRun(db: Db): RunRecord | null {
  * `swarmctl up` starts a new run (newRunIfCompleted). Returns whether it was
  * created, so the creator can record run.started in the same breath.
  */
-export function joinOrCreateRun(db: Db, name: string, now: number, opts: { newIfCompleted?: boolean } = {}): { run: RunRecord; created: boolean } {
+export function joinOrCreateRun(
+  db: Db,
+  name: string,
+  now: number,
+  opts: { newIfCompleted?: boolean } = {},
+): { run: RunRecord; created: boolean } {
   return db
     .transaction(() => {
       const current = latestRun(db);
       if (current && (current.status === 'running' || !opts.newIfCompleted)) return { run: current, created: false };
-      const run: RunRecord = { id: newRunId(now), name, status: 'running', startedAt: new Date(now).toISOString(), completedAt: null };
-      db.prepare('INSERT INTO runs (id, name, status, started_at) VALUES (?, ?, ?, ?)').run(run.id, name, run.status, run.startedAt);
+      const run: RunRecord = {
+        id: newRunId(now),
+        name,
+        status: 'running',
+        startedAt: new Date(now).toISOString(),
+        completedAt: null,
+      };
+      db.prepare('INSERT INTO runs (id, name, status, started_at) VALUES (?, ?, ?, ?)').run(
+        run.id,
+        name,
+        run.status,
+        run.startedAt,
+      );
       return { run, created: true };
     })
     .immediate();
@@ -71,7 +91,11 @@ export function completeRun(db: Db, runId: string, now: number): boolean {
 
 /** New work for a finished run opens it again. Returns whether it was completed. */
 export function reopenRun(db: Db, runId: string): boolean {
-  return db.prepare("UPDATE runs SET status = 'running', completed_at = NULL WHERE id = ? AND status = 'completed'").run(runId).changes === 1;
+  return (
+    db
+      .prepare("UPDATE runs SET status = 'running', completed_at = NULL WHERE id = ? AND status = 'completed'")
+      .run(runId).changes === 1
+  );
 }
 
 export function getControl(db: Db, key: string): string | null {
@@ -79,7 +103,9 @@ export function getControl(db: Db, key: string): string | null {
 }
 
 export function setControl(db: Db, key: string, value: string): void {
-  db.prepare('INSERT INTO control (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value').run(key, value);
+  db.prepare(
+    'INSERT INTO control (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
+  ).run(key, value);
 }
 
 export const isPaused = (db: Db): boolean => getControl(db, 'paused') === 'true';

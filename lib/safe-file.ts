@@ -18,7 +18,8 @@ export function openRegular(file: string, flags: number, mode = 0o600): number {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     // ELOOP: the last part is a symlink; ENXIO: a FIFO with no reader, opened to write.
-    if (code === 'ELOOP' || code === 'ENXIO') throw new UnsafeFileError(file, code === 'ELOOP' ? 'a symlink' : 'a FIFO');
+    if (code === 'ELOOP' || code === 'ENXIO')
+      throw new UnsafeFileError(file, code === 'ELOOP' ? 'a symlink' : 'a FIFO');
     throw err;
   }
   const st = fs.fstatSync(fd);

@@ -12,8 +12,18 @@ import { publishedConfig } from './config/reload';
 import { latestRun, isPaused } from './run-registry';
 import { readStateFile } from './state-store';
 import {
-  DAEMON_STATE_FILES, DaemonHeaderSchema, EscalationSchema, IncidentSchema, ScoresSchema, SESSION_LATEST_FILE, SessionLatestSchema, WorkerViewSchema,
-  type Escalation, type Incident, type Scores, type WorkerView,
+  DAEMON_STATE_FILES,
+  DaemonHeaderSchema,
+  EscalationSchema,
+  IncidentSchema,
+  ScoresSchema,
+  SESSION_LATEST_FILE,
+  SessionLatestSchema,
+  WorkerViewSchema,
+  type Escalation,
+  type Incident,
+  type Scores,
+  type WorkerView,
 } from './state-files';
 import { countTasks, type TaskStatus } from './task-queue';
 import { resolvedEscalationIds } from './escalations';
@@ -64,7 +74,8 @@ const STALE_MIN_MS = 5000;
 
 export function daemonView(stateDir: string, name: DaemonName, now: number): DaemonView {
   const r = readStateFile(path.join(stateDir, DAEMON_STATE_FILES[name]), DaemonHeaderSchema);
-  if (!r.ok) return { name, status: 'missing', pid: null, restarts: 0, lastTickAt: null, tickAgeMs: null, configVersion: null };
+  if (!r.ok)
+    return { name, status: 'missing', pid: null, restarts: 0, lastTickAt: null, tickAgeMs: null, configVersion: null };
   const h = r.value;
   const lastTick = h.lastTickAt ? Date.parse(h.lastTickAt) : Date.parse(h.startedAt);
   const tickAgeMs = Math.max(0, now - lastTick);
@@ -75,40 +86,76 @@ export function daemonView(stateDir: string, name: DaemonName, now: number): Dae
   else if (isStopped(h.pid) || tickAgeMs > Math.max(STALE_MIN_MS, STALE_AFTER_TICKS * h.tickMs)) status = 'stale';
   else status = 'online';
   const configVersion = typeof h.configVersion === 'string' ? h.configVersion : null;
-  return { name, status, pid: status === 'stopped' || status === 'errored' ? null : h.pid, restarts: h.restarts, lastTickAt: h.lastTickAt, tickAgeMs, configVersion };
+  return {
+    name,
+    status,
+    pid: status === 'stopped' || status === 'errored' ? null : h.pid,
+    restarts: h.restarts,
+    lastTickAt: h.lastTickAt,
+    tickAgeMs,
+    configVersion,
+  };
 }
 
 const SentryViewSchema = z.looseObject({
   views: z.array(WorkerViewSchema).default([]),
   incidents: z.array(IncidentSchema).default([]),
 });
-const ConsensusViewSchema = z.looseObject({ breaker: z.looseObject({ state: z.string(), escalationId: z.number().nullable() }).optional(), scores: ScoresSchema.nullable().catch(null).default(null) });
-const StarvedSchema = z.object({ since: z.string(), usePct: z.number().nullable(), memPct: z.number(), targetPct: z.number(), queued: z.number(), freeSlots: z.number(), seq: z.number() });
+const ConsensusViewSchema = z.looseObject({
+  breaker: z.looseObject({ state: z.string(), escalationId: z.number().nullable() }).optional(),
+  scores: ScoresSchema.nullable().catch(null).default(null),
+});
+const StarvedSchema = z.object({
+  since: z.string(),
+  usePct: z.number().nullable(),
+  memPct: z.number(),
+  targetPct: z.number(),
+  queued: z.number(),
+  freeSlots: z.number(),
+  seq: z.number(),
+});
 export type StarvedLaneView = z.infer<typeof StarvedSchema>;
 const UtilSchema = z.looseObject({
-  utilization: z.looseObject({ cpuPct: z.number().nullable(), memPct: z.number().nullable(), gpus: z.array(z.unknown()) }).optional(),
+  utilization: z
+    .looseObject({ cpuPct: z.number().nullable(), memPct: z.number().nullable(), gpus: z.array(z.unknown()) })
+    .optional(),
   starved: z.record(z.string(), StarvedSchema).default({}),
 });
 
 export function readEscalations(db: Db): Escalation[] {
-  const raised = db.prepare<[], { seq: number; ts: string; target: string; data: string }>("SELECT seq, ts, target, data FROM events WHERE kind = 'escalation.raised' ORDER BY seq DESC LIMIT 200").all();
+  const raised = db
+    .prepare<[], { seq: number; ts: string; target: string; data: string }>(
+      "SELECT seq, ts, target, data FROM events WHERE kind = 'escalation.raised' ORDER BY seq DESC LIMIT 200",
+    )
+    .all();
   const resolved = resolvedEscalationIds(db);
   return raised.reverse().map((r) => {
     const d = JSON.parse(r.data) as { reason?: string };
-    return EscalationSchema.parse({ id: r.seq, target: r.target, reason: d.reason ?? '', raisedAt: r.ts, status: resolved.has(r.seq) ? 'resolved' : 'open' });
+    return EscalationSchema.parse({
+      id: r.seq,
+      target: r.target,
+      reason: d.reason ?? '',
+      raisedAt: r.ts,
+      status: resolved.has(r.seq) ? 'resolved' : 'open',
+    });
   });
 }
 
 export function buildSnapshot(config: CompiledConfig, now = systemClock.now()): Snapshot {
   const stateDir = config.stateDir;
-    const running = ecosystemDaemons();
+  const running = ecosystemDaemons();
   // Daemons this build runs are always listed; any other only once it has left a state file.
-  const daemons = DAEMON_NAMES.map((n) => daemonView(stateDir, n, now)).filter((d) => d.status !== 'missing' || running.includes(d.name));
+  const daemons = DAEMON_NAMES.map((n) => daemonView(stateDir, n, now)).filter(
+    (d) => d.status !== 'missing' || running.includes(d.name),
+  );
   const sentry = readStateFile(path.join(stateDir, DAEMON_STATE_FILES['worker-sentry']), SentryViewSchema);
   const workers = sentry.ok ? sentry.value.views : [];
   const util = readStateFile(path.join(stateDir, DAEMON_STATE_FILES['util-controller']), UtilSchema);
   const incidents: Incident[] = sentry.ok ? sentry.value.incidents : [];
-  const consensus = readStateFile(path.join(stateDir, DAEMON_STATE_FILES['orchestrator-consensus']), ConsensusViewSchema);
+  const consensus = readStateFile(
+    path.join(stateDir, DAEMON_STATE_FILES['orchestrator-consensus']),
+    ConsensusViewSchema,
+  );
   const breaker = consensus.ok ? (consensus.value.breaker ?? null) : null;
   const degraded = breaker !== null && breaker.state !== 'closed';
   const snap: Snapshot = {
@@ -120,10 +167,16 @@ export function buildSnapshot(config: CompiledConfig, now = systemClock.now()): 
     workers,
     tasks: { queued: 0, running: 0, completed: 0, failed: 0, quarantined: 0 },
     lanes: Object.values(config.lanes).map((l) => ({
-      name: l.name, kind: l.kind, slots: l.slots,
-      busy: workers.filter((w) => w.lane === l.name && ['starting', 'running', 'stale', 'backoff'].includes(w.status)).length,
+      name: l.name,
+      kind: l.kind,
+      slots: l.slots,
+      busy: workers.filter((w) => w.lane === l.name && ['starting', 'running', 'stale', 'backoff'].includes(w.status))
+        .length,
       // Only while util-controller runs: a stopped controller's last word on starvation is no longer true.
-      starved: util.ok && daemons.find((d) => d.name === 'util-controller')?.status === 'online' ? (util.value.starved[l.name] ?? null) : null,
+      starved:
+        util.ok && daemons.find((d) => d.name === 'util-controller')?.status === 'online'
+          ? (util.value.starved[l.name] ?? null)
+          : null,
     })),
     utilization: util.ok && util.value.utilization ? util.value.utilization : { cpuPct: null, memPct: null, gpus: [] },
     incidents: incidents.sort((a, b) => a.id - b.id).slice(-50),
@@ -140,12 +193,28 @@ export function buildSnapshot(config: CompiledConfig, now = systemClock.now()): 
     } catch (err) {
       // A corrupt swarm.db, a read-only folder, a full disk: the rest of the snapshot still stands,
       // the run from the session file, and the problem is named.
-      snap.problems.push(`cannot read the event log ${path.join(stateDir, DB_FILE)}: ${errorMessage(err)}; run, tasks and escalations below are from the state files`);
+      snap.problems.push(
+        `cannot read the event log ${path.join(stateDir, DB_FILE)}: ${errorMessage(err)}; run, tasks and escalations below are from the state files`,
+      );
       const latest = readStateFile(path.join(stateDir, SESSION_LATEST_FILE), SessionLatestSchema);
       if (latest.ok) {
         const v = latest.value as { runId: string; status: string; startedAt?: unknown; tasks?: unknown };
-        snap.run = { id: v.runId, status: v.status, startedAt: typeof v.startedAt === 'string' ? v.startedAt : '', paused: false, degraded };
-        const tasks = z.object({ queued: z.number(), running: z.number(), completed: z.number(), failed: z.number(), quarantined: z.number() }).safeParse(v.tasks);
+        snap.run = {
+          id: v.runId,
+          status: v.status,
+          startedAt: typeof v.startedAt === 'string' ? v.startedAt : '',
+          paused: false,
+          degraded,
+        };
+        const tasks = z
+          .object({
+            queued: z.number(),
+            running: z.number(),
+            completed: z.number(),
+            failed: z.number(),
+            quarantined: z.number(),
+          })
+          .safeParse(v.tasks);
         if (tasks.success) snap.tasks = tasks.data;
       }
     }
@@ -153,13 +222,14 @@ export function buildSnapshot(config: CompiledConfig, now = systemClock.now()): 
     snap.problems.push(`no event log at ${path.join(stateDir, DB_FILE)}: the swarm has not run here yet`);
   }
   if (breaker && degraded) {
-    snap.problems.push(`the swarm is DEGRADED: circuit breaker ${breaker.state}; automatic actions other than safety are held (swarmctl ack ${breaker.escalationId})`);
+    snap.problems.push(
+      `the swarm is DEGRADED: circuit breaker ${breaker.state}; automatic actions other than safety are held (swarmctl ack ${breaker.escalationId})`,
+    );
   }
   snap.problems.push(...describeProblems(snap, config));
   snap.nextSteps = nextSteps(snap, config);
   return snap;
 }
-
 
 function readFromLog(snap: Snapshot, stateDir: string, degraded: boolean): void {
   const db = openDb(stateDir, { readonly: true });
@@ -178,7 +248,9 @@ function readFromLog(snap: Snapshot, stateDir: string, degraded: boolean): void 
 }
 
 const heldBy = (v: StarvedLaneView, memoryCeiling: number): string =>
-  v.memPct > memoryCeiling ? `memory ${v.memPct}% over the ceiling ${memoryCeiling}%` : `use ${Math.round(v.usePct ?? 0)}% against target ${v.targetPct}%`;
+  v.memPct > memoryCeiling
+    ? `memory ${v.memPct}% over the ceiling ${memoryCeiling}%`
+    : `use ${Math.round(v.usePct ?? 0)}% against target ${v.targetPct}%`;
 
 function describeProblems(s: Snapshot, config: CompiledConfig): string[] {
   const out: string[] = [];
@@ -186,13 +258,20 @@ function describeProblems(s: Snapshot, config: CompiledConfig): string[] {
   for (const d of s.daemons) if (d.status !== 'online') out.push(`daemon ${d.name} is ${d.status}`);
   for (const d of s.daemons) {
     if (d.status === 'online' && s.config.version && d.configVersion && d.configVersion !== s.config.version) {
-      out.push(`daemon ${d.name} runs config ${d.configVersion}, not ${s.config.version}: the reload has not reached it yet`);
+      out.push(
+        `daemon ${d.name} runs config ${d.configVersion}, not ${s.config.version}: the reload has not reached it yet`,
+      );
     }
   }
   for (const e of s.escalations) if (e.status === 'open') out.push(`escalation ${e.id} on ${e.target}: ${e.reason}`);
-  for (const w of s.workers) if (w.status === 'stale' || w.status === 'quarantined' || w.status === 'backoff') out.push(`worker ${w.id} is ${w.status}`);
+  for (const w of s.workers)
+    if (w.status === 'stale' || w.status === 'quarantined' || w.status === 'backoff')
+      out.push(`worker ${w.id} is ${w.status}`);
   for (const l of s.lanes) {
-    if (l.starved) out.push(`lane ${l.name} is starved: ${l.starved.queued} task(s) queued, ${l.starved.freeSlots} slot(s) free, held back by ${heldBy(l.starved, config.utilization.memoryCeiling)} since ${l.starved.since}`);
+    if (l.starved)
+      out.push(
+        `lane ${l.name} is starved: ${l.starved.queued} task(s) queued, ${l.starved.freeSlots} slot(s) free, held back by ${heldBy(l.starved, config.utilization.memoryCeiling)} since ${l.starved.since}`,
+      );
   }
   return out;
 }
@@ -200,24 +279,43 @@ function describeProblems(s: Snapshot, config: CompiledConfig): string[] {
 export function nextSteps(s: Snapshot, config: CompiledConfig): string[] {
   const out: string[] = [];
   const down = s.daemons.filter((d) => d.status !== 'online');
-  if (down.length === s.daemons.length) out.push('No daemon is running. Start the swarm with `npm start` (or `scripts/swarmctl up`).');
-  else for (const d of down) out.push(`Daemon ${d.name} is ${d.status}. Check \`pm2 logs ${d.name}\`, then run \`scripts/swarmctl up\` to bring it back.`);
+  if (down.length === s.daemons.length)
+    out.push('No daemon is running. Start the swarm with `npm start` (or `scripts/swarmctl up`).');
+  else
+    for (const d of down)
+      out.push(
+        `Daemon ${d.name} is ${d.status}. Check \`pm2 logs ${d.name}\`, then run \`scripts/swarmctl up\` to bring it back.`,
+      );
   for (const e of s.escalations.filter((x) => x.status === 'open')) {
     const wid = e.target.replace(/^worker:/, '');
-    out.push(`${e.target} needs a person: ${e.reason}. Read ${path.join(config.stateDir, 'workers', wid, 'output.log')}, fix the cause, then run \`scripts/swarmctl ack ${e.id}\` to let it run again.`);
+    out.push(
+      `${e.target} needs a person: ${e.reason}. Read ${path.join(config.stateDir, 'workers', wid, 'output.log')}, fix the cause, then run \`scripts/swarmctl ack ${e.id}\` to let it run again.`,
+    );
   }
   for (const l of s.lanes) {
     if (!l.starved) continue;
     const target = l.kind === 'gpu' ? 'gpuTarget' : 'cpuTarget';
-    const fix = l.starved.memPct > config.utilization.memoryCeiling
-      ? `free memory on the machine, or raise utilization.memoryCeiling (now ${config.utilization.memoryCeiling}%) in ${config.file}`
-      : `lower the machine's other load, raise utilization.${target} (now ${l.starved.targetPct}%) in ${config.file}, or set lanes.${l.name}.fill to "slots" to fill it whatever the use`;
-    out.push(`Lane ${l.name} is held back by ${heldBy(l.starved, config.utilization.memoryCeiling)} with ${l.starved.queued} task(s) waiting: ${fix}.`);
+    const fix =
+      l.starved.memPct > config.utilization.memoryCeiling
+        ? `free memory on the machine, or raise utilization.memoryCeiling (now ${config.utilization.memoryCeiling}%) in ${config.file}`
+        : `lower the machine's other load, raise utilization.${target} (now ${l.starved.targetPct}%) in ${config.file}, or set lanes.${l.name}.fill to "slots" to fill it whatever the use`;
+    out.push(
+      `Lane ${l.name} is held back by ${heldBy(l.starved, config.utilization.memoryCeiling)} with ${l.starved.queued} task(s) waiting: ${fix}.`,
+    );
   }
   if (s.run?.paused) out.push('The swarm is paused. Run `scripts/swarmctl resume` when maintenance is over.');
   const t = s.tasks;
-  if (s.run?.status === 'completed') out.push(`The run is complete: ${t.completed} task(s) completed, ${t.failed} failed. Results are in ${path.join(config.stateDir, 'checkpoints')}.`);
-  else if (t.queued > 0 && s.lanes.every((l) => l.busy >= l.slots)) out.push(`${t.queued} task(s) wait for a free slot; add slots to a lane in ${config.file} to run more at once.`);
-  if (out.length === 0) out.push('Nothing needs you now. Follow progress with `tail -f ' + path.join(config.stateDir, 'workflow_events.log') + '`.');
+  if (s.run?.status === 'completed')
+    out.push(
+      `The run is complete: ${t.completed} task(s) completed, ${t.failed} failed. Results are in ${path.join(config.stateDir, 'checkpoints')}.`,
+    );
+  else if (t.queued > 0 && s.lanes.every((l) => l.busy >= l.slots))
+    out.push(`${t.queued} task(s) wait for a free slot; add slots to a lane in ${config.file} to run more at once.`);
+  if (out.length === 0)
+    out.push(
+      'Nothing needs you now. Follow progress with `tail -f ' +
+        path.join(config.stateDir, 'workflow_events.log') +
+        '`.',
+    );
   return out;
 }

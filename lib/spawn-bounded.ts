@@ -22,7 +22,14 @@ export interface BoundedOptions {
 }
 
 export type BoundedResult =
-  | { outcome: 'exited'; exitCode: number | null; signal: NodeJS.Signals | null; stdout: Buffer; stderr: string; elapsedMs: number }
+  | {
+      outcome: 'exited';
+      exitCode: number | null;
+      signal: NodeJS.Signals | null;
+      stdout: Buffer;
+      stderr: string;
+      elapsedMs: number;
+    }
   | { outcome: 'timed-out'; stdout: Buffer; stderr: string; elapsedMs: number }
   | { outcome: 'too-big'; elapsedMs: number }
   | { outcome: 'not-started'; error: NodeJS.ErrnoException; elapsedMs: number };
@@ -89,6 +96,8 @@ export function spawnBounded(argv: readonly string[], opts: BoundedOptions): Bou
     else stderr = (stderr + c.toString()).slice(-STDERR_KEEP);
   });
   child.on('error', (error: NodeJS.ErrnoException) => settle({ outcome: 'not-started', error, elapsedMs: elapsed() }));
-  child.on('close', (exitCode, signal) => settle({ outcome: 'exited', exitCode, signal, stdout: stdoutNow(), stderr, elapsedMs: elapsed() }));
+  child.on('close', (exitCode, signal) =>
+    settle({ outcome: 'exited', exitCode, signal, stdout: stdoutNow(), stderr, elapsedMs: elapsed() }),
+  );
   return { child, result, kill: timeOut };
 }

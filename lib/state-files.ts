@@ -17,8 +17,18 @@ export const CONTROL_STATE_FILE = 'swarm_control_state.json';
 export const SESSION_LATEST_FILE = 'session_latest.json';
 export const sessionHeartbeatFile = (runId: string): string => `session_state_${runId}.jsonl`;
 
-export const SessionLatestSchema = z.looseObject({ runId: z.string(), status: z.string(), updatedAt: z.string(), nextSteps: z.array(z.string()) });
-export const ControlStateSchema = z.looseObject({ schemaVersion: z.literal(1), generatedAt: z.string(), daemons: z.array(z.unknown()), workers: z.array(z.unknown()) });
+export const SessionLatestSchema = z.looseObject({
+  runId: z.string(),
+  status: z.string(),
+  updatedAt: z.string(),
+  nextSteps: z.array(z.string()),
+});
+export const ControlStateSchema = z.looseObject({
+  schemaVersion: z.literal(1),
+  generatedAt: z.string(),
+  daemons: z.array(z.unknown()),
+  workers: z.array(z.unknown()),
+});
 
 export const DAEMON_LIFECYCLES = ['starting', 'running', 'stopping', 'stopped', 'errored'] as const;
 export type DaemonLifecycle = (typeof DAEMON_LIFECYCLES)[number];
@@ -36,7 +46,16 @@ export const DaemonHeaderSchema = z.looseObject({
 });
 export type DaemonHeader = z.output<typeof DaemonHeaderSchema>;
 
-export const WORKER_STATUSES = ['starting', 'running', 'stale', 'backoff', 'quarantined', 'completed', 'failed', 'stopped'] as const;
+export const WORKER_STATUSES = [
+  'starting',
+  'running',
+  'stale',
+  'backoff',
+  'quarantined',
+  'completed',
+  'failed',
+  'stopped',
+] as const;
 export type WorkerStatus = (typeof WORKER_STATUSES)[number];
 
 export const WorkerViewSchema = z.object({
@@ -87,6 +106,12 @@ export const ScoresSchema = z.object({
   deviation: z.number(),
   performance: z.object({ tasksPerHour: z.number(), advancingPct: z.number().nullable() }),
   efficiency: z.number(),
-  inputs: z.object({ cpuPct: z.number().nullable(), memPct: z.number(), busySlots: z.number(), slots: z.number(), restartsLastHour: z.number() }),
+  inputs: z.object({
+    cpuPct: z.number().nullable(),
+    memPct: z.number(),
+    busySlots: z.number(),
+    slots: z.number(),
+    restartsLastHour: z.number(),
+  }),
 });
 export type Scores = z.output<typeof ScoresSchema>;

@@ -32,7 +32,10 @@ export type LockHolder = z.output<typeof HolderSchema>;
 export function readLock(stateDir: string): LockHolder | null {
   let fd: number;
   try {
-    fd = fs.openSync(path.join(stateDir, LOCK_FILE), fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+    fd = fs.openSync(
+      path.join(stateDir, LOCK_FILE),
+      fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK,
+    );
   } catch {
     return null;
   }
@@ -68,10 +71,20 @@ export function lockRefusal(stateDir: string, pm2Home: string): string | null {
 }
 
 /** Names the PM2 daemon `pm2Pid` as the holder; null if that process is not there to name. */
-export function takeLock(stateDir: string, who: { swarm: string; config: string; pm2Home: string; pm2Pid: number }, now: Date): LockHolder | null {
+export function takeLock(
+  stateDir: string,
+  who: { swarm: string; config: string; pm2Home: string; pm2Pid: number },
+  now: Date,
+): LockHolder | null {
   const st = readProcStat(who.pm2Pid);
   if (!st) return null;
-  const holder: LockHolder = { ...who, host: os.hostname(), pm2StartTicks: st.startTicks, bootId: currentBootId(), since: now.toISOString() };
+  const holder: LockHolder = {
+    ...who,
+    host: os.hostname(),
+    pm2StartTicks: st.startTicks,
+    bootId: currentBootId(),
+    since: now.toISOString(),
+  };
   writeJsonAtomic(path.join(stateDir, LOCK_FILE), holder);
   return holder;
 }

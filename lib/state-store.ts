@@ -89,7 +89,10 @@ export function readStateFile<S extends z.ZodType>(file: string, schema: S): Rea
   const parsed = schema.safeParse(raw);
   if (!parsed.success) {
     const first = parsed.error.issues[0];
-    return { ok: false, error: new StateFileError(file, 'corrupt', `${first?.path.join('.') || '(root)'}: ${first?.message}`) };
+    return {
+      ok: false,
+      error: new StateFileError(file, 'corrupt', `${first?.path.join('.') || '(root)'}: ${first?.message}`),
+    };
   }
   return { ok: true, value: parsed.data };
 }

@@ -35,18 +35,41 @@ interface TaskRow {
 }
 
 const toRecord = (r: TaskRow): TaskRecord => ({
-  runId: r.run_id, id: r.id, job: r.job, args: JSON.parse(r.args) as string[], lane: r.lane,
-  status: r.status as TaskStatus, attempts: r.attempts, queuedAt: r.queued_at, priority: r.priority, after: JSON.parse(r.deps) as string[],
+  runId: r.run_id,
+  id: r.id,
+  job: r.job,
+  args: JSON.parse(r.args) as string[],
+  lane: r.lane,
+  status: r.status as TaskStatus,
+  attempts: r.attempts,
+  queuedAt: r.queued_at,
+  priority: r.priority,
+  after: JSON.parse(r.deps) as string[],
 });
 
 /** Statuses from which a task never runs again on its own: its dependents cannot start. */
 export const FAILED_FOR_GOOD: readonly TaskStatus[] = ['failed', 'quarantined'];
 
 /** Inserts a task unless one with that id exists in the run. Returns whether it was added. */
-export function enqueueTask(db: Db, t: Omit<TaskRecord, 'status' | 'attempts' | 'priority' | 'after'> & { priority?: number; after?: string[] }): boolean {
+export function enqueueTask(
+  db: Db,
+  t: Omit<TaskRecord, 'status' | 'attempts' | 'priority' | 'after'> & { priority?: number; after?: string[] },
+): boolean {
   const res = db
-    .prepare("INSERT OR IGNORE INTO tasks (run_id, id, job, args, lane, status, attempts, queued_at, updated_at, priority, deps) VALUES (?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?, ?)")
-    .run(t.runId, t.id, t.job, JSON.stringify(t.args), t.lane, t.queuedAt, t.queuedAt, t.priority ?? 0, JSON.stringify(t.after ?? []));
+    .prepare(
+      "INSERT OR IGNORE INTO tasks (run_id, id, job, args, lane, status, attempts, queued_at, updated_at, priority, deps) VALUES (?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?, ?)",
+    )
+    .run(
+      t.runId,
+      t.id,
+      t.job,
+      JSON.stringify(t.args),
+      t.lane,
+      t.queuedAt,
+      t.queuedAt,
+      t.priority ?? 0,
+      JSON.stringify(t.after ?? []),
+    );
   return res.changes === 1;
 }
 
@@ -71,7 +94,10 @@ export function queuedTasks(db: Db, runId: string, lane: string, limit: number):
 }
 
 /** Queued tasks with a dependency that failed for good, each with that dependency. */
-export function doomedTasks(db: Db, runId: string): { task: TaskRecord; dependency: string; dependencyStatus: TaskStatus }[] {
+export function doomedTasks(
+  db: Db,
+  runId: string,
+): { task: TaskRecord; dependency: string; dependencyStatus: TaskStatus }[] {
   const failed = FAILED_FOR_GOOD.map((s) => `'${s}'`).join(', ');
   return db
     .prepare<[string], TaskRow & { dep: string; dep_status: string }>(
@@ -112,23 +138,39 @@ export function allTasks(db: Db, runId: string): TaskRecord[] {
 }
 
 export function tasksWithStatus(db: Db, runId: string, status: TaskStatus): TaskRecord[] {
-  return db.prepare<[string, string], TaskRow>('SELECT * FROM tasks WHERE run_id = ? AND status = ? ORDER BY rowid').all(runId, status).map(toRecord);
+  return db
+    .prepare<[string, string], TaskRow>('SELECT * FROM tasks WHERE run_id = ? AND status = ? ORDER BY rowid')
+    .all(runId, status)
+    .map(toRecord);
 }
 
 /** The job and id of every task of the run, whatever its status: what worker ids it has used. */
 export function taskKeys(db: Db, runId: string): { job: string; id: string }[] {
-  return db.prepare<[string], { job: string; id: string }>('SELECT job, id FROM tasks WHERE run_id = ? ORDER BY rowid').all(runId);
+  return db
+    .prepare<[string], { job: string; id: string }>('SELECT job, id FROM tasks WHERE run_id = ? ORDER BY rowid')
+    .all(runId);
 }
 
-export function setTaskStatus(db: Db, runId: string, id: string, status: TaskStatus, now: string, bumpAttempt = false): void {
-  db.prepare(`UPDATE tasks SET status = ?, updated_at = ?${bumpAttempt ? ', attempts = attempts + 1' : ''} WHERE run_id = ? AND id = ?`).run(
-    status, now, runId, id,
-  );
+export function setTaskStatus(
+  db: Db,
+  runId: string,
+  id: string,
+  status: TaskStatus,
+  now: string,
+  bumpAttempt = false,
+): void {
+  db.prepare(
+    `UPDATE tasks SET status = ?, updated_at = ?${bumpAttempt ? ', attempts = attempts + 1' : ''} WHERE run_id = ? AND id = ?`,
+  ).run(status, now, runId, id);
 }
 
 export function countTasks(db: Db, runId: string): Record<TaskStatus, number> {
   const counts: Record<TaskStatus, number> = { queued: 0, running: 0, completed: 0, failed: 0, quarantined: 0 };
-  for (const r of db.prepare<[string], { status: string; n: number }>('SELECT status, count(*) AS n FROM tasks WHERE run_id = ? GROUP BY status').all(runId)) {
+  for (const r of db
+    .prepare<[string], { status: string; n: number }>(
+      'SELECT status, count(*) AS n FROM tasks WHERE run_id = ? GROUP BY status',
+    )
+    .all(runId)) {
     if (r.status in counts) counts[r.status as TaskStatus] = r.n;
   }
   return counts;

@@ -24,7 +24,11 @@ const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFi
 
 export function resultRows(db: Db, runId: string, job?: string): ResultRow[] {
   const ends = new Map<string, { kind: string; data: Record<string, unknown> }[]>();
-  const rows = db.prepare<[string], { kind: string; target: string; data: string }>("SELECT kind, target, data FROM events WHERE run_id = ? AND kind IN ('task.completed', 'task.failed') ORDER BY seq").all(runId);
+  const rows = db
+    .prepare<[string], { kind: string; target: string; data: string }>(
+      "SELECT kind, target, data FROM events WHERE run_id = ? AND kind IN ('task.completed', 'task.failed') ORDER BY seq",
+    )
+    .all(runId);
   for (const r of rows) {
     const id = r.target.slice('task:'.length);
     ends.set(id, [...(ends.get(id) ?? []), { kind: r.kind, data: JSON.parse(r.data) as Record<string, unknown> }]);
@@ -36,8 +40,13 @@ export function resultRows(db: Db, runId: string, job?: string): ResultRow[] {
       const done = seen.filter((e) => e.kind === 'task.completed').at(-1)?.data;
       const refused = seen.some((e) => e.kind === 'task.failed' && e.data.class === 'validation_failed');
       return {
-        task: t.id, job: t.job, status: t.status, attempts: t.attempts,
-        runtimeMs: num(done?.runtimeMs), metric: num(done?.metric), best: num(done?.best),
+        task: t.id,
+        job: t.job,
+        status: t.status,
+        attempts: t.attempts,
+        runtimeMs: num(done?.runtimeMs),
+        metric: num(done?.metric),
+        best: num(done?.best),
         verify: done?.verify ? 'passed' : refused ? 'failed' : null,
       };
     });
@@ -46,7 +55,11 @@ export function resultRows(db: Db, runId: string, job?: string): ResultRow[] {
 /** A table of plain text, its columns padded, for a terminal or a Markdown code block. */
 export function textTable(head: string[], lines: string[][]): string {
   const widths = head.map((h, i) => Math.max(h.length, ...lines.map((l) => (l[i] ?? '').length)));
-  const fmt = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd();
+  const fmt = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i] ?? 0))
+      .join('  ')
+      .trimEnd();
   return [fmt(head), ...lines.map(fmt)].join('\n');
 }
 

@@ -9,9 +9,15 @@ import { BASE_ENV_NAMES, inBaseEnv, isSecretName, PASSTHROUGH_PATTERN, passesThr
 
 export { BASE_ENV_NAMES, PASSTHROUGH_PATTERN };
 
-export function workerEnv(caller: NodeJS.ProcessEnv, job: { env: Record<string, string>; envPassthrough: readonly string[] }, vars: Record<string, string>): Record<string, string> {
+export function workerEnv(
+  caller: NodeJS.ProcessEnv,
+  job: { env: Record<string, string>; envPassthrough: readonly string[] },
+  vars: Record<string, string>,
+): Record<string, string> {
   const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(caller)) if (v !== undefined && !k.startsWith('SWARM_') && (inBaseEnv(k) || passesThrough(k, job.envPassthrough))) env[k] = v;
+  for (const [k, v] of Object.entries(caller))
+    if (v !== undefined && !k.startsWith('SWARM_') && (inBaseEnv(k) || passesThrough(k, job.envPassthrough)))
+      env[k] = v;
   return { ...env, ...job.env, ...vars };
 }
 
@@ -20,7 +26,10 @@ export function workerEnv(caller: NodeJS.ProcessEnv, job: { env: Record<string, 
  * (a secret-named variable keeps its name, its value blanked), `secret` holds
  * the values that go to the shim once, in a file it deletes on reading.
  */
-export function splitSecrets(env: Record<string, string>): { stored: Record<string, string>; secret: Record<string, string> } {
+export function splitSecrets(env: Record<string, string>): {
+  stored: Record<string, string>;
+  secret: Record<string, string>;
+} {
   const stored: Record<string, string> = {};
   const secret: Record<string, string> = {};
   for (const [k, v] of Object.entries(env)) {

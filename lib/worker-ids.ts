@@ -17,7 +17,8 @@ interface IdSources {
 export function workerIdOwners(src: IdSources): Map<string, string> {
   const owners = new Map<string, string>();
   for (const [job, j] of Object.entries(src.jobs)) {
-    for (let slot = 0; slot < j.replicas; slot++) owners.set(replicaWorkerId(job, slot), `replica ${slot} of job ${job}`);
+    for (let slot = 0; slot < j.replicas; slot++)
+      owners.set(replicaWorkerId(job, slot), `replica ${slot} of job ${job}`);
   }
   for (const t of src.tasks) {
     const id = taskWorkerId(t.job, t.id);

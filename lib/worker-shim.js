@@ -46,15 +46,26 @@ if (spec.secretEnvFile) {
     // Unset rather than blank: a worker can tell a missing credential from an empty one.
     const missing = Object.keys(spec.env).filter(isSecretName);
     for (const k of missing) delete env[k];
-    notes.push(`worker-shim: cannot read ${spec.secretEnvFile} (${/** @type {Error} */ (err).message}); starting without ${missing.join(', ')}\n`);
+    notes.push(
+      `worker-shim: cannot read ${spec.secretEnvFile} (${/** @type {Error} */ (err).message}); starting without ${missing.join(', ')}\n`,
+    );
   }
-  try { fs.unlinkSync(spec.secretEnvFile); } catch { /* already gone: read by an earlier start */ }
+  try {
+    fs.unlinkSync(spec.secretEnvFile);
+  } catch {
+    /* already gone: read by an earlier start */
+  }
 }
 const [cmd, ...args] = spec.command;
 if (!cmd) throw new Error('worker-shim: empty command');
 
 // Never through a link planted at output.log: the worker could point it at any file of this user's.
-const APPEND = fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK;
+const APPEND =
+  fs.constants.O_WRONLY |
+  fs.constants.O_APPEND |
+  fs.constants.O_CREAT |
+  fs.constants.O_NOFOLLOW |
+  fs.constants.O_NONBLOCK;
 let logFd = fs.openSync(logFile, APPEND, 0o600);
 let logBytes = fs.fstatSync(logFd).size;
 for (const n of notes) logBytes += fs.writeSync(logFd, n);
@@ -71,7 +82,9 @@ function toLog(chunk) {
     fs.closeSync(logFd);
     logFd = fs.openSync(logFile, APPEND, 0o600);
     // A rotation that failed (a folder made read-only) is said in the log, and tried again after as many bytes more.
-    logBytes = failed ? fs.writeSync(logFd, `worker-shim: cannot rotate ${logFile}: ${failed}\n`) : fs.fstatSync(logFd).size;
+    logBytes = failed
+      ? fs.writeSync(logFd, `worker-shim: cannot rotate ${logFile}: ${failed}\n`)
+      : fs.fstatSync(logFd).size;
   }
   logBytes += fs.writeSync(logFd, chunk);
 }
@@ -80,20 +93,41 @@ const child = spawn(cmd, args, { cwd: spec.cwd, env, detached: true, stdio: ['ig
 child.on('error', (err) => {
   // Spawn failures (ENOENT, EACCES) are the worker's exit too: 127 as a shell would say.
   toLog(Buffer.from(`worker-shim: cannot start ${cmd}: ${err.message}\n`));
-  writeJsonAtomic(path.join(spec.dir, 'exit.json'), { exitCode: 127, signal: null, endedAt: new Date().toISOString(), error: err.message, shimPid: process.pid });
+  writeJsonAtomic(path.join(spec.dir, 'exit.json'), {
+    exitCode: 127,
+    signal: null,
+    endedAt: new Date().toISOString(),
+    error: err.message,
+    shimPid: process.pid,
+  });
   process.exit(127);
 });
 if (child.pid) {
-  writeJsonAtomic(path.join(spec.dir, 'pid.json'), { pid: child.pid, pgid: child.pid, shimPid: process.pid, startedAt: new Date().toISOString() });
+  writeJsonAtomic(path.join(spec.dir, 'pid.json'), {
+    pid: child.pid,
+    pgid: child.pid,
+    shimPid: process.pid,
+    startedAt: new Date().toISOString(),
+  });
 }
-child.stdout?.on('data', (c) => { process.stdout.write(c); toLog(c); });
-child.stderr?.on('data', (c) => { process.stderr.write(c); toLog(c); });
+child.stdout?.on('data', (c) => {
+  process.stdout.write(c);
+  toLog(c);
+});
+child.stderr?.on('data', (c) => {
+  process.stderr.write(c);
+  toLog(c);
+});
 
 let stopping = false;
 /** @param {NodeJS.Signals} sig */
 function signalChild(sig) {
   if (!child.pid) return;
-  try { process.kill(-child.pid, sig); } catch { /* group already gone */ }
+  try {
+    process.kill(-child.pid, sig);
+  } catch {
+    /* group already gone */
+  }
 }
 function stop() {
   if (stopping) return;
@@ -110,14 +144,26 @@ child.on('exit', (code, signal) => {
   const done = () => {
     if (finished) return;
     finished = true;
-    writeJsonAtomic(path.join(spec.dir, 'exit.json'), { exitCode: code, signal, endedAt: new Date().toISOString(), stoppedBySwarm: stopping, shimPid: process.pid, pid: child.pid });
+    writeJsonAtomic(path.join(spec.dir, 'exit.json'), {
+      exitCode: code,
+      signal,
+      endedAt: new Date().toISOString(),
+      stoppedBySwarm: stopping,
+      shimPid: process.pid,
+      pid: child.pid,
+    });
     fs.closeSync(logFd);
-    process.exit(code ?? 128 + (signal ? require('node:os').constants.signals[signal] ?? 0 : 0));
+    process.exit(code ?? 128 + (signal ? (require('node:os').constants.signals[signal] ?? 0) : 0));
   };
   // Let the pipes drain so the last lines (a traceback) reach the log.
   let open = 2;
-  const close = () => { open -= 1; if (open === 0) done(); };
-  if (child.stdout && !child.stdout.readableEnded) child.stdout.once('close', close); else close();
-  if (child.stderr && !child.stderr.readableEnded) child.stderr.once('close', close); else close();
+  const close = () => {
+    open -= 1;
+    if (open === 0) done();
+  };
+  if (child.stdout && !child.stdout.readableEnded) child.stdout.once('close', close);
+  else close();
+  if (child.stderr && !child.stderr.readableEnded) child.stderr.once('close', close);
+  else close();
   setTimeout(done, 2000).unref();
 });

@@ -10,7 +10,10 @@ const root = path.join(__dirname, '..');
 const tsc = path.join(root, 'node_modules', 'typescript', 'bin', 'tsc');
 const stamp = path.join(root, 'dist', '.build-stamp');
 fs.rmSync(stamp, { force: true });
-for (const args of [['--noEmit', '-p', 'tsconfig.json'], ['-p', 'tsconfig.build.json']]) {
+for (const args of [
+  ['--noEmit', '-p', 'tsconfig.json'],
+  ['-p', 'tsconfig.build.json'],
+]) {
   const r = spawnSync(process.execPath, [tsc, ...args], { cwd: root, stdio: 'inherit' });
   if (r.status !== 0) process.exit(r.status ?? 1);
 }

@@ -54,9 +54,16 @@ function configNeeds(configFile, env) {
     // A config that cannot be read is the daemons' to report, with the reason, when they load it.
   }
   const jobs = raw && typeof raw.jobs === 'object' && raw.jobs ? Object.values(raw.jobs) : [];
-  const passthrough = jobs.flatMap((j) => (j && Array.isArray(j.envPassthrough) ? j.envPassthrough.filter((/** @type {unknown} */ x) => typeof x === 'string') : []));
-  const passwordEnv = raw && raw.postgres && typeof raw.postgres.passwordEnv === 'string' ? raw.postgres.passwordEnv : null;
-  const stateDir = env.SWARM_STATE_DIR ? path.resolve(env.SWARM_STATE_DIR) : path.resolve(path.dirname(configFile), typeof raw.stateDir === 'string' ? raw.stateDir : 'state');
+  const passthrough = jobs.flatMap((j) =>
+    j && Array.isArray(j.envPassthrough)
+      ? j.envPassthrough.filter((/** @type {unknown} */ x) => typeof x === 'string')
+      : [],
+  );
+  const passwordEnv =
+    raw && raw.postgres && typeof raw.postgres.passwordEnv === 'string' ? raw.postgres.passwordEnv : null;
+  const stateDir = env.SWARM_STATE_DIR
+    ? path.resolve(env.SWARM_STATE_DIR)
+    : path.resolve(path.dirname(configFile), typeof raw.stateDir === 'string' ? raw.stateDir : 'state');
   return { passthrough, passwordEnv, stateDir };
 }
 
@@ -95,7 +102,11 @@ function saveSecrets(stateDir, values) {
   fs.mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   const merged = { ...loadSecrets(stateDir), ...values };
   const tmp = `${file}.${process.pid}.tmp`;
-  const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NOFOLLOW, 0o600);
+  const fd = fs.openSync(
+    tmp,
+    fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NOFOLLOW,
+    0o600,
+  );
   try {
     fs.writeSync(fd, JSON.stringify(merged));
     fs.fsyncSync(fd);
@@ -139,4 +150,15 @@ function removeSecrets(/** @type {string} */ stateDir) {
   fs.rmSync(path.join(stateDir, SECRETS_FILE), { force: true });
 }
 
-module.exports = { SECRETS_FILE, BASE_ENV_NAMES, PASSTHROUGH_PATTERN, isSecretName, inBaseEnv, passesThrough, daemonEnv, saveSecrets, loadSecrets, removeSecrets };
+module.exports = {
+  SECRETS_FILE,
+  BASE_ENV_NAMES,
+  PASSTHROUGH_PATTERN,
+  isSecretName,
+  inBaseEnv,
+  passesThrough,
+  daemonEnv,
+  saveSecrets,
+  loadSecrets,
+  removeSecrets,
+};

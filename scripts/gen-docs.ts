@@ -6,7 +6,10 @@ import { configMarkdown } from '../lib/config/docs';
 import { configJsonSchema } from '../lib/config/json-schema';
 
 const docs = path.join(__dirname, '..', 'docs');
-for (const [file, text] of [['swarm.config.schema.json', configJsonSchema()], ['config.md', configMarkdown()]] as const) {
+for (const [file, text] of [
+  ['swarm.config.schema.json', configJsonSchema()],
+  ['config.md', configMarkdown()],
+] as const) {
   fs.writeFileSync(path.join(docs, file), text);
   process.stdout.write(`wrote docs/${file}\n`);
 }

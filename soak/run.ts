@@ -9,13 +9,21 @@ import { openDb } from '../lib/db';
 import { verifyChain } from '../lib/event-log';
 import type { StoredEvent } from '../lib/event-kinds';
 import { readStateFile } from '../lib/state-store';
-import { CONTROL_STATE_FILE, ControlStateSchema, DAEMON_STATE_FILES, DaemonHeaderSchema, SESSION_LATEST_FILE, SessionLatestSchema } from '../lib/state-files';
+import {
+  CONTROL_STATE_FILE,
+  ControlStateSchema,
+  DAEMON_STATE_FILES,
+  DaemonHeaderSchema,
+  SESSION_LATEST_FILE,
+  SessionLatestSchema,
+} from '../lib/state-files';
 import { fakeNvidiaSmi } from '../test/helpers/fake-smi';
 import { optimizerJob, TestSwarm } from '../test/helpers/swarm';
 import { tmpDir, waitFor } from '../test/helpers/tmp';
 import { seeded } from '../test/helpers/seeded';
 
-const arg = (name: string): string | undefined => (process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : undefined);
+const arg = (name: string): string | undefined =>
+  process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : undefined;
 const minutes = Number(arg('--minutes') || '2');
 // --seed N replays the same choices of fault, target and timing (the swarm's
 // own timing still varies); a run without one picks a seed and reports it.
@@ -26,29 +34,57 @@ const random = seeded(seed);
 const pick = <T>(xs: T[]): T => xs[Math.floor(random() * xs.length)] as T;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-type FaultClass = 'kill_worker' | 'stop_worker' | 'kill_daemon' | 'stop_daemon' | 'corrupt_state' | 'delete_state' | 'sqlite_lock' | 'smi_hang' | 'crash_loop' | 'memory_growth';
-interface Fault { class: FaultClass; target: string; at: number; afterSeq: number; pid?: number; detected?: boolean; remediated?: boolean; verified?: boolean; escalated?: boolean }
+type FaultClass =
+  | 'kill_worker'
+  | 'stop_worker'
+  | 'kill_daemon'
+  | 'stop_daemon'
+  | 'corrupt_state'
+  | 'delete_state'
+  | 'sqlite_lock'
+  | 'smi_hang'
+  | 'crash_loop'
+  | 'memory_growth';
+interface Fault {
+  class: FaultClass;
+  target: string;
+  at: number;
+  afterSeq: number;
+  pid?: number;
+  detected?: boolean;
+  remediated?: boolean;
+  verified?: boolean;
+  escalated?: boolean;
+}
 
 const smiDir = tmpDir('swarm-soak-smi-');
 const smi = fakeNvidiaSmi(smiDir, { fixture: 'tesla-t4.xml' });
 const restart = { delay: '200ms', maxDelay: '2s', budget: 50, window: '1h', healthyAfter: '20s' };
-const swarm = new TestSwarm({
-  name: 'soak',
-  tick: '500ms',
-  watchdog: { staleAfter: '4s' },
-  consensus: { maxConcurrentActions: 8, breaker: { failures: 200 } },
-  lanes: { cpu: { kind: 'cpu', slots: 8, fill: 'slots' } },
-  jobs: {
-    steady: optimizerJob(['--trials', '100000000', '--trial-ms', '250'], { progress: { staleAfter: '4s' }, restart, stagnationAfter: 1000 }),
-    looping: optimizerJob(['--crash-at', '1', '--fault-attempts', '0'], { restart: { ...restart, budget: 3 } }),
-    leaky: optimizerJob(['--trials', '100000000', '--leak-mb', '20'], { memoryLimit: '200M', restart }),
+const swarm = new TestSwarm(
+  {
+    name: 'soak',
+    tick: '500ms',
+    watchdog: { staleAfter: '4s' },
+    consensus: { maxConcurrentActions: 8, breaker: { failures: 200 } },
+    lanes: { cpu: { kind: 'cpu', slots: 8, fill: 'slots' } },
+    jobs: {
+      steady: optimizerJob(['--trials', '100000000', '--trial-ms', '250'], {
+        progress: { staleAfter: '4s' },
+        restart,
+        stagnationAfter: 1000,
+      }),
+      looping: optimizerJob(['--crash-at', '1', '--fault-attempts', '0'], { restart: { ...restart, budget: 3 } }),
+      leaky: optimizerJob(['--trials', '100000000', '--leak-mb', '20'], { memoryLimit: '200M', restart }),
+    },
+    queue: [0, 1, 2, 3].map((i) => ({ job: 'steady', id: `w${i}` })),
   },
-  queue: [0, 1, 2, 3].map((i) => ({ job: 'steady', id: `w${i}` })),
-}, { SWARM_NVIDIA_SMI: smi.bin });
+  { SWARM_NVIDIA_SMI: smi.bin },
+);
 
 const STATE_FILES: [string, Parameters<typeof readStateFile>[1]][] = [
   ...Object.values(DAEMON_STATE_FILES).map((f) => [f, DaemonHeaderSchema] as [string, typeof DaemonHeaderSchema]),
-  [CONTROL_STATE_FILE, ControlStateSchema], [SESSION_LATEST_FILE, SessionLatestSchema],
+  [CONTROL_STATE_FILE, ControlStateSchema],
+  [SESSION_LATEST_FILE, SessionLatestSchema],
 ];
 
 async function inject(kind: FaultClass, faults: Fault[], n: number): Promise<void> {
@@ -65,7 +101,8 @@ async function inject(kind: FaultClass, faults: Fault[], n: number): Promise<voi
     faults.push({ class: kind, target: `worker:${t.id}`, pid: t.pid as number, ...base });
   } else if (kind === 'kill_daemon' || kind === 'stop_daemon') {
     // One control-plane fault at a time: the swarm heals any one, not all at once.
-    if (faults.some((f) => (f.class === 'kill_daemon' || f.class === 'stop_daemon') && Date.now() - f.at < 15_000)) return;
+    if (faults.some((f) => (f.class === 'kill_daemon' || f.class === 'stop_daemon') && Date.now() - f.at < 15_000))
+      return;
     if (daemons.length < 6) return;
     const d = pick(daemons);
     process.kill(d.pid as number, kind === 'kill_daemon' ? 'SIGKILL' : 'SIGSTOP');
@@ -145,11 +182,29 @@ function judge(f: Fault, ev: StoredEvent[]): void {
 
 async function main(): Promise<void> {
   const faults: Fault[] = [];
-  const kinds: FaultClass[] = ['kill_worker', 'stop_worker', 'kill_worker', 'stop_worker', 'kill_daemon', 'stop_daemon', 'corrupt_state', 'delete_state', 'sqlite_lock', 'smi_hang', 'crash_loop', 'memory_growth'];
+  const kinds: FaultClass[] = [
+    'kill_worker',
+    'stop_worker',
+    'kill_worker',
+    'stop_worker',
+    'kill_daemon',
+    'stop_daemon',
+    'corrupt_state',
+    'delete_state',
+    'sqlite_lock',
+    'smi_hang',
+    'crash_loop',
+    'memory_growth',
+  ];
   swarm.up();
   let allOnline = false;
   try {
-    await waitFor('workers running', () => swarm.query().workers.filter((w) => w.status === 'running').length >= 4, 90_000, 500);
+    await waitFor(
+      'workers running',
+      () => swarm.query().workers.filter((w) => w.status === 'running').length >= 4,
+      90_000,
+      500,
+    );
     const end = Date.now() + minutes * 60_000;
     let n = 0;
     while (Date.now() < end) {
@@ -159,12 +214,24 @@ async function main(): Promise<void> {
       await sleep(2000 + random() * 4000);
     }
     // Let the last faults be seen and heal: every fault judged, every daemon and steady worker back.
-    await waitFor('quiet', async () => {
-      const q = swarm.query();
-      const ev = swarm.events();
-      for (const f of faults) judge(f, ev);
-      return faults.every((f) => f.detected && (f.verified || f.escalated)) && q.daemons.every((d) => d.status === 'online') && q.workers.filter((w) => w.job === 'steady').every((w) => w.status === 'running');
-    }, 90_000, 1000).then(() => (allOnline = true), () => (allOnline = swarm.query().daemons.every((d) => d.status === 'online')));
+    await waitFor(
+      'quiet',
+      async () => {
+        const q = swarm.query();
+        const ev = swarm.events();
+        for (const f of faults) judge(f, ev);
+        return (
+          faults.every((f) => f.detected && (f.verified || f.escalated)) &&
+          q.daemons.every((d) => d.status === 'online') &&
+          q.workers.filter((w) => w.job === 'steady').every((w) => w.status === 'running')
+        );
+      },
+      90_000,
+      1000,
+    ).then(
+      () => (allOnline = true),
+      () => (allOnline = swarm.query().daemons.every((d) => d.status === 'online')),
+    );
     await sleep(3000);
   } finally {
     const ev = swarm.events();
@@ -172,7 +239,9 @@ async function main(): Promise<void> {
     const db = openDb(swarm.stateDir, { readonly: true });
     const chain = verifyChain(db);
     db.close();
-    const stateFiles = Object.fromEntries(STATE_FILES.map(([f, schema]) => [f, readStateFile(path.join(swarm.stateDir, f), schema).ok]));
+    const stateFiles = Object.fromEntries(
+      STATE_FILES.map(([f, schema]) => [f, readStateFile(path.join(swarm.stateDir, f), schema).ok]),
+    );
     // Lost events: each start a worker counted itself must be a worker.launched in the log.
     const lost: Record<string, { started: number; launched: number }> = {};
     for (const w of fs.readdirSync(path.join(swarm.stateDir, 'checkpoints'))) {
@@ -184,34 +253,69 @@ async function main(): Promise<void> {
     }
     // False actions: detections on steady workers whose pid was never faulted.
     const faultedPids = new Set(faults.map((f) => f.pid).filter(Boolean));
-    const falseActions = ev.filter((e) => e.kind.startsWith('detect.') && e.target.startsWith('worker:steady-') && !faultedPids.has(e.data.pid as number));
-    const restarts = Math.max(0, ...swarm.query().workers.filter((w) => w.job === 'steady').map((w) => w.restarts));
+    const falseActions = ev.filter(
+      (e) =>
+        e.kind.startsWith('detect.') && e.target.startsWith('worker:steady-') && !faultedPids.has(e.data.pid as number),
+    );
+    const restarts = Math.max(
+      0,
+      ...swarm
+        .query()
+        .workers.filter((w) => w.job === 'steady')
+        .map((w) => w.restarts),
+    );
     swarm.teardown();
     const byClass: Record<string, Record<string, number>> = {};
     for (const f of faults) {
-      const c = (byClass[f.class] ??= { injected: 0, detected: 0, remediated: 0, verified: 0, escalated: 0, missed: 0 });
+      const c = (byClass[f.class] ??= {
+        injected: 0,
+        detected: 0,
+        remediated: 0,
+        verified: 0,
+        escalated: 0,
+        missed: 0,
+      });
       c.injected = (c.injected ?? 0) + 1;
       for (const k of ['detected', 'remediated', 'verified', 'escalated'] as const) if (f[k]) c[k] = (c[k] ?? 0) + 1;
       if (!f.detected) c.missed = (c.missed ?? 0) + 1;
     }
     const missed = faults.filter((f) => !f.detected).length;
     const report = {
-      generatedAt: new Date().toISOString(), minutes, seed, command: `npm run soak -- --minutes ${minutes} --seed ${seed}`,
-      faults: faults.length, byClass, missed, falseActions: falseActions.map((e) => ({ seq: e.seq, kind: e.kind, target: e.target })),
-      eventsLost: lost, chain, stateFilesValid: stateFiles, allDaemonsOnlineAtEnd: allOnline, maxRestartsOnOneSteadyWorker: restarts,
+      generatedAt: new Date().toISOString(),
+      minutes,
+      seed,
+      command: `npm run soak -- --minutes ${minutes} --seed ${seed}`,
+      faults: faults.length,
+      byClass,
+      missed,
+      falseActions: falseActions.map((e) => ({ seq: e.seq, kind: e.kind, target: e.target })),
+      eventsLost: lost,
+      chain,
+      stateFilesValid: stateFiles,
+      allDaemonsOnlineAtEnd: allOnline,
+      maxRestartsOnOneSteadyWorker: restarts,
       pass: missed === 0 && falseActions.length === 0 && Object.keys(lost).length === 0 && chain.ok && allOnline,
     };
     fs.mkdirSync(OUT, { recursive: true });
     fs.writeFileSync(path.join(OUT, 'report.json'), `${JSON.stringify(report, null, 2)}\n`);
     const md = [
-      `# Soak (${report.generatedAt}, ${minutes} min, seed ${seed}): ${report.pass ? 'PASS' : 'FAIL'}`, '',
-      `Replay the same fault choices: \`${report.command}\``, '',
-      '| fault | injected | detected | remediated | verified | escalated | missed |', '| --- | --- | --- | --- | --- | --- | --- |',
-      ...Object.entries(byClass).map(([k, c]) => `| ${k} | ${c.injected} | ${c.detected ?? 0} | ${c.remediated ?? 0} | ${c.verified ?? 0} | ${c.escalated ?? 0} | ${c.missed ?? 0} |`),
-      '', `- actions on healthy workers (false positives): ${falseActions.length}`, `- events lost (worker starts without worker.launched): ${Object.keys(lost).length}`,
+      `# Soak (${report.generatedAt}, ${minutes} min, seed ${seed}): ${report.pass ? 'PASS' : 'FAIL'}`,
+      '',
+      `Replay the same fault choices: \`${report.command}\``,
+      '',
+      '| fault | injected | detected | remediated | verified | escalated | missed |',
+      '| --- | --- | --- | --- | --- | --- | --- |',
+      ...Object.entries(byClass).map(
+        ([k, c]) =>
+          `| ${k} | ${c.injected} | ${c.detected ?? 0} | ${c.remediated ?? 0} | ${c.verified ?? 0} | ${c.escalated ?? 0} | ${c.missed ?? 0} |`,
+      ),
+      '',
+      `- actions on healthy workers (false positives): ${falseActions.length}`,
+      `- events lost (worker starts without worker.launched): ${Object.keys(lost).length}`,
       `- hash chain: ${chain.ok ? `intact (${chain.count} events)` : `BROKEN at ${(chain as { badSeq: number }).badSeq}`}`,
       `- state files valid at the end: ${Object.values(stateFiles).every(Boolean) ? 'all' : JSON.stringify(stateFiles)}`,
-      `- all daemons online at the end: ${allOnline}`, `- most restarts of one steady worker: ${restarts}`,
+      `- all daemons online at the end: ${allOnline}`,
+      `- most restarts of one steady worker: ${restarts}`,
     ].join('\n');
     fs.writeFileSync(path.join(OUT, 'report.md'), `${md}\n`);
     process.stdout.write(`${md}\n`);

@@ -58,7 +58,14 @@ describe('config', () => {
       jobs: { a: { command: ['node'], args: ['${nope}'], lane: 'gpu9' } },
       queue: [{ job: 'a', id: 't' }, { job: 'a', id: 't' }, { job: 'missing' }],
     };
-    const err = (() => { try { compileConfig(bad, 'c.json', {}); } catch (e) { return e as ConfigError; } return null; })();
+    const err = (() => {
+      try {
+        compileConfig(bad, 'c.json', {});
+      } catch (e) {
+        return e as ConfigError;
+      }
+      return null;
+    })();
     const paths = err?.issues.map((i) => i.path) ?? [];
     expect(paths).toContain('jobs.a.args.0');
     expect(paths).toContain('jobs.a.lane');
@@ -76,18 +83,37 @@ describe('config', () => {
   };
 
   it('refuses a duration past 24 days, and a staleAfter under two ticks, naming the field', () => {
-    const long = issuesOf({ name: 'x', jobs: { j: { command: ['node'], maxRuntime: '25d', restart: { window: 2_147_483_648 } } } });
-    expect(long).toEqual(expect.arrayContaining([
-      { path: 'jobs.j.maxRuntime', message: expect.stringMatching(/at most "24d"/) },
-      { path: 'jobs.j.restart.window', message: expect.stringMatching(/at most "24d"/) },
-    ]));
+    const long = issuesOf({
+      name: 'x',
+      jobs: { j: { command: ['node'], maxRuntime: '25d', restart: { window: 2_147_483_648 } } },
+    });
+    expect(long).toEqual(
+      expect.arrayContaining([
+        { path: 'jobs.j.maxRuntime', message: expect.stringMatching(/at most "24d"/) },
+        { path: 'jobs.j.restart.window', message: expect.stringMatching(/at most "24d"/) },
+      ]),
+    );
     expect(issuesOf({ name: 'x', jobs: { j: { command: ['node'], maxRuntime: '24d' } } })).toEqual([]);
-    const fast = issuesOf({ name: 'x', tick: '1s', watchdog: { staleAfter: '0ms' }, jobs: { j: { command: ['node'], progress: { staleAfter: '1500ms' } } } });
-    expect(fast).toEqual(expect.arrayContaining([
-      { path: 'watchdog.staleAfter', message: expect.stringMatching(/at least two ticks \(2000ms/) },
-      { path: 'jobs.j.progress.staleAfter', message: expect.stringMatching(/at least two ticks/) },
-    ]));
-    expect(issuesOf({ name: 'x', tick: '1s', watchdog: { staleAfter: '2s' }, jobs: { j: { command: ['node'], progress: { staleAfter: '2s' } } } })).toEqual([]);
+    const fast = issuesOf({
+      name: 'x',
+      tick: '1s',
+      watchdog: { staleAfter: '0ms' },
+      jobs: { j: { command: ['node'], progress: { staleAfter: '1500ms' } } },
+    });
+    expect(fast).toEqual(
+      expect.arrayContaining([
+        { path: 'watchdog.staleAfter', message: expect.stringMatching(/at least two ticks \(2000ms/) },
+        { path: 'jobs.j.progress.staleAfter', message: expect.stringMatching(/at least two ticks/) },
+      ]),
+    );
+    expect(
+      issuesOf({
+        name: 'x',
+        tick: '1s',
+        watchdog: { staleAfter: '2s' },
+        jobs: { j: { command: ['node'], progress: { staleAfter: '2s' } } },
+      }),
+    ).toEqual([]);
   });
 
   it('refuses tasks whose worker id another worker already has', () => {
@@ -95,7 +121,12 @@ describe('config', () => {
       name: 'x',
       jobs: { j: { command: ['node'], replicas: 2 }, a: { command: ['node'] }, 'a-b': { command: ['node'] } },
       // j-1 is replica 1 of j; a + b-c and a-b + c are both a-b-c.
-      queue: [{ job: 'j', id: '1' }, { job: 'j', id: '2' }, { job: 'a', id: 'b-c' }, { job: 'a-b', id: 'c' }],
+      queue: [
+        { job: 'j', id: '1' },
+        { job: 'j', id: '2' },
+        { job: 'a', id: 'b-c' },
+        { job: 'a-b', id: 'c' },
+      ],
     });
     expect(clashes).toEqual([
       { path: 'queue.0.id', message: expect.stringMatching(/"j-1" is already replica 1 of job j's/) },
@@ -104,7 +135,9 @@ describe('config', () => {
   });
 
   it('interpolates ${taskId}, ${workerId} and ${attempt}', () => {
-    expect(interpolate('runs/${taskId}/${workerId}-${attempt}.json', { taskId: 'T', workerId: 'W', attempt: 3 })).toBe('runs/T/W-3.json');
+    expect(interpolate('runs/${taskId}/${workerId}-${attempt}.json', { taskId: 'T', workerId: 'W', attempt: 3 })).toBe(
+      'runs/T/W-3.json',
+    );
   });
 
   it('SWARM_STATE_DIR overrides the config', () => {
@@ -130,9 +163,18 @@ describe('config', () => {
   it('a refused submit, ack or restart leaves no state folder and no run behind', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'swarm-cfg-'));
     const file = path.join(dir, 'swarm.config.json');
-    fs.writeFileSync(file, JSON.stringify({ name: 'x', stateDir: 'state', jobs: { j: { command: ['node'], replicas: 1 } } }));
+    fs.writeFileSync(
+      file,
+      JSON.stringify({ name: 'x', stateDir: 'state', jobs: { j: { command: ['node'], replicas: 1 } } }),
+    );
     const ctl = (...args: string[]) => spawnSync(SWARMCTL, ['--config', file, ...args], { encoding: 'utf8' });
-    for (const args of [['submit', 'nope'], ['submit', 'j', '--id', '../x'], ['submit', 'j', '--id', '0'], ['ack', '7'], ['restart', 'j-0']]) {
+    for (const args of [
+      ['submit', 'nope'],
+      ['submit', 'j', '--id', '../x'],
+      ['submit', 'j', '--id', '0'],
+      ['ack', '7'],
+      ['restart', 'j-0'],
+    ]) {
       const r = ctl(...args);
       expect(r.status, args.join(' ')).toBe(2);
       expect(r.stderr, args.join(' ')).not.toBe('');
@@ -149,10 +191,20 @@ describe('config', () => {
   it('docs/config.md lists every field with its meaning, and is up to date (npm run gen:docs)', () => {
     const fields = configFields();
     expect(fields.filter((f) => !f.description).map((f) => f.path)).toEqual([]);
-    for (const p of ['name', 'tick', 'lanes.<name>.slots', 'jobs.<name>.restart.budget', 'queue[].id', 'postgres.passwordEnv']) {
+    for (const p of [
+      'name',
+      'tick',
+      'lanes.<name>.slots',
+      'jobs.<name>.restart.budget',
+      'queue[].id',
+      'postgres.passwordEnv',
+    ]) {
       expect(fields.map((f) => f.path)).toContain(p);
     }
-    expect(fields.find((f) => f.path === 'jobs.<name>.restart.budget')).toMatchObject({ type: 'integer ≥ 0', default: '`5`' });
+    expect(fields.find((f) => f.path === 'jobs.<name>.restart.budget')).toMatchObject({
+      type: 'integer ≥ 0',
+      default: '`5`',
+    });
     expect(fields.find((f) => f.path === 'tick')).toMatchObject({ type: 'duration', default: '`"1s"`' });
     const committed = fs.readFileSync(path.join(__dirname, '..', 'docs', 'config.md'), 'utf8');
     expect(committed).toBe(configMarkdown());

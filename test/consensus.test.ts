@@ -18,46 +18,105 @@ import { joinOrCreateRun, setControl } from '../lib/run-registry';
 import { JsonStateStore } from '../lib/state-store';
 import { tmpDir, waitFor } from './helpers/tmp';
 
-const row = (actionId: number, target: string, type: string, priority: ProposalRow['priority'], actor = 'worker-sentry', createdAt = actionId): ProposalRow => ({
-  actionId, actor, type, target, priority, createdAt, status: 'pending', grantedBy: null, reason: null,
+const row = (
+  actionId: number,
+  target: string,
+  type: string,
+  priority: ProposalRow['priority'],
+  actor = 'worker-sentry',
+  createdAt = actionId,
+): ProposalRow => ({
+  actionId,
+  actor,
+  type,
+  target,
+  priority,
+  createdAt,
+  status: 'pending',
+  grantedBy: null,
+  reason: null,
 });
 const input = (pending: ProposalRow[], extra: Partial<ArbiterInput> = {}): ArbiterInput => ({
-  pending, leases: new Map(), inFlight: 0, maxConcurrent: 10, paused: false, breaker: 'closed', breakerEscalationId: null, halfOpenTrialInFlight: false, ...extra,
+  pending,
+  leases: new Map(),
+  inFlight: 0,
+  maxConcurrent: 10,
+  paused: false,
+  breaker: 'closed',
+  breakerEscalationId: null,
+  halfOpenTrialInFlight: false,
+  ...extra,
 });
-const granted = (v: ReturnType<typeof arbitrate>) => v.filter((x) => x.grant).map((x) => x.actionId).sort((a, b) => a - b);
+const granted = (v: ReturnType<typeof arbitrate>) =>
+  v
+    .filter((x) => x.grant)
+    .map((x) => x.actionId)
+    .sort((a, b) => a - b);
 
 describe('arbiter rules', () => {
   it('one actor per target: a leased target is denied', () => {
-    const v = arbitrate(input([row(1, 'worker:a', 'restart_worker', 'recovery', 'hang-guard')], { leases: new Map([['worker:a', { holder: 'worker-sentry', actionId: 9 }]]) }));
+    const v = arbitrate(
+      input([row(1, 'worker:a', 'restart_worker', 'recovery', 'hang-guard')], {
+        leases: new Map([['worker:a', { holder: 'worker-sentry', actionId: 9 }]]),
+      }),
+    );
     expect(v[0]).toMatchObject({ grant: false, reason: 'target is leased by worker-sentry for action 9' });
   });
 
   it('duplicates merge: a hang-guard stop and a sentry restart become one restart', () => {
-    const v = arbitrate(input([row(1, 'worker:a', 'stop_worker', 'recovery', 'hang-guard'), row(2, 'worker:a', 'restart_worker', 'recovery')]));
+    const v = arbitrate(
+      input([
+        row(1, 'worker:a', 'stop_worker', 'recovery', 'hang-guard'),
+        row(2, 'worker:a', 'restart_worker', 'recovery'),
+      ]),
+    );
     expect(granted(v)).toEqual([2]);
     expect(v.find((x) => x.actionId === 1)?.reason).toBe('merged into action 2 (restart_worker by worker-sentry)');
   });
 
   it('priority: safety before recovery before capacity under the concurrency limit', () => {
-    const v = arbitrate(input([row(1, 'lane:cpu', 'launch_worker', 'capacity'), row(2, 'worker:b', 'restart_worker', 'recovery'), row(3, 'worker:c', 'stop_worker', 'safety'), row(4, 'worker:d', 'restart_worker', 'recovery')], { maxConcurrent: 1 }));
+    const v = arbitrate(
+      input(
+        [
+          row(1, 'lane:cpu', 'launch_worker', 'capacity'),
+          row(2, 'worker:b', 'restart_worker', 'recovery'),
+          row(3, 'worker:c', 'stop_worker', 'safety'),
+          row(4, 'worker:d', 'restart_worker', 'recovery'),
+        ],
+        { maxConcurrent: 1 },
+      ),
+    );
     expect(granted(v)).toEqual([2, 3]);
     expect(v.find((x) => x.actionId === 4)?.reason).toMatch(/concurrency limit/);
     expect(v.find((x) => x.actionId === 1)?.reason).toMatch(/concurrency limit/);
   });
 
   it('a global limit on concurrent actions, safety exempt', () => {
-    const v = arbitrate(input([row(1, 'worker:a', 'restart_worker', 'recovery'), row(2, 'worker:b', 'stop_worker', 'safety')], { inFlight: 4, maxConcurrent: 4 }));
+    const v = arbitrate(
+      input([row(1, 'worker:a', 'restart_worker', 'recovery'), row(2, 'worker:b', 'stop_worker', 'safety')], {
+        inFlight: 4,
+        maxConcurrent: 4,
+      }),
+    );
     expect(granted(v)).toEqual([2]);
   });
 
   it('pause denies everything but safety', () => {
-    const v = arbitrate(input([row(1, 'worker:a', 'restart_worker', 'recovery'), row(2, 'worker:b', 'stop_worker', 'safety')], { paused: true }));
+    const v = arbitrate(
+      input([row(1, 'worker:a', 'restart_worker', 'recovery'), row(2, 'worker:b', 'stop_worker', 'safety')], {
+        paused: true,
+      }),
+    );
     expect(granted(v)).toEqual([2]);
     expect(v.find((x) => x.actionId === 1)?.reason).toMatch(/paused/);
   });
 
   it('an open breaker denies all but safety; half-open lets one trial through', () => {
-    const p = [row(1, 'worker:a', 'restart_worker', 'recovery'), row(2, 'worker:b', 'restart_worker', 'recovery'), row(3, 'worker:c', 'quarantine', 'safety')];
+    const p = [
+      row(1, 'worker:a', 'restart_worker', 'recovery'),
+      row(2, 'worker:b', 'restart_worker', 'recovery'),
+      row(3, 'worker:c', 'quarantine', 'safety'),
+    ];
     expect(granted(arbitrate(input(p, { breaker: 'open', breakerEscalationId: 7 })))).toEqual([3]);
     const half = arbitrate(input(p, { breaker: 'half-open' }));
     expect(granted(half)).toEqual([1, 3]);
@@ -72,11 +131,19 @@ describe('consensus over a real SQLite file', () => {
 
   function setup(selfGrantAfter = '2s') {
     const dir = tmpDir();
-    const config = compileConfig({ name: 't', stateDir: dir, consensus: { selfGrantAfter }, jobs: { j: { command: ['true'] } } }, path.join(dir, 'c.json'), {});
+    const config = compileConfig(
+      { name: 't', stateDir: dir, consensus: { selfGrantAfter }, jobs: { j: { command: ['true'] } } },
+      path.join(dir, 'c.json'),
+      {},
+    );
     const db = openDb(dir);
     const { run } = joinOrCreateRun(db, 't', Date.now());
     const deps = (db2: Db, actor: EventSource) => ({
-      log: new SqliteEventLog(db2, { source: actor, runId: () => run.id }), grantor: makeGrantor(db2, systemClock, config), actor, now: Date.now, logger: silentLogger,
+      log: new SqliteEventLog(db2, { source: actor, runId: () => run.id }),
+      grantor: makeGrantor(db2, systemClock, config),
+      actor,
+      now: Date.now,
+      logger: silentLogger,
     });
     return { dir, config, db, run, deps };
   }
@@ -84,8 +151,14 @@ describe('consensus over a real SQLite file', () => {
   function startConsensus(s: ReturnType<typeof setup>): { c: OrchestratorConsensus; ctx: DaemonContext } {
     const c = new OrchestratorConsensus();
     const ctx: DaemonContext = {
-      name: 'orchestrator-consensus', config: s.config, db: s.db, log: new SqliteEventLog(s.db, { source: 'orchestrator-consensus', runId: () => s.run.id }),
-      state: new JsonStateStore(s.dir), clock: systemClock, logger: silentLogger, run: s.run,
+      name: 'orchestrator-consensus',
+      config: s.config,
+      db: s.db,
+      log: new SqliteEventLog(s.db, { source: 'orchestrator-consensus', runId: () => s.run.id }),
+      state: new JsonStateStore(s.dir),
+      clock: systemClock,
+      logger: silentLogger,
+      run: s.run,
     };
     c.start(ctx);
     stop = () => c.stop();
@@ -98,7 +171,13 @@ describe('consensus over a real SQLite file', () => {
     // Separate connections, as separate daemons have.
     const sentryDb = openDb(s.dir);
     const guardDb = openDb(s.dir);
-    const p: Proposal = { type: 'restart_worker', target: 'worker:w', priority: 'recovery', reason: 'stale', incidentId: null };
+    const p: Proposal = {
+      type: 'restart_worker',
+      target: 'worker:w',
+      priority: 'recovery',
+      reason: 'stale',
+      incidentId: null,
+    };
     const [a, b] = await Promise.all([
       Action.propose(s.deps(sentryDb, 'worker-sentry'), p),
       Action.propose(s.deps(guardDb, 'hang-guard'), { ...p, type: 'stop_worker', reason: 'runtime exceeded' }),
@@ -136,7 +215,14 @@ describe('consensus over a real SQLite file', () => {
     const s = setup('20s');
     const { c, ctx } = startConsensus(s);
     const sentryDb = openDb(s.dir);
-    const propose = (target: `worker:${string}`) => Action.propose(s.deps(sentryDb, 'worker-sentry'), { type: 'restart_worker', target, priority: 'recovery', reason: 'crash', incidentId: null });
+    const propose = (target: `worker:${string}`) =>
+      Action.propose(s.deps(sentryDb, 'worker-sentry'), {
+        type: 'restart_worker',
+        target,
+        priority: 'recovery',
+        reason: 'crash',
+        incidentId: null,
+      });
     expect((await propose('worker:d1')).granted).toBe(true);
     expect(c.snapshot().doorbell).toBe('listening');
     fs.rmSync(doorbellPath(s.dir));
@@ -154,12 +240,24 @@ describe('consensus over a real SQLite file', () => {
   it('with consensus down, a proposal is granted by the proposer itself after the grace period', async () => {
     const s = setup('300ms');
     const t0 = Date.now();
-    const a = await Action.propose(s.deps(s.db, 'worker-sentry'), { type: 'restart_worker', target: 'worker:x', priority: 'recovery', reason: 'crash', incidentId: null });
+    const a = await Action.propose(s.deps(s.db, 'worker-sentry'), {
+      type: 'restart_worker',
+      target: 'worker:x',
+      priority: 'recovery',
+      reason: 'crash',
+      incidentId: null,
+    });
     expect(a.granted).toBe(true);
     expect(Date.now() - t0).toBeGreaterThanOrEqual(300);
     expect(readEvents(s.db, { kindPrefix: 'action.granted' })[0]?.data.grantedBy).toBe('self');
     setControl(s.db, 'paused', 'true');
-    const b = await Action.propose(s.deps(s.db, 'worker-sentry'), { type: 'restart_worker', target: 'worker:y', priority: 'recovery', reason: 'crash', incidentId: null });
+    const b = await Action.propose(s.deps(s.db, 'worker-sentry'), {
+      type: 'restart_worker',
+      target: 'worker:y',
+      priority: 'recovery',
+      reason: 'crash',
+      incidentId: null,
+    });
     expect(b.granted).toBe(false);
   });
 });

@@ -9,7 +9,14 @@ import { waitFor } from './helpers/tmp';
 // comes back, any one state file corrupted or deleted is repaired, and
 // hang-guard ends overrunning work.
 
-const DAEMONS: DaemonName[] = ['watchdog', 'hang-guard', 'orchestrator-consensus', 'util-controller', 'worker-sentry', 'session-state-manager'];
+const DAEMONS: DaemonName[] = [
+  'watchdog',
+  'hang-guard',
+  'orchestrator-consensus',
+  'util-controller',
+  'worker-sentry',
+  'session-state-manager',
+];
 
 const swarm = new TestSwarm({
   name: 'control',
@@ -19,11 +26,21 @@ const swarm = new TestSwarm({
   consensus: { selfGrantAfter: '1s' },
   lanes: { cpu: { kind: 'cpu', slots: 4, fill: 'slots' } },
   jobs: {
-    steady: optimizerJob(['--trials', '100000'], { progress: { staleAfter: '30s' }, restart: { delay: '100ms', budget: 20 } }),
+    steady: optimizerJob(['--trials', '100000'], {
+      progress: { staleAfter: '30s' },
+      restart: { delay: '100ms', budget: 20 },
+    }),
     overrun: optimizerJob(['--trials', '100000'], { maxRuntime: '2s', restart: { delay: '100ms', budget: 20 } }),
-    opstuck: optimizerJob(['--trials', '100000', '--op-deadline-ms', '1500', '--hang-at', '3'], { progress: { staleAfter: '60s' }, restart: { delay: '100ms', budget: 20 } }),
+    opstuck: optimizerJob(['--trials', '100000', '--op-deadline-ms', '1500', '--hang-at', '3'], {
+      progress: { staleAfter: '60s' },
+      restart: { delay: '100ms', budget: 20 },
+    }),
   },
-  queue: [{ job: 'steady', id: 's1' }, { job: 'overrun', id: 'o1' }, { job: 'opstuck', id: 'p1' }],
+  queue: [
+    { job: 'steady', id: 's1' },
+    { job: 'overrun', id: 'o1' },
+    { job: 'opstuck', id: 'p1' },
+  ],
 });
 
 beforeAll(() => swarm.up(), 60_000);
@@ -36,10 +53,15 @@ const allOnline = () => {
 };
 
 async function onlinePid(name: DaemonName): Promise<number> {
-  return waitFor(`${name} online`, () => {
-    const d = daemon(name);
-    return d?.status === 'online' ? d.pid : null;
-  }, 60_000, 200);
+  return waitFor(
+    `${name} online`,
+    () => {
+      const d = daemon(name);
+      return d?.status === 'online' ? d.pid : null;
+    },
+    60_000,
+    200,
+  );
 }
 
 describe('a control plane that heals itself', () => {
@@ -52,7 +74,15 @@ describe('a control plane that heals itself', () => {
       const p1 = await onlinePid(name);
       await waitFor('all online', allOnline, 60_000, 250);
       process.kill(p1, 'SIGKILL');
-      const p2 = await waitFor(`${name} back after kill -9`, () => { const d = daemon(name); return d?.status === 'online' && d.pid !== p1 ? d.pid : null; }, 60_000, 200);
+      const p2 = await waitFor(
+        `${name} back after kill -9`,
+        () => {
+          const d = daemon(name);
+          return d?.status === 'online' && d.pid !== p1 ? d.pid : null;
+        },
+        60_000,
+        200,
+      );
       await waitFor('all online', allOnline, 60_000, 250);
 
       const staleSeq = swarm.query().events.lastSeq;
@@ -73,17 +103,31 @@ describe('a control plane that heals itself', () => {
   }
 
   it('every state file, deleted or corrupted, is repaired, and query never fails meanwhile', async () => {
-    const files = ['watchdog_state.json', 'worker_sentry_state.json', 'hang_guard_state.json', 'util_controller_state.json', 'orchestrator_consensus_state.json', 'session_state_manager_state.json', 'swarm_control_state.json', 'session_latest.json'];
+    const files = [
+      'watchdog_state.json',
+      'worker_sentry_state.json',
+      'hang_guard_state.json',
+      'util_controller_state.json',
+      'orchestrator_consensus_state.json',
+      'session_state_manager_state.json',
+      'swarm_control_state.json',
+      'session_latest.json',
+    ];
     for (const [i, file] of files.entries()) {
       const full = path.join(swarm.stateDir, file);
       const before = swarm.query().events.lastSeq;
       if (i % 2 === 0) fs.rmSync(full, { force: true });
       else fs.writeFileSync(full, '{"half": "writ');
-      await waitFor(`${file} repaired`, () => {
-        const q = swarm.query(); // throws, failing the test, if query ever fails
-        expect(q.schemaVersion).toBe(1);
-        return swarm.events({ kind: 'state.repaired', target: `state:${file}` }).some((e) => e.seq > before);
-      }, 30_000, 100);
+      await waitFor(
+        `${file} repaired`,
+        () => {
+          const q = swarm.query(); // throws, failing the test, if query ever fails
+          expect(q.schemaVersion).toBe(1);
+          return swarm.events({ kind: 'state.repaired', target: `state:${file}` }).some((e) => e.seq > before);
+        },
+        30_000,
+        100,
+      );
       expect(JSON.parse(fs.readFileSync(full, 'utf8'))).toBeTruthy();
     }
   }, 120_000);
@@ -98,19 +142,43 @@ describe('a control plane that heals itself', () => {
     expect(granted.data.grantedBy).toBe('self');
     await swarm.waitEvent('action.verified', 'worker:steady-s1', (e) => e.actionId === granted.actionId, 30_000);
     // The watchdog brings consensus back and normal grants resume.
-    await waitFor('consensus back', () => { const d = daemon('orchestrator-consensus'); return d?.status === 'online' && d.pid !== consensus; }, 60_000, 250);
+    await waitFor(
+      'consensus back',
+      () => {
+        const d = daemon('orchestrator-consensus');
+        return d?.status === 'online' && d.pid !== consensus;
+      },
+      60_000,
+      250,
+    );
   });
 
   it('hang-guard ends a worker past maxRuntime: process group gone, verified, restarted by the sentry', async () => {
-    const d = await swarm.waitEvent('detect.runtime_exceeded', 'worker:overrun-o1', (e) => e.data.limit === 'maxRuntime');
-    const stop = await swarm.waitEvent('action.verified', 'worker:overrun-o1', (e) => e.data.type === 'stop_worker' && e.seq > d.seq);
+    const d = await swarm.waitEvent(
+      'detect.runtime_exceeded',
+      'worker:overrun-o1',
+      (e) => e.data.limit === 'maxRuntime',
+    );
+    const stop = await swarm.waitEvent(
+      'action.verified',
+      'worker:overrun-o1',
+      (e) => e.data.type === 'stop_worker' && e.seq > d.seq,
+    );
     expect(stop.source).toBe('hang-guard');
     await swarm.waitEvent('worker.launched', 'worker:overrun-o1', (e) => e.seq > stop.seq && e.data.attempt === 2);
   });
 
   it('hang-guard ends an operation past the deadline it declared', async () => {
-    const d = await swarm.waitEvent('detect.runtime_exceeded', 'worker:opstuck-p1', (e) => e.data.limit === 'operation');
+    const d = await swarm.waitEvent(
+      'detect.runtime_exceeded',
+      'worker:opstuck-p1',
+      (e) => e.data.limit === 'operation',
+    );
     expect(d.data.operation).toBe('trial 3');
-    await swarm.waitEvent('action.verified', 'worker:opstuck-p1', (e) => e.data.type === 'stop_worker' && e.seq > d.seq);
+    await swarm.waitEvent(
+      'action.verified',
+      'worker:opstuck-p1',
+      (e) => e.data.type === 'stop_worker' && e.seq > d.seq,
+    );
   });
 });

@@ -19,7 +19,10 @@ import { tmpDir, waitFor } from './helpers/tmp';
 const CORPUS = path.join(ROOT, 'test', 'corpus');
 
 describe('bad configs', () => {
-  const expected = JSON.parse(fs.readFileSync(path.join(CORPUS, 'configs', 'expect.json'), 'utf8')) as Record<string, { path: string; match: string }>;
+  const expected = JSON.parse(fs.readFileSync(path.join(CORPUS, 'configs', 'expect.json'), 'utf8')) as Record<
+    string,
+    { path: string; match: string }
+  >;
   for (const [file, want] of Object.entries(expected)) {
     it(`${file}: exit 2, naming the file, ${want.path || 'the document'} and what was expected`, () => {
       const full = path.join(CORPUS, 'configs', file);
@@ -36,7 +39,9 @@ describe('bad configs', () => {
 describe('bad progress files', () => {
   const dir = tmpDir();
   const inputs: Record<string, () => string> = {
-    ...Object.fromEntries(fs.readdirSync(path.join(CORPUS, 'progress')).map((f) => [f, () => path.join(CORPUS, 'progress', f)])),
+    ...Object.fromEntries(
+      fs.readdirSync(path.join(CORPUS, 'progress')).map((f) => [f, () => path.join(CORPUS, 'progress', f)]),
+    ),
     'huge (20 MiB)': () => {
       const f = path.join(dir, 'huge.json');
       fs.writeFileSync(f, `{"updatedAt": "x", "pad": "${'x'.repeat(20 * 1024 * 1024)}"}`);
@@ -50,7 +55,10 @@ describe('bad progress files', () => {
       const r = readProgress(file);
       if (name === 'missing') return expect(r).toBeNull();
       expect(r?.marker).toMatch(/^(m|u):/);
-      const w = { ...newWorkerRecord({ id: 'w', job: 'j', taskId: 't', slot: null, lane: 'cpu' }), launchedAt: Date.now() };
+      const w = {
+        ...newWorkerRecord({ id: 'w', job: 'j', taskId: 't', slot: null, lane: 'cpu' }),
+        launchedAt: Date.now(),
+      };
       expect(() => findOverrun(w, null, r?.json ?? null, Date.now())).not.toThrow();
     });
   }
@@ -59,14 +67,20 @@ describe('bad progress files', () => {
 describe('bad nvidia-smi output', () => {
   for (const f of fs.readdirSync(path.join(CORPUS, 'nvidia-smi'))) {
     it(`${f}: a clear parse error, never a crash`, () => {
-      expect(() => parseNvidiaSmiXml(fs.readFileSync(path.join(CORPUS, 'nvidia-smi', f), 'utf8'))).toThrow(/not XML|no <nvidia_smi_log>|no <gpu>/);
+      expect(() => parseNvidiaSmiXml(fs.readFileSync(path.join(CORPUS, 'nvidia-smi', f), 'utf8'))).toThrow(
+        /not XML|no <nvidia_smi_log>|no <gpu>/,
+      );
     });
   }
 
   it('slow: a reader that hangs is cut off at the timeout with a reason', async () => {
     const dir = tmpDir();
     const bin = path.join(dir, 'nvidia-smi');
-    fs.writeFileSync(bin, `#!${process.execPath}\nsetTimeout(() => process.stdout.write('<nvidia_smi_log/>'), 60000);\n`, { mode: 0o755 });
+    fs.writeFileSync(
+      bin,
+      `#!${process.execPath}\nsetTimeout(() => process.stdout.write('<nvidia_smi_log/>'), 60000);\n`,
+      { mode: 0o755 },
+    );
     const t = Date.now();
     const r = await probeGpus({ bin, timeoutMs: 300 });
     expect(r).toMatchObject({ available: false, reason: expect.stringMatching(/did not answer within 300ms/) });
@@ -81,7 +95,16 @@ describe('huge log lines', () => {
     fs.writeFileSync(file, `${'y'.repeat(10 * 1024 * 1024)}\nModuleNotFoundError: No module named 'x'\n`);
     const tail = readTail(file);
     expect(tail.length).toBeLessThanOrEqual(16 * 1024);
-    expect(classifyExit([], { exitCode: 1, signal: null, logTail: tail, lastRssBytes: null, memoryLimitBytes: null, kernelOomKilled: false }).class).toBe('deterministic_failure');
+    expect(
+      classifyExit([], {
+        exitCode: 1,
+        signal: null,
+        logTail: tail,
+        lastRssBytes: null,
+        memoryLimitBytes: null,
+        kernelOomKilled: false,
+      }).class,
+    ).toBe('deterministic_failure');
     expect(scanForMarker(file, 0, 'No module named').found).toBe(true);
   });
 });
@@ -89,18 +112,36 @@ describe('huge log lines', () => {
 describe('hostile names and arguments', () => {
   it('arguments with shell metacharacters, ../ and unicode reach the worker verbatim: nothing runs through a shell', async () => {
     const dir = tmpDir();
-    const hostile = ['; rm -rf / #', '$(id)', '`whoami`', '../../etc/passwd', '"quoted" \'single\'', 'naïve → ✓ 日本', '&& echo pwned', '|cat', '>out'];
+    const hostile = [
+      '; rm -rf / #',
+      '$(id)',
+      '`whoami`',
+      '../../etc/passwd',
+      '"quoted" \'single\'',
+      'naïve → ✓ 日本',
+      '&& echo pwned',
+      '|cat',
+      '>out',
+    ];
     const spec = {
       command: [process.execPath, '-e', 'console.log(JSON.stringify(process.argv.slice(1)))', ...hostile],
-      cwd: dir, env: { PATH: process.env.PATH ?? '' }, dir, stopGraceMs: 1000,
+      cwd: dir,
+      env: { PATH: process.env.PATH ?? '' },
+      dir,
+      stopGraceMs: 1000,
     };
     fs.writeFileSync(path.join(dir, 'spec.json'), JSON.stringify(spec));
-    const p = spawn(process.execPath, [path.join(ROOT, 'lib', 'worker-shim.js'), path.join(dir, 'spec.json')], { stdio: 'ignore' });
+    const p = spawn(process.execPath, [path.join(ROOT, 'lib', 'worker-shim.js'), path.join(dir, 'spec.json')], {
+      stdio: 'ignore',
+    });
     await new Promise((resolve) => p.on('exit', resolve));
     const out = fs.readFileSync(path.join(dir, 'output.log'), 'utf8').trim();
     expect(JSON.parse(out)).toEqual(hostile);
     expect(fs.existsSync(path.join(dir, 'out'))).toBe(false);
-    expect(JSON.parse(fs.readFileSync(path.join(dir, 'exit.json'), 'utf8'))).toMatchObject({ exitCode: 0, signal: null });
+    expect(JSON.parse(fs.readFileSync(path.join(dir, 'exit.json'), 'utf8'))).toMatchObject({
+      exitCode: 0,
+      signal: null,
+    });
   });
 
   it('a hostile task id is refused with the reason', () => {
@@ -121,7 +162,9 @@ describe('a locked or read-only database', () => {
     const db = openDb(dir, { busyTimeoutMs: 200 });
     const log = new SqliteEventLog(db, { source: 'worker-sentry', runId: () => 'r' });
     for (let i = 0; i < 5; i++) log.append({ kind: 'worker.launched', target: 'worker:a', data: { i } });
-    const locker = spawn(process.execPath, [path.join(CORPUS, 'locker.js'), path.join(dir, 'swarm.db')], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const locker = spawn(process.execPath, [path.join(CORPUS, 'locker.js'), path.join(dir, 'swarm.db')], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
     let out = '';
     locker.stdout.on('data', (c: Buffer) => (out += c.toString()));
     await waitFor('lock held', () => out.includes('locked'));
@@ -132,7 +175,9 @@ describe('a locked or read-only database', () => {
       err = e;
     }
     expect(err).toBeInstanceOf(EventLogError);
-    expect(String((err as Error).message)).toMatch(/cannot append 1 event\(s\) \(worker.launched\): database is locked/);
+    expect(String((err as Error).message)).toMatch(
+      /cannot append 1 event\(s\) \(worker.launched\): database is locked/,
+    );
     locker.stdin.end();
     await new Promise((resolve) => locker.on('exit', resolve));
     log.append({ kind: 'worker.launched', target: 'worker:a', data: { i: 5 } });
@@ -144,7 +189,10 @@ describe('a locked or read-only database', () => {
   it('read-only: writing fails with a clear error, reading still works', () => {
     const dir = tmpDir();
     const rw = openDb(dir);
-    new SqliteEventLog(rw, { source: 'worker-sentry', runId: () => 'r' }).append({ kind: 'worker.launched', target: 'worker:a' });
+    new SqliteEventLog(rw, { source: 'worker-sentry', runId: () => 'r' }).append({
+      kind: 'worker.launched',
+      target: 'worker:a',
+    });
     rw.close();
     const ro = openDb(dir, { readonly: true });
     const log = new SqliteEventLog(ro, { source: 'worker-sentry', runId: () => 'r' });

@@ -18,8 +18,10 @@ import { tmpDir } from './helpers/tmp';
 
 const doc = (name: string) => fs.readFileSync(path.join(ROOT, 'docs', name), 'utf8');
 /** The names in backticks in the first cell of each markdown table row (`run.paused` / `run.unpaused` gives both). */
-const firstCells = (md: string) => [...md.matchAll(/^\| ([^|]+) \|/gm)].flatMap((m) => [...(m[1] ?? '').matchAll(/`([^`]+)`/g)].map((n) => n[1] ?? ''));
-const jsonBlocks = (md: string) => [...md.matchAll(/```json\n([\s\S]*?)```/g)].map((m) => JSON.parse(m[1] ?? '') as Record<string, unknown>);
+const firstCells = (md: string) =>
+  [...md.matchAll(/^\| ([^|]+) \|/gm)].flatMap((m) => [...(m[1] ?? '').matchAll(/`([^`]+)`/g)].map((n) => n[1] ?? ''));
+const jsonBlocks = (md: string) =>
+  [...md.matchAll(/```json\n([\s\S]*?)```/g)].map((m) => JSON.parse(m[1] ?? '') as Record<string, unknown>);
 
 describe('docs/cli.md', () => {
   const cli = doc('cli.md');
@@ -68,7 +70,10 @@ describe('docs/cli.md', () => {
     fs.writeFileSync(cfg, JSON.stringify({ name: 'g', stateDir: 'state', jobs: { j: { command: ['true'] } } }));
     const smi = fakeNvidiaSmi(dir, { fixture: 'a10g.xml', pids: { '0': [1234] } });
     const probe = () => {
-      const r = spawnSync(path.join(ROOT, 'scripts', 'swarmctl'), ['probe', 'gpu', '--json', '--config', cfg], { encoding: 'utf8', env: { ...process.env, SWARM_NVIDIA_SMI: smi.bin } });
+      const r = spawnSync(path.join(ROOT, 'scripts', 'swarmctl'), ['probe', 'gpu', '--json', '--config', cfg], {
+        encoding: 'utf8',
+        env: { ...process.env, SWARM_NVIDIA_SMI: smi.bin },
+      });
       expect(r.status).toBe(0);
       return JSON.parse(r.stdout) as { gpus: { processes: object[] }[] } & Record<string, unknown>;
     };
@@ -80,7 +85,12 @@ describe('docs/cli.md', () => {
     expect(keys(documented.gpus[0]?.processes[0])).toEqual(keys(real.gpus[0]?.processes[0]));
     smi.set({ mode: 'garbage' });
     const none = probe();
-    expect(cli).toContain(`\`${JSON.stringify({ ...none, reason: '…' }).replace(/([:,])/g, '$1 ').replace(/^\{/, '{ ').replace(/\}$/, ' }')}\``);
+    expect(cli).toContain(
+      `\`${JSON.stringify({ ...none, reason: '…' })
+        .replace(/([:,])/g, '$1 ')
+        .replace(/^\{/, '{ ')
+        .replace(/\}$/, ' }')}\``,
+    );
   });
 });
 
@@ -93,7 +103,11 @@ describe('docs/events.md', () => {
     for (const c of FAILURE_CLASSES) expect(rows, c).toContain(c);
     for (const a of ACTION_TYPES) expect(rows, a).toContain(a);
     const known = new Set<string>([...EVENT_KINDS, ...FAILURE_CLASSES, ...ACTION_TYPES, 'detect.CLASS']);
-    const sectionRows = rows.filter((r) => /^[a-z_]+(\.[a-zA-Z_]+)?$/.test(r) && !['seq', 'ts', 'run_id', 'source', 'kind', 'target', 'severity', 'action_id', 'data', 'hash'].includes(r));
+    const sectionRows = rows.filter(
+      (r) =>
+        /^[a-z_]+(\.[a-zA-Z_]+)?$/.test(r) &&
+        !['seq', 'ts', 'run_id', 'source', 'kind', 'target', 'severity', 'action_id', 'data', 'hash'].includes(r),
+    );
     expect(sectionRows.filter((r) => !known.has(r))).toEqual([]);
   });
 });
@@ -106,7 +120,8 @@ describe('the checkout stands alone', () => {
     const patterns = [sibling.join('/'), `'${sibling.join("', '")}'`, 'CONTRACT.md'];
     const self = path.relative(ROOT, __filename);
     const offenders = files.filter((f) => {
-      if (f === self || !/\.(ts|js|mts|json|md|sh)$|^\.ci\/|^scripts\//.test(f) || f.endsWith('package-lock.json')) return false;
+      if (f === self || !/\.(ts|js|mts|json|md|sh)$|^\.ci\/|^scripts\//.test(f) || f.endsWith('package-lock.json'))
+        return false;
       const text = fs.readFileSync(path.join(ROOT, f), 'utf8');
       return patterns.some((p) => text.includes(p));
     });

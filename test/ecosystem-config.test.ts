@@ -14,7 +14,12 @@ import { tmpDir, waitFor } from './helpers/tmp';
 // config the swarm runs; test/reload.test.ts.)
 
 const BAD = { name: 'bad', tick: 'fast', jobs: { a: { command: [], lane: 'nowhere' } } };
-const GOOD = { name: 'eco', tick: '250ms', lanes: { cpu: { kind: 'cpu', slots: 1, fill: 'slots' } }, jobs: { a: { command: ['node', '-e', '0'] } } };
+const GOOD = {
+  name: 'eco',
+  tick: '250ms',
+  lanes: { cpu: { kind: 'cpu', slots: 1, fill: 'slots' } },
+  jobs: { a: { command: ['node', '-e', '0'] } },
+};
 
 type App = { name: string; pid: number; pm2_env: { status: string; restart_time: number; exit_code?: number } };
 const jlist = (s: TestSwarm): App[] => JSON.parse(s.pm2('jlist').trim().split('\n').pop() ?? '[]') as App[];
@@ -28,7 +33,11 @@ describe('a bad config', () => {
     swarms.push(swarm);
     const up = swarm.ctl('up');
     expect(up.status).toBe(2);
-    const r = spawnSync(PM2, ['start', path.join(ROOT, 'ecosystem.config.js')], { env: swarm.env, encoding: 'utf8', timeout: 60_000 });
+    const r = spawnSync(PM2, ['start', path.join(ROOT, 'ecosystem.config.js')], {
+      env: swarm.env,
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
     expect(r.status).toBe(2);
     expect(up.stderr).toMatch(/swarmctl: invalid config .*swarm\.config\.json:\n {2}tick: expected a duration/);
     expect(r.stderr).toContain(up.stderr.trim());
@@ -44,19 +53,36 @@ describe('a bad config', () => {
     const swarm = new TestSwarm({ ...GOOD, history: { hmacKeyFile: keyFile } });
     swarms.push(swarm);
     swarm.up();
-    await waitFor('every daemon online', () => swarm.query().daemons.every((d) => d.status === 'online') || null, 60_000, 250);
+    await waitFor(
+      'every daemon online',
+      () => swarm.query().daemons.every((d) => d.status === 'online') || null,
+      60_000,
+      250,
+    );
     fs.rmSync(keyFile);
     swarm.pm2('restart', 'util-controller');
     // PM2 shows "waiting restart" for an app with a restart delay, though stop_exit_codes keeps it down.
-    const stopped = await waitFor('util-controller down with exit 2', () => jlist(swarm).find((a) => a.name === 'util-controller' && a.pm2_env.exit_code === 2 && !a.pid), 60_000, 250);
+    const stopped = await waitFor(
+      'util-controller down with exit 2',
+      () => jlist(swarm).find((a) => a.name === 'util-controller' && a.pm2_env.exit_code === 2 && !a.pid),
+      60_000,
+      250,
+    );
     const esc = await swarm.waitEvent('escalation.raised', 'daemon:util-controller', () => true, 60_000);
     expect(String(esc.data.reason)).toMatch(/exited 2: it cannot start/);
     // Some watchdog ticks later: no restart tried, by PM2 or the watchdog, and one escalation.
     const watchdogTicks = () => swarm.query().daemons.find((d) => d.name === 'watchdog')?.lastTickAt ?? '';
     const since = watchdogTicks();
-    await waitFor('two seconds of watchdog ticks', () => (Date.parse(watchdogTicks()) - Date.parse(since) >= 2000 ? true : null), 30_000, 250);
+    await waitFor(
+      'two seconds of watchdog ticks',
+      () => (Date.parse(watchdogTicks()) - Date.parse(since) >= 2000 ? true : null),
+      30_000,
+      250,
+    );
     expect(jlist(swarm).find((a) => a.name === 'util-controller')?.pid).toBeFalsy();
-    expect(jlist(swarm).find((a) => a.name === 'util-controller')?.pm2_env.restart_time).toBe(stopped.pm2_env.restart_time);
+    expect(jlist(swarm).find((a) => a.name === 'util-controller')?.pm2_env.restart_time).toBe(
+      stopped.pm2_env.restart_time,
+    );
     expect(swarm.events({ kind: 'action.proposed', target: 'daemon:util-controller' })).toHaveLength(0);
     expect(swarm.events({ kind: 'escalation.raised', target: 'daemon:util-controller' })).toHaveLength(1);
   }, 120_000);

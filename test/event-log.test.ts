@@ -13,7 +13,10 @@ const projection = (dir: string) => ({ file: path.join(dir, PROJECTION_FILE) });
 
 function openLog(dir: string) {
   const db = openDb(dir);
-  return { db, log: new SqliteEventLog(db, { source: 'worker-sentry', runId: () => 'r-1', projection: projection(dir) }) };
+  return {
+    db,
+    log: new SqliteEventLog(db, { source: 'worker-sentry', runId: () => 'r-1', projection: projection(dir) }),
+  };
 }
 
 describe('event log', () => {
@@ -22,7 +25,12 @@ describe('event log', () => {
     const { db, log } = openLog(dir);
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
     const a = log.append({ kind: 'worker.launched', target: 'worker:a', data: { n: 1 } });
-    const b = log.append({ kind: 'worker.exited', target: 'worker:a', severity: 'warn', data: { exitCode: 1, signal: null } });
+    const b = log.append({
+      kind: 'worker.exited',
+      target: 'worker:a',
+      severity: 'warn',
+      data: { exitCode: 1, signal: null },
+    });
     expect(b.seq).toBe(a.seq + 1);
     expect(b.ts).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
     expect(fs.statSync(dir).mode & 0o777).toBe(0o700);
@@ -40,7 +48,8 @@ describe('event log', () => {
     db.close();
     // A second connection, as any other program on the machine would open.
     const other = new Database(path.join(dir, 'swarm.db'));
-    for (const sql of ["UPDATE events SET kind = 'x'", 'DELETE FROM events']) expect(() => other.exec(sql)).toThrow(/append-only/);
+    for (const sql of ["UPDATE events SET kind = 'x'", 'DELETE FROM events'])
+      expect(() => other.exec(sql)).toThrow(/append-only/);
     other.close();
   });
 
@@ -52,14 +61,18 @@ describe('event log', () => {
     db.close();
     const cfg = path.join(dir, 'swarm.config.json');
     fs.writeFileSync(cfg, JSON.stringify({ name: 't', stateDir: '.', jobs: { a: { command: ['true'] } } }));
-    const ok = spawnSync(path.join(ROOT, 'scripts', 'swarmctl'), ['verify-log', '--json', '--config', cfg], { encoding: 'utf8' });
+    const ok = spawnSync(path.join(ROOT, 'scripts', 'swarmctl'), ['verify-log', '--json', '--config', cfg], {
+      encoding: 'utf8',
+    });
     expect(ok.status).toBe(0);
     expect(JSON.parse(ok.stdout)).toMatchObject({ ok: true, count: 20 });
     // Someone with write access drops the guard and edits history.
     const editor = new Database(path.join(dir, 'swarm.db'));
-    editor.exec("DROP TRIGGER events_no_update; UPDATE events SET data = '{\"i\":99}' WHERE seq = 7;");
+    editor.exec('DROP TRIGGER events_no_update; UPDATE events SET data = \'{"i":99}\' WHERE seq = 7;');
     editor.close();
-    const bad = spawnSync(path.join(ROOT, 'scripts', 'swarmctl'), ['verify-log', '--json', '--config', cfg], { encoding: 'utf8' });
+    const bad = spawnSync(path.join(ROOT, 'scripts', 'swarmctl'), ['verify-log', '--json', '--config', cfg], {
+      encoding: 'utf8',
+    });
     expect(bad.status).toBe(1);
     expect(JSON.parse(bad.stdout)).toMatchObject({ ok: false, badSeq: 7 });
   });
@@ -81,7 +94,13 @@ describe('event log', () => {
     // No replay of the history: that is in swarm.db.
     expect(fs.readFileSync(file, 'utf8')).toBe('');
     log.append({ kind: 'worker.launched', target: 'worker:a', data: { i: 6 } });
-    expect(fs.readFileSync(file, 'utf8').trimEnd().split('\n').map((l) => Number(/seq=(\d+)$/.exec(l)?.[1]))).toEqual([7]);
+    expect(
+      fs
+        .readFileSync(file, 'utf8')
+        .trimEnd()
+        .split('\n')
+        .map((l) => Number(/seq=(\d+)$/.exec(l)?.[1])),
+    ).toEqual([7]);
     db.close();
   });
 
@@ -89,7 +108,13 @@ describe('event log', () => {
     const dir = tmpDir();
     const { db, log } = openLog(dir);
     const file = path.join(dir, PROJECTION_FILE);
-    const seqs = (f = file) => fs.readFileSync(f, 'utf8').trimEnd().split('\n').filter(Boolean).map((l) => Number(/seq=(\d+)$/.exec(l)?.[1]));
+    const seqs = (f = file) =>
+      fs
+        .readFileSync(f, 'utf8')
+        .trimEnd()
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => Number(/seq=(\d+)$/.exec(l)?.[1]));
     for (let i = 0; i < 3; i++) log.append({ kind: 'worker.launched', target: 'worker:a', data: { i } });
     fs.rmSync(file);
     log.append({ kind: 'worker.launched', target: 'worker:a', data: { i: 3 } });
@@ -101,10 +126,15 @@ describe('event log', () => {
     // logrotate's "create": the file is moved away; the writer notices the
     // path no longer names its file and starts a new one with the next event.
     fs.renameSync(file, `${file}.1`);
-    await waitFor('a new file after rotation', () => {
-      log.append({ kind: 'worker.launched', target: 'worker:a' });
-      return fs.existsSync(file);
-    }, 10_000, 50);
+    await waitFor(
+      'a new file after rotation',
+      () => {
+        log.append({ kind: 'worker.launched', target: 'worker:a' });
+        return fs.existsSync(file);
+      },
+      10_000,
+      50,
+    );
     const n = (db.prepare('SELECT count(*) AS n FROM events').get() as { n: number }).n;
     // Every event from 5 on is in one of the two files, once, in order.
     expect([...seqs(`${file}.1`), ...seqs()]).toEqual(Array.from({ length: n - 4 }, (_, i) => i + 5));
@@ -117,16 +147,35 @@ describe('event log', () => {
     const db = openDb(dir);
     const file = path.join(dir, PROJECTION_FILE);
     // Two writers, as two daemons: whichever crosses the cap rotates, the other follows.
-    const a = new SqliteEventLog(db, { source: 'worker-sentry', runId: () => 'r-1', projection: { file, maxBytes: 4096 } });
+    const a = new SqliteEventLog(db, {
+      source: 'worker-sentry',
+      runId: () => 'r-1',
+      projection: { file, maxBytes: 4096 },
+    });
     const other = openDb(dir);
-    const b = new SqliteEventLog(other, { source: 'watchdog', runId: () => 'r-1', projection: { file, maxBytes: 4096 } });
+    const b = new SqliteEventLog(other, {
+      source: 'watchdog',
+      runId: () => 'r-1',
+      projection: { file, maxBytes: 4096 },
+    });
     for (let i = 0; i < 120; i++) (i % 2 ? a : b).append({ kind: 'worker.launched', target: 'worker:a', data: { i } });
-    const seqs = (f: string) => fs.readFileSync(f, 'utf8').trimEnd().split('\n').filter(Boolean).map((l) => Number(/seq=(\d+)$/.exec(l)?.[1]));
+    const seqs = (f: string) =>
+      fs
+        .readFileSync(f, 'utf8')
+        .trimEnd()
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => Number(/seq=(\d+)$/.exec(l)?.[1]));
     const current = seqs(file);
     const previous = seqs(`${file}.1`);
     expect(fs.statSync(file).size).toBeLessThan(4096 + 1024);
     expect(fs.statSync(`${file}.1`).size).toBeLessThan(4096 + 1024);
-    expect([...previous, ...current]).toEqual(Array.from({ length: previous.length + current.length }, (_, i) => 120 - previous.length - current.length + i + 1));
+    expect([...previous, ...current]).toEqual(
+      Array.from(
+        { length: previous.length + current.length },
+        (_, i) => 120 - previous.length - current.length + i + 1,
+      ),
+    );
     expect(current.at(-1)).toBe(120);
     a.close();
     b.close();
@@ -138,7 +187,11 @@ describe('event log', () => {
     const dir = tmpDir();
     const { db, log } = openLog(dir);
     log.append({ kind: 'worker.launched', target: 'worker:a' });
-    const locker = spawn(process.execPath, [path.join(__dirname, 'corpus', 'locker.js'), path.join(dir, 'swarm.db'), '300'], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const locker = spawn(
+      process.execPath,
+      [path.join(__dirname, 'corpus', 'locker.js'), path.join(dir, 'swarm.db'), '300'],
+      { stdio: ['pipe', 'pipe', 'inherit'] },
+    );
     let out = '';
     locker.stdout.on('data', (c: Buffer) => (out += c.toString()));
     await waitFor('lock held', () => out.includes('locked'), 10_000, 10);
@@ -152,31 +205,50 @@ describe('event log', () => {
 
   it('formats lines for tail -f as CONTRACT shows', () => {
     const line = formatEventLine({
-      ts: '2026-11-23T08:00:01.234Z', severity: 'warn', source: 'worker-sentry', kind: 'detect.progress_stale',
-      target: 'worker:optimizer-SOL', data: { message: 'no progress for 31s (limit 30s)' }, seq: 123,
+      ts: '2026-11-23T08:00:01.234Z',
+      severity: 'warn',
+      source: 'worker-sentry',
+      kind: 'detect.progress_stale',
+      target: 'worker:optimizer-SOL',
+      data: { message: 'no progress for 31s (limit 30s)' },
+      seq: 123,
     });
-    expect(line).toBe('2026-11-23T08:00:01.234Z WARN  worker-sentry  detect.progress_stale  worker:optimizer-SOL  no progress for 31s (limit 30s)  seq=123\n');
+    expect(line).toBe(
+      '2026-11-23T08:00:01.234Z WARN  worker-sentry  detect.progress_stale  worker:optimizer-SOL  no progress for 31s (limit 30s)  seq=123\n',
+    );
   });
 
   it('6 processes x 10,000 events: none lost, chain intact, projection gap-free', async () => {
     const dir = tmpDir();
     openDb(dir).close();
-    const writers = Array.from({ length: 6 }, (_, i) =>
-      new Promise<number>((resolve, reject) => {
-        const p = spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, 'helpers', 'append-writer.ts'), dir, '10000', `w${i}`, '1'], { stdio: ['ignore', 'pipe', 'inherit'] });
-        p.on('error', reject);
-        p.on('exit', (code) => resolve(code ?? -1));
-      }),
+    const writers = Array.from(
+      { length: 6 },
+      (_, i) =>
+        new Promise<number>((resolve, reject) => {
+          const p = spawn(
+            process.execPath,
+            ['--import', 'tsx', path.join(__dirname, 'helpers', 'append-writer.ts'), dir, '10000', `w${i}`, '1'],
+            { stdio: ['ignore', 'pipe', 'inherit'] },
+          );
+          p.on('error', reject);
+          p.on('exit', (code) => resolve(code ?? -1));
+        }),
     );
     expect(await Promise.all(writers)).toEqual([0, 0, 0, 0, 0, 0]);
     const db = openDb(dir);
     expect(db.prepare('SELECT count(*) AS n FROM events').get()).toEqual({ n: 60_000 });
     for (let i = 0; i < 6; i++) {
-      const n = db.prepare("SELECT count(DISTINCT json_extract(data, '$.n')) AS n FROM events WHERE target = ?").get(`worker:w${i}`);
+      const n = db
+        .prepare("SELECT count(DISTINCT json_extract(data, '$.n')) AS n FROM events WHERE target = ?")
+        .get(`worker:w${i}`);
       expect(n).toEqual({ n: 10_000 });
     }
     expect(verifyChain(db)).toMatchObject({ ok: true, count: 60_000, lastSeq: 60_000 });
-    const seqs = fs.readFileSync(path.join(dir, PROJECTION_FILE), 'utf8').trimEnd().split('\n').map((l) => Number(/seq=(\d+)$/.exec(l)?.[1]));
+    const seqs = fs
+      .readFileSync(path.join(dir, PROJECTION_FILE), 'utf8')
+      .trimEnd()
+      .split('\n')
+      .map((l) => Number(/seq=(\d+)$/.exec(l)?.[1]));
     expect(seqs).toHaveLength(60_000);
     expect(seqs.every((s, i) => s === i + 1)).toBe(true);
     db.close();

@@ -18,22 +18,44 @@ const swarm = new TestSwarm({
   consensus: { maxConcurrentActions: 16, breaker: { failures: 100 } },
   lanes: { cpu: { kind: 'cpu', slots: 10, fill: 'slots' } },
   jobs: {
-    checked: optimizerJob(['--trials', '3'], { restart, verify: { command: ['node', path.join(FIX, 'guard.js')], timeout: '10s' } }),
+    checked: optimizerJob(['--trials', '3'], {
+      restart,
+      verify: { command: ['node', path.join(FIX, 'guard.js')], timeout: '10s' },
+    }),
     tiered: {
       command: ['node', path.join(FIX, 'say-and-exit.js'), "ModuleNotFoundError: No module named 'fastlib'"],
       restart,
-      fallbacks: [{ command: ['node', OPTIMIZER], args: ['--task', '${taskId}', '--trials', '3', '--trial-ms', '100'], on: ['deterministic_failure'] }],
+      fallbacks: [
+        {
+          command: ['node', OPTIMIZER],
+          args: ['--task', '${taskId}', '--trials', '3', '--trial-ms', '100'],
+          on: ['deterministic_failure'],
+        },
+      ],
     },
     flat: optimizerJob(['--trials', '100000', '--flat'], {
-      restart, plateau: { direction: 'max', minDelta: 0.01, patience: 4, action: 'rotate' }, strategies: [['--trials', '8']],
+      restart,
+      plateau: { direction: 'max', minDelta: 0.01, patience: 4, action: 'rotate' },
+      strategies: [['--trials', '8']],
     }),
     // Its first metric (about 10) is within 0.5 of the target 9 on the max side: it converges at once.
     tuned: optimizerJob(['--trials', '100000'], { restart, plateau: { direction: 'max', target: 9, tolerance: 0.5 } }),
-    stuck: { command: ['node', path.join(FIX, 'say-and-exit.js'), 'Error: upstream answered 503'], restart, stagnationAfter: 3 },
+    stuck: {
+      command: ['node', path.join(FIX, 'say-and-exit.js'), 'Error: upstream answered 503'],
+      restart,
+      stagnationAfter: 3,
+    },
     holder: optimizerJob(['--trials', '100000'], { restart, progress: { staleAfter: '60s' } }),
     locked: { command: ['node', path.join(FIX, 'lock-victim.js'), path.join('/tmp', 'will-be-replaced')], restart },
   },
-  queue: [{ job: 'checked', id: 'c1' }, { job: 'tiered', id: 't1' }, { job: 'flat', id: 'p1' }, { job: 'tuned', id: 'v1' }, { job: 'stuck', id: 's1' }, { job: 'holder', id: 'h1' }],
+  queue: [
+    { job: 'checked', id: 'c1' },
+    { job: 'tiered', id: 't1' },
+    { job: 'flat', id: 'p1' },
+    { job: 'tuned', id: 'v1' },
+    { job: 'stuck', id: 's1' },
+    { job: 'holder', id: 'h1' },
+  ],
 });
 
 beforeAll(() => swarm.up(), 60_000);
@@ -92,7 +114,9 @@ describe('loops from the field', () => {
     const pid = await swarm.workerPid('holder-h1', 1);
     const pidFile = path.join(swarm.dir, 'holder.pid');
     fs.writeFileSync(pidFile, String(pid));
-    const cfg = JSON.parse(fs.readFileSync(swarm.configFile, 'utf8')) as { jobs: Record<string, { command: string[] }> };
+    const cfg = JSON.parse(fs.readFileSync(swarm.configFile, 'utf8')) as {
+      jobs: Record<string, { command: string[] }>;
+    };
     (cfg.jobs.locked as { command: string[] }).command[2] = pidFile;
     fs.writeFileSync(swarm.configFile, JSON.stringify(cfg));
     swarm.pm2('restart', 'worker-sentry');
@@ -101,14 +125,25 @@ describe('loops from the field', () => {
     const d = await swarm.waitEvent('detect.lock_conflict', 'worker:locked-l1');
     expect(d.data).toMatchObject({ holderPid: pid, holderIsOurs: true, holderWorker: 'holder-h1' });
     expect(String(d.data.holderCommand)).toContain('optimizer.js');
-    expect(String(d.data.message)).toMatch(new RegExp(`the lock is held by pid ${pid} \\(.*optimizer\\.js.*\\), worker holder-h1 of this swarm`));
-    const freed = await swarm.waitEvent('action.verified', 'worker:holder-h1', (e) => e.data.type === 'restart_worker', 45_000);
+    expect(String(d.data.message)).toMatch(
+      new RegExp(`the lock is held by pid ${pid} \\(.*optimizer\\.js.*\\), worker holder-h1 of this swarm`),
+    );
+    const freed = await swarm.waitEvent(
+      'action.verified',
+      'worker:holder-h1',
+      (e) => e.data.type === 'restart_worker',
+      45_000,
+    );
     expect(freed.source).toBe('worker-sentry');
-    expect(String(swarm.events({ kind: 'action.proposed', target: 'worker:holder-h1' }).at(-1)?.data.reason)).toMatch(/holds the lock that blocks locked-l1/);
+    expect(String(swarm.events({ kind: 'action.proposed', target: 'worker:holder-h1' }).at(-1)?.data.reason)).toMatch(
+      /holds the lock that blocks locked-l1/,
+    );
   });
 
   it('lock_conflict with an outside holder: its pid and command line are in the detection, the escalation and the next steps', async () => {
-    const outsider = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 600000)', 'outside-lock-holder'], { stdio: 'ignore' });
+    const outsider = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 600000)', 'outside-lock-holder'], {
+      stdio: 'ignore',
+    });
     try {
       // The locked job reads the holder's pid from this file (the test above pointed it here).
       fs.writeFileSync(path.join(swarm.dir, 'holder.pid'), String(outsider.pid));
@@ -117,10 +152,16 @@ describe('loops from the field', () => {
       expect(d.data).toMatchObject({ holderPid: outsider.pid, holderIsOurs: false, holderWorker: null });
       expect(String(d.data.holderCommand)).toContain('outside-lock-holder');
       const esc = await swarm.waitEvent('escalation.raised', 'worker:locked-l2', () => true, 60_000);
-      expect(String(esc.data.reason)).toMatch(new RegExp(`pid ${outsider.pid} \\(.*outside-lock-holder\\), not a worker of this swarm`));
-      expect(swarm.query().nextSteps.join('\n')).toMatch(new RegExp(`worker:locked-l2 needs a person: .*pid ${outsider.pid} .*not a worker of this swarm`));
+      expect(String(esc.data.reason)).toMatch(
+        new RegExp(`pid ${outsider.pid} \\(.*outside-lock-holder\\), not a worker of this swarm`),
+      );
+      expect(swarm.query().nextSteps.join('\n')).toMatch(
+        new RegExp(`worker:locked-l2 needs a person: .*pid ${outsider.pid} .*not a worker of this swarm`),
+      );
       // Nothing of ours was restarted for it.
-      expect(swarm.events({ kind: 'action.proposed' }).filter((e) => String(e.data.reason).includes('blocks locked-l2'))).toHaveLength(0);
+      expect(
+        swarm.events({ kind: 'action.proposed' }).filter((e) => String(e.data.reason).includes('blocks locked-l2')),
+      ).toHaveLength(0);
     } finally {
       outsider.kill('SIGKILL');
     }

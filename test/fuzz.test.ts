@@ -43,16 +43,57 @@ class Fuzzer {
 
   /** Values that have broken parsers before: wrong types, edges of number ranges, hostile strings. */
   value(depth = 0): unknown {
-    const strings = ['', ' ', '0', '-1', '1e309', 'NaN', '5', '5s', '-5s', '1.5.5m', '10X', '99999999999999999999h', '../../etc/passwd', '$(rm -rf /)', '`id`', '; ls', '${taskId}', '${nope}', 'ℌ𝔢𝔩𝔩𝔬 🐝', '\u0000', '\n\r\t', 'a'.repeat(5000), '/(a+)+/', 'gpu', 'cpu', 'restart', '1G', '512M'];
+    const strings = [
+      '',
+      ' ',
+      '0',
+      '-1',
+      '1e309',
+      'NaN',
+      '5',
+      '5s',
+      '-5s',
+      '1.5.5m',
+      '10X',
+      '99999999999999999999h',
+      '../../etc/passwd',
+      '$(rm -rf /)',
+      '`id`',
+      '; ls',
+      '${taskId}',
+      '${nope}',
+      'ℌ𝔢𝔩𝔩𝔬 🐝',
+      '\u0000',
+      '\n\r\t',
+      'a'.repeat(5000),
+      '/(a+)+/',
+      'gpu',
+      'cpu',
+      'restart',
+      '1G',
+      '512M',
+    ];
     const numbers = [0, -1, 1, 0.5, 1e308, -1e308, 2 ** 53, Number.MAX_SAFE_INTEGER + 2, 3.14159];
     switch (this.int(depth > 2 ? 5 : 7)) {
-      case 0: return this.pick(strings);
-      case 1: return this.pick(numbers);
-      case 2: return this.chance(0.5);
-      case 3: return null;
-      case 4: return this.pick(strings) + this.pick(strings);
-      case 5: return Array.from({ length: this.int(4) }, () => this.value(depth + 1));
-      default: return Object.fromEntries(Array.from({ length: this.int(4) }, () => [this.pick(['x', 'command', 'kind', 'slots', 'tick', '__proto__', 'constructor']), this.value(depth + 1)]));
+      case 0:
+        return this.pick(strings);
+      case 1:
+        return this.pick(numbers);
+      case 2:
+        return this.chance(0.5);
+      case 3:
+        return null;
+      case 4:
+        return this.pick(strings) + this.pick(strings);
+      case 5:
+        return Array.from({ length: this.int(4) }, () => this.value(depth + 1));
+      default:
+        return Object.fromEntries(
+          Array.from({ length: this.int(4) }, () => [
+            this.pick(['x', 'command', 'kind', 'slots', 'tick', '__proto__', 'constructor']),
+            this.value(depth + 1),
+          ]),
+        );
     }
   }
 
@@ -61,8 +102,16 @@ class Fuzzer {
     const copy = JSON.parse(JSON.stringify(doc)) as unknown;
     const containers: { parent: Record<string, unknown> | unknown[]; key: string | number }[] = [];
     const walk = (v: unknown) => {
-      if (Array.isArray(v)) v.forEach((x, i) => { containers.push({ parent: v, key: i }); walk(x); });
-      else if (v && typeof v === 'object') for (const [k, x] of Object.entries(v)) { containers.push({ parent: v as Record<string, unknown>, key: k }); walk(x); }
+      if (Array.isArray(v))
+        v.forEach((x, i) => {
+          containers.push({ parent: v, key: i });
+          walk(x);
+        });
+      else if (v && typeof v === 'object')
+        for (const [k, x] of Object.entries(v)) {
+          containers.push({ parent: v as Record<string, unknown>, key: k });
+          walk(x);
+        }
     };
     walk(copy);
     const n = 1 + this.int(3);
@@ -84,12 +133,40 @@ class Fuzzer {
     for (let i = 0; i < n; i++) {
       const at = this.int(t.length + 1);
       switch (this.int(6)) {
-        case 0: t = t.slice(0, at); break;
-        case 1: t = t.slice(0, at) + String.fromCharCode(this.int(0x3000)) + t.slice(at + 1); break;
-        case 2: t = t.slice(0, at) + t.slice(at, at + this.int(200)).repeat(1 + this.int(4)) + t.slice(at); break;
-        case 3: t = t.slice(0, at) + t.slice(at + this.int(400)); break;
-        case 4: t = t.slice(0, at) + this.pick(['<', '>', '&', '&amp;', '&#0;', '&bogus;', ']]>', '<![CDATA[', '</gpu>', '<gpu>', '"', '\u0000']) + t.slice(at); break;
-        default: t = t.slice(0, at) + t.slice(this.int(t.length + 1)); break;
+        case 0:
+          t = t.slice(0, at);
+          break;
+        case 1:
+          t = t.slice(0, at) + String.fromCharCode(this.int(0x3000)) + t.slice(at + 1);
+          break;
+        case 2:
+          t = t.slice(0, at) + t.slice(at, at + this.int(200)).repeat(1 + this.int(4)) + t.slice(at);
+          break;
+        case 3:
+          t = t.slice(0, at) + t.slice(at + this.int(400));
+          break;
+        case 4:
+          t =
+            t.slice(0, at) +
+            this.pick([
+              '<',
+              '>',
+              '&',
+              '&amp;',
+              '&#0;',
+              '&bogus;',
+              ']]>',
+              '<![CDATA[',
+              '</gpu>',
+              '<gpu>',
+              '"',
+              '\u0000',
+            ]) +
+            t.slice(at);
+          break;
+        default:
+          t = t.slice(0, at) + t.slice(this.int(t.length + 1));
+          break;
       }
     }
     return t;
@@ -153,7 +230,9 @@ describe(`fuzzing (seed ${SEED}, ${RUNS} cases each)`, () => {
 
   it('durations and sizes: a number of ms or bytes, or null; never NaN or a throw', () => {
     cases('durations', (f) => {
-      const v = f.chance(0.5) ? f.mutateText(f.pick(['5s', '1.5m', '2h', '250ms', '1d', '512M', '2G', '100k'])) : f.value();
+      const v = f.chance(0.5)
+        ? f.mutateText(f.pick(['5s', '1.5m', '2h', '250ms', '1d', '512M', '2G', '100k']))
+        : f.value();
       if (typeof v !== 'string' && typeof v !== 'number') return;
       for (const parsed of [parseDurationMs(v), parseBytes(v)]) {
         expect(finiteOrNull(parsed)).toBe(true);
@@ -163,7 +242,10 @@ describe(`fuzzing (seed ${SEED}, ${RUNS} cases each)`, () => {
   });
 
   it('nvidia-smi XML from the real samples, damaged: a reading with numbers or null, or an NvidiaSmiParseError', () => {
-    const samples = fs.readdirSync(FIXTURES).filter((x) => x.endsWith('.xml')).map((x) => fs.readFileSync(path.join(FIXTURES, x), 'utf8'));
+    const samples = fs
+      .readdirSync(FIXTURES)
+      .filter((x) => x.endsWith('.xml'))
+      .map((x) => fs.readFileSync(path.join(FIXTURES, x), 'utf8'));
     cases('nvidia-smi', (f) => {
       const xml = f.mutateText(f.pick(samples));
       let out: ReturnType<typeof parseNvidiaSmiXml>;
@@ -182,21 +264,43 @@ describe(`fuzzing (seed ${SEED}, ${RUNS} cases each)`, () => {
 
   it('progress files, damaged or random bytes: a reading or null; the hang-guard deadline check never throws', () => {
     const dir = tmpDir();
-    const good = JSON.stringify({ updatedAt: new Date().toISOString(), trial: 12, metric: 0.5, operation: { name: 'load', deadline: '30s' } });
+    const good = JSON.stringify({
+      updatedAt: new Date().toISOString(),
+      trial: 12,
+      metric: 0.5,
+      operation: { name: 'load', deadline: '30s' },
+    });
     cases('progress', (f, i) => {
       const file = path.join(dir, `p${i}.json`);
-      const body = f.chance(0.2) ? Buffer.from(Array.from({ length: f.int(2000) }, () => f.int(256))) : f.chance(0.5) ? f.mutateText(good) : JSON.stringify(f.mutateJson(JSON.parse(good)));
+      const body = f.chance(0.2)
+        ? Buffer.from(Array.from({ length: f.int(2000) }, () => f.int(256)))
+        : f.chance(0.5)
+          ? f.mutateText(good)
+          : JSON.stringify(f.mutateJson(JSON.parse(good)));
       fs.writeFileSync(file, body);
       const r = readProgress(file);
       expect(r === null || typeof r.marker === 'string').toBe(true);
-      const w = { ...newWorkerRecord({ id: 'w', job: 'j', taskId: 't', slot: null, lane: 'cpu' }), launchedAt: Date.now() };
+      const w = {
+        ...newWorkerRecord({ id: 'w', job: 'j', taskId: 't', slot: null, lane: 'cpu' }),
+        launchedAt: Date.now(),
+      };
       findOverrun(w, null, r?.json ?? null, Date.now());
     });
   });
 
   it('state files, damaged: read as ok or as corrupt, never a throw', () => {
     const dir = tmpDir();
-    const good = JSON.stringify({ daemon: 'watchdog', pid: 1, runId: 'r-1', lifecycle: 'running', startedAt: new Date().toISOString(), lastTickAt: null, tickMs: 1000, ticks: 1, restarts: 0 });
+    const good = JSON.stringify({
+      daemon: 'watchdog',
+      pid: 1,
+      runId: 'r-1',
+      lifecycle: 'running',
+      startedAt: new Date().toISOString(),
+      lastTickAt: null,
+      tickMs: 1000,
+      ticks: 1,
+      restarts: 0,
+    });
     cases('state', (f, i) => {
       const file = path.join(dir, `s${i}.json`);
       fs.writeFileSync(file, f.chance(0.5) ? f.mutateText(good) : JSON.stringify(f.mutateJson(JSON.parse(good))));
@@ -207,14 +311,33 @@ describe(`fuzzing (seed ${SEED}, ${RUNS} cases each)`, () => {
 
   it('worker logs, random text: the startup scan and the exit classifier answer, never throw', () => {
     const dir = tmpDir();
-    const lines = ['optimizer ready', 'Traceback (most recent call last):', "ModuleNotFoundError: No module named 'x'", 'database is locked', 'Conflicting lock is held in /x.db (PID 12)', 'CUDA out of memory', 'JavaScript heap out of memory', '(PID abc)', 'ready'];
+    const lines = [
+      'optimizer ready',
+      'Traceback (most recent call last):',
+      "ModuleNotFoundError: No module named 'x'",
+      'database is locked',
+      'Conflicting lock is held in /x.db (PID 12)',
+      'CUDA out of memory',
+      'JavaScript heap out of memory',
+      '(PID abc)',
+      'ready',
+    ];
     cases('logs', (f, i) => {
-      const text = Array.from({ length: f.int(30) }, () => (f.chance(0.5) ? f.mutateText(f.pick(lines)) : String(f.value()))).join(f.pick(['\n', '\r\n', '']));
+      const text = Array.from({ length: f.int(30) }, () =>
+        f.chance(0.5) ? f.mutateText(f.pick(lines)) : String(f.value()),
+      ).join(f.pick(['\n', '\r\n', '']));
       const file = path.join(dir, `l${i}.log`);
       fs.writeFileSync(file, text);
       const scan = scanForMarker(file, f.int(text.length + 10), 'optimizer ready');
       expect(scan.offset).toBeGreaterThanOrEqual(0);
-      const c = classifyExit([], { exitCode: f.pick([0, 1, 137, null]), signal: f.pick([null, 'SIGKILL', 'SIGSEGV']), logTail: text, lastRssBytes: null, memoryLimitBytes: null, kernelOomKilled: false });
+      const c = classifyExit([], {
+        exitCode: f.pick([0, 1, 137, null]),
+        signal: f.pick([null, 'SIGKILL', 'SIGSEGV']),
+        logTail: text,
+        lastRssBytes: null,
+        memoryLimitBytes: null,
+        kernelOomKilled: false,
+      });
       expect(typeof c.class).toBe('string');
     });
   });

@@ -26,11 +26,27 @@ beforeAll(() => {
   // The folder of a worker "left running" by an earlier swarm: its shim gone, its pid now someone else's.
   const dir = path.join(swarm.stateDir, 'workers', 'opt-t1');
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-  fs.writeFileSync(path.join(dir, 'spec.json'), JSON.stringify({
-    workerId: 'opt-t1', job: 'opt', taskId: 't1', slot: null, attempt: 1, command: ['node', '-e', '0'], cwd: swarm.dir, env: {},
-    dir, stopGraceMs: 1000, progressFile: path.join(dir, 'progress.json'), launchedAt: Date.now() - 60_000,
-  }));
-  fs.writeFileSync(path.join(dir, 'pid.json'), JSON.stringify({ pid: victim.pid, pgid: victim.pid, shimPid: deadPid, startedAt: new Date().toISOString() }));
+  fs.writeFileSync(
+    path.join(dir, 'spec.json'),
+    JSON.stringify({
+      workerId: 'opt-t1',
+      job: 'opt',
+      taskId: 't1',
+      slot: null,
+      attempt: 1,
+      command: ['node', '-e', '0'],
+      cwd: swarm.dir,
+      env: {},
+      dir,
+      stopGraceMs: 1000,
+      progressFile: path.join(dir, 'progress.json'),
+      launchedAt: Date.now() - 60_000,
+    }),
+  );
+  fs.writeFileSync(
+    path.join(dir, 'pid.json'),
+    JSON.stringify({ pid: victim.pid, pgid: victim.pid, shimPid: deadPid, startedAt: new Date().toISOString() }),
+  );
   swarm.up();
 }, 60_000);
 
@@ -48,8 +64,13 @@ describe('a pid.json that names a process Swarm did not start', () => {
     const refused = await swarm.waitEvent('worker.signal_refused', 'worker:opt-t1');
     expect(refused.data).toMatchObject({ pid: victim.pid, reason: expect.any(String) });
     // The record is settled as an exit of the lost worker, without a signal.
-    await swarm.waitEvent('worker.exited', 'worker:opt-t1', (e) => String(e.data.error ?? '').includes('not signalled'));
-    await waitFor('a few more sentry ticks', () => (swarm.query().daemons.find((d) => d.name === 'worker-sentry')?.tickAgeMs ?? 1e9) < 1000);
+    await swarm.waitEvent('worker.exited', 'worker:opt-t1', (e) =>
+      String(e.data.error ?? '').includes('not signalled'),
+    );
+    await waitFor(
+      'a few more sentry ticks',
+      () => (swarm.query().daemons.find((d) => d.name === 'worker-sentry')?.tickAgeMs ?? 1e9) < 1000,
+    );
     expect(isAlive(victim.pid)).toBe(true);
   });
 });

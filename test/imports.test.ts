@@ -18,7 +18,9 @@ function sources(dir: string): string[] {
 function runtimeImports(file: string): string[] {
   const text = fs.readFileSync(file, 'utf8');
   const out: string[] = [];
-  for (const m of text.matchAll(/^\s*(import|export)\s+(?!type\b)[^'";]*?from\s+'(\.[^']+)'|require\('(\.[^']+)'\)/gm)) {
+  for (const m of text.matchAll(
+    /^\s*(import|export)\s+(?!type\b)[^'";]*?from\s+'(\.[^']+)'|require\('(\.[^']+)'\)/gm,
+  )) {
     const spec = m[2] ?? m[3];
     if (!spec) continue;
     const base = path.resolve(path.dirname(file), spec);

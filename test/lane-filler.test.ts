@@ -47,7 +47,13 @@ class SlowPm implements ProcessManager {
 function setup(tasks: number) {
   const dir = tmpDir();
   const config = compileConfig(
-    { name: 'fill', stateDir: dir, tick: '200ms', lanes: { cpu: { kind: 'cpu', slots: 8, fill: 'slots' } }, jobs: { j: { command: ['true'] } } },
+    {
+      name: 'fill',
+      stateDir: dir,
+      tick: '200ms',
+      lanes: { cpu: { kind: 'cpu', slots: 8, fill: 'slots' } },
+      jobs: { j: { command: ['true'] } },
+    },
     path.join(dir, 'swarm.config.json'),
     {},
   );
@@ -55,8 +61,25 @@ function setup(tasks: number) {
   const clock = new ManualClock();
   const { run } = joinOrCreateRun(db, 'fill', clock.now());
   const log = new SqliteEventLog(db, { source: 'worker-sentry', runId: () => run.id });
-  const ctx: DaemonContext = { name: 'worker-sentry', config, db, log, state: new JsonStateStore(dir), clock, logger: silentLogger, run };
-  for (let i = 1; i <= tasks; i++) enqueueTask(db, { runId: run.id, id: `t${i}`, job: 'j', args: [], lane: 'cpu', queuedAt: new Date(clock.now()).toISOString() });
+  const ctx: DaemonContext = {
+    name: 'worker-sentry',
+    config,
+    db,
+    log,
+    state: new JsonStateStore(dir),
+    clock,
+    logger: silentLogger,
+    run,
+  };
+  for (let i = 1; i <= tasks; i++)
+    enqueueTask(db, {
+      runId: run.id,
+      id: `t${i}`,
+      job: 'j',
+      args: [],
+      lane: 'cpu',
+      queuedAt: new Date(clock.now()).toISOString(),
+    });
   const workers = new Map<string, WorkerRecord>();
   const grantor = new LocalGrantor(new SqliteLeaseStore(db, () => clock.now()), () => false);
   const unused = () => {
@@ -67,7 +90,13 @@ function setup(tasks: number) {
     carried: {},
     actionDeps: () => ({ log, grantor, actor: 'worker-sentry', now: () => clock.now(), logger: silentLogger }),
     move: (_ctx, w, to) => void (w.status = to),
-    act: unused, remediate: unused, finishPending: unused, openIncident: unused, closeIncidents: unused, raiseEscalation: unused, stopProcess: unused,
+    act: unused,
+    remediate: unused,
+    finishPending: unused,
+    openIncident: unused,
+    closeIncidents: unused,
+    raiseEscalation: unused,
+    stopProcess: unused,
   };
   return { ctx, db, log, clock, workers, host };
 }
@@ -98,7 +127,14 @@ describe('lane filling under a slow PM2', () => {
     const fill = log.append({ kind: 'action.proposed', target: 'lane:cpu', data: { type: 'launch_worker', count: 4 } });
     requestLaneFill(db, 'cpu', 4, fill.seq);
     await filler.fill(ctx, clock.now());
-    enqueueTask(db, { runId: ctx.run.id, id: 'late', job: 'j', args: [], lane: 'cpu', queuedAt: new Date(clock.now()).toISOString() });
+    enqueueTask(db, {
+      runId: ctx.run.id,
+      id: 'late',
+      job: 'j',
+      args: [],
+      lane: 'cpu',
+      queuedAt: new Date(clock.now()).toISOString(),
+    });
     clock.t += 200;
     await filler.fill(ctx, clock.now());
     // The late task waits for util-controller's next permit: the first one ended when its queue did.

@@ -2,7 +2,13 @@ import { describe, expect, it } from 'vitest';
 import { decideLane, type LaneMemory, type LanePolicy, type Sample } from '../lib/utilization/lane-policy';
 
 const policy: LanePolicy = {
-  mode: 'utilization', targetPct: 80, windowMs: 30_000, memoryCeilingPct: 90, stabilizationMs: 300_000, scaleUpPeriodMs: 15_000, scaleUpPods: 4,
+  mode: 'utilization',
+  targetPct: 80,
+  windowMs: 30_000,
+  memoryCeilingPct: 90,
+  stabilizationMs: 300_000,
+  scaleUpPeriodMs: 15_000,
+  scaleUpPods: 4,
 };
 
 const flat = (n: number, utilPct: number | null, memPct = 40, busy = 0, everyMs = 1000): Sample[] =>
@@ -11,7 +17,12 @@ const flat = (n: number, utilPct: number | null, memPct = 40, busy = 0, everyMs 
 const fresh = (): LaneMemory => ({ lastDownAt: null, grown: [] });
 
 /** Replays a trace through the policy the way util-controller does, one decision per tick. */
-function replay(trace: (t: number) => { util: number; mem: number }, seconds: number, lane = { slots: 8, busy: 2, queued: 100, fillWorkers: 2 }, tickMs = 1000) {
+function replay(
+  trace: (t: number) => { util: number; mem: number },
+  seconds: number,
+  lane = { slots: 8, busy: 2, queued: 100, fillWorkers: 2 },
+  tickMs = 1000,
+) {
   const samples: Sample[] = [];
   const mem = fresh();
   const actions: { at: number; kind: 'fill' | 'scale-down'; count: number; busyBefore: number }[] = [];
@@ -39,7 +50,11 @@ describe('lane policy', () => {
   it('grows at once while use is below target by more than the tolerance: no window to wait out first', () => {
     const lane = { slots: 4, busy: 0, queued: 3, fillWorkers: 0 };
     // Two readings are enough: the HPA has no stabilization window on the way up.
-    expect(decideLane(policy, fresh(), flat(2, 10), lane, 1000)).toMatchObject({ kind: 'fill', count: 3, refill: true });
+    expect(decideLane(policy, fresh(), flat(2, 10), lane, 1000)).toMatchObject({
+      kind: 'fill',
+      count: 3,
+      refill: true,
+    });
     // One reading is not: a CPU meter reads nothing useful on its first look.
     expect(decideLane(policy, fresh(), flat(1, 10), lane, 0)).toMatchObject({ kind: 'hold' });
     // At 75%: below target, but inside the 10% tolerance (72%): neither growth nor refill.
@@ -65,13 +80,24 @@ describe('lane policy', () => {
     // With 20 running at the period's start, 20 more at once (100 %), capped by the free slots.
     const big = flat(20, 5, 40, 20).map((x, i) => ({ ...x, at: 100_000 + i * 1000 }));
     expect(decideLane(policy, fresh(), big, { ...lane, busy: 20 }, 119_000)).toMatchObject({ kind: 'fill', count: 20 });
-    expect(decideLane(policy, fresh(), big, { ...lane, slots: 25, busy: 20 }, 119_000)).toMatchObject({ kind: 'fill', count: 5 });
+    expect(decideLane(policy, fresh(), big, { ...lane, slots: 25, busy: 20 }, 119_000)).toMatchObject({
+      kind: 'fill',
+      count: 5,
+    });
     // The policy settable to the literal max(1, running): from nothing, one.
-    expect(decideLane({ ...policy, scaleUpPods: 1 }, fresh(), flat(2, 5), lane, 1000)).toMatchObject({ kind: 'fill', count: 1 });
+    expect(decideLane({ ...policy, scaleUpPods: 1 }, fresh(), flat(2, 5), lane, 1000)).toMatchObject({
+      kind: 'fill',
+      count: 1,
+    });
   });
 
   it('a replay never grows a lane faster than the limit allows in any period', () => {
-    const actions = replay((t) => ({ util: 20 + 10 * Math.sin(t / 7000), mem: 50 }), 120, { slots: 64, busy: 0, queued: 1000, fillWorkers: 0 });
+    const actions = replay((t) => ({ util: 20 + 10 * Math.sin(t / 7000), mem: 50 }), 120, {
+      slots: 64,
+      busy: 0,
+      queued: 1000,
+      fillWorkers: 0,
+    });
     expect(actions.length).toBeGreaterThan(2);
     for (const a of actions) {
       const inPeriod = actions.filter((b) => b.kind === 'fill' && b.at > a.at - policy.scaleUpPeriodMs && b.at <= a.at);
@@ -82,14 +108,20 @@ describe('lane policy', () => {
 
   it('slots lanes fill every free slot at once and ignore use', () => {
     const p: LanePolicy = { ...policy, mode: 'slots' };
-    expect(decideLane(p, fresh(), flat(2, 100), { slots: 16, busy: 0, queued: 11, fillWorkers: 0 }, 1000)).toMatchObject({ kind: 'fill', count: 11, refill: true });
+    expect(
+      decideLane(p, fresh(), flat(2, 100), { slots: 16, busy: 0, queued: 11, fillWorkers: 0 }, 1000),
+    ).toMatchObject({ kind: 'fill', count: 11, refill: true });
   });
 
   it('held back by use with work queued and a slot free: heldByUse carries the evidence; not when nothing waits', () => {
     const d = decideLane(policy, fresh(), flat(10, 97), { slots: 2, busy: 0, queued: 3, fillWorkers: 0 }, 9000);
     expect(d).toMatchObject({ kind: 'hold', refill: false, heldByUse: { usePct: 97, targetPct: 80, memPct: 40 } });
-    expect(decideLane(policy, fresh(), flat(10, 97), { slots: 2, busy: 0, queued: 0, fillWorkers: 0 }, 9000).heldByUse).toBeNull();
-    expect(decideLane(policy, fresh(), flat(10, 97), { slots: 2, busy: 2, queued: 3, fillWorkers: 2 }, 9000).heldByUse).toBeNull();
+    expect(
+      decideLane(policy, fresh(), flat(10, 97), { slots: 2, busy: 0, queued: 0, fillWorkers: 0 }, 9000).heldByUse,
+    ).toBeNull();
+    expect(
+      decideLane(policy, fresh(), flat(10, 97), { slots: 2, busy: 2, queued: 3, fillWorkers: 2 }, 9000).heldByUse,
+    ).toBeNull();
   });
 
   it('scales down only after memory stays over the ceiling for the stabilization window', () => {
@@ -97,7 +129,13 @@ describe('lane policy', () => {
     expect(decideLane(policy, fresh(), flat(200, 50, 95), lane, 199_000).kind).toBe('hold');
     expect(decideLane(policy, fresh(), flat(301, 50, 95), lane, 300_000).kind).toBe('scale-down');
     // After a scale-down: no growth and no refill for the stabilization window.
-    const after = decideLane(policy, { lastDownAt: 300_000, grown: [] }, flat(400, 10, 50).map((x) => ({ ...x, at: x.at })), { slots: 4, busy: 1, queued: 3, fillWorkers: 1 }, 399_000);
+    const after = decideLane(
+      policy,
+      { lastDownAt: 300_000, grown: [] },
+      flat(400, 10, 50).map((x) => ({ ...x, at: x.at })),
+      { slots: 4, busy: 1, queued: 3, fillWorkers: 1 },
+      399_000,
+    );
     expect(after).toMatchObject({ kind: 'hold', refill: false });
   });
 
@@ -131,6 +169,7 @@ describe('lane policy', () => {
     const actions = replay(() => ({ util: 50, mem: 96 }), 1000);
     const downs = actions.filter((a) => a.kind === 'scale-down').map((a) => a.at);
     expect(downs.length).toBeGreaterThanOrEqual(2);
-    for (let i = 1; i < downs.length; i++) expect((downs[i] as number) - (downs[i - 1] as number)).toBeGreaterThanOrEqual(policy.stabilizationMs);
+    for (let i = 1; i < downs.length; i++)
+      expect((downs[i] as number) - (downs[i - 1] as number)).toBeGreaterThanOrEqual(policy.stabilizationMs);
   });
 });

@@ -43,7 +43,17 @@ beforeAll(async () => {
     {
       name: 'pg',
       tick: '250ms',
-      postgres: { host: pg.host, port: pg.port, user: 'postgres', database: 'postgres', passwordEnv: 'SWARM_TEST_PG_PASSWORD', maxQuery: '3s', applicationName: '^runaway', cleanStart: { olderThan: '1s' }, every: '500ms' },
+      postgres: {
+        host: pg.host,
+        port: pg.port,
+        user: 'postgres',
+        database: 'postgres',
+        passwordEnv: 'SWARM_TEST_PG_PASSWORD',
+        maxQuery: '3s',
+        applicationName: '^runaway',
+        cleanStart: { olderThan: '1s' },
+        every: '500ms',
+      },
       jobs: { idle: { command: ['true'] } },
     },
     { SWARM_TEST_PG_PASSWORD: PASSWORD, PATH: `${shadow}:${process.env.PATH ?? ''}` },
@@ -64,7 +74,12 @@ describe('long database queries', () => {
   beforeEach((ctx) => ctx.skip(skip !== null, skip ?? undefined));
 
   it('clean start ends a matching leftover (older than cleanStart.olderThan) already running when the run starts', async () => {
-    const d = await swarm.waitEvent('detect.long_query', undefined, (e) => e.data.applicationName === 'runaway-early', 30_000);
+    const d = await swarm.waitEvent(
+      'detect.long_query',
+      undefined,
+      (e) => e.data.applicationName === 'runaway-early',
+      30_000,
+    );
     expect(d.data.cleanStart).toBe('run-start');
     expect(Number(d.data.runningMs)).toBeGreaterThanOrEqual(1000);
     await swarm.waitEvent('action.verified', d.target, (e) => e.data.type === 'terminate_query', 30_000);
@@ -73,43 +88,80 @@ describe('long database queries', () => {
 
   it('a runaway query past maxQuery is terminated; one that does not match the pattern is left alone', async () => {
     await sleeper('runaway-late');
-    const d = await swarm.waitEvent('detect.long_query', undefined, (e) => e.data.applicationName === 'runaway-late', 30_000);
+    const d = await swarm.waitEvent(
+      'detect.long_query',
+      undefined,
+      (e) => e.data.applicationName === 'runaway-late',
+      30_000,
+    );
     expect(d.data.cleanStart).toBe(false);
     expect(Number(d.data.runningMs)).toBeGreaterThan(3000);
     expect(d.data.query).toBeUndefined();
-    const verified = await swarm.waitEvent('action.verified', d.target, (e) => e.data.type === 'terminate_query', 30_000);
+    const verified = await swarm.waitEvent(
+      'action.verified',
+      d.target,
+      (e) => e.data.type === 'terminate_query',
+      30_000,
+    );
     expect(verified.data).toMatchObject({ pid: d.data.pid, signalSent: true });
     expect(await sleepers.get('runaway-late')?.ended).toBe('terminated');
     // The other application's query has run far past maxQuery and is still running.
     await waitFor('other query older than maxQuery', () => swarm.events({ kind: 'detect.long_query' }).length >= 2);
-    expect(swarm.events({ kind: 'detect.long_query' }).map((e) => e.data.applicationName)).not.toContain('reporting-app');
-    const stillRunning = await Promise.race([sleepers.get('reporting-app')?.ended, new Promise((r) => setImmediate(() => r('running')))]);
+    expect(swarm.events({ kind: 'detect.long_query' }).map((e) => e.data.applicationName)).not.toContain(
+      'reporting-app',
+    );
+    const stillRunning = await Promise.race([
+      sleepers.get('reporting-app')?.ended,
+      new Promise((r) => setImmediate(() => r('running'))),
+    ]);
     expect(stillRunning).toBe('running');
   });
 
-  it('a superuser\'s query is never ended, though it matches the pattern; events hold a fingerprint, never the SQL', async () => {
-    await waitFor('runaway-late ended', () => swarm.events({ kind: 'detect.long_query' }).some((e) => e.data.applicationName === 'runaway-late'));
+  it("a superuser's query is never ended, though it matches the pattern; events hold a fingerprint, never the SQL", async () => {
+    await waitFor('runaway-late ended', () =>
+      swarm.events({ kind: 'detect.long_query' }).some((e) => e.data.applicationName === 'runaway-late'),
+    );
     const detections = swarm.events({ kind: 'detect.long_query' });
     expect(detections.map((e) => e.data.applicationName)).not.toContain('runaway-dba');
-    const stillRunning = await Promise.race([sleepers.get('runaway-dba')?.ended, new Promise((r) => setImmediate(() => r('running')))]);
+    const stillRunning = await Promise.race([
+      sleepers.get('runaway-dba')?.ended,
+      new Promise((r) => setImmediate(() => r('running'))),
+    ]);
     expect(stillRunning).toBe('running');
     for (const d of detections) {
-      expect(d.data).toMatchObject({ usename: 'app', datname: 'postgres', queryFingerprint: expect.stringMatching(/^[0-9a-f]{16}$/) });
+      expect(d.data).toMatchObject({
+        usename: 'app',
+        datname: 'postgres',
+        queryFingerprint: expect.stringMatching(/^[0-9a-f]{16}$/),
+      });
     }
     expect(JSON.stringify(swarm.events())).not.toMatch(/pg_sleep/i);
   });
 
-  it('the count of long queries, ours to end or not, is in hang-guard\'s state file and the session heartbeat', async () => {
+  it("the count of long queries, ours to end or not, is in hang-guard's state file and the session heartbeat", async () => {
     // reporting-app (out of scope) and runaway-dba (a superuser's) run on, past maxQuery.
-    await waitFor('hang-guard counts 2 long queries', () => {
-      const s = JSON.parse(fs.readFileSync(path.join(swarm.stateDir, 'hang_guard_state.json'), 'utf8')) as { postgres?: { longQueries?: number; checkedAt?: string } };
-      return s.postgres?.longQueries === 2 && typeof s.postgres.checkedAt === 'string';
-    }, 30_000);
+    await waitFor(
+      'hang-guard counts 2 long queries',
+      () => {
+        const s = JSON.parse(fs.readFileSync(path.join(swarm.stateDir, 'hang_guard_state.json'), 'utf8')) as {
+          postgres?: { longQueries?: number; checkedAt?: string };
+        };
+        return s.postgres?.longQueries === 2 && typeof s.postgres.checkedAt === 'string';
+      },
+      30_000,
+    );
     const runId = String(swarm.query().run?.id);
-    await waitFor('a heartbeat line with the count', () => {
-      const lines = fs.readFileSync(path.join(swarm.stateDir, `session_state_${runId}.jsonl`), 'utf8').trim().split('\n');
-      return (JSON.parse(lines.at(-1) ?? '{}') as { longQueries?: number }).longQueries === 2;
-    }, 30_000);
+    await waitFor(
+      'a heartbeat line with the count',
+      () => {
+        const lines = fs
+          .readFileSync(path.join(swarm.stateDir, `session_state_${runId}.jsonl`), 'utf8')
+          .trim()
+          .split('\n');
+        return (JSON.parse(lines.at(-1) ?? '{}') as { longQueries?: number }).longQueries === 2;
+      },
+      30_000,
+    );
   });
 
   it('psql was never run, and the password is in no event or log', () => {
@@ -131,7 +183,17 @@ describe('clean start on task-start', () => {
         name: 'pg-tasks',
         tick: '250ms',
         lanes: { cpu: { kind: 'cpu', slots: 1, fill: 'slots' } },
-        postgres: { host: pg.host, port: pg.port, user: 'postgres', database: 'postgres', passwordEnv: 'SWARM_TEST_PG_PASSWORD', maxQuery: '1h', applicationName: '^leftover', cleanStart: { olderThan: '8s', on: 'task-start' }, every: '500ms' },
+        postgres: {
+          host: pg.host,
+          port: pg.port,
+          user: 'postgres',
+          database: 'postgres',
+          passwordEnv: 'SWARM_TEST_PG_PASSWORD',
+          maxQuery: '1h',
+          applicationName: '^leftover',
+          cleanStart: { olderThan: '8s', on: 'task-start' },
+          every: '500ms',
+        },
         jobs: { step: { command: [process.execPath, '-e', 'setTimeout(() => {}, 200)'] } },
       },
       { SWARM_TEST_PG_PASSWORD: PASSWORD },
@@ -139,22 +201,36 @@ describe('clean start on task-start', () => {
     const s2 = swarm2;
     s2.up();
     // Read while no task has started: the leftover, already in scope, is not touched yet.
-    await waitFor('a first reading by hang-guard', () => {
-      const s = JSON.parse(fs.readFileSync(path.join(s2.stateDir, 'hang_guard_state.json'), 'utf8')) as { postgres?: { checkedAt?: string | null } };
-      return typeof s.postgres?.checkedAt === 'string';
-    }, 30_000);
+    await waitFor(
+      'a first reading by hang-guard',
+      () => {
+        const s = JSON.parse(fs.readFileSync(path.join(s2.stateDir, 'hang_guard_state.json'), 'utf8')) as {
+          postgres?: { checkedAt?: string | null };
+        };
+        return typeof s.postgres?.checkedAt === 'string';
+      },
+      30_000,
+    );
     await waitFor('leftover-old older than cleanStart.olderThan', () => Date.now() - old >= 8500, 30_000);
     expect(s2.events({ kind: 'detect.long_query' })).toHaveLength(0);
     await sleeper('leftover-fresh');
     expect(s2.ctl('submit', 'step', '--id', 's1').status).toBe(0);
-    const d = await s2.waitEvent('detect.long_query', undefined, (e) => e.data.applicationName === 'leftover-old', 30_000);
+    const d = await s2.waitEvent(
+      'detect.long_query',
+      undefined,
+      (e) => e.data.applicationName === 'leftover-old',
+      30_000,
+    );
     expect(d.data.cleanStart).toBe('task-start');
     expect(Number(d.data.runningMs)).toBeGreaterThanOrEqual(8000);
     await s2.waitEvent('action.verified', d.target, (e) => e.data.type === 'terminate_query', 30_000);
     expect(await sleepers.get('leftover-old')?.ended).toBe('terminated');
     // The fresh query was read in the same pass and spared.
     expect(s2.events({ kind: 'detect.long_query' }).map((e) => e.data.applicationName)).not.toContain('leftover-fresh');
-    const fresh = await Promise.race([sleepers.get('leftover-fresh')?.ended, new Promise((r) => setImmediate(() => r('running')))]);
+    const fresh = await Promise.race([
+      sleepers.get('leftover-fresh')?.ended,
+      new Promise((r) => setImmediate(() => r('running'))),
+    ]);
     expect(fresh).toBe('running');
   }, 120_000);
 });

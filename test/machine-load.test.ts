@@ -12,19 +12,27 @@ describe('machine load from /proc', () => {
   });
 
   it('parses MemTotal and MemAvailable', () => {
-    expect(parseMemInfo('MemTotal:       1000 kB\nMemFree:  10 kB\nMemAvailable:    250 kB\n')).toEqual({ totalBytes: 1024000, availableBytes: 256000 });
+    expect(parseMemInfo('MemTotal:       1000 kB\nMemFree:  10 kB\nMemAvailable:    250 kB\n')).toEqual({
+      totalBytes: 1024000,
+      availableBytes: 256000,
+    });
     expect(parseMemInfo('MemTotal: 1000 kB\n')).toBeNull();
   });
 
   it('reads this machine: a CPU % between samples and memory in use', async () => {
     const meter = new CpuLoadMeter();
     // Burn some CPU so the kernel's counters move between the two samples.
-    await waitFor('cpu counters moved', () => {
-      const end = Date.now() + 20;
-      while (Date.now() < end);
-      const pct = meter.sample();
-      return pct !== null && pct >= 0 && pct <= 100 ? true : null;
-    }, 10_000, 10);
+    await waitFor(
+      'cpu counters moved',
+      () => {
+        const end = Date.now() + 20;
+        while (Date.now() < end);
+        const pct = meter.sample();
+        return pct !== null && pct >= 0 && pct <= 100 ? true : null;
+      },
+      10_000,
+      10,
+    );
     const mem = memoryUsedPct();
     expect(mem).toBeGreaterThan(0);
     expect(mem).toBeLessThan(100);
@@ -34,13 +42,20 @@ describe('machine load from /proc', () => {
 describe('TreeUsageSampler', () => {
   it('counts a worker and its children, and walks again when a member is gone', async () => {
     // A parent that starts a child, then ends it when told on stdin.
-    const parent = spawn(process.execPath, ['-e', `
+    const parent = spawn(
+      process.execPath,
+      [
+        '-e',
+        `
       const { spawn } = require('node:child_process');
       const c = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
       console.log(c.pid);
       process.stdin.on('data', () => { c.kill('SIGKILL'); console.log('killed'); });
       setInterval(() => {}, 1000);
-    `], { stdio: ['pipe', 'pipe', 'inherit'] });
+    `,
+      ],
+      { stdio: ['pipe', 'pipe', 'inherit'] },
+    );
     let out = '';
     parent.stdout.on('data', (c: Buffer) => (out += c.toString()));
     try {
@@ -51,7 +66,12 @@ describe('TreeUsageSampler', () => {
       expect(first?.pids).toEqual([parent.pid, childPid]);
       expect(first?.rssBytes).toBeGreaterThan(0);
       parent.stdin.write('x');
-      await waitFor('child gone', () => out.includes('killed') && !processTree(parent.pid as number).includes(childPid), 10_000, 20);
+      await waitFor(
+        'child gone',
+        () => out.includes('killed') && !processTree(parent.pid as number).includes(childPid),
+        10_000,
+        20,
+      );
       // Well inside rewalkMs, but a cached member is gone: the tree is walked again.
       expect(sampler.usage(parent.pid as number, 1)?.pids).toEqual([parent.pid]);
       sampler.retain([]);

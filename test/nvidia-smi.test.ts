@@ -10,7 +10,10 @@ import { tmpDir } from './helpers/tmp';
 // The GPU reader against every real sample. Expected values are derived here
 // from the XML with plain regular expressions, independently of the parser.
 
-const files = fs.readdirSync(FIXTURES).filter((f) => f.endsWith('.xml')).sort();
+const files = fs
+  .readdirSync(FIXTURES)
+  .filter((f) => f.endsWith('.xml'))
+  .sort();
 
 function numOf(block: string, tag: string): number | null {
   const m = new RegExp(`<${tag}>([^<]*)</${tag}>`).exec(block);
@@ -60,7 +63,18 @@ describe('nvidia-smi reader', () => {
     const a10g = parseNvidiaSmiXml(fs.readFileSync(path.join(FIXTURES, 'a10g.xml'), 'utf8'));
     expect(a10g).toEqual({
       driverVersion: '515.105.01',
-      gpus: [{ index: 0, uuid: 'GPU-9a9a6c50-2a47-2f51-a902-b82c3b127e94', name: 'NVIDIA A10G', utilPct: 0, memUsedMiB: 22, memTotalMiB: 23028, temperatureC: 17, processes: [{ pid: 725, name: '/usr/lib/xorg/Xorg', usedMiB: 22 }] }],
+      gpus: [
+        {
+          index: 0,
+          uuid: 'GPU-9a9a6c50-2a47-2f51-a902-b82c3b127e94',
+          name: 'NVIDIA A10G',
+          utilPct: 0,
+          memUsedMiB: 22,
+          memTotalMiB: 23028,
+          temperatureC: 17,
+          processes: [{ pid: 725, name: '/usr/lib/xorg/Xorg', usedMiB: 22 }],
+        },
+      ],
     });
     const r3080 = parseNvidiaSmiXml(fs.readFileSync(path.join(FIXTURES, 'rtx-3080-v12.xml'), 'utf8'));
     expect(r3080.gpus[0]).toMatchObject({ memUsedMiB: 1128, memTotalMiB: 10240, temperatureC: 31 });
@@ -71,16 +85,22 @@ describe('nvidia-smi reader', () => {
   });
 
   it('GPU-level memory is never a MIG slice', () => {
-    const xml = fs.readFileSync(path.join(FIXTURES, 'a10g.xml'), 'utf8').replace(
-      /<mig_devices>[\s\S]*?<\/mig_devices>/,
-      '<mig_devices><mig_device><index>0</index><fb_memory_usage><total>9999 MiB</total><used>7777 MiB</used><free>2222 MiB</free></fb_memory_usage></mig_device></mig_devices>',
-    );
+    const xml = fs
+      .readFileSync(path.join(FIXTURES, 'a10g.xml'), 'utf8')
+      .replace(
+        /<mig_devices>[\s\S]*?<\/mig_devices>/,
+        '<mig_devices><mig_device><index>0</index><fb_memory_usage><total>9999 MiB</total><used>7777 MiB</used><free>2222 MiB</free></fb_memory_usage></mig_device></mig_devices>',
+      );
     expect(parseNvidiaSmiXml(xml).gpus[0]).toMatchObject({ memUsedMiB: 22, memTotalMiB: 23028 });
   });
 
   it('one pid on several GPUs is listed on each', () => {
-    const xml = fs.readFileSync(path.join(FIXTURES, 'dual_2070-v13.xml'), 'utf8').replace(/<processes>[\s\S]*?<\/processes>|<processes\s*\/>/g,
-      '<processes><process_info><pid>4242</pid><process_name>python</process_name><used_memory>100 MiB</used_memory></process_info></processes>');
+    const xml = fs
+      .readFileSync(path.join(FIXTURES, 'dual_2070-v13.xml'), 'utf8')
+      .replace(
+        /<processes>[\s\S]*?<\/processes>|<processes\s*\/>/g,
+        '<processes><process_info><pid>4242</pid><process_name>python</process_name><used_memory>100 MiB</used_memory></process_info></processes>',
+      );
     const r = parseNvidiaSmiXml(xml);
     expect(r.gpus.map((g) => g.processes.map((p) => p.pid))).toEqual([[4242], [4242]]);
   });
@@ -90,15 +110,28 @@ describe('nvidia-smi reader', () => {
     const smi = fakeNvidiaSmi(dir, { mode: 'ok', fixture: 'tesla-t4.xml' });
     const ok = await probeGpus({ bin: smi.bin });
     expect(ok).toMatchObject({ available: true, driverVersion: '515.105.01' });
-    expect((await probeGpus({ bin: path.join(dir, 'nope') }))).toMatchObject({ available: false, notInstalled: true, reason: expect.stringMatching(/not found/) });
+    expect(await probeGpus({ bin: path.join(dir, 'nope') })).toMatchObject({
+      available: false,
+      notInstalled: true,
+      reason: expect.stringMatching(/not found/),
+    });
     smi.set({ mode: 'fail' });
-    expect(await probeGpus({ bin: smi.bin })).toMatchObject({ available: false, reason: expect.stringMatching(/exit 9.*NVIDIA driver/) });
+    expect(await probeGpus({ bin: smi.bin })).toMatchObject({
+      available: false,
+      reason: expect.stringMatching(/exit 9.*NVIDIA driver/),
+    });
     smi.set({ mode: 'garbage' });
-    expect(await probeGpus({ bin: smi.bin })).toMatchObject({ available: false, reason: expect.stringMatching(/not its XML/) });
+    expect(await probeGpus({ bin: smi.bin })).toMatchObject({
+      available: false,
+      reason: expect.stringMatching(/not its XML/),
+    });
     smi.set({ mode: 'truncated', fixture: 'tesla-t4.xml' });
     expect(await probeGpus({ bin: smi.bin })).toMatchObject({ available: false, gpus: [] });
     smi.set({ mode: 'hang' });
-    expect(await probeGpus({ bin: smi.bin, timeoutMs: 500 })).toMatchObject({ available: false, reason: expect.stringMatching(/did not answer within 500ms/) });
+    expect(await probeGpus({ bin: smi.bin, timeoutMs: 500 })).toMatchObject({
+      available: false,
+      reason: expect.stringMatching(/did not answer within 500ms/),
+    });
   });
 
   it('swarmctl probe gpu --json prints the shape docs/cli.md gives, and exits 0 either way', () => {
@@ -106,16 +139,38 @@ describe('nvidia-smi reader', () => {
     const smi = fakeNvidiaSmi(dir, { fixture: 'a10g.xml', pids: { '0': [1234] } });
     const cfg = path.join(dir, 'c.json');
     fs.writeFileSync(cfg, JSON.stringify({ name: 'g', stateDir: 'state', jobs: { j: { command: ['true'] } } }));
-    const run = () => spawnSync(SWARMCTL, ['probe', 'gpu', '--json', '--config', cfg], { encoding: 'utf8', env: { ...process.env, SWARM_NVIDIA_SMI: smi.bin } });
+    const run = () =>
+      spawnSync(SWARMCTL, ['probe', 'gpu', '--json', '--config', cfg], {
+        encoding: 'utf8',
+        env: { ...process.env, SWARM_NVIDIA_SMI: smi.bin },
+      });
     const r = run();
     expect(r.status).toBe(0);
     expect(JSON.parse(r.stdout)).toEqual({
-      schemaVersion: 1, available: true, driverVersion: '515.105.01',
-      gpus: [{ index: 0, uuid: 'GPU-9a9a6c50-2a47-2f51-a902-b82c3b127e94', name: 'NVIDIA A10G', utilPct: 0, memUsedMiB: 22, memTotalMiB: 23028, temperatureC: 17, processes: [{ pid: 1234, name: 'worker', usedMiB: 512 }] }],
+      schemaVersion: 1,
+      available: true,
+      driverVersion: '515.105.01',
+      gpus: [
+        {
+          index: 0,
+          uuid: 'GPU-9a9a6c50-2a47-2f51-a902-b82c3b127e94',
+          name: 'NVIDIA A10G',
+          utilPct: 0,
+          memUsedMiB: 22,
+          memTotalMiB: 23028,
+          temperatureC: 17,
+          processes: [{ pid: 1234, name: 'worker', usedMiB: 512 }],
+        },
+      ],
     });
     smi.set({ mode: 'garbage' });
     const bad = run();
     expect(bad.status).toBe(0);
-    expect(JSON.parse(bad.stdout)).toEqual({ schemaVersion: 1, available: false, gpus: [], reason: expect.any(String) });
+    expect(JSON.parse(bad.stdout)).toEqual({
+      schemaVersion: 1,
+      available: false,
+      gpus: [],
+      reason: expect.any(String),
+    });
   });
 });

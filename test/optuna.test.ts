@@ -35,7 +35,10 @@ const completedTrials = (): number[] => {
   const db = new Database(storage(), { readonly: true, fileMustExist: true });
   try {
     db.pragma('busy_timeout = 5000');
-    return db.prepare<[], { number: number }>("SELECT number FROM trials WHERE state = 'COMPLETE' ORDER BY number").all().map((r) => r.number);
+    return db
+      .prepare<[], { number: number }>("SELECT number FROM trials WHERE state = 'COMPLETE' ORDER BY number")
+      .all()
+      .map((r) => r.number);
   } finally {
     db.close();
   }
@@ -62,9 +65,15 @@ describe('a real Optuna study under Swarm', () => {
     const after = completedTrials();
     expect(after.length).toBeGreaterThanOrEqual(TRIALS);
     expect(after).toEqual(expect.arrayContaining(before));
-    const best = JSON.parse(fs.readFileSync(path.join(swarm.stateDir, 'checkpoints', 'study-quadratic', 'best.json'), 'utf8')) as { value: number };
+    const best = JSON.parse(
+      fs.readFileSync(path.join(swarm.stateDir, 'checkpoints', 'study-quadratic', 'best.json'), 'utf8'),
+    ) as { value: number };
     expect(best.value).toBeGreaterThanOrEqual(0);
     const log = fs.readFileSync(path.join(swarm.stateDir, 'workers', 'study-quadratic', 'output.log'), 'utf8');
-    expect(log).toMatch(new RegExp(`${before.length} of ${TRIALS} trials done \\(attempt 2\\)|[1-9][0-9]* of ${TRIALS} trials done \\(attempt 2\\)`));
+    expect(log).toMatch(
+      new RegExp(
+        `${before.length} of ${TRIALS} trials done \\(attempt 2\\)|[1-9][0-9]* of ${TRIALS} trials done \\(attempt 2\\)`,
+      ),
+    );
   }, 240_000);
 });

@@ -66,7 +66,10 @@ describe('planted files in the state folder', () => {
     const code = `const { writeFileAtomic } = require(${JSON.stringify(path.join(ROOT, 'lib', 'atomic-file.ts'))});
       try { writeFileAtomic(${JSON.stringify(path.join(dir, 'state.json'))}, Buffer.alloc(64 * 1024)); process.stdout.write('written'); }
       catch (e) { process.stdout.write(e.code); }`;
-    const r = spawnSync('prlimit', ['--fsize=4096', process.execPath, '--import', 'tsx', '-e', code], { cwd: ROOT, encoding: 'utf8' });
+    const r = spawnSync('prlimit', ['--fsize=4096', process.execPath, '--import', 'tsx', '-e', code], {
+      cwd: ROOT,
+      encoding: 'utf8',
+    });
     expect(r.stdout).toBe('EFBIG');
     expect(fs.readdirSync(dir)).toEqual([]);
   });

@@ -14,7 +14,9 @@ describe("PM2's logs", () => {
     const logs = path.join(home, 'logs');
     fs.mkdirSync(logs);
     const out = path.join(logs, 'watchdog-out.log');
-    const lines = Array.from({ length: 2000 }, (_, i) => `line ${String(i).padStart(5, '0')} ${'x'.repeat(40)}\n`).join('');
+    const lines = Array.from({ length: 2000 }, (_, i) => `line ${String(i).padStart(5, '0')} ${'x'.repeat(40)}\n`).join(
+      '',
+    );
     fs.writeFileSync(out, lines);
     const writer = fs.openSync(out, 'a');
     fs.writeFileSync(path.join(logs, 'watchdog-error.log'), 'small\n');
@@ -34,7 +36,13 @@ describe("PM2's logs", () => {
     const home = tmpDir();
     const logs = path.join(home, 'logs');
     fs.mkdirSync(logs);
-    for (const f of ['swarm-worker-gone-1-out.log', 'swarm-worker-gone-1-error.log', 'swarm-worker-live-0-out.log', 'other-app-out.log']) fs.writeFileSync(path.join(logs, f), 'x\n');
+    for (const f of [
+      'swarm-worker-gone-1-out.log',
+      'swarm-worker-gone-1-error.log',
+      'swarm-worker-live-0-out.log',
+      'other-app-out.log',
+    ])
+      fs.writeFileSync(path.join(logs, f), 'x\n');
     const r = boundPm2Logs(home, [], ['swarm-worker-live-0', 'other-app'], 1 << 20);
     expect(r.removed.sort()).toEqual(['swarm-worker-gone-1-error.log', 'swarm-worker-gone-1-out.log']);
     expect(fs.readdirSync(logs).sort()).toEqual(['other-app-out.log', 'swarm-worker-live-0-out.log']);

@@ -36,9 +36,14 @@ function sleeper(detached = true): ChildProcess {
 async function shimWithChild(workerId: string): Promise<{ shim: ChildProcess; childPid: number }> {
   const out = path.join(tmpDir(), 'child.pid');
   const code = `process.title = 'node worker-shim.js'; const c = require('child_process').spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { detached: true, stdio: 'ignore' }); require('fs').writeFileSync(${JSON.stringify(out)}, String(c.pid)); setInterval(() => {}, 1000);`;
-  const shim = spawn(process.execPath, ['-e', code], { stdio: 'ignore', env: { ...process.env, SWARM_WORKER_ID: workerId } });
+  const shim = spawn(process.execPath, ['-e', code], {
+    stdio: 'ignore',
+    env: { ...process.env, SWARM_WORKER_ID: workerId },
+  });
   started.push(shim);
-  const childPid = await waitFor('the child pid', () => (fs.existsSync(out) ? Number(fs.readFileSync(out, 'utf8')) : 0));
+  const childPid = await waitFor('the child pid', () =>
+    fs.existsSync(out) ? Number(fs.readFileSync(out, 'utf8')) : 0,
+  );
   started.push({ pid: childPid, kill: () => true } as unknown as ChildProcess);
   return { shim, childPid };
 }
@@ -51,15 +56,26 @@ describe('process identity', () => {
     if (v.ok) expect(groupMismatch(v.worker)).toBeNull();
   });
 
-  it('refuses what a worker could write in pid.json: pid or pgid 0 or 1, pgid not pid, a process that is not the shim\'s child', async () => {
+  it("refuses what a worker could write in pid.json: pid or pgid 0 or 1, pgid not pid, a process that is not the shim's child", async () => {
     const { shim, childPid } = await shimWithChild('job-a');
     const other = sleeper();
     const shimPid = shim.pid as number;
-    for (const forged of [{ pid: 1, pgid: 1 }, { pid: childPid, pgid: 0 }, { pid: childPid, pgid: 1 }, { pid: other.pid as number, pgid: other.pid as number }]) {
-      expect(vouchForWorker({ ...forged, shimPid }, 'job-a'), JSON.stringify(forged)).toMatchObject({ ok: false, gone: false });
+    for (const forged of [
+      { pid: 1, pgid: 1 },
+      { pid: childPid, pgid: 0 },
+      { pid: childPid, pgid: 1 },
+      { pid: other.pid as number, pgid: other.pid as number },
+    ]) {
+      expect(vouchForWorker({ ...forged, shimPid }, 'job-a'), JSON.stringify(forged)).toMatchObject({
+        ok: false,
+        gone: false,
+      });
     }
     // The right child, but a "shim" started for another worker.
-    expect(vouchForWorker({ pid: childPid, pgid: childPid, shimPid }, 'job-b')).toMatchObject({ ok: false, reason: expect.stringMatching(/not the shim/) });
+    expect(vouchForWorker({ pid: childPid, pgid: childPid, shimPid }, 'job-b')).toMatchObject({
+      ok: false,
+      reason: expect.stringMatching(/not the shim/),
+    });
   });
 
   it('a recorded identity stops matching when the pid is another process, after a reboot, or off its group', () => {

@@ -18,12 +18,28 @@ describe('query on a damaged state folder', () => {
     expect(ctl('submit', 'j', '--id', 't1').status).toBe(0);
     const state = path.join(dir, 'state');
     const runId = (JSON.parse(ctl('query', '--json').stdout) as { run: { id: string } }).run.id;
-    fs.writeFileSync(path.join(state, 'session_latest.json'), JSON.stringify({ runId, status: 'running', startedAt: '2026-11-25T00:00:00.000Z', updatedAt: '2026-11-25T00:00:01.000Z', nextSteps: [], tasks: { queued: 1, running: 0, completed: 0, failed: 0, quarantined: 0 } }), { mode: 0o600 });
+    fs.writeFileSync(
+      path.join(state, 'session_latest.json'),
+      JSON.stringify({
+        runId,
+        status: 'running',
+        startedAt: '2026-11-25T00:00:00.000Z',
+        updatedAt: '2026-11-25T00:00:01.000Z',
+        nextSteps: [],
+        tasks: { queued: 1, running: 0, completed: 0, failed: 0, quarantined: 0 },
+      }),
+      { mode: 0o600 },
+    );
     for (const f of ['swarm.db-wal', 'swarm.db-shm']) fs.rmSync(path.join(state, f), { force: true });
     fs.writeFileSync(path.join(state, 'swarm.db'), Buffer.alloc(8192, 0x5a));
     const r = ctl('query', '--json');
     expect(r.status).toBe(0);
-    const snap = JSON.parse(r.stdout) as { run: { id: string }; tasks: { queued: number }; problems: string[]; swarm: string };
+    const snap = JSON.parse(r.stdout) as {
+      run: { id: string };
+      tasks: { queued: number };
+      problems: string[];
+      swarm: string;
+    };
     expect(snap).toMatchObject({ swarm: 'q', run: { id: runId }, tasks: { queued: 1 } });
     expect(snap.problems[0]).toMatch(/cannot read the event log .*swarm\.db: file is not a database/);
   });

@@ -36,7 +36,12 @@ describe('a lane drains its queue', () => {
   afterAll(() => swarm.teardown());
 
   it('five tasks on two slots: each freed slot refilled in the tick that saw its task end, never more than two at once', async () => {
-    await waitFor('five completed tasks', () => swarm.events({ kind: 'task.completed' }).length === 5 || null, 120_000, 250);
+    await waitFor(
+      'five completed tasks',
+      () => swarm.events({ kind: 'task.completed' }).length === 5 || null,
+      120_000,
+      250,
+    );
     const events = swarm.events().filter((e) => e.kind === 'task.started' || e.kind === 'task.completed');
     expect(peakConcurrency(events)).toBe(2);
     const refills = events.filter((e) => e.kind === 'task.started' && e.data.why === 'refill');
@@ -71,9 +76,16 @@ describe('a lane held back by use', () => {
     expect(d.data).toMatchObject({ class: 'lane_starved', targetPct: 1, queued: 1, freeSlots: 2 });
     expect(Number(d.data.usePct)).toBeGreaterThan(0.9);
     expect(Number(d.data.heldForMs)).toBeGreaterThanOrEqual(2000);
-    const q = await waitFor('starved lane in query', () => { const s = swarm.query(); return s.lanes[0]?.starved ? s : null; });
-    expect(q.problems.join('\n')).toMatch(/lane cpu is starved: 1 task\(s\) queued, 2 slot\(s\) free, held back by use \d+% against target 1%/);
-    expect(q.nextSteps.join('\n')).toMatch(/raise utilization\.cpuTarget \(now 1%\) in .*swarm\.config\.json, or set lanes\.cpu\.fill to "slots"/);
+    const q = await waitFor('starved lane in query', () => {
+      const s = swarm.query();
+      return s.lanes[0]?.starved ? s : null;
+    });
+    expect(q.problems.join('\n')).toMatch(
+      /lane cpu is starved: 1 task\(s\) queued, 2 slot\(s\) free, held back by use \d+% against target 1%/,
+    );
+    expect(q.nextSteps.join('\n')).toMatch(
+      /raise utilization\.cpuTarget \(now 1%\) in .*swarm\.config\.json, or set lanes\.cpu\.fill to "slots"/,
+    );
     const status = swarm.ctl('status');
     expect(status.stdout).toMatch(/lane cpu is starved/);
     // Once per episode, not once per tick.

@@ -77,7 +77,15 @@ describe('dependencies and priorities', () => {
   }, 90_000);
 
   it('a config whose queue names an unknown task or makes a cycle is refused with exit 2 naming the field', () => {
-    const other = new TestSwarm({ ...config, queue: [{ job: 'nap', id: 'p', after: ['q'] }, { job: 'nap', id: 'q', after: ['r'] }, { job: 'nap', id: 'r', after: ['p'] }, { job: 'nap', id: 's', after: ['zz'] }] });
+    const other = new TestSwarm({
+      ...config,
+      queue: [
+        { job: 'nap', id: 'p', after: ['q'] },
+        { job: 'nap', id: 'q', after: ['r'] },
+        { job: 'nap', id: 'r', after: ['p'] },
+        { job: 'nap', id: 's', after: ['zz'] },
+      ],
+    });
     const r = other.ctl('query');
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/queue\.3\.after: expected task ids of this queue; "zz" is none/);

@@ -14,7 +14,13 @@ function dbWithEvents(n: number): string {
   const dir = tmpDir();
   const db = openDb(dir);
   const log = new SqliteEventLog(db, { source: 'watchdog', runId: () => 'r-1' });
-  log.appendMany(Array.from({ length: n }, (_, i) => ({ kind: 'db.checked' as const, target: 'state:swarm.db' as const, data: { i, pad: 'x'.repeat(200) } })));
+  log.appendMany(
+    Array.from({ length: n }, (_, i) => ({
+      kind: 'db.checked' as const,
+      target: 'state:swarm.db' as const,
+      data: { i, pad: 'x'.repeat(200) },
+    })),
+  );
   db.pragma('wal_checkpoint(TRUNCATE)');
   db.close();
   return path.join(dir, 'swarm.db');

@@ -26,7 +26,12 @@ const base = {
   jobs: { long: { command: ['node', SLEEP, '60000'] } },
   queue: [{ job: 'long', id: 'l1' }],
 };
-const withB = { ...base, lanes: { cpu: { kind: 'cpu', slots: 2, fill: 'slots' } }, jobs: { ...base.jobs, quick: { command: ['node', SLEEP, '100'] } }, queue: [...base.queue, { job: 'quick', id: 'q1' }] };
+const withB = {
+  ...base,
+  lanes: { cpu: { kind: 'cpu', slots: 2, fill: 'slots' } },
+  jobs: { ...base.jobs, quick: { command: ['node', SLEEP, '100'] } },
+  queue: [...base.queue, { job: 'quick', id: 'q1' }],
+};
 const withC = { ...withB, queue: [...withB.queue, { job: 'quick', id: 'q2' }] };
 const withD = { ...withC, jobs: { quick: withC.jobs.quick }, queue: withC.queue.filter((q) => q.job === 'quick') };
 
@@ -36,9 +41,21 @@ afterAll(() => swarm.teardown());
 
 const text = (cfg: Record<string, unknown>) => JSON.stringify({ stateDir: 'state', ...cfg }, null, 2);
 const versionOf = (cfg: Record<string, unknown>) => configVersion(text(cfg));
-const header = (name: string) => JSON.parse(fs.readFileSync(path.join(swarm.stateDir, DAEMON_STATE_FILES[name as 'watchdog']), 'utf8')) as { pid: number; configVersion?: string };
+const header = (name: string) =>
+  JSON.parse(fs.readFileSync(path.join(swarm.stateDir, DAEMON_STATE_FILES[name as 'watchdog']), 'utf8')) as {
+    pid: number;
+    configVersion?: string;
+  };
 const versions = () => DAEMON_NAMES.map((n) => header(n).configVersion);
-const pm2Restarts = () => (JSON.parse(swarm.pm2('jlist').trim().split('\n').pop() ?? '[]') as { name: string; pm2_env: { restart_time: number } }[]).map((a) => `${a.name}:${a.pm2_env.restart_time}`).sort();
+const pm2Restarts = () =>
+  (
+    JSON.parse(swarm.pm2('jlist').trim().split('\n').pop() ?? '[]') as {
+      name: string;
+      pm2_env: { restart_time: number };
+    }[]
+  )
+    .map((a) => `${a.name}:${a.pm2_env.restart_time}`)
+    .sort();
 
 describe('config reload', () => {
   it('a bad file is refused with exit 2 naming the field, recorded as config.rejected, and the running config stays', async () => {
@@ -56,11 +73,17 @@ describe('config reload', () => {
     expect(String(rejected[0]?.data.error)).toMatch(/tick: expected a duration/);
     expect(versions()).toEqual(DAEMON_NAMES.map(() => versionOf(base)));
     // query still answers with the bad file named: from the config the swarm runs, and says so first.
-    const q = spawnSync(SWARMCTL, ['--config', bad, 'query', '--json'], { env: swarm.env, encoding: 'utf8', timeout: 60_000 });
+    const q = spawnSync(SWARMCTL, ['--config', bad, 'query', '--json'], {
+      env: swarm.env,
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
     expect(q.status).toBe(0);
     const snap = JSON.parse(q.stdout) as { swarm: string; config: { version: string }; problems: string[] };
     expect(snap).toMatchObject({ swarm: 'reload', config: { version: versionOf(base) } });
-    expect(snap.problems[0]).toMatch(/^invalid config .*bad\.json: so this is the swarm as it runs \(config [0-9a-f]{16}\); fix the file: tick: expected a duration/);
+    expect(snap.problems[0]).toMatch(
+      /^invalid config .*bad\.json: so this is the swarm as it runs \(config [0-9a-f]{16}\); fix the file: tick: expected a duration/,
+    );
   });
 
   it('a daemon restarted while the file is bad comes back on the config the swarm runs, not down', async () => {
@@ -69,7 +92,15 @@ describe('config reload', () => {
     await swarm.waitEvent('config.rejected', undefined, (e) => e.source === 'watchdog', 30_000);
     const before = header('util-controller').pid;
     swarm.pm2('restart', 'util-controller');
-    await waitFor('util-controller back', () => { const h = header('util-controller'); return h.pid !== before && isAlive(h.pid) && h.configVersion === versionOf(base) ? h : null; }, 60_000, 250);
+    await waitFor(
+      'util-controller back',
+      () => {
+        const h = header('util-controller');
+        return h.pid !== before && isAlive(h.pid) && h.configVersion === versionOf(base) ? h : null;
+      },
+      60_000,
+      250,
+    );
     fs.writeFileSync(swarm.configFile, text(base));
   }, 90_000);
 
@@ -83,8 +114,16 @@ describe('config reload', () => {
     // The watchdog's watch may have published the same edit first: then swarmctl finds it applied.
     expect(['reloaded', 'unchanged']).toContain((JSON.parse(r.stdout) as { outcome: string }).outcome);
     const ev = await swarm.waitEvent('config.reloaded', undefined, (e) => e.data.version === versionOf(withB));
-    expect(ev.data).toMatchObject({ previous: versionOf(base), diff: { added: ['jobs.quick'], removed: [], changed: expect.arrayContaining(['lanes.cpu.slots', 'queue']) } });
-    await waitFor('every daemon on the new config', () => versions().every((v) => v === versionOf(withB)) || null, 30_000, 200);
+    expect(ev.data).toMatchObject({
+      previous: versionOf(base),
+      diff: { added: ['jobs.quick'], removed: [], changed: expect.arrayContaining(['lanes.cpu.slots', 'queue']) },
+    });
+    await waitFor(
+      'every daemon on the new config',
+      () => versions().every((v) => v === versionOf(withB)) || null,
+      30_000,
+      200,
+    );
     // The new lane size, job and queue entry take effect: q1 runs beside l1 on the second slot.
     await swarm.waitEvent('task.completed', 'task:q1', () => true, 30_000);
     expect(await swarm.workerPid('long-l1')).toBe(l1);
@@ -105,13 +144,23 @@ describe('config reload', () => {
     const l1 = await swarm.workerPid('long-l1');
     fs.writeFileSync(swarm.configFile, text(withD));
     expect(swarm.ctl('reload').status).toBe(0);
-    await waitFor('every daemon on the config without the job', () => versions().every((v) => v === versionOf(withD)) || null, 30_000, 200);
+    await waitFor(
+      'every daemon on the config without the job',
+      () => versions().every((v) => v === versionOf(withD)) || null,
+      30_000,
+      200,
+    );
     const before = swarm.query();
     expect(before.workers.find((w) => w.id === 'long-l1')).toMatchObject({ status: 'running', pid: l1 });
     expect(isAlive(l1)).toBe(true);
     const now = swarm.ctl('reload', '--now');
     expect(now.status).toBe(0);
-    const stopped = await swarm.waitEvent('action.verified', 'worker:long-l1', (e) => e.data.type === 'stop_worker', 30_000);
+    const stopped = await swarm.waitEvent(
+      'action.verified',
+      'worker:long-l1',
+      (e) => e.data.type === 'stop_worker',
+      30_000,
+    );
     expect(stopped.source).toBe('worker-sentry');
     await waitFor('l1 gone', () => (!isAlive(l1) ? true : null), 10_000, 100);
     await waitFor('task l1 failed', () => (swarm.query().tasks.failed >= 1 ? true : null), 10_000, 200);
@@ -122,17 +171,34 @@ describe('config reload', () => {
 describe('status while a reload is on its way', () => {
   it('warns about each running daemon whose config version differs from the one published', () => {
     const dir = tmpDir();
-    const config = compileConfig({ name: 'warn', stateDir: dir, jobs: { j: { command: ['true'] } } }, path.join(dir, 'swarm.config.json'), {});
+    const config = compileConfig(
+      { name: 'warn', stateDir: dir, jobs: { j: { command: ['true'] } } },
+      path.join(dir, 'swarm.config.json'),
+      {},
+    );
     const db = openDb(dir);
     publishIfNone(db, config, new Date().toISOString());
     db.close();
     const now = Date.now();
-    const head = (configVersion: string) => ({ daemon: 'x', pid: process.pid, runId: 'r', lifecycle: 'running', startedAt: new Date(now).toISOString(), lastTickAt: new Date(now).toISOString(), tickMs: 1000, ticks: 1, restarts: 0, configVersion });
+    const head = (configVersion: string) => ({
+      daemon: 'x',
+      pid: process.pid,
+      runId: 'r',
+      lifecycle: 'running',
+      startedAt: new Date(now).toISOString(),
+      lastTickAt: new Date(now).toISOString(),
+      tickMs: 1000,
+      ticks: 1,
+      restarts: 0,
+      configVersion,
+    });
     fs.writeFileSync(path.join(dir, DAEMON_STATE_FILES.watchdog), JSON.stringify(head('0123456789abcdef')));
     fs.writeFileSync(path.join(dir, DAEMON_STATE_FILES['hang-guard']), JSON.stringify(head(config.version)));
     const snap = buildSnapshot(config, now);
     expect(snap.config.version).toBe(config.version);
-    expect(snap.problems).toContain(`daemon watchdog runs config 0123456789abcdef, not ${config.version}: the reload has not reached it yet`);
+    expect(snap.problems).toContain(
+      `daemon watchdog runs config 0123456789abcdef, not ${config.version}: the reload has not reached it yet`,
+    );
     expect(snap.problems.filter((p) => /hang-guard runs config/.test(p))).toEqual([]);
   });
 });

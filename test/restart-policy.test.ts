@@ -47,17 +47,55 @@ describe('restart policy', () => {
 });
 
 describe('exit classification', () => {
-  const rules = compileConfig({ name: 'x', jobs: { j: { command: ['x'], failures: [{ match: '/CUDA (error|out of memory)/i', class: 'worker_oom', action: 'restart' }] } } }, 'c.json', {}).jobs.j?.failures ?? [];
-  const base = { exitCode: 1, signal: null, logTail: '', lastRssBytes: null, memoryLimitBytes: null, kernelOomKilled: false };
+  const rules =
+    compileConfig(
+      {
+        name: 'x',
+        jobs: {
+          j: {
+            command: ['x'],
+            failures: [{ match: '/CUDA (error|out of memory)/i', class: 'worker_oom', action: 'restart' }],
+          },
+        },
+      },
+      'c.json',
+      {},
+    ).jobs.j?.failures ?? [];
+  const base = {
+    exitCode: 1,
+    signal: null,
+    logTail: '',
+    lastRssBytes: null,
+    memoryLimitBytes: null,
+    kernelOomKilled: false,
+  };
 
   it('user rules first, then deterministic patterns, then OOM, then crash', () => {
-    expect(classifyExit(rules, { ...base, logTail: 'SyntaxError x\nRuntimeError: CUDA out of memory' })).toMatchObject({ class: 'worker_oom', evidence: { rule: '/CUDA (error|out of memory)/i' } });
-    expect(classifyExit(rules, { ...base, logTail: "ModuleNotFoundError: No module named 'optuna'" })).toMatchObject({ class: 'deterministic_failure', action: 'quarantine' });
-    expect(classifyExit(rules, { ...base, logTail: 'ImportError: cannot import name x' }).class).toBe('deterministic_failure');
-    expect(classifyExit(rules, { ...base, exitCode: null, signal: 'SIGKILL', lastRssBytes: 950, memoryLimitBytes: 1000 }).class).toBe('worker_oom');
-    expect(classifyExit(rules, { ...base, exitCode: null, signal: 'SIGKILL', kernelOomKilled: true }).class).toBe('worker_oom');
-    expect(classifyExit(rules, { ...base, exitCode: null, signal: 'SIGKILL', lastRssBytes: 100, memoryLimitBytes: 1000 })).toMatchObject({ class: 'worker_crashed', evidence: { signal: 'SIGKILL' } });
-    expect(classifyExit(rules, { ...base, exitCode: null, signal: 'SIGSEGV' })).toMatchObject({ class: 'worker_crashed', evidence: { exitCode: null, signal: 'SIGSEGV' } });
+    expect(classifyExit(rules, { ...base, logTail: 'SyntaxError x\nRuntimeError: CUDA out of memory' })).toMatchObject({
+      class: 'worker_oom',
+      evidence: { rule: '/CUDA (error|out of memory)/i' },
+    });
+    expect(classifyExit(rules, { ...base, logTail: "ModuleNotFoundError: No module named 'optuna'" })).toMatchObject({
+      class: 'deterministic_failure',
+      action: 'quarantine',
+    });
+    expect(classifyExit(rules, { ...base, logTail: 'ImportError: cannot import name x' }).class).toBe(
+      'deterministic_failure',
+    );
+    expect(
+      classifyExit(rules, { ...base, exitCode: null, signal: 'SIGKILL', lastRssBytes: 950, memoryLimitBytes: 1000 })
+        .class,
+    ).toBe('worker_oom');
+    expect(classifyExit(rules, { ...base, exitCode: null, signal: 'SIGKILL', kernelOomKilled: true }).class).toBe(
+      'worker_oom',
+    );
+    expect(
+      classifyExit(rules, { ...base, exitCode: null, signal: 'SIGKILL', lastRssBytes: 100, memoryLimitBytes: 1000 }),
+    ).toMatchObject({ class: 'worker_crashed', evidence: { signal: 'SIGKILL' } });
+    expect(classifyExit(rules, { ...base, exitCode: null, signal: 'SIGSEGV' })).toMatchObject({
+      class: 'worker_crashed',
+      evidence: { exitCode: null, signal: 'SIGSEGV' },
+    });
   });
 });
 
@@ -80,8 +118,15 @@ describe('plateau tracker', () => {
 });
 
 describe('convergence', () => {
-  it('the metric reaching target within tolerance, in the job\'s direction, is converged; no target, never', () => {
-    const max = { direction: 'max' as const, minDelta: 0, patience: null, withinMs: null, target: 0.9, tolerance: 0.01 };
+  it("the metric reaching target within tolerance, in the job's direction, is converged; no target, never", () => {
+    const max = {
+      direction: 'max' as const,
+      minDelta: 0,
+      patience: null,
+      withinMs: null,
+      target: 0.9,
+      tolerance: 0.01,
+    };
     expect(converged(0.88, max)).toBeNull();
     expect(converged(0.89, max)).toMatch(/reached the target 0.9 \(tolerance 0.01\)/);
     expect(converged(0.95, max)).not.toBeNull();
@@ -93,10 +138,17 @@ describe('convergence', () => {
 });
 
 describe('lock conflicts', () => {
-  it('database is locked and DuckDB\'s conflicting lock are lock_conflict, with the holder pid', () => {
+  it("database is locked and DuckDB's conflicting lock are lock_conflict, with the holder pid", () => {
     const base = { exitCode: 1, signal: null, lastRssBytes: null, memoryLimitBytes: null, kernelOomKilled: false };
-    expect(classifyExit([], { ...base, logTail: 'sqlite3.OperationalError: database is locked' })).toMatchObject({ class: 'lock_conflict', evidence: { holderPid: null } });
-    const duck = 'IO Error: Could not set lock on file "a.duckdb": Conflicting lock is held in /usr/bin/python3.11 (PID 31337) by user me.';
-    expect(classifyExit([], { ...base, logTail: duck })).toMatchObject({ class: 'lock_conflict', evidence: { holderPid: 31337 } });
+    expect(classifyExit([], { ...base, logTail: 'sqlite3.OperationalError: database is locked' })).toMatchObject({
+      class: 'lock_conflict',
+      evidence: { holderPid: null },
+    });
+    const duck =
+      'IO Error: Could not set lock on file "a.duckdb": Conflicting lock is held in /usr/bin/python3.11 (PID 31337) by user me.';
+    expect(classifyExit([], { ...base, logTail: duck })).toMatchObject({
+      class: 'lock_conflict',
+      evidence: { holderPid: 31337 },
+    });
   });
 });

@@ -53,7 +53,8 @@ const swarm = new TestSwarm({
     // 1500 numbered lines of 11 bytes, 50 to a write, a write every 5 ms: about four rotations at 4K.
     chatty: {
       command: [
-        process.execPath, '-e',
+        process.execPath,
+        '-e',
         `let i = 0; const t = setInterval(() => { let s = ''; for (let k = 0; k < 50 && i < ${LINES}; k++) s += 'line ' + String(++i).padStart(5, '0') + '\\n'; process.stdout.write(s); if (i >= ${LINES}) clearInterval(t); }, 5);`,
       ],
     },
@@ -68,15 +69,23 @@ describe('rotation in a running swarm', () => {
   it("a worker's output log: rotated past workerOutputMax by its shim, keep generations, every kept line in order", async () => {
     await swarm.waitEvent('task.completed', 'task:c1');
     const dir = path.join(swarm.stateDir, 'workers', 'chatty-c1');
-    const logs = fs.readdirSync(dir).filter((f) => f.startsWith('output.log')).sort();
+    const logs = fs
+      .readdirSync(dir)
+      .filter((f) => f.startsWith('output.log'))
+      .sort();
     expect(logs).toEqual(['output.log', 'output.log.1', 'output.log.2']);
     for (const g of ['output.log.1', 'output.log.2']) {
       expect(fs.statSync(path.join(dir, g)).size).toBeGreaterThanOrEqual(4096);
       expect(fs.statSync(path.join(dir, g)).mode & 0o777).toBe(0o600);
     }
     // Oldest first, the kept generations are one unbroken run of lines ending with the last.
-    const text = ['output.log.2', 'output.log.1', 'output.log'].map((g) => fs.readFileSync(path.join(dir, g), 'utf8')).join('');
-    const nums = text.trim().split('\n').map((l) => Number(/^line (\d+)$/.exec(l)?.[1]));
+    const text = ['output.log.2', 'output.log.1', 'output.log']
+      .map((g) => fs.readFileSync(path.join(dir, g), 'utf8'))
+      .join('');
+    const nums = text
+      .trim()
+      .split('\n')
+      .map((l) => Number(/^line (\d+)$/.exec(l)?.[1]));
     expect(nums.at(-1)).toBe(LINES);
     expect(nums.every((n, i) => i === 0 || n === (nums[i - 1] as number) + 1)).toBe(true);
   });
@@ -85,23 +94,43 @@ describe('rotation in a running swarm', () => {
     const runId = String(swarm.query().run?.id);
     const hb = path.join(swarm.stateDir, `session_state_${runId}.jsonl`);
     await waitFor('two heartbeat rotations', () => fs.existsSync(`${hb}.2`), 60_000, 200);
-    await waitFor('another rotation past keep', () => fs.readFileSync(`${hb}.2`, 'utf8').length > 0 && fs.statSync(`${hb}.2`).mtimeMs < fs.statSync(`${hb}.1`).mtimeMs, 60_000, 200);
+    await waitFor(
+      'another rotation past keep',
+      () =>
+        fs.readFileSync(`${hb}.2`, 'utf8').length > 0 &&
+        fs.statSync(`${hb}.2`).mtimeMs < fs.statSync(`${hb}.1`).mtimeMs,
+      60_000,
+      200,
+    );
     expect(fs.existsSync(`${hb}.3`)).toBe(false);
     for (const g of [`${hb}.2`, `${hb}.1`]) {
       expect(fs.statSync(g).size).toBeGreaterThanOrEqual(2048);
-      for (const line of fs.readFileSync(g, 'utf8').trim().split('\n')) expect((JSON.parse(line) as { runId: string }).runId).toBe(runId);
+      for (const line of fs.readFileSync(g, 'utf8').trim().split('\n'))
+        expect((JSON.parse(line) as { runId: string }).runId).toBe(runId);
     }
   });
 
   it("orchestrator-consensus's scores are in query and status", async () => {
-    const q = await waitFor('scores with the completed task counted', () => {
-      const s = swarm.query();
-      return s.scores && s.scores.performance.tasksPerHour >= 1 ? s : null;
-    }, 30_000, 250);
-    expect(q.scores).toMatchObject({ at: expect.any(String), deviation: expect.any(Number), efficiency: expect.any(Number), inputs: { slots: 1 } });
+    const q = await waitFor(
+      'scores with the completed task counted',
+      () => {
+        const s = swarm.query();
+        return s.scores && s.scores.performance.tasksPerHour >= 1 ? s : null;
+      },
+      30_000,
+      250,
+    );
+    expect(q.scores).toMatchObject({
+      at: expect.any(String),
+      deviation: expect.any(Number),
+      efficiency: expect.any(Number),
+      inputs: { slots: 1 },
+    });
     expect(Date.parse(String(q.scores?.at))).toBeGreaterThan(Date.now() - 60_000);
     const status = swarm.ctl('status');
     expect(status.status).toBe(0);
-    expect(status.stdout).toMatch(/^scores: deviation [\d.]+ from target, [1-9]\d* tasks\/h, efficiency [\d.]+ \(\d+s ago\)$/m);
+    expect(status.stdout).toMatch(
+      /^scores: deviation [\d.]+ from target, [1-9]\d* tasks\/h, efficiency [\d.]+ \(\d+s ago\)$/m,
+    );
   });
 });

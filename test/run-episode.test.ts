@@ -16,22 +16,57 @@ function walk(steps: [number | null, number][]): string[] {
 
 describe('run episode', () => {
   it('watches, detects after the limit, escalates when it lasts as long again, clears when the condition ends', () => {
-    expect(walk([[0, 0], [0, 999], [0, 1000], [0, 1999], [0, 2000], [0, 5000], [null, 5001]])).toEqual([
-      'none:watching', 'none:watching', 'detect:detected', 'none:detected', 'escalate:escalated', 'none:escalated', 'clear:none',
+    expect(
+      walk([
+        [0, 0],
+        [0, 999],
+        [0, 1000],
+        [0, 1999],
+        [0, 2000],
+        [0, 5000],
+        [null, 5001],
+      ]),
+    ).toEqual([
+      'none:watching',
+      'none:watching',
+      'detect:detected',
+      'none:detected',
+      'escalate:escalated',
+      'none:escalated',
+      'clear:none',
     ]);
   });
 
   it('a watch that ends before the limit says nothing', () => {
-    expect(walk([[0, 0], [0, 500], [null, 600], [700, 700]])).toEqual(['none:watching', 'none:watching', 'none:none', 'none:watching']);
+    expect(
+      walk([
+        [0, 0],
+        [0, 500],
+        [null, 600],
+        [700, 700],
+      ]),
+    ).toEqual(['none:watching', 'none:watching', 'none:none', 'none:watching']);
   });
 
   it('movement after a detection clears it, and a new quiet period starts watching afresh', () => {
-    expect(walk([[0, 0], [0, 1000], [1500, 1500], [1500, 2400], [1500, 2500]])).toEqual([
-      'none:watching', 'detect:detected', 'clear:watching', 'none:watching', 'detect:detected',
-    ]);
+    expect(
+      walk([
+        [0, 0],
+        [0, 1000],
+        [1500, 1500],
+        [1500, 2400],
+        [1500, 2500],
+      ]),
+    ).toEqual(['none:watching', 'detect:detected', 'clear:watching', 'none:watching', 'detect:detected']);
   });
 
   it('an escalated episode is cleared by movement too', () => {
-    expect(walk([[0, 1000], [0, 2000], [2100, 2100]])).toEqual(['detect:detected', 'escalate:escalated', 'clear:watching']);
+    expect(
+      walk([
+        [0, 1000],
+        [0, 2000],
+        [2100, 2100],
+      ]),
+    ).toEqual(['detect:detected', 'escalate:escalated', 'clear:watching']);
   });
 });

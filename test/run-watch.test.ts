@@ -25,7 +25,11 @@ const swarm = new TestSwarm({
   jobs: {
     // Silent until the go file appears: no progress, no output.
     quiet: {
-      command: [process.execPath, '-e', "const fs = require('fs'); const t = setInterval(() => { if (fs.existsSync(process.argv[1])) { clearInterval(t); console.log('done'); } }, 100);"],
+      command: [
+        process.execPath,
+        '-e',
+        "const fs = require('fs'); const t = setInterval(() => { if (fs.existsSync(process.argv[1])) { clearInterval(t); console.log('done'); } }, 100);",
+      ],
       args: ['${taskId}.go'],
       restart: { delay: '200ms' },
     },
@@ -39,7 +43,10 @@ beforeAll(async () => {
   if (skip) return;
   // Its own process group, so the teardown ends stress-ng's workers with it. Every CPU at 60%: far over
   // the target on any machine, and the tests running beside this one keep the rest.
-  stress = spawn('stress-ng', ['--cpu', '0', '--cpu-load', '60', '--timeout', '600s', '--quiet'], { stdio: 'ignore', detached: true });
+  stress = spawn('stress-ng', ['--cpu', '0', '--cpu-load', '60', '--timeout', '600s', '--quiet'], {
+    stdio: 'ignore',
+    detached: true,
+  });
   swarm.up();
   await waitFor('the machine busy under stress-ng', () => (swarm.query().utilization.cpuPct ?? 0) >= 40, 60_000, 250);
   runTarget = `run:${swarm.query().run?.id}`;
@@ -66,7 +73,11 @@ describe('run-level stalls under stress-ng', () => {
     expect(d.source).toBe('session-state-manager');
     expect(d.data).toMatchObject({ class: 'no_workers', queued: 2, liveWorkers: [], forceLane: 'cpu' });
     expect(Number(d.data.quietForMs)).toBeGreaterThanOrEqual(3000);
-    const launch = await swarm.waitEvent('action.proposed', 'lane:cpu', (e) => e.data.forced === true && e.data.incidentId === d.seq);
+    const launch = await swarm.waitEvent(
+      'action.proposed',
+      'lane:cpu',
+      (e) => e.data.forced === true && e.data.incidentId === d.seq,
+    );
     expect(launch.source).toBe('session-state-manager');
     const started = await swarm.waitEvent('task.started', 'task:a');
     expect(started.data.why).toBe('forced');
@@ -80,23 +91,43 @@ describe('run-level stalls under stress-ng', () => {
 
   it('run_stalled: nothing progresses, so the next task is launched past the gate; when that does not help a person is called, and the escalation resolves once work moves', async () => {
     const d = await swarm.waitEvent('detect.run_stalled', runTarget, () => true, 60_000);
-    expect(d.data).toMatchObject({ class: 'run_stalled', queued: 1, running: 1, liveWorkers: ['quiet-a'], forceLane: 'cpu' });
+    expect(d.data).toMatchObject({
+      class: 'run_stalled',
+      queued: 1,
+      running: 1,
+      liveWorkers: ['quiet-a'],
+      forceLane: 'cpu',
+    });
     const started = await swarm.waitEvent('task.started', 'task:b');
     expect(started.data.why).toBe('forced');
     const esc = await swarm.waitEvent('escalation.raised', runTarget, (e) => e.data.class === 'run_stalled', 60_000);
-    expect(String(esc.data.reason)).toMatch(/no task progressed or completed for .*launching past the utilization gate did not move it/);
+    expect(String(esc.data.reason)).toMatch(
+      /no task progressed or completed for .*launching past the utilization gate did not move it/,
+    );
     expect(esc.data.incidentId).toBe(d.seq);
     const open = swarm.query();
     expect(open.escalations.find((e) => e.id === esc.seq)?.status).toBe('open');
     expect(open.nextSteps.join('\n')).toMatch(/no task progressed/);
     // Mid-run, the report is built from the event log as of now.
-    const mid = JSON.parse(swarm.ctl('report', '--json').stdout) as { status: string; remains: { task: string; status: string }[]; escalations: { id: number; status: string }[] };
+    const mid = JSON.parse(swarm.ctl('report', '--json').stdout) as {
+      status: string;
+      remains: { task: string; status: string }[];
+      escalations: { id: number; status: string }[];
+    };
     expect(mid.status).toBe('running');
-    expect(mid.remains.map((r) => [r.task, r.status])).toEqual([['a', 'running'], ['b', 'running']]);
+    expect(mid.remains.map((r) => [r.task, r.status])).toEqual([
+      ['a', 'running'],
+      ['b', 'running'],
+    ]);
     expect(mid.escalations).toContainEqual(expect.objectContaining({ id: esc.seq, status: 'open' }));
     // Work moves: both print and complete.
     for (const id of ['a', 'b']) fs.writeFileSync(path.join(swarm.dir, `${id}.go`), '');
-    const resolved = await swarm.waitEvent('escalation.resolved', runTarget, (e) => e.data.escalationId === esc.seq, 60_000);
+    const resolved = await swarm.waitEvent(
+      'escalation.resolved',
+      runTarget,
+      (e) => e.data.escalationId === esc.seq,
+      60_000,
+    );
     expect(resolved.data.by).toBe('session-state-manager');
     const done = await swarm.waitEvent('run.completed', runTarget, () => true, 60_000);
     // The end-of-run report counts what happened by class and says how the escalation ended.

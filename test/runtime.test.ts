@@ -20,7 +20,11 @@ import { tmpDir } from './helpers/tmp';
 describe('daemon runtime', () => {
   it('ticks on the injected clock, writes a heartbeat each tick, and stops cleanly', async () => {
     const dir = tmpDir();
-    const config = compileConfig({ name: 't', stateDir: dir, tick: '1s', jobs: { j: { command: ['true'] } } }, path.join(dir, 'c.json'), {});
+    const config = compileConfig(
+      { name: 't', stateDir: dir, tick: '1s', jobs: { j: { command: ['true'] } } },
+      path.join(dir, 'c.json'),
+      {},
+    );
     const db = openDb(dir);
     const clock = new ManualClock();
     let ticks = 0;
@@ -34,7 +38,12 @@ describe('daemon runtime', () => {
     await clock.advance(3000);
     expect(ticks).toBe(4);
     const state = readStateFile(path.join(dir, 'worker_sentry_state.json'), DaemonHeaderSchema);
-    expect(state.ok && state.value).toMatchObject({ lifecycle: 'running', ticks: 4, lastTickAt: new Date(clock.t).toISOString(), custom: 4 });
+    expect(state.ok && state.value).toMatchObject({
+      lifecycle: 'running',
+      ticks: 4,
+      lastTickAt: new Date(clock.t).toISOString(),
+      custom: 4,
+    });
     await rt.stop('test');
     await clock.advance(5000);
     expect(ticks).toBe(4);
@@ -45,7 +54,9 @@ describe('daemon runtime', () => {
 
   it('refuses illegal lifecycle transitions', () => {
     const seen: string[] = [];
-    const lc = new Lifecycle<'a' | 'b' | 'c'>('m', 'a', { a: ['b'], b: ['c'], c: [] }, (f, t) => seen.push(`${f}->${t}`));
+    const lc = new Lifecycle<'a' | 'b' | 'c'>('m', 'a', { a: ['b'], b: ['c'], c: [] }, (f, t) =>
+      seen.push(`${f}->${t}`),
+    );
     lc.to('b', 'ok');
     expect(() => lc.to('a', 'no')).toThrow(IllegalTransitionError);
     expect(seen).toEqual(['a->b']);
@@ -79,9 +90,19 @@ describe('leases and grants', () => {
     const leases = new SqliteLeaseStore(db, () => t);
     const grantor = new LocalGrantor(leases, () => paused, 1000);
     const deps = (actor: 'worker-sentry' | 'hang-guard') => ({
-      log: new SqliteEventLog(db, { source: actor, runId: () => 'r' }), grantor, actor, now: () => t, logger: silentLogger,
+      log: new SqliteEventLog(db, { source: actor, runId: () => 'r' }),
+      grantor,
+      actor,
+      now: () => t,
+      logger: silentLogger,
     });
-    const p = { type: 'restart_worker' as const, target: 'worker:w' as const, priority: 'recovery' as const, reason: 'x', incidentId: null };
+    const p = {
+      type: 'restart_worker' as const,
+      target: 'worker:w' as const,
+      priority: 'recovery' as const,
+      reason: 'x',
+      incidentId: null,
+    };
     const a = await Action.propose(deps('worker-sentry'), p);
     const b = await Action.propose(deps('hang-guard'), { ...p, type: 'stop_worker' });
     expect([a.granted, b.granted]).toEqual([true, false]);
@@ -92,9 +113,18 @@ describe('leases and grants', () => {
     expect((await Action.propose(deps('worker-sentry'), p)).granted).toBe(true);
     paused = true;
     expect((await Action.propose(deps('worker-sentry'), { ...p, target: 'worker:z' })).granted).toBe(false);
-    expect((await Action.propose(deps('worker-sentry'), { ...p, target: 'worker:y', priority: 'safety' })).granted).toBe(true);
+    expect(
+      (await Action.propose(deps('worker-sentry'), { ...p, target: 'worker:y', priority: 'safety' })).granted,
+    ).toBe(true);
     const kinds = readEvents(db, { target: 'worker:w' }).map((e) => e.kind);
-    expect(kinds.slice(0, 6)).toEqual(['action.proposed', 'action.granted', 'action.proposed', 'action.denied', 'action.started', 'action.verified']);
+    expect(kinds.slice(0, 6)).toEqual([
+      'action.proposed',
+      'action.granted',
+      'action.proposed',
+      'action.denied',
+      'action.started',
+      'action.verified',
+    ]);
     db.close();
   });
 });
@@ -107,7 +137,13 @@ describe('secrets', () => {
 
   it('short values are not secrets: false and 4096 stay as they are, and the structure is untouched', () => {
     const r = Redactor.fromEnvs({ TOKENIZERS_PARALLELISM: 'false', MAX_TOKENS: '4096', API_KEY: 'k3y-value-long' });
-    const evidence = { ok: false, exitCode: 4096, signal: null, line: 'max_tokens=4096 parallel=false key=k3y-value-long', nested: [{ flag: true }] };
+    const evidence = {
+      ok: false,
+      exitCode: 4096,
+      signal: null,
+      line: 'max_tokens=4096 parallel=false key=k3y-value-long',
+      nested: [{ flag: true }],
+    };
     const out = r.value(evidence);
     expect(out).toEqual({ ...evidence, line: 'max_tokens=4096 parallel=false key=[redacted]' });
     expect(JSON.parse(JSON.stringify(out))).toEqual(out);
@@ -124,16 +160,24 @@ describe('secrets', () => {
 
   it('argument lists lose the values of arguments named like credentials, set here or not', () => {
     const r = Redactor.fromEnvs({});
-    expect(r.argv(['train.py', '--api-key', 'sk-live-123', '--db-password=hunter2hunter', '--epochs', '5', 'token=abc'])).toEqual([
-      'train.py', '--api-key', '[redacted]', '--db-password=[redacted]', '--epochs', '5', 'token=[redacted]',
-    ]);
+    expect(
+      r.argv(['train.py', '--api-key', 'sk-live-123', '--db-password=hunter2hunter', '--epochs', '5', 'token=abc']),
+    ).toEqual(['train.py', '--api-key', '[redacted]', '--db-password=[redacted]', '--epochs', '5', 'token=[redacted]']);
   });
 
   it('the event log stores every event redacted, its hash chain over the redacted data', () => {
     const dir = tmpDir();
     const db = openDb(dir);
-    const log = new SqliteEventLog(db, { source: 'worker-sentry', runId: () => 'r-1', redactor: Redactor.fromEnvs({ HF_TOKEN: 'hf_abcdef123' }) });
-    log.append({ kind: 'task.queued', target: 'task:t', data: { args: ['--hf-token', 'hf_abcdef123'], message: 'printed hf_abcdef123' } });
+    const log = new SqliteEventLog(db, {
+      source: 'worker-sentry',
+      runId: () => 'r-1',
+      redactor: Redactor.fromEnvs({ HF_TOKEN: 'hf_abcdef123' }),
+    });
+    log.append({
+      kind: 'task.queued',
+      target: 'task:t',
+      data: { args: ['--hf-token', 'hf_abcdef123'], message: 'printed hf_abcdef123' },
+    });
     const stored = readEvents(db)[0];
     expect(JSON.stringify(stored)).not.toContain('hf_abcdef123');
     expect(stored?.data).toEqual({ args: ['--hf-token', '[redacted]'], message: 'printed [redacted]' });

@@ -27,7 +27,12 @@ describe('schedules under PM2', () => {
     expect(skipped.data).toMatchObject({ reason: 'forbid' });
     swarm.pm2('restart', 'session-state-manager');
     const before = swarm.events({ kind: 'schedule.fired' }).length;
-    await waitFor('two more firings after the restart', () => swarm.events({ kind: 'schedule.fired' }).length >= before + 2 || null, 60_000, 250);
+    await waitFor(
+      'two more firings after the restart',
+      () => swarm.events({ kind: 'schedule.fired' }).length >= before + 2 || null,
+      60_000,
+      250,
+    );
     const ids = swarm.events({ kind: 'schedule.fired' }).map((e) => String(e.data.taskId));
     expect(new Set(ids).size).toBe(ids.length);
     const times = swarm.events({ kind: 'schedule.fired' }).map((e) => Date.parse(String(e.data.scheduledFor)));

@@ -24,12 +24,28 @@ import { tmpDir } from './helpers/tmp';
 const T0 = Date.parse('2026-11-25T02:59:58.000Z');
 
 function setup(schedule: Record<string, unknown>, dir = tmpDir(), clock = new ManualClock()) {
-  const config = compileConfig({ name: 'sched', stateDir: dir, tick: '1s', jobs: { nightly: { command: ['true'], schedule } } }, path.join(dir, 'swarm.config.json'), {});
+  const config = compileConfig(
+    { name: 'sched', stateDir: dir, tick: '1s', jobs: { nightly: { command: ['true'], schedule } } },
+    path.join(dir, 'swarm.config.json'),
+    {},
+  );
   const db = openDb(dir);
   const { run } = joinOrCreateRun(db, 'sched', clock.now());
   const log = new SqliteEventLog(db, { source: 'session-state-manager', runId: () => run.id, projection: null });
-  const ctx: DaemonContext = { name: 'session-state-manager', config, db, log, state: new JsonStateStore(dir), clock, logger: silentLogger, run };
-  const deps = actorDeps('session-state-manager', () => new LocalGrantor(new SqliteLeaseStore(db, () => clock.now()), () => false, 60_000));
+  const ctx: DaemonContext = {
+    name: 'session-state-manager',
+    config,
+    db,
+    log,
+    state: new JsonStateStore(dir),
+    clock,
+    logger: silentLogger,
+    run,
+  };
+  const deps = actorDeps(
+    'session-state-manager',
+    () => new LocalGrantor(new SqliteLeaseStore(db, () => clock.now()), () => false, 60_000),
+  );
   const scheduler = () => new Scheduler(deps);
   const events = (kind: string) => readEvents(db, { kindPrefix: kind });
   /** One tick per second from now for `seconds`, as the daemon ticks. */
@@ -47,10 +63,14 @@ describe('schedules', () => {
     const daily = cronMatcher('0 3 * * *', 'America/New_York');
     expect(daily.stepMs).toBe(60_000);
     // 03:00 in New York in November is 08:00 UTC.
-    expect(latestFiring(daily, Date.parse('2026-11-25T07:00:00Z'), Date.parse('2026-11-25T09:00:00Z'))).toBe(Date.parse('2026-11-25T08:00:00Z'));
+    expect(latestFiring(daily, Date.parse('2026-11-25T07:00:00Z'), Date.parse('2026-11-25T09:00:00Z'))).toBe(
+      Date.parse('2026-11-25T08:00:00Z'),
+    );
     const every2s = cronMatcher('*/2 * * * * *', null);
     expect(every2s.stepMs).toBe(1000);
-    expect(latestFiring(every2s, Date.parse('2026-11-25T08:00:00.500Z'), Date.parse('2026-11-25T08:00:03.900Z'))).toBe(Date.parse('2026-11-25T08:00:02Z'));
+    expect(latestFiring(every2s, Date.parse('2026-11-25T08:00:00.500Z'), Date.parse('2026-11-25T08:00:03.900Z'))).toBe(
+      Date.parse('2026-11-25T08:00:02Z'),
+    );
   });
 
   it('fires each scheduled time once, and a restarted daemon does not fire it again', async () => {
@@ -59,7 +79,10 @@ describe('schedules', () => {
     await s.tick(s.scheduler(), 5);
     const fired = s.events('schedule.fired');
     expect(fired).toHaveLength(1);
-    expect(fired[0]).toMatchObject({ target: 'job:nightly', data: { taskId: 'nightly-at-20261125T030000Z', scheduledFor: '2026-11-25T03:00:00.000Z', late: false } });
+    expect(fired[0]).toMatchObject({
+      target: 'job:nightly',
+      data: { taskId: 'nightly-at-20261125T030000Z', scheduledFor: '2026-11-25T03:00:00.000Z', late: false },
+    });
     expect(getTask(s.db, s.ctx.run.id, 'nightly-at-20261125T030000Z')?.status).toBe('queued');
     // A new Scheduler is a restarted session-state-manager: the mark in swarm.db says 03:00 is done.
     s.clock.t = Date.parse('2026-11-25T03:00:00.400Z');
@@ -68,7 +91,10 @@ describe('schedules', () => {
     // The next day fires again.
     s.clock.t = Date.parse('2026-11-26T02:59:59Z');
     await s.tick(s.scheduler(), 2);
-    expect(s.events('schedule.fired').map((e) => e.data.taskId)).toEqual(['nightly-at-20261125T030000Z', 'nightly-at-20261126T030000Z']);
+    expect(s.events('schedule.fired').map((e) => e.data.taskId)).toEqual([
+      'nightly-at-20261125T030000Z',
+      'nightly-at-20261126T030000Z',
+    ]);
   });
 
   it('a firing missed while the swarm was down runs once at start within startingDeadline, else it is skipped and recorded', async () => {
@@ -78,7 +104,9 @@ describe('schedules', () => {
     // Down from 02:00 to 04:30: 03:00 was missed, 90 minutes ago.
     within.clock.t = Date.parse('2026-11-25T04:30:00Z');
     await within.tick(within.scheduler(), 1);
-    expect(within.events('schedule.fired').map((e) => e.data)).toEqual([expect.objectContaining({ taskId: firingTaskId('nightly', Date.parse('2026-11-25T03:00:00Z')), late: true })]);
+    expect(within.events('schedule.fired').map((e) => e.data)).toEqual([
+      expect.objectContaining({ taskId: firingTaskId('nightly', Date.parse('2026-11-25T03:00:00Z')), late: true }),
+    ]);
     await within.tick(within.scheduler(), 5);
     expect(within.events('schedule.fired')).toHaveLength(1);
 
@@ -122,15 +150,25 @@ describe('schedules', () => {
   it('a bad expression or time zone is a config error naming the field', () => {
     const bad = (schedule: Record<string, unknown>) => {
       try {
-        compileConfig({ name: 'x', stateDir: tmpDir(), jobs: { nightly: { command: ['true'], schedule } } }, '/tmp/x.json', {});
+        compileConfig(
+          { name: 'x', stateDir: tmpDir(), jobs: { nightly: { command: ['true'], schedule } } },
+          '/tmp/x.json',
+          {},
+        );
       } catch (err) {
         return err instanceof ConfigError ? err.message : String(err);
       }
       return 'accepted';
     };
-    expect(bad({ cron: '61 * * * *' })).toMatch(/jobs\.nightly\.schedule\.cron: minute: 61 is a invalid expression for minute/);
-    expect(bad({ cron: '* * *' })).toMatch(/jobs\.nightly\.schedule\.cron: expected 5 fields .* or 6 \(seconds first\); got 3/);
-    expect(bad({ cron: '0 3 * * *', timezone: 'Mars/Olympus' })).toMatch(/jobs\.nightly\.schedule\.timezone: expected an IANA time zone/);
+    expect(bad({ cron: '61 * * * *' })).toMatch(
+      /jobs\.nightly\.schedule\.cron: minute: 61 is a invalid expression for minute/,
+    );
+    expect(bad({ cron: '* * *' })).toMatch(
+      /jobs\.nightly\.schedule\.cron: expected 5 fields .* or 6 \(seconds first\); got 3/,
+    );
+    expect(bad({ cron: '0 3 * * *', timezone: 'Mars/Olympus' })).toMatch(
+      /jobs\.nightly\.schedule\.timezone: expected an IANA time zone/,
+    );
     expect(bad({ cron: '0 3 * * *', concurrency: 'sometimes' })).toMatch(/jobs\.nightly\.schedule\.concurrency/);
   });
 });

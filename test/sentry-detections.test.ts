@@ -24,16 +24,42 @@ const swarm = new TestSwarm({
     frozen: optimizerJob(['--trials', '4000'], { restart, progress: { staleAfter: '2s' } }),
     leaker: optimizerJob(['--trials', '4000', '--leak-mb', '25'], { restart, memoryLimit: '200M' }),
     broken: optimizerJob(['--syntax-error', '--fault-attempts', '0'], { restart }),
-    looper: optimizerJob(['--crash-at', '1', '--fault-attempts', '0'], { restart: { ...restart, delay: '100ms', budget: 3 } }),
-    slowstart: optimizerJob(['--trials', '4000', '--slow-start-ms', '60000'], { restart, startup: { marker: 'optimizer ready', within: '1500ms' } }),
+    looper: optimizerJob(['--crash-at', '1', '--fault-attempts', '0'], {
+      restart: { ...restart, delay: '100ms', budget: 3 },
+    }),
+    slowstart: optimizerJob(['--trials', '4000', '--slow-start-ms', '60000'], {
+      restart,
+      startup: { marker: 'optimizer ready', within: '1500ms' },
+    }),
     quiet: optimizerJob(['--trials', '4000', '--hang-at', '3'], { restart, logStallAfter: '1500ms' }),
-    noartifact: optimizerJob(['--trials', '4000'], { restart, artifacts: [{ path: 'never/${taskId}.json', within: '1500ms' }] }),
+    noartifact: optimizerJob(['--trials', '4000'], {
+      restart,
+      artifacts: [{ path: 'never/${taskId}.json', within: '1500ms' }],
+    }),
     // A secret with a quote and a backslash, which redaction of JSON text missed; and short values named
     // like secrets, which it used to blank out of the evidence, breaking it.
-    cuda: { command: ['node', SAY, 'RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB'], env: { API_TOKEN: SECRET, TOKENIZERS_PARALLELISM: 'false', MAX_TOKENS: '4096' }, restart, failures: [{ match: 'CUDA out of memory', class: 'worker_oom', action: 'quarantine' }] },
+    cuda: {
+      command: ['node', SAY, 'RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB'],
+      env: { API_TOKEN: SECRET, TOKENIZERS_PARALLELISM: 'false', MAX_TOKENS: '4096' },
+      restart,
+      failures: [{ match: 'CUDA out of memory', class: 'worker_oom', action: 'quarantine' }],
+    },
     learner: { command: ['node', LEARNER], env: { API_TOKEN: SECRET }, restart },
   },
-  queue: ['crasher', 'segv', 'victim', 'frozen', 'leaker', 'broken', 'looper', 'slowstart', 'quiet', 'noartifact', 'cuda', 'learner'].map((job) => ({ job, id: job })),
+  queue: [
+    'crasher',
+    'segv',
+    'victim',
+    'frozen',
+    'leaker',
+    'broken',
+    'looper',
+    'slowstart',
+    'quiet',
+    'noartifact',
+    'cuda',
+    'learner',
+  ].map((job) => ({ job, id: job })),
 });
 
 beforeAll(() => swarm.up(), 60_000);
@@ -42,9 +68,16 @@ afterAll(() => swarm.teardown());
 const detect = (cls: string, id: string) => swarm.waitEvent(`detect.${cls}`, `worker:${id}-${id}`);
 
 async function expectVerifiedRestart(id: string, incidentSeq: number) {
-  const verified = await swarm.waitEvent('action.verified', `worker:${id}-${id}`, (e) => e.data.incidentId === incidentSeq);
+  const verified = await swarm.waitEvent(
+    'action.verified',
+    `worker:${id}-${id}`,
+    (e) => e.data.incidentId === incidentSeq,
+  );
   expect(verified.data.type).toBe('restart_worker');
-  const chain = swarm.events({ target: `worker:${id}-${id}` }).filter((e) => e.actionId === verified.actionId).map((e) => e.kind);
+  const chain = swarm
+    .events({ target: `worker:${id}-${id}` })
+    .filter((e) => e.actionId === verified.actionId)
+    .map((e) => e.kind);
   expect(chain).toEqual(['action.granted', 'action.started', 'action.verified']);
 }
 
@@ -62,10 +95,19 @@ describe('worker-sentry detections against real processes', () => {
     await swarm.waitEvent('task.completed', 'task:learner', () => true, 60_000);
     const log = fs.readFileSync(path.join(swarm.stateDir, 'workers', 'learner-learner', 'output.log'), 'utf8');
     expect(log).toMatch(/attempt 2 learned: class=worker_crashed exit=3 attempt=1 tried=\{"worker_crashed":1\}/);
-    const note = fs.readFileSync(path.join(swarm.stateDir, 'checkpoints', 'learner-learner', 'last-failure.json'), 'utf8');
+    const note = fs.readFileSync(
+      path.join(swarm.stateDir, 'checkpoints', 'learner-learner', 'last-failure.json'),
+      'utf8',
+    );
     expect(note).toMatch(/first attempt failing; token=\[redacted\]/);
     expect(note).not.toContain(SECRET);
-    expect(JSON.parse(note)).toMatchObject({ class: 'worker_crashed', exitCode: 3, signal: null, stagnation: null, tried: { worker_crashed: 1 } });
+    expect(JSON.parse(note)).toMatchObject({
+      class: 'worker_crashed',
+      exitCode: 3,
+      signal: null,
+      stagnation: null,
+      tried: { worker_crashed: 1 },
+    });
   });
 
   it('worker_crashed: SIGSEGV is reported as the signal, not as exit 0', async () => {
@@ -105,7 +147,9 @@ describe('worker-sentry detections against real processes', () => {
     expect(d.data.pattern).toBe('SyntaxError');
     await swarm.waitEvent('escalation.raised', 'worker:broken-broken');
     expect(swarm.events({ kind: 'worker.launched', target: 'worker:broken-broken' })).toHaveLength(1);
-    expect(swarm.events({ kind: 'action.proposed', target: 'worker:broken-broken' }).map((e) => e.data.type)).toEqual(['quarantine']);
+    expect(swarm.events({ kind: 'action.proposed', target: 'worker:broken-broken' }).map((e) => e.data.type)).toEqual([
+      'quarantine',
+    ]);
   });
 
   it('crash_loop: then the budget is spent, quarantine and one escalation; ack lets it run again', async () => {

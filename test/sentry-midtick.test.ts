@@ -17,7 +17,10 @@ const swarm = new TestSwarm({
   lanes: { cpu: { kind: 'cpu', slots: 2, fill: 'slots' } },
   // A minute per trial: no progress, so the workers stay unverified and so does the fill.
   jobs: { slow: optimizerJob(['--trials', '1000', '--trial-ms', '60000'], { progress: { staleAfter: '5m' } }) },
-  queue: [{ job: 'slow', id: 'a' }, { job: 'slow', id: 'b' }],
+  queue: [
+    { job: 'slow', id: 'a' },
+    { job: 'slow', id: 'b' },
+  ],
 });
 
 beforeAll(() => swarm.up(), 60_000);
@@ -46,7 +49,8 @@ describe('a sentry that ended before recording its launches', () => {
     process.kill(sentry?.pid as number, 'SIGKILL');
     await waitFor('sentry back', () => started() > before, 30_000);
 
-    for (const [id, pid] of Object.entries(pids)) await swarm.waitEvent('worker.adopted', `worker:${id}`, (e) => e.data.pid === pid);
+    for (const [id, pid] of Object.entries(pids))
+      await swarm.waitEvent('worker.adopted', `worker:${id}`, (e) => e.data.pid === pid);
     const settled = await swarm.waitEvent('action.verified', 'lane:cpu', (e) => e.actionId === fill.actionId);
     expect(settled.data.message).toMatch(/settled after a sentry restart/);
     expect(swarm.events({ kind: 'task.requeued' })).toHaveLength(0);

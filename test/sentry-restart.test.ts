@@ -12,7 +12,10 @@ const swarm = new TestSwarm({
   tick: '200ms',
   lanes: { cpu: { kind: 'cpu', slots: 4, fill: 'slots' } },
   jobs: { long: optimizerJob(['--trials', '100000'], { progress: { staleAfter: '20s' } }) },
-  queue: [{ job: 'long', id: 'a' }, { job: 'long', id: 'b' }],
+  queue: [
+    { job: 'long', id: 'a' },
+    { job: 'long', id: 'b' },
+  ],
 });
 
 beforeAll(() => swarm.up(), 60_000);
@@ -31,7 +34,12 @@ describe('restarting the daemons while workers run', () => {
     await swarm.waitEvent('worker.adopted', 'worker:long-b', (e) => e.data.pid === pb);
     expect(swarm.events({ kind: 'worker.launched' })).toHaveLength(2);
     const q = swarm.query();
-    expect(q.workers.map((w) => [w.id, w.pid, w.attempt])).toEqual(expect.arrayContaining([['long-a', pa, 1], ['long-b', pb, 1]]));
+    expect(q.workers.map((w) => [w.id, w.pid, w.attempt])).toEqual(
+      expect.arrayContaining([
+        ['long-a', pa, 1],
+        ['long-b', pb, 1],
+      ]),
+    );
   });
 
   it('kill -9 of the sentry with its state file gone: adopted from the worker folders', async () => {
@@ -44,7 +52,9 @@ describe('restarting the daemons while workers run', () => {
     await waitFor('sentry back', () => started('worker-sentry') > before, 30_000);
     await waitFor('adopted again', () => swarm.events({ kind: 'worker.adopted', target: 'worker:long-a' }).length >= 2);
     expect(swarm.events({ kind: 'worker.launched' })).toHaveLength(2);
-    await waitFor('worker listed again', () => swarm.query().workers.find((w) => w.id === 'long-a' && w.pid === pa && w.status === 'running'));
+    await waitFor('worker listed again', () =>
+      swarm.query().workers.find((w) => w.id === 'long-a' && w.pid === pa && w.status === 'running'),
+    );
   });
 
   it('session-state-manager keeps the run id and records run.resumed', async () => {
@@ -53,13 +63,22 @@ describe('restarting the daemons while workers run', () => {
     swarm.pm2('restart', 'session-state-manager');
     const resumed = await swarm.waitEvent('run.resumed');
     expect(resumed.runId).toBe(runId);
-    const latest = JSON.parse(fs.readFileSync(path.join(swarm.stateDir, 'session_latest.json'), 'utf8')) as { runId: string; nextSteps: string[] };
+    const latest = JSON.parse(fs.readFileSync(path.join(swarm.stateDir, 'session_latest.json'), 'utf8')) as {
+      runId: string;
+      nextSteps: string[];
+    };
     expect(latest.runId).toBe(runId);
     expect(latest.nextSteps.length).toBeGreaterThan(0);
-    const beats = () => fs.readFileSync(path.join(swarm.stateDir, `session_state_${runId}.jsonl`), 'utf8').trim().split('\n').length;
+    const beats = () =>
+      fs
+        .readFileSync(path.join(swarm.stateDir, `session_state_${runId}.jsonl`), 'utf8')
+        .trim()
+        .split('\n').length;
     const n = beats();
     await waitFor('more heartbeats', () => beats() > n + 2);
-    const control = JSON.parse(fs.readFileSync(path.join(swarm.stateDir, 'swarm_control_state.json'), 'utf8')) as { schemaVersion: number };
+    const control = JSON.parse(fs.readFileSync(path.join(swarm.stateDir, 'swarm_control_state.json'), 'utf8')) as {
+      schemaVersion: number;
+    };
     expect(control.schemaVersion).toBe(1);
   });
 
@@ -75,6 +94,8 @@ describe('restarting the daemons while workers run', () => {
     const status = swarm.ctl('status');
     expect(status.status).toBe(1);
     expect(status.stdout.indexOf('PROBLEMS')).toBeLessThan(status.stdout.indexOf('DAEMON'));
-    expect(swarm.events({ kind: 'daemon.stopped' }).map((e) => e.target)).toEqual(expect.arrayContaining(['daemon:worker-sentry', 'daemon:session-state-manager']));
+    expect(swarm.events({ kind: 'daemon.stopped' }).map((e) => e.target)).toEqual(
+      expect.arrayContaining(['daemon:worker-sentry', 'daemon:session-state-manager']),
+    );
   });
 });

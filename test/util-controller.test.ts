@@ -16,7 +16,14 @@ const smi = fakeNvidiaSmi(smiDir, { fixture: 'dual_2070-v13.xml', pids: {} });
 const config = (memoryCeiling: number) => ({
   name: 'util',
   tick: '250ms',
-  utilization: { cpuTarget: 100, memoryCeiling, window: '1s', scaleDownStabilization: '2s', gpuGrace: '6s', retention: '1h' },
+  utilization: {
+    cpuTarget: 100,
+    memoryCeiling,
+    window: '1s',
+    scaleDownStabilization: '2s',
+    gpuGrace: '6s',
+    retention: '1h',
+  },
   lanes: {
     cpu: { kind: 'cpu', slots: 2, fill: 'utilization' },
     gpu: { kind: 'gpu', slots: 2, gpus: [0, 1], fill: 'slots' },
@@ -29,7 +36,11 @@ const config = (memoryCeiling: number) => ({
     train: optimizerJob(['--trials', '100000'], { lane: 'gpu', progress: { staleAfter: '30s' } }),
     late: optimizerJob(['--trials', '150'], { lane: 'mem', progress: { staleAfter: '30s' } }),
   },
-  queue: [{ job: 'fit', id: 'f1' }, { job: 'train', id: 'g0' }, { job: 'train', id: 'g1' }],
+  queue: [
+    { job: 'fit', id: 'f1' },
+    { job: 'train', id: 'g0' },
+    { job: 'train', id: 'g1' },
+  ],
 });
 
 const swarm = new TestSwarm(config(99), { SWARM_NVIDIA_SMI: smi.bin });
@@ -61,10 +72,14 @@ describe('util-controller', () => {
     const gpusOf = (id: string) => q.workers.find((w) => w.id === id)?.gpus ?? [];
     const [a, b] = [gpusOf('train-g0')[0], gpusOf('train-g1')[0]];
     expect([a, b].sort()).toEqual([0, 1]);
-    const spec = JSON.parse(fs.readFileSync(path.join(swarm.stateDir, 'workers', 'train-g0', 'spec.json'), 'utf8')) as { env: Record<string, string> };
+    const spec = JSON.parse(fs.readFileSync(path.join(swarm.stateDir, 'workers', 'train-g0', 'spec.json'), 'utf8')) as {
+      env: Record<string, string>;
+    };
     expect(spec.env.CUDA_VISIBLE_DEVICES).toBe(String(a));
     // A cpu lane's worker sees no GPU (an empty CUDA_VISIBLE_DEVICES hides them all from CUDA).
-    const cpuSpec = JSON.parse(fs.readFileSync(path.join(swarm.stateDir, 'workers', 'fit-f1', 'spec.json'), 'utf8')) as { env: Record<string, string> };
+    const cpuSpec = JSON.parse(
+      fs.readFileSync(path.join(swarm.stateDir, 'workers', 'fit-f1', 'spec.json'), 'utf8'),
+    ) as { env: Record<string, string> };
     expect(cpuSpec.env.CUDA_VISIBLE_DEVICES).toBe('');
     // train-g0 is on its GPU, train-g1 is not on any, and the CPU job fit-f1 sits on train-g1's GPU.
     smi.set({ fixture: 'dual_2070-v13.xml', pids: { [String(a)]: [g0], [String(b)]: [f1] } });
@@ -74,16 +89,28 @@ describe('util-controller', () => {
     expect(unexpected.data.holdingGpus).toEqual([b]);
     expect(swarm.events({ kind: 'detect.gpu_fallback', target: 'worker:train-g0' })).toHaveLength(0);
     expect(g1).toBeGreaterThan(0);
-    const util = await waitFor('gpus in query', () => { const u = swarm.query().utilization; return u.gpus.length === 2 ? u : null; });
-    expect(util.gpus).toEqual(expect.arrayContaining([expect.objectContaining({ index: 0, name: 'NVIDIA GeForce RTX 2070', memTotalMiB: 8192 })]));
+    const util = await waitFor('gpus in query', () => {
+      const u = swarm.query().utilization;
+      return u.gpus.length === 2 ? u : null;
+    });
+    expect(util.gpus).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ index: 0, name: 'NVIDIA GeForce RTX 2070', memTotalMiB: 8192 }),
+      ]),
+    );
   });
 
   it('keeps utilization samples in swarm.db', async () => {
     const Database = (await import('better-sqlite3')).default;
     const db = new Database(path.join(swarm.stateDir, 'swarm.db'), { readonly: true });
-    const series = db.prepare('SELECT DISTINCT series FROM samples').all().map((r) => (r as { series: string }).series);
+    const series = db
+      .prepare('SELECT DISTINCT series FROM samples')
+      .all()
+      .map((r) => (r as { series: string }).series);
     db.close();
-    expect(series).toEqual(expect.arrayContaining(['cpu', 'mem', 'lane:cpu:busy', 'lane:gpu:busy', 'gpu:0:util', 'gpu:1:mem']));
+    expect(series).toEqual(
+      expect.arrayContaining(['cpu', 'mem', 'lane:cpu:busy', 'lane:gpu:busy', 'gpu:0:util', 'gpu:1:mem']),
+    );
   });
 
   it('memory over the ceiling: the newest fill worker is stopped, its task requeued with its checkpoint, and nothing is lost', async () => {
@@ -91,9 +118,14 @@ describe('util-controller', () => {
     expect(swarm.ctl('submit', 'late', '--id', 'm1').status).toBe(0);
     const m1 = await swarm.workerPid('late-m1');
     // Its lane opts out of hiding GPUs: the job's environment decides.
-    const lateSpec = JSON.parse(fs.readFileSync(path.join(swarm.stateDir, 'workers', 'late-m1', 'spec.json'), 'utf8')) as { env: Record<string, string> };
+    const lateSpec = JSON.parse(
+      fs.readFileSync(path.join(swarm.stateDir, 'workers', 'late-m1', 'spec.json'), 'utf8'),
+    ) as { env: Record<string, string> };
     expect(lateSpec.env).not.toHaveProperty('CUDA_VISIBLE_DEVICES');
-    const newest = swarm.query().workers.filter((w) => w.status === 'running').sort((x, y) => Date.parse(y.startedAt ?? '') - Date.parse(x.startedAt ?? ''))[0];
+    const newest = swarm
+      .query()
+      .workers.filter((w) => w.status === 'running')
+      .sort((x, y) => Date.parse(y.startedAt ?? '') - Date.parse(x.startedAt ?? ''))[0];
     expect(newest?.id).toBe('late-m1');
     const before = swarm.query().events.lastSeq;
     swarm.writeConfig(config(1));

@@ -12,7 +12,8 @@ import { waitFor } from './helpers/tmp';
 // ones they need from the state folder's secrets.json.
 
 const SECRETS = { aws: 'aws-secret-9f8e7d6c', job: 'hf-job-token-123456', passed: 'myapp-key-55555a' };
-const DUMP = "require('fs').writeFileSync(process.env.SWARM_CHECKPOINT_DIR + '/env.json', JSON.stringify(process.env)); setInterval(() => {}, 1000)";
+const DUMP =
+  "require('fs').writeFileSync(process.env.SWARM_CHECKPOINT_DIR + '/env.json', JSON.stringify(process.env)); setInterval(() => {}, 1000)";
 
 const swarm = new TestSwarm(
   {
@@ -20,10 +21,22 @@ const swarm = new TestSwarm(
     tick: '250ms',
     lanes: { cpu: { kind: 'cpu', slots: 1, fill: 'slots' } },
     jobs: {
-      dump: { command: ['node', '-e', DUMP], replicas: 1, env: { JOB_VAR: 'j', HF_TOKEN: SECRETS.job }, envPassthrough: ['PASS_ME', 'MYAPP_*'] },
+      dump: {
+        command: ['node', '-e', DUMP],
+        replicas: 1,
+        env: { JOB_VAR: 'j', HF_TOKEN: SECRETS.job },
+        envPassthrough: ['PASS_ME', 'MYAPP_*'],
+      },
     },
   },
-  { AWS_SECRET_ACCESS_KEY: SECRETS.aws, UNRELATED_VAR: 'nope', PASS_ME: 'yes', MYAPP_API_KEY: SECRETS.passed, MYAPP_MODE: 'fast', LC_TIME: 'C' },
+  {
+    AWS_SECRET_ACCESS_KEY: SECRETS.aws,
+    UNRELATED_VAR: 'nope',
+    PASS_ME: 'yes',
+    MYAPP_API_KEY: SECRETS.passed,
+    MYAPP_MODE: 'fast',
+    LC_TIME: 'C',
+  },
 );
 const workerDir = path.join(swarm.stateDir, 'workers', 'dump-0');
 const envFile = path.join(swarm.stateDir, 'checkpoints', 'dump-0', 'env.json');
@@ -33,8 +46,30 @@ afterAll(() => swarm.teardown());
 
 describe('worker environment', () => {
   it('is built from the base, envPassthrough (names and prefixes), the job env and SWARM_* alone', () => {
-    const env = workerEnv({ PATH: '/bin', HOME: '/root', LC_ALL: 'C', SECRET_X: 'abcdefgh', PASS_ME: '1', AWS_A: 'a', AWSX: 'no', SWARM_CONFIG: '/c', pm_id: '3' }, { env: { J: 'j' }, envPassthrough: ['PASS_ME', 'AWS_*'] }, { SWARM_WORKER_ID: 'w' });
-    expect(env).toEqual({ PATH: '/bin', HOME: '/root', LC_ALL: 'C', PASS_ME: '1', AWS_A: 'a', J: 'j', SWARM_WORKER_ID: 'w' });
+    const env = workerEnv(
+      {
+        PATH: '/bin',
+        HOME: '/root',
+        LC_ALL: 'C',
+        SECRET_X: 'abcdefgh',
+        PASS_ME: '1',
+        AWS_A: 'a',
+        AWSX: 'no',
+        SWARM_CONFIG: '/c',
+        pm_id: '3',
+      },
+      { env: { J: 'j' }, envPassthrough: ['PASS_ME', 'AWS_*'] },
+      { SWARM_WORKER_ID: 'w' },
+    );
+    expect(env).toEqual({
+      PATH: '/bin',
+      HOME: '/root',
+      LC_ALL: 'C',
+      PASS_ME: '1',
+      AWS_A: 'a',
+      J: 'j',
+      SWARM_WORKER_ID: 'w',
+    });
     expect(splitSecrets({ A: '1', API_KEY: 'k-123456', TOKENIZERS_PARALLELISM: 'false' })).toEqual({
       stored: { A: '1', API_KEY: '', TOKENIZERS_PARALLELISM: '' },
       secret: { API_KEY: 'k-123456', TOKENIZERS_PARALLELISM: 'false' },
@@ -42,8 +77,20 @@ describe('worker environment', () => {
   });
 
   it('a real worker gets exactly that, with its secrets, and nothing else of the caller', async () => {
-    const env = await waitFor('the worker env dump', () => (fs.existsSync(envFile) ? (JSON.parse(fs.readFileSync(envFile, 'utf8')) as Record<string, string>) : null), 45_000);
-    expect(env).toMatchObject({ PASS_ME: 'yes', MYAPP_API_KEY: SECRETS.passed, MYAPP_MODE: 'fast', JOB_VAR: 'j', HF_TOKEN: SECRETS.job, LC_TIME: 'C', SWARM_WORKER_ID: 'dump-0' });
+    const env = await waitFor(
+      'the worker env dump',
+      () => (fs.existsSync(envFile) ? (JSON.parse(fs.readFileSync(envFile, 'utf8')) as Record<string, string>) : null),
+      45_000,
+    );
+    expect(env).toMatchObject({
+      PASS_ME: 'yes',
+      MYAPP_API_KEY: SECRETS.passed,
+      MYAPP_MODE: 'fast',
+      JOB_VAR: 'j',
+      HF_TOKEN: SECRETS.job,
+      LC_TIME: 'C',
+      SWARM_WORKER_ID: 'dump-0',
+    });
     expect(env.PATH).toBeTruthy();
     expect(env).not.toHaveProperty('AWS_SECRET_ACCESS_KEY');
     expect(env).not.toHaveProperty('UNRELATED_VAR');
@@ -58,8 +105,13 @@ describe('worker environment', () => {
   });
 
   it("PM2's copy of every app, daemons and worker, holds no secret and none of the caller's other variables; PM2_HOME is 0700; no event holds a secret", () => {
-    const apps = JSON.parse(swarm.pm2('jlist').replace(/^[^[]*/, '')) as { name: string; pm2_env: Record<string, unknown> }[];
-    expect(apps.map((a) => a.name)).toEqual(expect.arrayContaining(['worker-sentry', 'hang-guard', 'swarm-worker-dump-0']));
+    const apps = JSON.parse(swarm.pm2('jlist').replace(/^[^[]*/, '')) as {
+      name: string;
+      pm2_env: Record<string, unknown>;
+    }[];
+    expect(apps.map((a) => a.name)).toEqual(
+      expect.arrayContaining(['worker-sentry', 'hang-guard', 'swarm-worker-dump-0']),
+    );
     for (const app of apps) {
       const held = JSON.stringify(app);
       for (const s of Object.values(SECRETS)) expect(held, app.name).not.toContain(s);
@@ -79,7 +131,12 @@ describe('worker environment', () => {
 
   it('`pm2 start ecosystem.config.js` again, from a shell full of secrets, while the swarm runs: PM2 still holds none', () => {
     const shellSecret = 'shell-token-31415926';
-    const r = spawnSync(PM2, ['start', path.join(ROOT, 'ecosystem.config.js')], { env: { ...swarm.env, SHELL_TOKEN: shellSecret, AWS_SECRET_ACCESS_KEY: SECRETS.aws }, cwd: swarm.dir, encoding: 'utf8', timeout: 60_000 });
+    const r = spawnSync(PM2, ['start', path.join(ROOT, 'ecosystem.config.js')], {
+      env: { ...swarm.env, SHELL_TOKEN: shellSecret, AWS_SECRET_ACCESS_KEY: SECRETS.aws },
+      cwd: swarm.dir,
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
     expect(r.status).toBe(0);
     const held = swarm.pm2('jlist');
     expect(held).toContain('worker-sentry');

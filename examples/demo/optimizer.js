@@ -79,7 +79,11 @@ async function main() {
     const opMs = num('op-deadline-ms', 0);
     if (opMs > 0) {
       // Tell hang-guard what we are doing and by when it must be done.
-      writeAtomic(progressFile, { updatedAt: new Date().toISOString(), iteration: state.trial, operation: { name: `trial ${k}`, deadline: new Date(Date.now() + opMs).toISOString() } });
+      writeAtomic(progressFile, {
+        updatedAt: new Date().toISOString(),
+        iteration: state.trial,
+        operation: { name: `trial ${k}`, deadline: new Date(Date.now() + opMs).toISOString() },
+      });
     }
     if (faulty && num('hang-at', -1) === k) {
       console.log(`trial ${k} hangs (injected)`);
@@ -102,7 +106,14 @@ async function main() {
     }
     writeAtomic(path.join(ckpt, 'state.json'), state);
     const total = flag('bad-progress', 'false') === 'true' ? 'lots' : trials;
-    writeAtomic(progressFile, { updatedAt: new Date().toISOString(), iteration: k, total, metric: value, best: state.best, status: 'in_progress' });
+    writeAtomic(progressFile, {
+      updatedAt: new Date().toISOString(),
+      iteration: k,
+      total,
+      metric: value,
+      best: state.best,
+      status: 'in_progress',
+    });
     console.log(`trial ${k} value=${value.toFixed(3)} best=${state.best.toFixed(3)}`);
   }
   console.log(`done ${task}: best=${state.best}`);

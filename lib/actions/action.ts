@@ -32,7 +32,8 @@ export interface Proposal {
 }
 
 export type GrantedBy = 'local' | 'self' | 'consensus';
-export type Decision = { granted: true; grantedBy: GrantedBy } | { granted: false; reason: string; grantedBy: GrantedBy };
+export type Decision =
+  { granted: true; grantedBy: GrantedBy } | { granted: false; reason: string; grantedBy: GrantedBy };
 
 /** The one question every actor asks before acting. orchestrator-consensus answers it (ConsensusGrantor); LocalGrantor answers alone. */
 export interface Grantor {
@@ -53,7 +54,11 @@ export class LocalGrantor implements Grantor {
     }
     const lease = this.leases.acquire(proposal.target, actor, actionId, this.leaseTtlMs);
     if (!lease.ok) {
-      return { granted: false, reason: `target is leased by ${lease.heldBy.holder} for action ${lease.heldBy.actionId}`, grantedBy: 'local' };
+      return {
+        granted: false,
+        reason: `target is leased by ${lease.heldBy.holder} for action ${lease.heldBy.actionId}`,
+        grantedBy: 'local',
+      };
     }
     return { granted: true, grantedBy: 'local' };
   }
@@ -85,7 +90,10 @@ export class Action {
     this.record = record;
     this.lifecycle = new Lifecycle<ActionState>('action', record.state, ACTION_MOVES, (from, to, reason) => {
       this.record.state = to;
-      deps.logger.info({ actionId: record.id, type: record.type, target: record.target, from, to, reason }, 'action transition');
+      deps.logger.info(
+        { actionId: record.id, type: record.type, target: record.target, from, to, reason },
+        'action transition',
+      );
     });
   }
 
@@ -95,18 +103,47 @@ export class Action {
       kind: 'action.proposed',
       target: p.target,
       severity: 'info',
-      data: { type: p.type, priority: p.priority, reason: p.reason, incidentId: p.incidentId, message: `${p.type}: ${p.reason}`, ...p.data },
+      data: {
+        type: p.type,
+        priority: p.priority,
+        reason: p.reason,
+        incidentId: p.incidentId,
+        message: `${p.type}: ${p.reason}`,
+        ...p.data,
+      },
     });
     // The action's id is the seq of its proposal; every later step carries it.
     const action = new Action(deps, {
-      id: proposed.seq, type: p.type, target: p.target, incidentId: p.incidentId, state: 'proposed', proposedAt: deps.now(), startedAt: null,
+      id: proposed.seq,
+      type: p.type,
+      target: p.target,
+      incidentId: p.incidentId,
+      state: 'proposed',
+      proposedAt: deps.now(),
+      startedAt: null,
     });
     const decision = await deps.grantor.decide(proposed.seq, p, deps.actor);
     if (decision.granted) {
-      deps.log.append({ kind: 'action.granted', target: p.target, actionId: action.id, data: { type: p.type, grantedBy: decision.grantedBy, message: `${p.type} granted (${decision.grantedBy})` } });
+      deps.log.append({
+        kind: 'action.granted',
+        target: p.target,
+        actionId: action.id,
+        data: { type: p.type, grantedBy: decision.grantedBy, message: `${p.type} granted (${decision.grantedBy})` },
+      });
       action.lifecycle.to('granted', decision.grantedBy);
     } else {
-      deps.log.append({ kind: 'action.denied', target: p.target, severity: 'warn', actionId: action.id, data: { type: p.type, grantedBy: decision.grantedBy, reason: decision.reason, message: `${p.type} denied: ${decision.reason}` } });
+      deps.log.append({
+        kind: 'action.denied',
+        target: p.target,
+        severity: 'warn',
+        actionId: action.id,
+        data: {
+          type: p.type,
+          grantedBy: decision.grantedBy,
+          reason: decision.reason,
+          message: `${p.type} denied: ${decision.reason}`,
+        },
+      });
       action.deniedReason = decision.reason;
       action.lifecycle.to('denied', decision.reason);
     }
@@ -131,7 +168,12 @@ export class Action {
   }
 
   started(data: Record<string, unknown> = {}): void {
-    this.deps.log.append({ kind: 'action.started', target: this.record.target, actionId: this.id, data: { type: this.record.type, message: `${this.record.type} started`, ...data } });
+    this.deps.log.append({
+      kind: 'action.started',
+      target: this.record.target,
+      actionId: this.id,
+      data: { type: this.record.type, message: `${this.record.type} started`, ...data },
+    });
     this.record.startedAt = this.deps.now();
     this.lifecycle.to('started', 'executing');
   }
@@ -146,7 +188,13 @@ export class Action {
 
   private finish(to: 'verified' | 'failed', severity: 'info' | 'error', evidence: Record<string, unknown>): void {
     const message = typeof evidence.message === 'string' ? evidence.message : `${this.record.type} ${to}`;
-    this.deps.log.append({ kind: `action.${to}`, target: this.record.target, severity, actionId: this.id, data: { type: this.record.type, incidentId: this.record.incidentId, ...evidence, message } });
+    this.deps.log.append({
+      kind: `action.${to}`,
+      target: this.record.target,
+      severity,
+      actionId: this.id,
+      data: { type: this.record.type, incidentId: this.record.incidentId, ...evidence, message },
+    });
     this.lifecycle.to(to, message);
     this.deps.grantor.release(this.record.target, this.deps.actor);
   }
@@ -161,9 +209,18 @@ export interface ActionDeps {
 }
 
 /** Action deps for one actor, its grantor made once, on first use, from the daemon's context. */
-export function actorDeps<C extends ActorContext>(actor: EventSource, makeGrantor: (ctx: C) => Grantor): (ctx: C) => ActionDeps {
+export function actorDeps<C extends ActorContext>(
+  actor: EventSource,
+  makeGrantor: (ctx: C) => Grantor,
+): (ctx: C) => ActionDeps {
   let grantor: Grantor | null = null;
-  return (ctx) => ({ log: ctx.log, grantor: (grantor ??= makeGrantor(ctx)), actor, now: () => ctx.clock.now(), logger: ctx.logger });
+  return (ctx) => ({
+    log: ctx.log,
+    grantor: (grantor ??= makeGrantor(ctx)),
+    actor,
+    now: () => ctx.clock.now(),
+    logger: ctx.logger,
+  });
 }
 
 export interface ActorContext {

@@ -29,13 +29,22 @@ export class ConsensusGrantor implements Grantor {
   }
 
   async decide(actionId: number, p: Proposal, actor: EventSource): Promise<Decision> {
-    insertProposal(this.db, { actionId, actor, type: p.type, target: p.target, priority: p.priority, createdAt: this.clock.now() });
+    insertProposal(this.db, {
+      actionId,
+      actor,
+      type: p.type,
+      target: p.target,
+      priority: p.priority,
+      createdAt: this.clock.now(),
+    });
     ringDoorbell(this.stateDir);
     const deadline = this.clock.now() + this.selfGrantAfterMs;
     for (;;) {
       const row = getProposal(this.db, actionId);
       if (row && row.status !== 'pending') {
-        return row.status === 'granted' ? { granted: true, grantedBy: 'consensus' } : { granted: false, reason: row.reason ?? 'denied', grantedBy: 'consensus' };
+        return row.status === 'granted'
+          ? { granted: true, grantedBy: 'consensus' }
+          : { granted: false, reason: row.reason ?? 'denied', grantedBy: 'consensus' };
       }
       if (this.clock.now() >= deadline) break;
       await new Promise<void>((resolve) => this.clock.setTimeout(resolve, POLL_MS));
@@ -50,10 +59,19 @@ export class ConsensusGrantor implements Grantor {
         const row = getProposal(this.db, actionId);
         if (row && row.status !== 'pending') {
           // Consensus answered in the last instant after all.
-          return row.status === 'granted' ? { granted: true, grantedBy: 'consensus' } : { granted: false, reason: row.reason ?? 'denied', grantedBy: 'consensus' };
+          return row.status === 'granted'
+            ? { granted: true, grantedBy: 'consensus' }
+            : { granted: false, reason: row.reason ?? 'denied', grantedBy: 'consensus' };
         }
         const d = this.local.decide(actionId, p, actor);
-        decideProposal(this.db, actionId, d.granted ? 'granted' : 'denied', 'self', d.granted ? 'consensus did not answer' : d.reason, this.clock.now());
+        decideProposal(
+          this.db,
+          actionId,
+          d.granted ? 'granted' : 'denied',
+          'self',
+          d.granted ? 'consensus did not answer' : d.reason,
+          this.clock.now(),
+        );
         return { ...d, grantedBy: 'self' };
       })
       .immediate();

@@ -15,7 +15,11 @@ export const doorbellPath = (stateDir: string): string => path.join(stateDir, DO
 
 /** A failure here is the state folder's, and the proposal's insert into it failed first. */
 export function ringDoorbell(stateDir: string): void {
-  const fd = openRegular(doorbellPath(stateDir), fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC, STATE_FILE_MODE);
+  const fd = openRegular(
+    doorbellPath(stateDir),
+    fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC,
+    STATE_FILE_MODE,
+  );
   try {
     fs.writeSync(fd, `${Date.now()}\n`);
   } finally {
@@ -28,7 +32,11 @@ export function ringDoorbell(stateDir: string): void {
  * is removed or replaced (the watch then hears nothing more). Returns the
  * watcher, or the reason it cannot watch.
  */
-export function watchDoorbell(stateDir: string, onRing: () => void, onGone: () => void = () => {}): { watcher: fs.FSWatcher } | { error: Error } {
+export function watchDoorbell(
+  stateDir: string,
+  onRing: () => void,
+  onGone: () => void = () => {},
+): { watcher: fs.FSWatcher } | { error: Error } {
   const file = doorbellPath(stateDir);
   try {
     fs.closeSync(openRegular(file, fs.constants.O_WRONLY | fs.constants.O_CREAT, STATE_FILE_MODE));

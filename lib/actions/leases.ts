@@ -14,7 +14,12 @@ export interface Lease {
 }
 
 export interface LeaseStore {
-  acquire(target: string, holder: string, actionId: number | null, ttlMs: number): { ok: true } | { ok: false; heldBy: Lease };
+  acquire(
+    target: string,
+    holder: string,
+    actionId: number | null,
+    ttlMs: number,
+  ): { ok: true } | { ok: false; heldBy: Lease };
   release(target: string, holder: string): void;
 }
 
@@ -24,15 +29,25 @@ export class SqliteLeaseStore implements LeaseStore {
     private readonly now: () => number,
   ) {}
 
-  acquire(target: string, holder: string, actionId: number | null, ttlMs: number): { ok: true } | { ok: false; heldBy: Lease } {
+  acquire(
+    target: string,
+    holder: string,
+    actionId: number | null,
+    ttlMs: number,
+  ): { ok: true } | { ok: false; heldBy: Lease } {
     return this.db
       .transaction(() => {
         const now = this.now();
         const row = this.db
-          .prepare<[string], { target: string; holder: string; action_id: number | null; expires_at: number }>('SELECT * FROM leases WHERE target = ?')
+          .prepare<[string], { target: string; holder: string; action_id: number | null; expires_at: number }>(
+            'SELECT * FROM leases WHERE target = ?',
+          )
           .get(target);
         if (row && row.expires_at > now && row.holder !== holder) {
-          return { ok: false as const, heldBy: { target, holder: row.holder, actionId: row.action_id, expiresAt: row.expires_at } };
+          return {
+            ok: false as const,
+            heldBy: { target, holder: row.holder, actionId: row.action_id, expiresAt: row.expires_at },
+          };
         }
         this.db
           .prepare(

@@ -8,5 +8,12 @@ import { ConsensusGrantor } from './consensus-grantor';
 
 /** How every actor (daemons and swarmctl) asks for a grant. */
 export function makeGrantor(db: Db, clock: Clock, config: CompiledConfig): Grantor {
-  return new ConsensusGrantor(db, new SqliteLeaseStore(db, () => clock.now()), clock, () => isPaused(db), config.consensus.selfGrantAfterMs, config.stateDir);
+  return new ConsensusGrantor(
+    db,
+    new SqliteLeaseStore(db, () => clock.now()),
+    clock,
+    () => isPaused(db),
+    config.consensus.selfGrantAfterMs,
+    config.stateDir,
+  );
 }

@@ -50,9 +50,31 @@ export function openWriterFor(config: CompiledConfig, runOpts: { newIfCompleted?
   const db = openDb(config.stateDir);
   systemClock.share(config.stateDir);
   const { run, created } = joinOrCreateRun(db, config.name, systemClock.now(), runOpts);
-  const log = new SqliteEventLog(db, { source: 'swarmctl', runId: () => run.id, projection: { file: path.join(config.stateDir, PROJECTION_FILE), maxBytes: config.eventLogMaxBytes }, redactor: configRedactor(config), anchor: ChainAnchor.in(config.stateDir), hmacKey: loadHmacKey(config.history.hmacKeyFile) });
-  if (created) log.append({ kind: 'run.started', target: `run:${run.id}`, data: { name: config.name, message: `run ${run.id} started by swarmctl` } });
-  return { config, db, run, log, created, close: () => { log.close(); db.close(); } };
+  const log = new SqliteEventLog(db, {
+    source: 'swarmctl',
+    runId: () => run.id,
+    projection: { file: path.join(config.stateDir, PROJECTION_FILE), maxBytes: config.eventLogMaxBytes },
+    redactor: configRedactor(config),
+    anchor: ChainAnchor.in(config.stateDir),
+    hmacKey: loadHmacKey(config.history.hmacKeyFile),
+  });
+  if (created)
+    log.append({
+      kind: 'run.started',
+      target: `run:${run.id}`,
+      data: { name: config.name, message: `run ${run.id} started by swarmctl` },
+    });
+  return {
+    config,
+    db,
+    run,
+    log,
+    created,
+    close: () => {
+      log.close();
+      db.close();
+    },
+  };
 }
 
 export function printJson(value: unknown): void {

@@ -22,15 +22,21 @@ const nameRe = new RegExp(NAME_PATTERN);
 function parsePriority(raw: string | undefined): number {
   if (raw === undefined) return 0;
   const n = Number(raw);
-  if (!/^-?\d+$/.test(raw.trim()) || !Number.isSafeInteger(n) || Math.abs(n) > 1_000_000) throw new UsageError(`--priority "${raw}": expected a whole number from -1000000 to 1000000`);
+  if (!/^-?\d+$/.test(raw.trim()) || !Number.isSafeInteger(n) || Math.abs(n) > 1_000_000)
+    throw new UsageError(`--priority "${raw}": expected a whole number from -1000000 to 1000000`);
   return n;
 }
 
-export function submitCommand(job: string, args: string[], opts: GlobalOptions & { id?: string; after?: string[]; priority?: string }): number {
+export function submitCommand(
+  job: string,
+  args: string[],
+  opts: GlobalOptions & { id?: string; after?: string[]; priority?: string },
+): number {
   // Everything the config alone can refuse is refused before the state folder or a run is made.
   const config = cliConfig(opts);
   const jobCfg = config.jobs[job];
-  if (!jobCfg) throw new UsageError(`unknown job "${job}"; the config ${config.file} has: ${Object.keys(config.jobs).join(', ')}`);
+  if (!jobCfg)
+    throw new UsageError(`unknown job "${job}"; the config ${config.file} has: ${Object.keys(config.jobs).join(', ')}`);
   const id = opts.id ?? `${job}-${systemClock.now().toString(36)}`;
   if (!nameRe.test(id)) throw new UsageError(`--id "${id}" must match ${NAME_PATTERN}`);
   const after = [...new Set(opts.after ?? [])];
@@ -46,11 +52,28 @@ export function submitCommand(job: string, args: string[], opts: GlobalOptions &
     if (clash) throw new UsageError(`task "${id}" of job ${job} is refused: ${clash}`);
     const unknown = after.filter((dep) => !getTask(w.db, w.run.id, dep));
     if (unknown.length) throw new UsageError(`--after ${unknown.join(', ')}: no such task in run ${w.run.id}`);
-    enqueueTask(w.db, { runId: w.run.id, id, job, args, lane: jobCfg.lane, queuedAt: new Date().toISOString(), after, priority });
+    enqueueTask(w.db, {
+      runId: w.run.id,
+      id,
+      job,
+      args,
+      lane: jobCfg.lane,
+      queuedAt: new Date().toISOString(),
+      after,
+      priority,
+    });
     if (reopenRun(w.db, w.run.id)) {
-      w.log.append({ kind: 'run.resumed', target: `run:${w.run.id}`, data: { reason: 'task submitted', taskId: id, message: `run ${w.run.id} reopened: task ${id} submitted` } });
+      w.log.append({
+        kind: 'run.resumed',
+        target: `run:${w.run.id}`,
+        data: { reason: 'task submitted', taskId: id, message: `run ${w.run.id} reopened: task ${id} submitted` },
+      });
     }
-    const e = w.log.append({ kind: 'task.queued', target: `task:${id}`, data: { job, lane: jobCfg.lane, args, after, priority, from: 'swarmctl', message: `task ${id} queued (${job})` } });
+    const e = w.log.append({
+      kind: 'task.queued',
+      target: `task:${id}`,
+      data: { job, lane: jobCfg.lane, args, after, priority, from: 'swarmctl', message: `task ${id} queued (${job})` },
+    });
     if (opts.json) printJson({ id, job, lane: jobCfg.lane, after, priority, seq: e.seq });
     else process.stdout.write(`${id}\n`);
     return 0;
@@ -62,14 +85,21 @@ export function submitCommand(job: string, args: string[], opts: GlobalOptions &
 export async function workerCommand(op: 'restart' | 'stop', workerId: string, opts: GlobalOptions): Promise<number> {
   if (!nameRe.test(workerId)) throw new UsageError(`worker id "${workerId}" must match ${NAME_PATTERN}`);
   const config = cliConfig(opts);
-  if (!hasState(config)) throw new UsageError(`no worker "${workerId}": no swarm has run with state folder ${config.stateDir}`);
+  if (!hasState(config))
+    throw new UsageError(`no worker "${workerId}": no swarm has run with state folder ${config.stateDir}`);
   const w = openWriter(opts);
   try {
     const grantor = makeGrantor(w.db, systemClock, w.config);
     const action = await Action.propose(
       { log: w.log, grantor, actor: 'swarmctl', now: () => systemClock.now(), logger: silentLogger },
       // A person's explicit word is a safety action: pause mode does not hold it back.
-      { type: op === 'stop' ? 'stop_worker' : 'restart_worker', target: `worker:${workerId}`, priority: 'safety', reason: `${op} requested by a person`, incidentId: null },
+      {
+        type: op === 'stop' ? 'stop_worker' : 'restart_worker',
+        target: `worker:${workerId}`,
+        priority: 'safety',
+        reason: `${op} requested by a person`,
+        incidentId: null,
+      },
     );
     if (!action.granted) {
       if (opts.json) printJson({ actionId: action.id, granted: false });
@@ -78,7 +108,10 @@ export async function workerCommand(op: 'restart' | 'stop', workerId: string, op
     }
     requestCommand(w.db, workerId, op, action.id);
     if (opts.json) printJson({ actionId: action.id, granted: true });
-    else process.stdout.write(`${op} of ${workerId} granted as action ${action.id}; worker-sentry carries it out on its next tick\n`);
+    else
+      process.stdout.write(
+        `${op} of ${workerId} granted as action ${action.id}; worker-sentry carries it out on its next tick\n`,
+      );
     return 0;
   } finally {
     w.close();
@@ -89,7 +122,11 @@ export function pauseCommand(paused: boolean, opts: GlobalOptions): number {
   const w = openWriter(opts);
   try {
     setControl(w.db, 'paused', String(paused));
-    w.log.append({ kind: paused ? 'run.paused' : 'run.unpaused', target: `run:${w.run.id}`, data: { message: paused ? 'maintenance mode: only safety actions run' : 'maintenance mode over' } });
+    w.log.append({
+      kind: paused ? 'run.paused' : 'run.unpaused',
+      target: `run:${w.run.id}`,
+      data: { message: paused ? 'maintenance mode: only safety actions run' : 'maintenance mode over' },
+    });
     if (opts.json) printJson({ paused });
     else process.stdout.write(paused ? 'paused: only safety actions will run\n' : 'resumed\n');
     return 0;
@@ -102,7 +139,8 @@ export function ackCommand(idText: string, opts: GlobalOptions): number {
   if (!/^\d+$/.test(idText)) throw new UsageError(`ESCALATION_ID must be a number, got "${idText}"`);
   const id = Number(idText);
   const config = cliConfig(opts);
-  if (!hasState(config)) throw new UsageError(`no escalation ${id}: no swarm has run with state folder ${config.stateDir}`);
+  if (!hasState(config))
+    throw new UsageError(`no escalation ${id}: no swarm has run with state folder ${config.stateDir}`);
   const w = openWriter(opts);
   try {
     const esc = readEscalations(w.db).find((e) => e.id === id);
@@ -112,7 +150,12 @@ export function ackCommand(idText: string, opts: GlobalOptions): number {
       else process.stdout.write(`escalation ${id} was already resolved\n`);
       return 0;
     }
-    resolveEscalation(w.log, { target: esc.target as Target, escalationId: id, by: process.env.USER ?? 'a person', message: `escalation ${id} acknowledged; ${esc.target} may run again` });
+    resolveEscalation(w.log, {
+      target: esc.target as Target,
+      escalationId: id,
+      by: process.env.USER ?? 'a person',
+      message: `escalation ${id} acknowledged; ${esc.target} may run again`,
+    });
     if (opts.json) printJson({ id, status: 'resolved' });
     else process.stdout.write(`escalation ${id} resolved; ${esc.target} may run again\n`);
     return 0;

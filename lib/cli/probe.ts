@@ -10,12 +10,19 @@ export async function probeCommand(what: string, opts: GlobalOptions): Promise<n
   if (what !== 'gpu') throw new UsageError(`probe expects "gpu", got "${what}"`);
   const r = await probeGpus();
   // docs/cli.md's shape; notInstalled only paces util-controller's re-probes, so it is not printed.
-  if (opts.json) printJson(r.available ? { schemaVersion: PROBE_SCHEMA_VERSION, ...r } : { schemaVersion: PROBE_SCHEMA_VERSION, available: false, gpus: [], reason: r.reason });
+  if (opts.json)
+    printJson(
+      r.available
+        ? { schemaVersion: PROBE_SCHEMA_VERSION, ...r }
+        : { schemaVersion: PROBE_SCHEMA_VERSION, available: false, gpus: [], reason: r.reason },
+    );
   else if (!r.available) process.stdout.write(`no GPU reading: ${r.reason}\n`);
   else {
     process.stdout.write(`driver ${r.driverVersion ?? '?'}\n`);
     for (const g of r.gpus) {
-      process.stdout.write(`GPU ${g.index} ${g.name ?? '?'}: ${g.utilPct ?? '-'}% util, ${g.memUsedMiB ?? '-'}/${g.memTotalMiB ?? '-'} MiB, ${g.temperatureC ?? '-'} C, ${g.processes.length} process(es)${g.processes.length ? ` [${g.processes.map((p) => p.pid).join(', ')}]` : ''}\n`);
+      process.stdout.write(
+        `GPU ${g.index} ${g.name ?? '?'}: ${g.utilPct ?? '-'}% util, ${g.memUsedMiB ?? '-'}/${g.memTotalMiB ?? '-'} MiB, ${g.temperatureC ?? '-'} C, ${g.processes.length} process(es)${g.processes.length ? ` [${g.processes.map((p) => p.pid).join(', ')}]` : ''}\n`,
+      );
     }
   }
   return 0;

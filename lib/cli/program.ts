@@ -42,8 +42,12 @@ export function buildProgram(onRun: (result: CommandResult) => void): Command {
     };
   const withJson = (c: Command) => c.option('--json', 'machine output').option('--config <path>', 'config file');
 
-  withJson(program.command('query').description('the whole snapshot, from the state folder alone')).action(run((o) => cli.query().queryCommand(o)));
-  withJson(program.command('status').description('the snapshot as tables, problems first')).action(run((o) => cli.query().statusCommand(o)));
+  withJson(program.command('query').description('the whole snapshot, from the state folder alone')).action(
+    run((o) => cli.query().queryCommand(o)),
+  );
+  withJson(program.command('status').description('the snapshot as tables, problems first')).action(
+    run((o) => cli.query().statusCommand(o)),
+  );
   withJson(program.command('events').description('the event log, oldest first'))
     .option('--follow', 'keep printing new events')
     .option('--since <seq>', 'only events after this seq')
@@ -53,39 +57,73 @@ export function buildProgram(onRun: (result: CommandResult) => void): Command {
     .action(run((o) => cli.events().eventsCommand(o)));
   withJson(program.command('submit <job> [args...]').description('add a task to the queue; prints its id'))
     .option('--id <id>', 'task id')
-    .option('--after <id>', 'a task that must complete first (repeat for more)', (v: string, prev: string[]) => [...prev, v], [] as string[])
+    .option(
+      '--after <id>',
+      'a task that must complete first (repeat for more)',
+      (v: string, prev: string[]) => [...prev, v],
+      [] as string[],
+    )
     .option('--priority <n>', 'higher starts first (default 0)')
     .action(function (this: Command, job: string, args: string[]) {
       onRun(cli.manual().submitCommand(job, args ?? [], this.optsWithGlobals()));
     });
   for (const op of ['restart', 'stop'] as const) {
-    withJson(program.command(`${op} <worker>`).description(`${op} a worker (recorded as source swarmctl)`)).action(function (this: Command, worker: string) {
-      onRun(cli.manual().workerCommand(op, worker, this.optsWithGlobals()));
-    });
+    withJson(program.command(`${op} <worker>`).description(`${op} a worker (recorded as source swarmctl)`)).action(
+      function (this: Command, worker: string) {
+        onRun(cli.manual().workerCommand(op, worker, this.optsWithGlobals()));
+      },
+    );
   }
-  withJson(program.command('results').description('one row per task of the run: how it ended, attempts, runtime, final metric, best, verify'))
-    .option('--job <job>', 'only this job\'s tasks')
+  withJson(
+    program
+      .command('results')
+      .description('one row per task of the run: how it ended, attempts, runtime, final metric, best, verify'),
+  )
+    .option('--job <job>', "only this job's tasks")
     .option('--tsv', 'tab-separated, with a header line')
     .action(run((o) => cli.results().resultsCommand(o)));
-  withJson(program.command('report [run]').description('the end-of-run report (state/reports/RUN.md): tasks, incidents by class, escalations, results, what remains; the latest run by default')).action(
-    function (this: Command, runId: string | undefined) {
-      onRun(cli.report().reportCommand(runId, this.optsWithGlobals()));
-    },
-  );
-  withJson(program.command('reload').description('validate the config file and apply it to the running swarm, no restart'))
+  withJson(
+    program
+      .command('report [run]')
+      .description(
+        'the end-of-run report (state/reports/RUN.md): tasks, incidents by class, escalations, results, what remains; the latest run by default',
+      ),
+  ).action(function (this: Command, runId: string | undefined) {
+    onRun(cli.report().reportCommand(runId, this.optsWithGlobals()));
+  });
+  withJson(
+    program.command('reload').description('validate the config file and apply it to the running swarm, no restart'),
+  )
     .option('--now', "stop a removed job's workers at once instead of letting them finish their task")
     .action(run((o) => cli.reload().reloadCommand(o)));
-  withJson(program.command('pause').description('maintenance mode: no automatic action but safety actions')).action(run((o) => cli.manual().pauseCommand(true, o)));
-  withJson(program.command('resume').description('end maintenance mode')).action(run((o) => cli.manual().pauseCommand(false, o)));
-  withJson(program.command('ack <escalationId>').description('a person resolves an escalation')).action(function (this: Command, id: string) {
+  withJson(program.command('pause').description('maintenance mode: no automatic action but safety actions')).action(
+    run((o) => cli.manual().pauseCommand(true, o)),
+  );
+  withJson(program.command('resume').description('end maintenance mode')).action(
+    run((o) => cli.manual().pauseCommand(false, o)),
+  );
+  withJson(program.command('ack <escalationId>').description('a person resolves an escalation')).action(function (
+    this: Command,
+    id: string,
+  ) {
     onRun(cli.manual().ackCommand(id, this.optsWithGlobals()));
   });
-  withJson(program.command('verify-log').description("check the event log's hash chain")).action(run((o) => cli.verify().verifyLogCommand(o)));
-  withJson(program.command('probe <what>').description('one reading: `probe gpu` runs nvidia-smi -q -x')).action(function (this: Command, what: string) {
-    onRun(cli.probe().probeCommand(what, this.optsWithGlobals()));
-  });
-  withJson(program.command('doctor').description('check PM2, the state folder, SQLite and nvidia-smi')).action(run((o) => cli.verify().doctorCommand(o)));
-  withJson(program.command('up').description('start the daemons under PM2')).action(run((o) => cli.upDown().upCommand(o)));
-  withJson(program.command('down').description('remove the daemons and workers from PM2')).action(run((o) => cli.upDown().downCommand(o)));
+  withJson(program.command('verify-log').description("check the event log's hash chain")).action(
+    run((o) => cli.verify().verifyLogCommand(o)),
+  );
+  withJson(program.command('probe <what>').description('one reading: `probe gpu` runs nvidia-smi -q -x')).action(
+    function (this: Command, what: string) {
+      onRun(cli.probe().probeCommand(what, this.optsWithGlobals()));
+    },
+  );
+  withJson(program.command('doctor').description('check PM2, the state folder, SQLite and nvidia-smi')).action(
+    run((o) => cli.verify().doctorCommand(o)),
+  );
+  withJson(program.command('up').description('start the daemons under PM2')).action(
+    run((o) => cli.upDown().upCommand(o)),
+  );
+  withJson(program.command('down').description('remove the daemons and workers from PM2')).action(
+    run((o) => cli.upDown().downCommand(o)),
+  );
   return program;
 }

@@ -20,7 +20,9 @@ function snapshot(opts: GlobalOptions): Snapshot {
     if (!running) throw err;
     const snap = buildSnapshot(running.config);
     const [head, ...faults] = err.message.split('\n');
-    snap.problems.unshift(`${head} so this is the swarm as it runs (config ${running.version}); fix the file: ${faults.map((l) => l.trim()).join('; ')}`);
+    snap.problems.unshift(
+      `${head} so this is the swarm as it runs (config ${running.version}); fix the file: ${faults.map((l) => l.trim()).join('; ')}`,
+    );
     return snap;
   }
 }
@@ -37,4 +39,3 @@ export function statusCommand(opts: GlobalOptions): number {
   else process.stdout.write(renderStatus(snap));
   return snap.problems.length > 0 ? 1 : 0;
 }
-

@@ -38,7 +38,10 @@ export async function reloadCommand(opts: GlobalOptions & { now?: boolean }): Pr
     if (!(err instanceof ConfigError)) throw err;
     stateDir = stateDirFor(file);
   }
-  if (!fs.existsSync(path.join(stateDir, DB_FILE))) throw new UsageError(`nothing to reload: no swarm has run with state folder ${stateDir}; start it with swarmctl up`);
+  if (!fs.existsSync(path.join(stateDir, DB_FILE)))
+    throw new UsageError(
+      `nothing to reload: no swarm has run with state folder ${stateDir}; start it with swarmctl up`,
+    );
   const probe = openDb(stateDir, { readonly: true });
   const running = publishedConfig(probe);
   probe.close();
@@ -62,13 +65,25 @@ export async function reloadCommand(opts: GlobalOptions & { now?: boolean }): Pr
       await new Promise((res) => setTimeout(res, 200));
       versions = runningVersions(stateDir);
     }
-    const behind = Object.entries(versions).filter(([, v]) => v !== r.version).map(([n]) => n);
-    if (opts.json) printJson({ outcome: 'reloaded', version: r.version, previous: r.previous, diff: r.diff, daemons: versions });
+    const behind = Object.entries(versions)
+      .filter(([, v]) => v !== r.version)
+      .map(([n]) => n);
+    if (opts.json)
+      printJson({ outcome: 'reloaded', version: r.version, previous: r.previous, diff: r.diff, daemons: versions });
     else {
       const d = r.diff;
       process.stdout.write(`config ${r.version} published (was ${r.previous ?? 'none'})\n`);
-      for (const [what, list] of [['added', d.added], ['removed', d.removed], ['changed', d.changed]] as const) if (list.length) process.stdout.write(`  ${what}: ${list.join(', ')}\n`);
-      process.stdout.write(behind.length ? `not applied yet by: ${behind.join(', ')} (swarmctl status warns until they do)\n` : `applied by every running daemon\n`);
+      for (const [what, list] of [
+        ['added', d.added],
+        ['removed', d.removed],
+        ['changed', d.changed],
+      ] as const)
+        if (list.length) process.stdout.write(`  ${what}: ${list.join(', ')}\n`);
+      process.stdout.write(
+        behind.length
+          ? `not applied yet by: ${behind.join(', ')} (swarmctl status warns until they do)\n`
+          : `applied by every running daemon\n`,
+      );
     }
     return 0;
   } finally {

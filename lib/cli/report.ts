@@ -12,16 +12,24 @@ import { cliConfig, hasState, printJson, type GlobalOptions } from './cli-contex
 
 export function reportCommand(runArg: string | undefined, opts: GlobalOptions): number {
   const config = cliConfig(opts);
-  if (!hasState(config)) throw new UsageError(`no run to report: no swarm has run with state folder ${config.stateDir}`);
+  if (!hasState(config))
+    throw new UsageError(`no run to report: no swarm has run with state folder ${config.stateDir}`);
   const db = openDb(config.stateDir, { readonly: true });
   try {
     const run = runArg === undefined ? latestRun(db) : getRun(db, runArg);
     if (!run) {
-      const known = listRuns(db).slice(0, 10).map((r) => r.id);
-      throw new UsageError(runArg === undefined ? 'no run yet' : `no run ${runArg}; the latest here: ${known.join(', ') || 'none'}`);
+      const known = listRuns(db)
+        .slice(0, 10)
+        .map((r) => r.id);
+      throw new UsageError(
+        runArg === undefined ? 'no run yet' : `no run ${runArg}; the latest here: ${known.join(', ') || 'none'}`,
+      );
     }
     // The id comes from swarm.db, never from the argument: no path but the reports folder is read.
-    const written = run.status === 'completed' ? readRegular(path.join(config.stateDir, REPORTS_DIR, `${run.id}.${opts.json ? 'json' : 'md'}`)) : null;
+    const written =
+      run.status === 'completed'
+        ? readRegular(path.join(config.stateDir, REPORTS_DIR, `${run.id}.${opts.json ? 'json' : 'md'}`))
+        : null;
     if (written !== null) {
       process.stdout.write(written);
       return 0;

@@ -18,7 +18,10 @@ export function readResults(stateDir: string, job?: string): ResultRow[] {
 
 export function resultsCommand(opts: GlobalOptions & { job?: string; tsv?: boolean }): number {
   const config = cliConfig(opts);
-  if (opts.job !== undefined && !(opts.job in config.jobs)) throw new UsageError(`--job ${opts.job}: the config ${config.file} has no such job; it has ${Object.keys(config.jobs).join(', ')}`);
+  if (opts.job !== undefined && !(opts.job in config.jobs))
+    throw new UsageError(
+      `--job ${opts.job}: the config ${config.file} has no such job; it has ${Object.keys(config.jobs).join(', ')}`,
+    );
   const rows = hasState(config) ? readResults(config.stateDir, opts.job) : [];
   if (opts.json) {
     printJson(rows);
@@ -33,6 +36,11 @@ export function resultsCommand(opts: GlobalOptions & { job?: string; tsv?: boole
     process.stdout.write('No tasks in this run.\n');
     return 0;
   }
-  process.stdout.write(textTable(RESULT_COLUMNS.map((c) => c.toUpperCase()), lines) + '\n');
+  process.stdout.write(
+    textTable(
+      RESULT_COLUMNS.map((c) => c.toUpperCase()),
+      lines,
+    ) + '\n',
+  );
   return 0;
 }

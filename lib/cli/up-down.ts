@@ -26,7 +26,9 @@ export async function upCommand(opts: GlobalOptions): Promise<number> {
     const before = await pm.list();
     const other = before.find((a) => names.includes(a.name) && a.configFile !== null && a.configFile !== cfg.file);
     if (other) {
-      return refuse(`PM2 (PM2_HOME ${home}) already runs the swarm of ${other.configFile} (its ${other.name}); two swarms in one PM2 would restart each other's daemons. Run this one with its own PM2_HOME, e.g. PM2_HOME=~/.pm2-${cfg.name} swarmctl up`);
+      return refuse(
+        `PM2 (PM2_HOME ${home}) already runs the swarm of ${other.configFile} (its ${other.name}); two swarms in one PM2 would restart each other's daemons. Run this one with its own PM2_HOME, e.g. PM2_HOME=~/.pm2-${cfg.name} swarmctl up`,
+      );
     }
     const writer = openWriter(opts, { newIfCompleted: true });
     const config = writer.config;
@@ -39,15 +41,26 @@ export async function upCommand(opts: GlobalOptions): Promise<number> {
     for (const k of Object.keys(process.env)) if (isSecretName(k)) delete process.env[k];
     const apps = before.map((a) => a.name);
     await pm.startEcosystem(ECOSYSTEM);
-    takeLock(config.stateDir, { swarm: config.name, config: config.file, pm2Home: home, pm2Pid: readPm2Pid(home) }, new Date());
+    takeLock(
+      config.stateDir,
+      { swarm: config.name, config: config.file, pm2Home: home, pm2Pid: readPm2Pid(home) },
+      new Date(),
+    );
     // Daemons already running joined the finished run; a new run needs them to start over.
     if (writer.created) for (const n of names.filter((x) => apps.includes(x))) await pm.restart(n);
     const log = path.join(config.stateDir, PROJECTION_FILE);
-    if (opts.json) printJson({ ok: true, daemons: names, alreadyRunning: names.filter((n) => apps.includes(n)), stateDir: config.stateDir, config: config.file });
+    if (opts.json)
+      printJson({
+        ok: true,
+        daemons: names,
+        alreadyRunning: names.filter((n) => apps.includes(n)),
+        stateDir: config.stateDir,
+        config: config.file,
+      });
     else {
       process.stdout.write(
         `Swarm "${config.name}" is up: ${names.join(', ')} under PM2.\n` +
-        `Config: ${config.file}\n\nWatch it:\n  tail -f ${path.relative(process.cwd(), log) || log}\n  scripts/swarmctl status\n  scripts/swarmctl query --json\n\nStop it with: npm stop\n`,
+          `Config: ${config.file}\n\nWatch it:\n  tail -f ${path.relative(process.cwd(), log) || log}\n  scripts/swarmctl status\n  scripts/swarmctl query --json\n\nStop it with: npm stop\n`,
       );
     }
     return 0;
@@ -81,11 +94,15 @@ export async function downCommand(opts: GlobalOptions): Promise<number> {
     const removed: string[] = [];
     // Daemons first, so the sentry does not relaunch the workers we remove.
     // Only this swarm's: its daemons (started with its config) and its workers (in its namespace).
-    for (const a of apps.filter((x) => names.includes(x.name) && (x.configFile === null || x.configFile === config.file))) {
+    for (const a of apps.filter(
+      (x) => names.includes(x.name) && (x.configFile === null || x.configFile === config.file),
+    )) {
       await pm.delete(a.name);
       removed.push(a.name);
     }
-    for (const a of apps.filter((x) => x.name.startsWith('swarm-worker-') && (x.namespace === config.name || x.namespace === 'default'))) {
+    for (const a of apps.filter(
+      (x) => x.name.startsWith('swarm-worker-') && (x.namespace === config.name || x.namespace === 'default'),
+    )) {
       await pm.delete(a.name);
       removed.push(a.name);
     }

@@ -39,10 +39,23 @@ export interface CompiledJob {
   verify: { command: string[]; timeoutMs: number } | null;
   /** Tier 0 is command + args; tier N (N >= 1) is fallbacks[N-1]. */
   fallbacks: { command: string[]; args: string[]; on: FailureClass[] }[];
-  plateau: { direction: 'max' | 'min'; minDelta: number; patience: number | null; withinMs: number | null; action: 'escalate' | 'stop' | 'rotate'; target: number | null; tolerance: number } | null;
+  plateau: {
+    direction: 'max' | 'min';
+    minDelta: number;
+    patience: number | null;
+    withinMs: number | null;
+    action: 'escalate' | 'stop' | 'rotate';
+    target: number | null;
+    tolerance: number;
+  } | null;
   strategies: string[][];
   stagnationAfter: number;
-  schedule: { cron: string; timezone: string | null; concurrency: 'allow' | 'forbid' | 'replace'; startingDeadlineMs: number | null } | null;
+  schedule: {
+    cron: string;
+    timezone: string | null;
+    concurrency: 'allow' | 'forbid' | 'replace';
+    startingDeadlineMs: number | null;
+  } | null;
   /** Removed from the config by a reload while its workers still ran: they finish, nothing new starts. */
   retired?: boolean;
 }
@@ -70,19 +83,43 @@ export interface CompiledConfig {
   tickMs: number;
   lanes: Record<string, CompiledLane>;
   utilization: {
-    cpuTarget: number; gpuTarget: number; memoryCeiling: number; windowMs: number; scaleUpPeriodMs: number; scaleUpPods: number; starveAfterMs: number; scaleDownStabilizationMs: number; gpuGraceMs: number; retentionMs: number };
+    cpuTarget: number;
+    gpuTarget: number;
+    memoryCeiling: number;
+    windowMs: number;
+    scaleUpPeriodMs: number;
+    scaleUpPods: number;
+    starveAfterMs: number;
+    scaleDownStabilizationMs: number;
+    gpuGraceMs: number;
+    retentionMs: number;
+  };
   run: { noWorkersAfterMs: number; stallAfterMs: number };
   jobs: Record<string, CompiledJob>;
   queue: { job: string; id: string; args: string[]; after: string[]; priority: number }[];
-  consensus: { maxConcurrentActions: number; selfGrantAfterMs: number; breakerFailures: number; breakerWindowMs: number; scoresEveryMs: number };
+  consensus: {
+    maxConcurrentActions: number;
+    selfGrantAfterMs: number;
+    breakerFailures: number;
+    breakerWindowMs: number;
+    scoresEveryMs: number;
+  };
   watchdog: { staleAfterMs: number; quickCheckEveryMs: number; walCheckpointBytes: number; pm2LogMaxBytes: number };
   hangGuard: { killGraceMs: number };
   /** The HMAC key file, absolute; null: no keyed chain. */
   history: { hmacKeyFile: string | null };
   postgres: {
-    host: string | null; port: number | null; user: string | null; database: string | null; passwordEnv: string | null; maxQueryMs: number;
+    host: string | null;
+    port: number | null;
+    user: string | null;
+    database: string | null;
+    passwordEnv: string | null;
+    maxQueryMs: number;
     /** The scope: at least one is set (the schema sees to it), and every one set must match. */
-    applicationName: RegExp | null; usename: string | null; datname: string | null; includeSuperusers: boolean;
+    applicationName: RegExp | null;
+    usename: string | null;
+    datname: string | null;
+    includeSuperusers: boolean;
     /** null: no clean start. */
     cleanStart: { olderThanMs: number; on: 'run-start' | 'task-start' } | null;
     everyMs: number;
@@ -90,7 +127,11 @@ export interface CompiledConfig {
 }
 
 /** Which file to load: the flag, then SWARM_CONFIG, then ./swarm.config.json, then the demo. */
-export function resolveConfigPath(flag: string | undefined, env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): string {
+export function resolveConfigPath(
+  flag: string | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+  cwd = process.cwd(),
+): string {
   if (flag) return path.resolve(cwd, flag);
   if (env.SWARM_CONFIG) return path.resolve(cwd, env.SWARM_CONFIG);
   const local = path.resolve(cwd, 'swarm.config.json');
@@ -98,13 +139,16 @@ export function resolveConfigPath(flag: string | undefined, env: NodeJS.ProcessE
 }
 
 /** A config's version: the first 16 hex digits of the SHA-256 of its text, shown by status and in config.reloaded. */
-export const configVersion = (text: string): string => crypto.createHash('sha256').update(text).digest('hex').slice(0, 16);
+export const configVersion = (text: string): string =>
+  crypto.createHash('sha256').update(text).digest('hex').slice(0, 16);
 
 export function readConfigText(file: string): string {
   try {
     return fs.readFileSync(file, 'utf8');
   } catch (err) {
-    throw new ConfigError(file, [{ path: '', message: `cannot read the file (${(err as NodeJS.ErrnoException).code ?? err})` }]);
+    throw new ConfigError(file, [
+      { path: '', message: `cannot read the file (${(err as NodeJS.ErrnoException).code ?? err})` },
+    ]);
   }
 }
 
@@ -131,7 +175,10 @@ export function compileConfig(raw: unknown, file: string, env: NodeJS.ProcessEnv
       parsed.error.issues.map((i) => ({
         path: i.path.map(String).join('.'),
         // zod says only "Invalid key in record"; a person needs to know what a key may be.
-        message: i.code === 'invalid_key' ? `expected a name of letters, digits, '_', '.' or '-' (pattern ${NAME_PATTERN})` : i.message,
+        message:
+          i.code === 'invalid_key'
+            ? `expected a name of letters, digits, '_', '.' or '-' (pattern ${NAME_PATTERN})`
+            : i.message,
       })),
     );
   }
@@ -140,7 +187,9 @@ export function compileConfig(raw: unknown, file: string, env: NodeJS.ProcessEnv
   const key = compiled.history.hmacKeyFile;
   if (key !== null && (key === compiled.stateDir || key.startsWith(`${compiled.stateDir}${path.sep}`))) {
     // A key a worker can read (the state folder is in its reach) signs nothing a worker could not forge.
-    throw new ConfigError(file, [{ path: 'history.hmacKeyFile', message: `expected a file outside the state folder ${compiled.stateDir}` }]);
+    throw new ConfigError(file, [
+      { path: 'history.hmacKeyFile', message: `expected a file outside the state folder ${compiled.stateDir}` },
+    ]);
   }
   return compiled;
 }
@@ -152,7 +201,12 @@ function ms(value: string | number): number {
 
 function compileRule(rule: ParsedJob['failures'][number]): FailureRule {
   const re = /^\/(.+)\/([a-z]*)$/.exec(rule.match);
-  const test = re ? ((rx: RegExp) => (t: string) => rx.test(t))(new RegExp(re[1] as string, re[2])) : (t: string) => t.includes(rule.match);
+  const test = re
+    ? (
+        (rx: RegExp) => (t: string) =>
+          rx.test(t)
+      )(new RegExp(re[1] as string, re[2]))
+    : (t: string) => t.includes(rule.match);
   return { matchText: rule.match, test, class: rule.class, action: rule.action };
 }
 
@@ -170,7 +224,10 @@ function compile(cfg: ParsedConfig, file: string, env: NodeJS.ProcessEnv): Omit<
       lane: job.lane,
       replicas: job.replicas,
       progress: job.progress
-        ? { pathTemplate: job.progress.path ? path.resolve(dir, job.progress.path) : null, staleAfterMs: ms(job.progress.staleAfter) }
+        ? {
+            pathTemplate: job.progress.path ? path.resolve(dir, job.progress.path) : null,
+            staleAfterMs: ms(job.progress.staleAfter),
+          }
         : null,
       logStallAfterMs: job.logStallAfter === undefined ? null : ms(job.logStallAfter),
       startup: job.startup ? { marker: job.startup.marker, withinMs: ms(job.startup.within) } : null,
@@ -189,17 +246,38 @@ function compile(cfg: ParsedConfig, file: string, env: NodeJS.ProcessEnv): Omit<
       verify: job.verify ? { command: job.verify.command, timeoutMs: ms(job.verify.timeout) } : null,
       fallbacks: job.fallbacks,
       plateau: job.plateau
-        ? { direction: job.plateau.direction, minDelta: job.plateau.minDelta, patience: job.plateau.patience ?? null, withinMs: job.plateau.within === undefined ? null : ms(job.plateau.within), action: job.plateau.action, target: job.plateau.target ?? null, tolerance: job.plateau.tolerance }
+        ? {
+            direction: job.plateau.direction,
+            minDelta: job.plateau.minDelta,
+            patience: job.plateau.patience ?? null,
+            withinMs: job.plateau.within === undefined ? null : ms(job.plateau.within),
+            action: job.plateau.action,
+            target: job.plateau.target ?? null,
+            tolerance: job.plateau.tolerance,
+          }
         : null,
       strategies: job.strategies,
       stagnationAfter: job.stagnationAfter,
       schedule: job.schedule
-        ? { cron: job.schedule.cron.trim(), timezone: job.schedule.timezone ?? null, concurrency: job.schedule.concurrency, startingDeadlineMs: job.schedule.startingDeadline === undefined ? null : ms(job.schedule.startingDeadline) }
+        ? {
+            cron: job.schedule.cron.trim(),
+            timezone: job.schedule.timezone ?? null,
+            concurrency: job.schedule.concurrency,
+            startingDeadlineMs: job.schedule.startingDeadline === undefined ? null : ms(job.schedule.startingDeadline),
+          }
         : null,
     };
   }
   const lanes: Record<string, CompiledLane> = {};
-  for (const [name, lane] of Object.entries(cfg.lanes)) lanes[name] = { name, kind: lane.kind, slots: lane.slots, gpus: lane.gpus ?? [], fill: lane.fill, hideGpus: lane.hideGpus };
+  for (const [name, lane] of Object.entries(cfg.lanes))
+    lanes[name] = {
+      name,
+      kind: lane.kind,
+      slots: lane.slots,
+      gpus: lane.gpus ?? [],
+      fill: lane.fill,
+      hideGpus: lane.hideGpus,
+    };
   return {
     file,
     dir,
@@ -207,7 +285,11 @@ function compile(cfg: ParsedConfig, file: string, env: NodeJS.ProcessEnv): Omit<
     stateDir: path.resolve(env.SWARM_STATE_DIR ? process.cwd() : dir, env.SWARM_STATE_DIR || cfg.stateDir),
     tickMs: Math.max(MIN_TICK_MS, ms(cfg.tick)),
     eventLogMaxBytes: parseBytes(cfg.eventLogMax) as number,
-    logs: { workerOutputMaxBytes: parseBytes(cfg.logs.workerOutputMax) as number, heartbeatMaxBytes: parseBytes(cfg.logs.heartbeatMax) as number, keep: cfg.logs.keep },
+    logs: {
+      workerOutputMaxBytes: parseBytes(cfg.logs.workerOutputMax) as number,
+      heartbeatMaxBytes: parseBytes(cfg.logs.heartbeatMax) as number,
+      keep: cfg.logs.keep,
+    },
     lanes,
     utilization: {
       cpuTarget: cfg.utilization.cpuTarget,
@@ -223,7 +305,13 @@ function compile(cfg: ParsedConfig, file: string, env: NodeJS.ProcessEnv): Omit<
     },
     run: { noWorkersAfterMs: ms(cfg.run.noWorkersAfter), stallAfterMs: ms(cfg.run.stallAfter) },
     jobs,
-    queue: cfg.queue.map((q, i) => ({ job: q.job, id: queueEntryId(q, i), args: q.args, after: q.after, priority: q.priority })),
+    queue: cfg.queue.map((q, i) => ({
+      job: q.job,
+      id: queueEntryId(q, i),
+      args: q.args,
+      after: q.after,
+      priority: q.priority,
+    })),
     consensus: {
       maxConcurrentActions: cfg.consensus.maxConcurrentActions,
       selfGrantAfterMs: ms(cfg.consensus.selfGrantAfter),
@@ -241,17 +329,26 @@ function compile(cfg: ParsedConfig, file: string, env: NodeJS.ProcessEnv): Omit<
     history: { hmacKeyFile: cfg.history.hmacKeyFile === undefined ? null : path.resolve(dir, cfg.history.hmacKeyFile) },
     postgres: cfg.postgres
       ? {
-        host: cfg.postgres.host ?? null, port: cfg.postgres.port ?? null, user: cfg.postgres.user ?? null, database: cfg.postgres.database ?? null,
-        passwordEnv: cfg.postgres.passwordEnv ?? null,
-        maxQueryMs: ms(cfg.postgres.maxQuery), applicationName: cfg.postgres.applicationName === undefined ? null : new RegExp(cfg.postgres.applicationName),
-        usename: cfg.postgres.usename ?? null, datname: cfg.postgres.datname ?? null, includeSuperusers: cfg.postgres.includeSuperusers,
-        cleanStart: compileCleanStart(cfg.postgres.cleanStart), everyMs: ms(cfg.postgres.every),
-      }
+          host: cfg.postgres.host ?? null,
+          port: cfg.postgres.port ?? null,
+          user: cfg.postgres.user ?? null,
+          database: cfg.postgres.database ?? null,
+          passwordEnv: cfg.postgres.passwordEnv ?? null,
+          maxQueryMs: ms(cfg.postgres.maxQuery),
+          applicationName: cfg.postgres.applicationName === undefined ? null : new RegExp(cfg.postgres.applicationName),
+          usename: cfg.postgres.usename ?? null,
+          datname: cfg.postgres.datname ?? null,
+          includeSuperusers: cfg.postgres.includeSuperusers,
+          cleanStart: compileCleanStart(cfg.postgres.cleanStart),
+          everyMs: ms(cfg.postgres.every),
+        }
       : null,
   };
 }
 
-function compileCleanStart(c: NonNullable<ParsedConfig['postgres']>['cleanStart']): NonNullable<CompiledConfig['postgres']>['cleanStart'] {
+function compileCleanStart(
+  c: NonNullable<ParsedConfig['postgres']>['cleanStart'],
+): NonNullable<CompiledConfig['postgres']>['cleanStart'] {
   if (c === false) return null;
   const { olderThan, on } = c === true ? { olderThan: '2m', on: 'run-start' as const } : c;
   return { olderThanMs: ms(olderThan), on };

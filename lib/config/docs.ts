@@ -44,7 +44,8 @@ function typeOf(n: Node): string {
   const alt = n.anyOf?.[0];
   if (alt?.pattern === DURATION_PATTERN) return 'duration';
   if (alt?.pattern === BYTES_PATTERN) return 'size';
-  if (n.enum && n.enum.length === FAILURE_CLASSES.length && FAILURE_CLASSES.every((c) => n.enum?.includes(c))) return 'failure class';
+  if (n.enum && n.enum.length === FAILURE_CLASSES.length && FAILURE_CLASSES.every((c) => n.enum?.includes(c)))
+    return 'failure class';
   if (n.enum) return n.enum.map((v) => JSON.stringify(v)).join(' \\| ');
   switch (n.type) {
     case 'string':
@@ -67,7 +68,8 @@ function typeOf(n: Node): string {
 
 function defaultOf(n: Node, required: boolean): string {
   if (n.default === undefined) return required ? 'required' : 'unset';
-  if (n.default !== null && typeof n.default === 'object' && !Array.isArray(n.default)) return Object.keys(n.default).length ? 'see its fields' : '`{}`';
+  if (n.default !== null && typeof n.default === 'object' && !Array.isArray(n.default))
+    return Object.keys(n.default).length ? 'see its fields' : '`{}`';
   return `\`${JSON.stringify(n.default)}\``;
 }
 
@@ -111,7 +113,7 @@ export function configMarkdown(): string {
     '- A **size** is an integer of bytes, or a number with `K`, `M`, `G` or `T` (binary units: `"512M"`, `"4G"`).',
     `- A **name** is letters, digits, \`_\`, \`.\` or \`-\`, starting with a letter or digit, at most 64 characters (\`${NAME_PATTERN}\`).`,
     '- A **failure class** is one of those listed in `docs/events.md`.',
-    '- Relative paths are relative to the config file\'s folder.',
+    "- Relative paths are relative to the config file's folder.",
     '- `${taskId}`, `${workerId}` and `${attempt}` are replaced in `args`, `progress.path`, `artifacts[].path`,',
     '  `verify.command`, `fallbacks[].args` and `strategies`; any other `${…}` is refused.',
     '- `SWARM_STATE_DIR` overrides `stateDir`.',
@@ -123,11 +125,11 @@ export function configMarkdown(): string {
     '| --- | --- | --- | --- |',
     ...rows,
     '',
-    '## What a job\'s processes get',
+    "## What a job's processes get",
     '',
     'Each worker runs its `command` and `args` as an argv (never through a shell), in its own process group,',
     `with ${BASE_ENV_NAMES.map((n) => `\`${n}\``).join(', ')} and \`LC_*\` from the environment Swarm was started with,`,
-    'what the job\'s `envPassthrough` names from it, the job\'s `env`, and nothing else of the caller\'s (docs/SECURITY.md). Then:',
+    "what the job's `envPassthrough` names from it, the job's `env`, and nothing else of the caller's (docs/SECURITY.md). Then:",
     '',
     '| variable | value |',
     '| --- | --- |',
@@ -137,8 +139,8 @@ export function configMarkdown(): string {
     '| `SWARM_ATTEMPT` | 1 on the first launch of a task or replica slot, +1 on each relaunch |',
     '| `SWARM_CHECKPOINT_DIR` | the same folder on every attempt of one task: resume from it |',
     '| `SWARM_PROGRESS_FILE` | where Swarm looks for progress (`progress.path`, or `progress.json` in the checkpoint folder) |',
-    '| `SWARM_LAST_FAILURE` | `last-failure.json` in the checkpoint folder, there from the second attempt after a failure: the last failure\'s `class`, `evidence`, `exitCode`, `signal`, `logTail` (the last 4 KiB of output, secrets cut out), `verify` (the guard\'s output), `tried` (every class this task failed with, and how often) and `stagnation` (`{repeated, count}`, or null) |',
-    '| `CUDA_VISIBLE_DEVICES` | on a gpu lane, the GPUs of the worker\'s slot; on a cpu lane, empty (no GPU), unless the lane sets `hideGpus: false` |',
+    "| `SWARM_LAST_FAILURE` | `last-failure.json` in the checkpoint folder, there from the second attempt after a failure: the last failure's `class`, `evidence`, `exitCode`, `signal`, `logTail` (the last 4 KiB of output, secrets cut out), `verify` (the guard's output), `tried` (every class this task failed with, and how often) and `stagnation` (`{repeated, count}`, or null) |",
+    "| `CUDA_VISIBLE_DEVICES` | on a gpu lane, the GPUs of the worker's slot; on a cpu lane, empty (no GPU), unless the lane sets `hideGpus: false` |",
     '',
     'Write `{"updatedAt": "…"}` (or anything, as long as the file\'s mtime moves) to the progress file after each',
     'step. Optional fields that Swarm reads from the same JSON: `metric` (for `plateau`),',

@@ -51,7 +51,14 @@ export function publishedConfig(db: Db): PublishedConfig | null {
 /** The config a daemon started with counts as published when none is: the first reload diffs against it. */
 export function publishIfNone(db: Db, config: CompiledConfig, nowIso: string): void {
   db.prepare('INSERT OR IGNORE INTO control (key, value) VALUES (?, ?)').run(
-    KEY, JSON.stringify({ version: config.version, text: config.text, file: config.file, now: false, at: nowIso } satisfies PublishedConfig),
+    KEY,
+    JSON.stringify({
+      version: config.version,
+      text: config.text,
+      file: config.file,
+      now: false,
+      at: nowIso,
+    } satisfies PublishedConfig),
   );
 }
 
@@ -80,7 +87,14 @@ const parsedOf = (text: string): unknown => ConfigSchema.parse(JSON.parse(text))
  * config.reloaded with the diff; when bad, records config.rejected. The
  * running config is never touched here: the daemons take the published one.
  */
-export function reloadConfig(deps: { db: Db; log: EventLog; file: string; now: boolean; env?: NodeJS.ProcessEnv; at: string }): ReloadOutcome {
+export function reloadConfig(deps: {
+  db: Db;
+  log: EventLog;
+  file: string;
+  now: boolean;
+  env?: NodeJS.ProcessEnv;
+  at: string;
+}): ReloadOutcome {
   const { db, log, file } = deps;
   let text = '';
   let next: CompiledConfig;
@@ -96,11 +110,23 @@ export function reloadConfig(deps: { db: Db; log: EventLog; file: string; now: b
   if (current) {
     const prev = loadConfigText(current.text, current.file, deps.env);
     const diff = diffConfig(parsedOf(current.text), parsedOf(text));
-    const fixed = NEEDS_RESTART.filter((f) => [...diff.added, ...diff.removed, ...diff.changed].some((p) => p === f || p.startsWith(`${f}.`)));
+    const fixed = NEEDS_RESTART.filter((f) =>
+      [...diff.added, ...diff.removed, ...diff.changed].some((p) => p === f || p.startsWith(`${f}.`)),
+    );
     // stateDir counts by where it points, not how it is written.
     if (prev.stateDir !== next.stateDir && !fixed.includes('stateDir')) fixed.push('stateDir');
     if (fixed.length) {
-      return reject(log, next.version, new ConfigError(file, fixed.map((f) => ({ path: f, message: 'cannot change while the swarm runs; run swarmctl down, then swarmctl up' }))));
+      return reject(
+        log,
+        next.version,
+        new ConfigError(
+          file,
+          fixed.map((f) => ({
+            path: f,
+            message: 'cannot change while the swarm runs; run swarmctl down, then swarmctl up',
+          })),
+        ),
+      );
     }
   }
   const diff = current ? diffConfig(parsedOf(current.text), parsedOf(text)) : { added: [], removed: [], changed: [] };
@@ -108,21 +134,51 @@ export function reloadConfig(deps: { db: Db; log: EventLog; file: string; now: b
   const won = db
     .transaction(() => {
       if (publishedConfig(db)?.version !== current?.version) return false;
-      setControl(db, KEY, JSON.stringify({ version: next.version, text, file: next.file, now: deps.now, at: deps.at } satisfies PublishedConfig));
+      setControl(
+        db,
+        KEY,
+        JSON.stringify({
+          version: next.version,
+          text,
+          file: next.file,
+          now: deps.now,
+          at: deps.at,
+        } satisfies PublishedConfig),
+      );
       return true;
     })
     .immediate();
   if (!won) return { kind: 'unchanged', version: next.version };
-  const parts = [diff.added.length && `added ${diff.added.join(', ')}`, diff.removed.length && `removed ${diff.removed.join(', ')}`, diff.changed.length && `changed ${diff.changed.join(', ')}`].filter(Boolean);
+  const parts = [
+    diff.added.length && `added ${diff.added.join(', ')}`,
+    diff.removed.length && `removed ${diff.removed.join(', ')}`,
+    diff.changed.length && `changed ${diff.changed.join(', ')}`,
+  ].filter(Boolean);
   log.append({
-    kind: 'config.reloaded', target: `state:${path.basename(file)}`,
-    data: { version: next.version, previous: current?.version ?? null, diff, now: deps.now, message: `config ${next.version} published${current ? ` over ${current.version}` : ''}: ${parts.join('; ') || 'no change'}` },
+    kind: 'config.reloaded',
+    target: `state:${path.basename(file)}`,
+    data: {
+      version: next.version,
+      previous: current?.version ?? null,
+      diff,
+      now: deps.now,
+      message: `config ${next.version} published${current ? ` over ${current.version}` : ''}: ${parts.join('; ') || 'no change'}`,
+    },
   });
   return { kind: 'reloaded', version: next.version, previous: current?.version ?? null, diff };
 }
 
 function reject(log: EventLog, version: string, error: ConfigError): ReloadOutcome {
-  log.append({ kind: 'config.rejected', target: `state:${path.basename(error.file)}`, severity: 'warn', data: { version, error: error.message, message: `config not applied; the running one stays in force: ${error.message}` } });
+  log.append({
+    kind: 'config.rejected',
+    target: `state:${path.basename(error.file)}`,
+    severity: 'warn',
+    data: {
+      version,
+      error: error.message,
+      message: `config not applied; the running one stays in force: ${error.message}`,
+    },
+  });
   return { kind: 'rejected', version, error };
 }
 
@@ -132,13 +188,18 @@ function reject(log: EventLog, version: string, error: ConfigError): ReloadOutco
  * restarting then, and `query`, carry on with it. Null when no swarm has
  * published one there.
  */
-export function runningConfig(file: string, env: NodeJS.ProcessEnv = process.env): { config: CompiledConfig; version: string } | null {
+export function runningConfig(
+  file: string,
+  env: NodeJS.ProcessEnv = process.env,
+): { config: CompiledConfig; version: string } | null {
   const stateDir = stateDirFor(file, env);
   if (!fs.existsSync(path.join(stateDir, DB_FILE))) return null;
   const db = openDb(stateDir, { readonly: true });
   try {
     const published = publishedConfig(db);
-    return published ? { config: loadConfigText(published.text, published.file, env), version: published.version } : null;
+    return published
+      ? { config: loadConfigText(published.text, published.file, env), version: published.version }
+      : null;
   } finally {
     db.close();
   }

@@ -33,7 +33,13 @@ export interface Verdict {
 
 const PRIORITY_RANK = { safety: 0, recovery: 1, capacity: 2 } as const;
 // Within one target, the action that does the most wins: a restart also stops.
-const TYPE_RANK: Record<string, number> = { quarantine: 0, restart_worker: 1, restart_daemon: 1, stop_worker: 2, terminate_query: 2 };
+const TYPE_RANK: Record<string, number> = {
+  quarantine: 0,
+  restart_worker: 1,
+  restart_daemon: 1,
+  stop_worker: 2,
+  terminate_query: 2,
+};
 
 const byUrgency = (a: ProposalRow, b: ProposalRow): number =>
   PRIORITY_RANK[a.priority] - PRIORITY_RANK[b.priority] || a.createdAt - b.createdAt || a.actionId - b.actionId;
@@ -44,17 +50,30 @@ export function arbitrate(input: ArbiterInput): Verdict[] {
   for (const p of input.pending) groups.set(p.target, [...(groups.get(p.target) ?? []), p]);
   const winners: ProposalRow[] = [];
   for (const group of groups.values()) {
-    const sorted = [...group].sort((a, b) => PRIORITY_RANK[a.priority] - PRIORITY_RANK[b.priority] || (TYPE_RANK[a.type] ?? 9) - (TYPE_RANK[b.type] ?? 9) || byUrgency(a, b));
+    const sorted = [...group].sort(
+      (a, b) =>
+        PRIORITY_RANK[a.priority] - PRIORITY_RANK[b.priority] ||
+        (TYPE_RANK[a.type] ?? 9) - (TYPE_RANK[b.type] ?? 9) ||
+        byUrgency(a, b),
+    );
     const [winner, ...rest] = sorted as [ProposalRow, ...ProposalRow[]];
     winners.push(winner);
     for (const loser of rest) {
-      out.push({ actionId: loser.actionId, actor: loser.actor, target: loser.target, grant: false, trial: false, reason: `merged into action ${winner.actionId} (${winner.type} by ${winner.actor})` });
+      out.push({
+        actionId: loser.actionId,
+        actor: loser.actor,
+        target: loser.target,
+        grant: false,
+        trial: false,
+        reason: `merged into action ${winner.actionId} (${winner.type} by ${winner.actor})`,
+      });
     }
   }
   let inFlight = input.inFlight;
   let trialTaken = input.halfOpenTrialInFlight;
   for (const p of winners.sort(byUrgency)) {
-    const deny = (reason: string) => out.push({ actionId: p.actionId, actor: p.actor, target: p.target, grant: false, trial: false, reason });
+    const deny = (reason: string) =>
+      out.push({ actionId: p.actionId, actor: p.actor, target: p.target, grant: false, trial: false, reason });
     const lease = input.leases.get(p.target);
     if (lease && lease.holder !== p.actor) {
       deny(`target is leased by ${lease.holder} for action ${lease.actionId}`);
@@ -83,7 +102,14 @@ export function arbitrate(input: ArbiterInput): Verdict[] {
       continue;
     }
     if (!safety) inFlight += 1;
-    out.push({ actionId: p.actionId, actor: p.actor, target: p.target, grant: true, trial, reason: trial ? 'half-open trial' : 'granted' });
+    out.push({
+      actionId: p.actionId,
+      actor: p.actor,
+      target: p.target,
+      grant: true,
+      trial,
+      reason: trial ? 'half-open trial' : 'granted',
+    });
   }
   return out;
 }

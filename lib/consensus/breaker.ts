@@ -21,7 +21,12 @@ export interface BreakerSnapshot {
   sinceSeq: number;
 }
 
-export const initialBreaker = (): BreakerSnapshot => ({ state: 'closed', escalationId: null, trialActionId: null, sinceSeq: 0 });
+export const initialBreaker = (): BreakerSnapshot => ({
+  state: 'closed',
+  escalationId: null,
+  trialActionId: null,
+  sinceSeq: 0,
+});
 
 export class CircuitBreaker {
   constructor(
@@ -44,15 +49,20 @@ export class CircuitBreaker {
 
   failuresInWindow(now: number): number {
     const since = new Date(now - this.windowMs).toISOString();
-    return this.db
-      .prepare<[number, string], { n: number }>("SELECT count(*) AS n FROM events WHERE kind = 'action.failed' AND source != 'swarmctl' AND seq > ? AND ts >= ?")
-      .get(this.snap.sinceSeq, since)?.n ?? 0;
+    return (
+      this.db
+        .prepare<[number, string], { n: number }>(
+          "SELECT count(*) AS n FROM events WHERE kind = 'action.failed' AND source != 'swarmctl' AND seq > ? AND ts >= ?",
+        )
+        .get(this.snap.sinceSeq, since)?.n ?? 0
+    );
   }
 
   evaluate(now: number): void {
     if (this.snap.state === 'closed') {
       const failures = this.failuresInWindow(now);
-      if (failures >= this.threshold) this.open(`${failures} failed verifications in the last ${Math.round(this.windowMs / 1000)}s`);
+      if (failures >= this.threshold)
+        this.open(`${failures} failed verifications in the last ${Math.round(this.windowMs / 1000)}s`);
       return;
     }
     if (this.snap.state === 'open' && this.snap.escalationId !== null && this.resolved(this.snap.escalationId)) {
@@ -62,7 +72,9 @@ export class CircuitBreaker {
     }
     if (this.snap.state === 'half-open' && this.snap.trialActionId !== null) {
       const outcome = this.db
-        .prepare<[number], { kind: string }>("SELECT kind FROM events WHERE action_id = ? AND kind IN ('action.verified', 'action.failed') ORDER BY seq LIMIT 1")
+        .prepare<[number], { kind: string }>(
+          "SELECT kind FROM events WHERE action_id = ? AND kind IN ('action.verified', 'action.failed') ORDER BY seq LIMIT 1",
+        )
         .get(this.snap.trialActionId)?.kind;
       if (outcome === 'action.verified') {
         this.snap.sinceSeq = this.lastSeq();
@@ -76,7 +88,13 @@ export class CircuitBreaker {
   }
 
   private open(why: string): void {
-    const e = raiseEscalation(this.log, { target: this.runTarget, reason: `swarm degraded: ${why}; automatic actions other than safety are held`, incidentId: null, data: { breaker: 'open' }, message: `swarm degraded: ${why}` });
+    const e = raiseEscalation(this.log, {
+      target: this.runTarget,
+      reason: `swarm degraded: ${why}; automatic actions other than safety are held`,
+      incidentId: null,
+      data: { breaker: 'open' },
+      message: `swarm degraded: ${why}`,
+    });
     this.snap.escalationId = e.seq;
     this.snap.sinceSeq = e.seq;
     this.move('open', why);
@@ -86,7 +104,12 @@ export class CircuitBreaker {
     const from = this.snap.state;
     this.snap.state = to;
     this.logger.warn({ from, to, reason }, 'circuit breaker transition');
-    this.log.append({ kind: 'consensus.breaker', target: this.runTarget, severity: to === 'closed' ? 'info' : 'warn', data: { from, to, reason, message: `circuit breaker ${from} -> ${to}: ${reason}` } });
+    this.log.append({
+      kind: 'consensus.breaker',
+      target: this.runTarget,
+      severity: to === 'closed' ? 'info' : 'warn',
+      data: { from, to, reason, message: `circuit breaker ${from} -> ${to}: ${reason}` },
+    });
   }
 
   private resolved(escalationId: number): boolean {

@@ -28,7 +28,12 @@ const SCORES_REFRESH_MS = 5000;
 const SavedSchema = z.looseObject({
   runId: z.string(),
   breaker: z
-    .object({ state: z.enum(['closed', 'open', 'half-open']), escalationId: z.number().nullable(), trialActionId: z.number().nullable(), sinceSeq: z.number() })
+    .object({
+      state: z.enum(['closed', 'open', 'half-open']),
+      escalationId: z.number().nullable(),
+      trialActionId: z.number().nullable(),
+      sinceSeq: z.number(),
+    })
     .optional(),
 });
 
@@ -47,9 +52,18 @@ export class OrchestratorConsensus implements DaemonBehavior {
   start(ctx: DaemonContext): void {
     // The breaker survives a restart of consensus: an open breaker must not close by crashing.
     const prev = ctx.state.read(DAEMON_STATE_FILES['orchestrator-consensus'], SavedSchema);
-    const saved: BreakerSnapshot = prev.ok && prev.value.runId === ctx.run.id && prev.value.breaker ? prev.value.breaker : initialBreaker();
+    const saved: BreakerSnapshot =
+      prev.ok && prev.value.runId === ctx.run.id && prev.value.breaker ? prev.value.breaker : initialBreaker();
     const c = ctx.config.consensus;
-    this.breaker = new CircuitBreaker(saved, ctx.db, ctx.log, ctx.logger, `run:${ctx.run.id}`, c.breakerFailures, c.breakerWindowMs);
+    this.breaker = new CircuitBreaker(
+      saved,
+      ctx.db,
+      ctx.log,
+      ctx.logger,
+      `run:${ctx.run.id}`,
+      c.breakerFailures,
+      c.breakerWindowMs,
+    );
     this.listen(ctx);
     this.loop(ctx);
   }
@@ -108,9 +122,11 @@ export class OrchestratorConsensus implements DaemonBehavior {
       .transaction(() => {
         const now = ctx.clock.now();
         const pending = pendingProposals(ctx.db);
-        const active = ctx.db.prepare<[number], { target: string; holder: string; action_id: number | null; priority: string | null }>(
-          'SELECT l.target, l.holder, l.action_id, p.priority FROM leases l LEFT JOIN proposals p ON p.action_id = l.action_id WHERE l.expires_at > ?',
-        ).all(now);
+        const active = ctx.db
+          .prepare<[number], { target: string; holder: string; action_id: number | null; priority: string | null }>(
+            'SELECT l.target, l.holder, l.action_id, p.priority FROM leases l LEFT JOIN proposals p ON p.action_id = l.action_id WHERE l.expires_at > ?',
+          )
+          .all(now);
         const verdicts = arbitrate({
           pending,
           leases: new Map(active.map((l) => [l.target, { holder: l.holder, actionId: l.action_id }])),
@@ -125,7 +141,14 @@ export class OrchestratorConsensus implements DaemonBehavior {
           if (v.grant) {
             const lease = leases.acquire(v.target, v.actor, v.actionId, LEASE_TTL_MS);
             if (!lease.ok) {
-              decideProposal(ctx.db, v.actionId, 'denied', 'consensus', `target is leased by ${lease.heldBy.holder}`, now);
+              decideProposal(
+                ctx.db,
+                v.actionId,
+                'denied',
+                'consensus',
+                `target is leased by ${lease.heldBy.holder}`,
+                now,
+              );
               continue;
             }
             if (decideProposal(ctx.db, v.actionId, 'granted', 'consensus', v.reason, now)) {
@@ -149,19 +172,39 @@ export class OrchestratorConsensus implements DaemonBehavior {
     // every tick (it was most of this daemon's idle CPU).
     let scores = this.scores;
     if (scores === null || now - this.scoredAt >= Math.max(c.tickMs, SCORES_REFRESH_MS)) {
-      scores = computeScores(ctx.db, buildSnapshot(c, now), c.utilization, { cpuPct: this.cpu.sample(), memPct: memoryUsedPct() }, now);
+      scores = computeScores(
+        ctx.db,
+        buildSnapshot(c, now),
+        c.utilization,
+        { cpuPct: this.cpu.sample(), memPct: memoryUsedPct() },
+        now,
+      );
       this.scores = scores;
       this.scoredAt = now;
     }
     if (now - this.lastScoresLoggedAt >= c.consensus.scoresEveryMs) {
       this.lastScoresLoggedAt = now;
-      ctx.log.append({ kind: 'consensus.scores', target: `run:${ctx.run.id}`, severity: 'debug', data: { ...scores, message: `deviation=${scores.deviation} tasks/h=${scores.performance.tasksPerHour} efficiency=${scores.efficiency}` } });
+      ctx.log.append({
+        kind: 'consensus.scores',
+        target: `run:${ctx.run.id}`,
+        severity: 'debug',
+        data: {
+          ...scores,
+          message: `deviation=${scores.deviation} tasks/h=${scores.performance.tasksPerHour} efficiency=${scores.efficiency}`,
+        },
+      });
     }
     pruneProposals(ctx.db, now - 3_600_000);
   }
 
   snapshot(): Record<string, unknown> {
-    return { breaker: this.breaker?.snapshot ?? initialBreaker(), scores: this.scores, decided: this.decided, decideEveryMs: DECIDE_EVERY_MS, doorbell: this.bell ? 'listening' : 'polling' };
+    return {
+      breaker: this.breaker?.snapshot ?? initialBreaker(),
+      scores: this.scores,
+      decided: this.decided,
+      decideEveryMs: DECIDE_EVERY_MS,
+      doorbell: this.bell ? 'listening' : 'polling',
+    };
   }
 
   stop(): void {

@@ -12,10 +12,18 @@ import type { Scores } from '../state-files';
 export type { Scores };
 
 const count = (db: Db, kind: string, sinceIso: string): number =>
-  db.prepare<[string, string], { n: number }>('SELECT count(*) AS n FROM events WHERE kind = ? AND ts >= ?').get(kind, sinceIso)?.n ?? 0;
+  db
+    .prepare<[string, string], { n: number }>('SELECT count(*) AS n FROM events WHERE kind = ? AND ts >= ?')
+    .get(kind, sinceIso)?.n ?? 0;
 
 /** `machine`: CPU and memory use as util-controller reads them (lib/machine-load.ts), so both say the same. */
-export function computeScores(db: Db, snap: Snapshot, targets: { cpuTarget: number; memoryCeiling: number }, machine: { cpuPct: number | null; memPct: number }, now: number): Scores {
+export function computeScores(
+  db: Db,
+  snap: Snapshot,
+  targets: { cpuTarget: number; memoryCeiling: number },
+  machine: { cpuPct: number | null; memPct: number },
+  now: number,
+): Scores {
   const hourAgo = new Date(now - 3_600_000).toISOString();
   const { cpuPct, memPct } = machine;
   const cpuDev = cpuPct === null ? 0 : Math.abs(cpuPct - targets.cpuTarget) / 100;
@@ -29,7 +37,10 @@ export function computeScores(db: Db, snap: Snapshot, targets: { cpuTarget: numb
   return {
     at: new Date(now).toISOString(),
     deviation: round(cpuDev + memDev),
-    performance: { tasksPerHour: count(db, 'task.completed', hourAgo), advancingPct: live.length ? Math.round((advancing / live.length) * 100) : null },
+    performance: {
+      tasksPerHour: count(db, 'task.completed', hourAgo),
+      advancingPct: live.length ? Math.round((advancing / live.length) * 100) : null,
+    },
     efficiency: round(slots ? busy / slots / (1 + Math.max(0, restarts)) : 0),
     inputs: { cpuPct, memPct, busySlots: busy, slots, restartsLastHour: Math.max(0, restarts) },
   };

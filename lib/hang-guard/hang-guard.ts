@@ -30,17 +30,28 @@ interface Overrun {
   evidence: Record<string, unknown>;
 }
 
-export function findOverrun(w: WorkerRecord, maxRuntimeMs: number | null, progress: Record<string, unknown> | null, now: number): Overrun | null {
+export function findOverrun(
+  w: WorkerRecord,
+  maxRuntimeMs: number | null,
+  progress: Record<string, unknown> | null,
+  now: number,
+): Overrun | null {
   if (maxRuntimeMs !== null && w.launchedAt !== null && now - w.launchedAt > maxRuntimeMs) {
     const ran = now - w.launchedAt;
-    return { message: `ran ${formatDuration(Math.round(ran / 1000) * 1000)}, past maxRuntime ${formatDuration(maxRuntimeMs)}`, evidence: { limit: 'maxRuntime', maxRuntimeMs, runtimeMs: ran } };
+    return {
+      message: `ran ${formatDuration(Math.round(ran / 1000) * 1000)}, past maxRuntime ${formatDuration(maxRuntimeMs)}`,
+      evidence: { limit: 'maxRuntime', maxRuntimeMs, runtimeMs: ran },
+    };
   }
   const op = progress?.operation as { name?: unknown; deadline?: unknown } | undefined;
   if (op && typeof op === 'object' && typeof op.deadline === 'string') {
     const deadline = Date.parse(op.deadline);
     if (Number.isFinite(deadline) && now > deadline) {
       const name = typeof op.name === 'string' ? op.name : 'operation';
-      return { message: `operation "${name}" overran its deadline ${op.deadline} by ${formatDuration(Math.round((now - deadline) / 1000) * 1000)}`, evidence: { limit: 'operation', operation: name, deadline: op.deadline, overrunMs: now - deadline } };
+      return {
+        message: `operation "${name}" overran its deadline ${op.deadline} by ${formatDuration(Math.round((now - deadline) / 1000) * 1000)}`,
+        evidence: { limit: 'operation', operation: name, deadline: op.deadline, overrunMs: now - deadline },
+      };
     }
   }
   return null;
@@ -88,7 +99,12 @@ export class HangGuard implements DaemonBehavior {
     }
     if (on !== 'task-start') return null;
     const key = `pg.cleanStart.taskSeq:${ctx.run.id}`;
-    const latest = ctx.db.prepare<[string], { m: number | null }>("SELECT max(seq) AS m FROM events WHERE run_id = ? AND kind = 'task.started'").get(ctx.run.id)?.m ?? 0;
+    const latest =
+      ctx.db
+        .prepare<[string], { m: number | null }>(
+          "SELECT max(seq) AS m FROM events WHERE run_id = ? AND kind = 'task.started'",
+        )
+        .get(ctx.run.id)?.m ?? 0;
     return latest > Number(getControl(ctx.db, key) ?? 0) ? () => setControl(ctx.db, key, String(latest)) : null;
   }
 
@@ -110,17 +126,42 @@ export class HangGuard implements DaemonBehavior {
       return;
     }
     markClean?.();
-    this.longQueries = { count: qs.filter((q) => q.runningMs > pg.maxQueryMs).length, checkedAt: new Date(now).toISOString() };
+    this.longQueries = {
+      count: qs.filter((q) => q.runningMs > pg.maxQueryMs).length,
+      checkedAt: new Date(now).toISOString(),
+    };
     for (const q of overrunning(qs, pg, clean)) {
       if (this.pgEnded.has(q.pid)) continue;
       this.pgEnded.add(q.pid);
       const target = `query:${q.pid}` as const;
-      const byClean = clean && pg.cleanStart !== null && q.runningMs >= pg.cleanStart.olderThanMs ? pg.cleanStart.on : false;
+      const byClean =
+        clean && pg.cleanStart !== null && q.runningMs >= pg.cleanStart.olderThanMs ? pg.cleanStart.on : false;
       const why = byClean
         ? `clean start (${byClean}): a leftover query active ${Math.round(q.runningMs / 1000)}s, at least cleanStart.olderThan ${formatDuration(pg.cleanStart?.olderThanMs ?? 0)}`
         : `running ${Math.round(q.runningMs / 1000)}s, past maxQuery ${formatDuration(pg.maxQueryMs)}`;
-      const d = ctx.log.append({ kind: 'detect.long_query', target, severity: 'warn', data: { class: 'long_query', pid: q.pid, applicationName: q.applicationName, usename: q.usename, datname: q.datname, runningMs: q.runningMs, queryFingerprint: q.fingerprint, cleanStart: byClean, message: `${q.applicationName || 'query'} pid ${q.pid}: ${why}` } });
-      const action = await Action.propose(this.actionDeps(ctx), { type: 'terminate_query', target, priority: 'safety', reason: why, incidentId: d.seq });
+      const d = ctx.log.append({
+        kind: 'detect.long_query',
+        target,
+        severity: 'warn',
+        data: {
+          class: 'long_query',
+          pid: q.pid,
+          applicationName: q.applicationName,
+          usename: q.usename,
+          datname: q.datname,
+          runningMs: q.runningMs,
+          queryFingerprint: q.fingerprint,
+          cleanStart: byClean,
+          message: `${q.applicationName || 'query'} pid ${q.pid}: ${why}`,
+        },
+      });
+      const action = await Action.propose(this.actionDeps(ctx), {
+        type: 'terminate_query',
+        target,
+        priority: 'safety',
+        reason: why,
+        incidentId: d.seq,
+      });
       if (!action.granted) {
         this.pgEnded.delete(q.pid);
         continue;
@@ -128,8 +169,19 @@ export class HangGuard implements DaemonBehavior {
       action.started({ pid: q.pid });
       try {
         const r = await probe.terminateVerified(q.pid, TERMINATE_VERIFY_MS, ctx.clock);
-        if (r.gone) action.verified({ message: `backend ${q.pid} terminated`, pid: q.pid, signalSent: r.sent, elapsedMs: r.elapsedMs });
-        else action.failed({ message: `backend ${q.pid} ${r.sent ? `still present ${r.elapsedMs}ms after pg_terminate_backend` : 'could not be signalled by pg_terminate_backend'}`, pid: q.pid, signalSent: r.sent });
+        if (r.gone)
+          action.verified({
+            message: `backend ${q.pid} terminated`,
+            pid: q.pid,
+            signalSent: r.sent,
+            elapsedMs: r.elapsedMs,
+          });
+        else
+          action.failed({
+            message: `backend ${q.pid} ${r.sent ? `still present ${r.elapsedMs}ms after pg_terminate_backend` : 'could not be signalled by pg_terminate_backend'}`,
+            pid: q.pid,
+            signalSent: r.sent,
+          });
       } catch (err) {
         action.failed({ message: `pg_terminate_backend(${q.pid}) failed: ${errorMessage(err)}` });
       }
@@ -166,9 +218,20 @@ export class HangGuard implements DaemonBehavior {
 
   private async end(ctx: DaemonContext, w: WorkerRecord, o: Overrun): Promise<void> {
     const target = `worker:${w.id}` as const;
-    const d = ctx.log.append({ kind: 'detect.runtime_exceeded', target, severity: 'warn', data: { class: 'runtime_exceeded', pid: w.pid, attempt: w.attempt, ...o.evidence, message: o.message } });
+    const d = ctx.log.append({
+      kind: 'detect.runtime_exceeded',
+      target,
+      severity: 'warn',
+      data: { class: 'runtime_exceeded', pid: w.pid, attempt: w.attempt, ...o.evidence, message: o.message },
+    });
     // A runaway process is a safety matter: it goes ahead in pause mode and with the breaker open.
-    const action = await Action.propose(this.actionDeps(ctx), { type: 'stop_worker', target, priority: 'safety', reason: o.message, incidentId: d.seq });
+    const action = await Action.propose(this.actionDeps(ctx), {
+      type: 'stop_worker',
+      target,
+      priority: 'safety',
+      reason: o.message,
+      incidentId: d.seq,
+    });
     if (!action.granted) {
       this.handled.delete(`${w.id}:${w.pid}`);
       return;
@@ -177,17 +240,43 @@ export class HangGuard implements DaemonBehavior {
     action.started({ pid, pgid: w.pgid });
     // Only a process the sentry's record says the kernel vouched for is signalled (lib/process-identity.ts).
     const id = workerIdentity(w);
-    if (!id) return action.failed({ message: `not signalled: the kernel never confirmed pid ${pid} as the worker Swarm started`, pid });
-    writeJsonAtomic(path.join(workerDir(ctx.config.stateDir, w.id), 'kill-reason.json'), { class: 'runtime_exceeded', incidentId: d.seq, actionId: action.id, pid, by: 'hang-guard', message: o.message });
+    if (!id)
+      return action.failed({
+        message: `not signalled: the kernel never confirmed pid ${pid} as the worker Swarm started`,
+        pid,
+      });
+    writeJsonAtomic(path.join(workerDir(ctx.config.stateDir, w.id), 'kill-reason.json'), {
+      class: 'runtime_exceeded',
+      incidentId: d.seq,
+      actionId: action.id,
+      pid,
+      by: 'hang-guard',
+      message: o.message,
+    });
     const r = await killProcessGroup(id, ctx.config.hangGuard.killGraceMs, ctx.clock);
     if (r.refused) return action.failed({ message: `not signalled: ${r.refused}`, pid });
     this.kills += 1;
-    if (r.gone) action.verified({ message: `process group ${w.pgid ?? pid} gone after ${r.elapsedMs}ms${r.escalated ? ' (SIGKILL needed)' : ''}`, escalated: r.escalated, elapsedMs: r.elapsedMs });
+    if (r.gone)
+      action.verified({
+        message: `process group ${w.pgid ?? pid} gone after ${r.elapsedMs}ms${r.escalated ? ' (SIGKILL needed)' : ''}`,
+        escalated: r.escalated,
+        elapsedMs: r.elapsedMs,
+      });
     else action.failed({ message: `pid ${pid} still alive after SIGKILL`, elapsedMs: r.elapsedMs });
   }
 
   snapshot(): Record<string, unknown> {
-    return { kills: this.kills, watching: ['watchdog'], postgres: { error: this.pgError, ended: [...this.pgEnded], longQueries: this.longQueries?.count ?? null, checkedAt: this.longQueries?.checkedAt ?? null }, ...(this.repair?.snapshot() ?? {}) };
+    return {
+      kills: this.kills,
+      watching: ['watchdog'],
+      postgres: {
+        error: this.pgError,
+        ended: [...this.pgEnded],
+        longQueries: this.longQueries?.count ?? null,
+        checkedAt: this.longQueries?.checkedAt ?? null,
+      },
+      ...(this.repair?.snapshot() ?? {}),
+    };
   }
 
   async stop(): Promise<void> {

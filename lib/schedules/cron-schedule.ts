@@ -15,7 +15,8 @@ export interface CronMatcher {
 /** What is wrong with a cron expression, one line per field, or null when node-cron accepts it. */
 export function cronProblem(expression: string): string | null {
   const fields = expression.trim().split(/\s+/).length;
-  if (fields !== 5 && fields !== 6) return `expected 5 fields (minute hour day month weekday) or 6 (seconds first); got ${fields}`;
+  if (fields !== 5 && fields !== 6)
+    return `expected 5 fields (minute hour day month weekday) or 6 (seconds first); got ${fields}`;
   const v = cron.validateDetailed(expression);
   return v.valid ? null : v.errors.map((e) => `${e.field}: ${e.message}`).join('; ') || 'not a cron expression';
 }
@@ -38,7 +39,10 @@ export function cronMatcher(expression: string, timezone: string | null): CronMa
   // createTask does not start the task: no timer is set, it is only a matcher.
   const task = cron.createTask(expression, () => undefined, timezone ? { timezone } : {});
   const seconds = cron.parse(expression).second;
-  const m: CronMatcher = { matches: (atMs) => task.match(new Date(atMs)), stepMs: seconds.length === 1 && seconds[0] === 0 ? 60_000 : 1000 };
+  const m: CronMatcher = {
+    matches: (atMs) => task.match(new Date(atMs)),
+    stepMs: seconds.length === 1 && seconds[0] === 0 ? 60_000 : 1000,
+  };
   cache.set(key, m);
   return m;
 }

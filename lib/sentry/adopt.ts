@@ -11,7 +11,11 @@ import { newWorkerRecord, type WorkerRecord } from '../worker/record';
 // vouches for it (worker-pid.ts): a record without an identity is watched
 // for its exit but never signalled.
 
-export function adoptFromDisk(stateDir: string, laneOf: (job: string) => string | undefined, opts: { aliveOnly?: boolean } = {}): WorkerRecord[] {
+export function adoptFromDisk(
+  stateDir: string,
+  laneOf: (job: string) => string | undefined,
+  opts: { aliveOnly?: boolean } = {},
+): WorkerRecord[] {
   const out: WorkerRecord[] = [];
   for (const dir of listWorkerDirs(stateDir)) {
     const spec = readSpec(dir);
@@ -23,10 +27,21 @@ export function adoptFromDisk(stateDir: string, laneOf: (job: string) => string 
     if (opts.aliveOnly ? !alive || exited : !exited && !alive) continue;
     const lane = laneOf(spec.job);
     if (!lane) continue;
-    const w = newWorkerRecord({ id: spec.workerId, job: spec.job, taskId: spec.taskId, slot: spec.slot, lane, attempt: spec.attempt });
+    const w = newWorkerRecord({
+      id: spec.workerId,
+      job: spec.job,
+      taskId: spec.taskId,
+      slot: spec.slot,
+      lane,
+      attempt: spec.attempt,
+    });
     const pid = readWorkerPid(dir, spec.workerId);
     Object.assign(w, {
-      status: 'running', launchedAt: spec.launchedAt, backoffUntil: null, startupSeen: true, progressAdvancedSinceLaunch: true,
+      status: 'running',
+      launchedAt: spec.launchedAt,
+      backoffUntil: null,
+      startupSeen: true,
+      progressAdvancedSinceLaunch: true,
       ...(pid.kind === 'vouched' || pid.kind === 'gone' ? pid.fields : {}),
     });
     out.push(w);

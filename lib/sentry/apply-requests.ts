@@ -21,10 +21,26 @@ export class WorkerCommands {
     const job = w ? ctx.config.jobs[w.job] : undefined;
     const deps = { ...this.host.actionDeps(ctx), actor: cmd.holder };
     const type = cmd.op === 'stop' ? 'stop_worker' : cmd.op === 'requeue' ? 'requeue_task' : 'restart_worker';
-    const action = Action.resume(deps, { id: cmd.actionId, type, target: `worker:${cmd.workerId}`, incidentId: null, state: 'granted', proposedAt: ctx.clock.now(), startedAt: null });
+    const action = Action.resume(deps, {
+      id: cmd.actionId,
+      type,
+      target: `worker:${cmd.workerId}`,
+      incidentId: null,
+      state: 'granted',
+      proposedAt: ctx.clock.now(),
+      startedAt: null,
+    });
     if (!w || !job) return action.failed({ message: `no worker ${cmd.workerId}` });
     action.started({ attempt: w.attempt });
-    w.pending = { id: cmd.actionId, type, incidentId: null, leaseHolder: cmd.holder, startedAt: ctx.clock.now(), verifyAttempt: w.attempt + 1, intent: cmd.op };
+    w.pending = {
+      id: cmd.actionId,
+      type,
+      incidentId: null,
+      leaseHolder: cmd.holder,
+      startedAt: ctx.clock.now(),
+      verifyAttempt: w.attempt + 1,
+      intent: cmd.op,
+    };
     if (w.pid !== null && isAlive(w.pid)) {
       w.stopIntent = cmd.op;
       if (cmd.op === 'restart') {
@@ -36,7 +52,8 @@ export class WorkerCommands {
     }
     if (cmd.op === 'requeue') return this.requeue(ctx, w, ctx.clock.now());
     if (cmd.op === 'stop') {
-      if (w.status !== 'stopped' && WORKER_MOVES[w.status].includes('stopped')) this.host.move(ctx, w, 'stopped', 'stopped by swarmctl');
+      if (w.status !== 'stopped' && WORKER_MOVES[w.status].includes('stopped'))
+        this.host.move(ctx, w, 'stopped', 'stopped by swarmctl');
       this.host.finishPending(ctx, w, 'verified', { message: 'worker was not running; now stopped' });
       return;
     }
@@ -56,8 +73,19 @@ export class WorkerCommands {
     }
     this.host.carried[w.taskId] = { attempt: w.attempt, restarts: w.restarts };
     setTaskStatus(ctx.db, ctx.run.id, w.taskId, 'queued', iso(now));
-    ctx.log.append({ kind: 'task.requeued', target: `task:${w.taskId}`, data: { workerId: w.id, attempt: w.attempt, checkpointKept: true, message: `task ${w.taskId} back in the queue; its checkpoint is kept` } });
-    this.host.finishPending(ctx, w, 'verified', { message: `worker gone and task ${w.taskId} requeued with its checkpoint` });
+    ctx.log.append({
+      kind: 'task.requeued',
+      target: `task:${w.taskId}`,
+      data: {
+        workerId: w.id,
+        attempt: w.attempt,
+        checkpointKept: true,
+        message: `task ${w.taskId} back in the queue; its checkpoint is kept`,
+      },
+    });
+    this.host.finishPending(ctx, w, 'verified', {
+      message: `worker gone and task ${w.taskId} requeued with its checkpoint`,
+    });
     this.host.closeIncidents(w, 'resolved', now);
     this.host.workers.delete(w.id);
   }

@@ -40,15 +40,29 @@ const LOCK_PATTERNS = [/database is locked/i, /Conflicting lock is held in .*\(P
 
 export function classifyLogTail(rules: FailureRule[], tail: string): Classification | null {
   for (const rule of rules) {
-    if (rule.test(tail)) return { class: rule.class, action: rule.action, evidence: { rule: rule.matchText, matchedLine: lineOf(tail, rule.test) } };
+    if (rule.test(tail))
+      return {
+        class: rule.class,
+        action: rule.action,
+        evidence: { rule: rule.matchText, matchedLine: lineOf(tail, rule.test) },
+      };
   }
   for (const re of LOCK_PATTERNS) {
     const m = re.exec(tail);
-    if (m) return { class: 'lock_conflict', action: 'restart', evidence: { holderPid: m[1] ? Number(m[1]) : null, matchedLine: lineOf(tail, (l) => re.test(l)) } };
+    if (m)
+      return {
+        class: 'lock_conflict',
+        action: 'restart',
+        evidence: { holderPid: m[1] ? Number(m[1]) : null, matchedLine: lineOf(tail, (l) => re.test(l)) },
+      };
   }
   for (const p of DETERMINISTIC_PATTERNS) {
     if (p.re.test(tail)) {
-      return { class: 'deterministic_failure', action: 'quarantine', evidence: { pattern: p.label, matchedLine: lineOf(tail, (l) => p.re.test(l)) } };
+      return {
+        class: 'deterministic_failure',
+        action: 'quarantine',
+        evidence: { pattern: p.label, matchedLine: lineOf(tail, (l) => p.re.test(l)) },
+      };
     }
   }
   return null;
@@ -58,12 +72,26 @@ export function classifyExit(rules: FailureRule[], f: ExitFacts): Classification
   const base = { exitCode: f.exitCode, signal: f.signal };
   const fromLog = classifyLogTail(rules, f.logTail);
   if (fromLog) return { ...fromLog, evidence: { ...base, ...fromLog.evidence } };
-  const nearLimit = f.memoryLimitBytes !== null && f.lastRssBytes !== null && f.lastRssBytes >= OOM_NEAR_FRACTION * f.memoryLimitBytes;
+  const nearLimit =
+    f.memoryLimitBytes !== null && f.lastRssBytes !== null && f.lastRssBytes >= OOM_NEAR_FRACTION * f.memoryLimitBytes;
   if (f.signal === 'SIGKILL' && (f.kernelOomKilled || nearLimit)) {
-    return { class: 'worker_oom', action: 'restart', evidence: { ...base, lastRssBytes: f.lastRssBytes, memoryLimitBytes: f.memoryLimitBytes, kernelOomKill: f.kernelOomKilled } };
+    return {
+      class: 'worker_oom',
+      action: 'restart',
+      evidence: {
+        ...base,
+        lastRssBytes: f.lastRssBytes,
+        memoryLimitBytes: f.memoryLimitBytes,
+        kernelOomKill: f.kernelOomKilled,
+      },
+    };
   }
   if (/\bout of memory\b|JavaScript heap out of memory|MemoryError|std::bad_alloc/i.test(f.logTail)) {
-    return { class: 'worker_oom', action: 'restart', evidence: { ...base, matchedLine: lineOf(f.logTail, (l) => /out of memory|MemoryError|bad_alloc/i.test(l)) } };
+    return {
+      class: 'worker_oom',
+      action: 'restart',
+      evidence: { ...base, matchedLine: lineOf(f.logTail, (l) => /out of memory|MemoryError|bad_alloc/i.test(l)) },
+    };
   }
   return { class: 'worker_crashed', action: 'restart', evidence: base };
 }

@@ -16,9 +16,19 @@ export function failDoomedDependents(ctx: DaemonContext): number {
     if (doomed.length === 0) break;
     for (const { task, dependency, dependencyStatus } of doomed) {
       const message = `task ${task.id} cannot run: it is after ${dependency}, which is ${dependencyStatus}`;
-      const d = ctx.log.append({ kind: 'detect.dependency_failed', target: `task:${task.id}`, severity: 'warn', data: { class: 'dependency_failed', dependency, dependencyStatus, message } });
+      const d = ctx.log.append({
+        kind: 'detect.dependency_failed',
+        target: `task:${task.id}`,
+        severity: 'warn',
+        data: { class: 'dependency_failed', dependency, dependencyStatus, message },
+      });
       setTaskStatus(ctx.db, ctx.run.id, task.id, 'failed', iso(ctx.clock.now()));
-      ctx.log.append({ kind: 'task.failed', target: `task:${task.id}`, severity: 'warn', data: { class: 'dependency_failed', dependency, incidentId: d.seq, message } });
+      ctx.log.append({
+        kind: 'task.failed',
+        target: `task:${task.id}`,
+        severity: 'warn',
+        data: { class: 'dependency_failed', dependency, incidentId: d.seq, message },
+      });
       failed += 1;
     }
   }

@@ -42,7 +42,9 @@ const START_REASONS: Record<StartReason, string> = {
   forced: 'launched past the utilization gate: the run sat still (no_workers or run_stalled)',
 };
 
-const RefillGatesSchema = z.looseObject({ lanes: z.record(z.string(), z.looseObject({ refill: z.boolean().optional() })).default({}) });
+const RefillGatesSchema = z.looseObject({
+  lanes: z.record(z.string(), z.looseObject({ refill: z.boolean().optional() })).default({}),
+});
 
 /** util-controller's refill gate per lane, from its last tick: open while the lane's use is below target. */
 function refillGates(stateDir: string): Record<string, boolean> {
@@ -119,14 +121,22 @@ export class LaneFiller {
       // A slot freed by a task that ended is refilled in this same tick while the gate is open: replacing
       // what ran is the ReplicaSet's job, not a new decision to grow.
       const owedRefills = gates[lane] === true ? Math.min(freed.get(lane)?.length ?? 0, this.freeSlots(ctx, lane)) : 0;
-      if (owedRefills > 0) freed.get(lane)?.splice(0, (await this.startQueued(ctx, lane, owedRefills, now, 'refill')).length);
+      if (owedRefills > 0)
+        freed.get(lane)?.splice(0, (await this.startQueued(ctx, lane, owedRefills, now, 'refill')).length);
       // A forced launch first, so the run's own remedy is the one its first worker verifies.
-      const lanePermits = permits.filter((p) => p.lane === lane).sort((a, b) => Number(a.holder === 'util-controller') - Number(b.holder === 'util-controller'));
+      const lanePermits = permits
+        .filter((p) => p.lane === lane)
+        .sort((a, b) => Number(a.holder === 'util-controller') - Number(b.holder === 'util-controller'));
       for (const p of lanePermits) p.done();
       const forced = lanePermits.some((p) => p.holder !== 'util-controller');
-      const owed = governed ? (this.permitOwed.get(lane) ?? 0) + lanePermits.reduce((n, p) => n + p.count, 0) : Infinity;
+      const owed = governed
+        ? (this.permitOwed.get(lane) ?? 0) + lanePermits.reduce((n, p) => n + p.count, 0)
+        : Infinity;
       const allowed = Math.min(this.freeSlots(ctx, lane), owed);
-      const started = allowed > 0 ? await this.startQueued(ctx, lane, allowed, now, forced ? 'forced' : governed ? 'fill' : 'slots') : [];
+      const started =
+        allowed > 0
+          ? await this.startQueued(ctx, lane, allowed, now, forced ? 'forced' : governed ? 'fill' : 'slots')
+          : [];
       // Only a launch cut short by the clock is owed; slots that filled up or a queue that emptied end the permit.
       const cutShort = governed && started.length < allowed && this.outOfTime(ctx);
       if (cutShort) this.permitOwed.set(lane, allowed - started.length);
@@ -146,18 +156,31 @@ export class LaneFiller {
    */
   private noteFreedSlots(ctx: DaemonContext, now: number): Map<string, number[]> {
     const active = new Map<string, string>();
-    for (const w of this.host.workers.values()) if (w.taskId !== null && ACTIVE_STATUSES.includes(w.status)) active.set(w.id, w.lane);
+    for (const w of this.host.workers.values())
+      if (w.taskId !== null && ACTIVE_STATUSES.includes(w.status)) active.set(w.id, w.lane);
     for (const [id, lane] of this.activeTasks) {
       if (!active.has(id)) this.freed.set(lane, [...(this.freed.get(lane) ?? []), now]);
     }
     this.activeTasks = active;
-    for (const [lane, times] of this.freed) this.freed.set(lane, times.filter((t) => now - t < ctx.config.utilization.scaleUpPeriodMs));
+    for (const [lane, times] of this.freed)
+      this.freed.set(
+        lane,
+        times.filter((t) => now - t < ctx.config.utilization.scaleUpPeriodMs),
+      );
     return this.freed;
   }
 
   /** Starts up to `count` queued tasks of a lane, in queue order. */
-  private async startQueued(ctx: DaemonContext, lane: string, count: number, now: number, why: StartReason): Promise<WorkerRecord[]> {
-    const held = [...this.host.workers.values()].filter((w) => w.lane === lane && w.status === 'stopped' && w.taskId !== null).length;
+  private async startQueued(
+    ctx: DaemonContext,
+    lane: string,
+    count: number,
+    now: number,
+    why: StartReason,
+  ): Promise<WorkerRecord[]> {
+    const held = [...this.host.workers.values()].filter(
+      (w) => w.lane === lane && w.status === 'stopped' && w.taskId !== null,
+    ).length;
     const out: WorkerRecord[] = [];
     for (const t of queuedTasks(ctx.db, ctx.run.id, lane, count + held)) {
       const id = taskWorkerId(t.job, t.id);
@@ -166,13 +189,30 @@ export class LaneFiller {
       if (!job || job.retired || prev?.status === 'stopped' || out.length >= count) continue;
       if (out.length > 0 && this.outOfTime(ctx)) break;
       const carried = this.host.carried[t.id];
-      const w = newWorkerRecord({ id, job: t.job, taskId: t.id, slot: null, lane, attempt: prev?.attempt ?? carried?.attempt ?? 0 });
+      const w = newWorkerRecord({
+        id,
+        job: t.job,
+        taskId: t.id,
+        slot: null,
+        lane,
+        attempt: prev?.attempt ?? carried?.attempt ?? 0,
+      });
       Object.assign(w, { restarts: prev?.restarts ?? carried?.restarts ?? 0 });
       if (prev) w.history = prev.history;
       delete this.host.carried[t.id];
       this.host.workers.set(id, w);
       setTaskStatus(ctx.db, ctx.run.id, t.id, 'running', iso(now), true);
-      ctx.log.append({ kind: 'task.started', target: `task:${t.id}`, data: { workerId: id, job: t.job, lane, why, message: `task ${t.id} started on lane ${lane} (${START_REASONS[why]})` } });
+      ctx.log.append({
+        kind: 'task.started',
+        target: `task:${t.id}`,
+        data: {
+          workerId: id,
+          job: t.job,
+          lane,
+          why,
+          message: `task ${t.id} started on lane ${lane} (${START_REASONS[why]})`,
+        },
+      });
       await this.launch(ctx, w, now);
       out.push(w);
     }
@@ -191,9 +231,13 @@ export class LaneFiller {
     // A permit not yet taken is not lost: fill() takes it and ties it to what it starts.
     for (const p of pendingLaneFills(ctx.db)) tied.add(p.actionId);
     const leases = ctx.db
-      .prepare<[number], { target: string; action_id: number }>("SELECT target, action_id FROM leases WHERE holder = 'util-controller' AND target LIKE 'lane:%' AND action_id IS NOT NULL AND expires_at > ?")
+      .prepare<[number], { target: string; action_id: number }>(
+        "SELECT target, action_id FROM leases WHERE holder = 'util-controller' AND target LIKE 'lane:%' AND action_id IS NOT NULL AND expires_at > ?",
+      )
       .all(ctx.clock.now());
-    const steps = ctx.db.prepare<[number], { kind: string }>("SELECT kind FROM events WHERE action_id = ? AND kind IN ('action.started', 'action.verified', 'action.failed')");
+    const steps = ctx.db.prepare<[number], { kind: string }>(
+      "SELECT kind FROM events WHERE action_id = ? AND kind IN ('action.started', 'action.verified', 'action.failed')",
+    );
     for (const l of leases) {
       if (tied.has(l.action_id)) continue;
       const kinds = steps.all(l.action_id).map((r) => r.kind);
@@ -201,10 +245,24 @@ export class LaneFiller {
       const lane = l.target.slice('lane:'.length);
       const deps = { ...this.host.actionDeps(ctx), actor: 'util-controller' as const };
       const started = kinds.includes('action.started');
-      const action = Action.resume(deps, { id: l.action_id, type: 'launch_worker', target: `lane:${lane}`, incidentId: null, state: started ? 'started' : 'granted', proposedAt: ctx.clock.now(), startedAt: null });
-      const running = [...this.host.workers.values()].filter((w) => w.lane === lane && ACTIVE_STATUSES.includes(w.status)).length;
-      if (started && running > 0) action.verified({ message: `settled after a sentry restart: ${running} worker(s) running on lane ${lane}` });
-      else action.failed({ message: `lost with a sentry restart before its workers were recorded; lane ${lane} is free to fill again` });
+      const action = Action.resume(deps, {
+        id: l.action_id,
+        type: 'launch_worker',
+        target: `lane:${lane}`,
+        incidentId: null,
+        state: started ? 'started' : 'granted',
+        proposedAt: ctx.clock.now(),
+        startedAt: null,
+      });
+      const running = [...this.host.workers.values()].filter(
+        (w) => w.lane === lane && ACTIVE_STATUSES.includes(w.status),
+      ).length;
+      if (started && running > 0)
+        action.verified({ message: `settled after a sentry restart: ${running} worker(s) running on lane ${lane}` });
+      else
+        action.failed({
+          message: `lost with a sentry restart before its workers were recorded; lane ${lane} is free to fill again`,
+        });
     }
   }
 
@@ -212,11 +270,28 @@ export class LaneFiller {
   private tieFillAction(ctx: DaemonContext, permit: LaneFill, started: WorkerRecord[]): void {
     const { actionId, lane, holder } = permit;
     const deps = { ...this.host.actionDeps(ctx), actor: holder };
-    const action = Action.resume(deps, { id: actionId, type: 'launch_worker', target: `lane:${lane}`, incidentId: null, state: 'granted', proposedAt: ctx.clock.now(), startedAt: null });
+    const action = Action.resume(deps, {
+      id: actionId,
+      type: 'launch_worker',
+      target: `lane:${lane}`,
+      incidentId: null,
+      state: 'granted',
+      proposedAt: ctx.clock.now(),
+      startedAt: null,
+    });
     action.started({ workerIds: started.map((w) => w.id) });
     const first = started[0];
     if (!first) return action.verified({ message: `nothing to start on lane ${lane} any more` });
-    first.pending = { id: actionId, type: 'launch_worker', incidentId: null, leaseHolder: holder, startedAt: ctx.clock.now(), verifyAttempt: first.attempt, intent: 'launch', target: `lane:${lane}` };
+    first.pending = {
+      id: actionId,
+      type: 'launch_worker',
+      incidentId: null,
+      leaseHolder: holder,
+      startedAt: ctx.clock.now(),
+      verifyAttempt: first.attempt,
+      intent: 'launch',
+      target: `lane:${lane}`,
+    };
   }
 
   private freeSlots(ctx: DaemonContext, lane: string): number {
@@ -231,17 +306,52 @@ export class LaneFiller {
     if (!job) return;
     const relaunch = w.attempt > 0;
     Object.assign(w, {
-      attempt: w.attempt + 1, restarts: relaunch ? w.restarts + 1 : w.restarts, pid: null, pgid: null, shimPid: null, identity: null, launchedAt: now,
-      progressAdvancedSinceLaunch: false, startupSeen: false, startupSeenAt: null, logOffset: fileSize(path.join(workerDir(ctx.config.stateDir, w.id), 'output.log')) ?? 0,
-      logChangedAt: null, artifactsSeen: job.artifacts.map(() => false), backoffUntil: null, regrant: null, deniedUntil: null, detectedThisAttempt: [], memBytes: null, cpuPct: null, lastProgressAt: null,
-      gpus: this.pickGpus(ctx, w), plateau: newTracker(), verifying: false, progressStart: null, progressWarned: false,
+      attempt: w.attempt + 1,
+      restarts: relaunch ? w.restarts + 1 : w.restarts,
+      pid: null,
+      pgid: null,
+      shimPid: null,
+      identity: null,
+      launchedAt: now,
+      progressAdvancedSinceLaunch: false,
+      startupSeen: false,
+      startupSeenAt: null,
+      logOffset: fileSize(path.join(workerDir(ctx.config.stateDir, w.id), 'output.log')) ?? 0,
+      logChangedAt: null,
+      artifactsSeen: job.artifacts.map(() => false),
+      backoffUntil: null,
+      regrant: null,
+      deniedUntil: null,
+      detectedThisAttempt: [],
+      memBytes: null,
+      cpuPct: null,
+      lastProgressAt: null,
+      gpus: this.pickGpus(ctx, w),
+      plateau: newTracker(),
+      verifying: false,
+      progressStart: null,
+      progressWarned: false,
     });
     const extraArgs = w.taskId ? (getTask(ctx.db, ctx.run.id, w.taskId)?.args ?? []) : [];
     this.host.move(ctx, w, 'starting', relaunch ? `relaunch attempt ${w.attempt}` : 'launch');
     if (w.taskId && relaunch) setTaskStatus(ctx.db, ctx.run.id, w.taskId, 'running', iso(now));
     try {
       const spec = await launchWorker(this.pm, ctx.config, job, w, ctx.run.id, extraArgs, now);
-      ctx.log.append({ kind: 'worker.launched', target: `worker:${w.id}`, data: { job: w.job, taskId: w.taskId, attempt: w.attempt, lane: w.lane, gpus: w.gpus, tier: w.tier, strategy: w.strategy, argv: spec.command, message: `launched attempt ${w.attempt} of ${w.job}${w.tier ? ` (fallback tier ${w.tier})` : ''}` } });
+      ctx.log.append({
+        kind: 'worker.launched',
+        target: `worker:${w.id}`,
+        data: {
+          job: w.job,
+          taskId: w.taskId,
+          attempt: w.attempt,
+          lane: w.lane,
+          gpus: w.gpus,
+          tier: w.tier,
+          strategy: w.strategy,
+          argv: spec.command,
+          message: `launched attempt ${w.attempt} of ${w.job}${w.tier ? ` (fallback tier ${w.tier})` : ''}`,
+        },
+      });
     } catch (err) {
       ctx.logger.error({ worker: w.id, err: errorMessage(err) }, 'launch failed');
       // Nothing ran: the attempt does not count.
@@ -256,7 +366,9 @@ export class LaneFiller {
     const lane = ctx.config.lanes[w.lane];
     if (!lane || lane.kind !== 'gpu' || lane.gpus.length === 0) return [];
     const used = new Map<number, number>(lane.gpus.map((g) => [g, 0]));
-    for (const o of this.host.workers.values()) if (o !== w && o.lane === w.lane && ACTIVE_STATUSES.includes(o.status)) for (const g of o.gpus) used.set(g, (used.get(g) ?? 0) + 1);
+    for (const o of this.host.workers.values())
+      if (o !== w && o.lane === w.lane && ACTIVE_STATUSES.includes(o.status))
+        for (const g of o.gpus) used.set(g, (used.get(g) ?? 0) + 1);
     const best = [...used.entries()].sort((a, b) => a[1] - b[1])[0];
     return best ? [best[0]] : [];
   }

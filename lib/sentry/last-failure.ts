@@ -19,9 +19,16 @@ import type { WorkerRecord } from '../worker/record';
 export const LAST_FAILURE_FILE = 'last-failure.json';
 const LOG_TAIL_BYTES = 4096;
 
-export const lastFailurePath = (stateDir: string, workerId: string): string => path.join(checkpointDir(stateDir, workerId), LAST_FAILURE_FILE);
+export const lastFailurePath = (stateDir: string, workerId: string): string =>
+  path.join(checkpointDir(stateDir, workerId), LAST_FAILURE_FILE);
 
-export function writeLastFailure(ctx: DaemonContext, w: WorkerRecord, cls: FailureClass, evidence: Record<string, unknown>, stagnation: { repeated: FailureClass; count: number } | null): void {
+export function writeLastFailure(
+  ctx: DaemonContext,
+  w: WorkerRecord,
+  cls: FailureClass,
+  evidence: Record<string, unknown>,
+  stagnation: { repeated: FailureClass; count: number } | null,
+): void {
   const record = {
     workerId: w.id,
     taskId: w.taskId,

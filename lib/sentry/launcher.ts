@@ -18,9 +18,12 @@ import { pm2NameOf, type WorkerRecord } from '../worker/record';
 export const SHIM = path.join(PACKAGE_ROOT, 'lib', 'worker-shim.js');
 export const SECRET_ENV_FILE = 'secret-env.json';
 
-
 /** The argv of a tier: 0 is the job's own command, N its fallbacks[N-1]. */
-export function commandFor(job: CompiledJob, tier: number, vars: { taskId: string; workerId: string; attempt: number }): string[] {
+export function commandFor(
+  job: CompiledJob,
+  tier: number,
+  vars: { taskId: string; workerId: string; attempt: number },
+): string[] {
   const t = tier > 0 ? job.fallbacks[tier - 1] : undefined;
   const [command, args] = t ? [t.command, t.args] : [job.command, job.args];
   return [...command, ...args.map((a) => interpolate(a, vars))];
@@ -46,7 +49,12 @@ export async function launchWorker(
   const lane = config.lanes[job.lane];
   // A gpu lane's worker sees its GPU; a cpu lane's sees none (an empty CUDA_VISIBLE_DEVICES hides every
   // device from CUDA), so CPU work cannot take a GPU another lane was promised, unless the lane opts out.
-  const gpuEnv: Record<string, string> = lane?.kind === 'gpu' ? { CUDA_VISIBLE_DEVICES: w.gpus.join(',') } : lane?.hideGpus === false ? {} : { CUDA_VISIBLE_DEVICES: '' };
+  const gpuEnv: Record<string, string> =
+    lane?.kind === 'gpu'
+      ? { CUDA_VISIBLE_DEVICES: w.gpus.join(',') }
+      : lane?.hideGpus === false
+        ? {}
+        : { CUDA_VISIBLE_DEVICES: '' };
   const env = workerEnv(process.env, job, {
     ...gpuEnv,
     SWARM_RUN_ID: runId,
@@ -60,10 +68,25 @@ export async function launchWorker(
   const { stored, secret } = splitSecrets(env);
   const secretEnvFile = Object.keys(secret).length > 0 ? path.join(dir, SECRET_ENV_FILE) : null;
   const spec: WorkerSpec = {
-    workerId: w.id, job: job.name, taskId: w.taskId, slot: w.slot, attempt: w.attempt,
-    command: [...commandFor(job, w.tier, vars), ...extraArgs, ...(job.strategies[w.strategy] ?? []).map((a) => interpolate(a, vars))],
-    cwd: job.cwd, env: stored, secretEnvFile, dir, stopGraceMs: job.stopGraceMs, progressFile, launchedAt: now,
-    logMaxBytes: config.logs.workerOutputMaxBytes, logKeep: config.logs.keep,
+    workerId: w.id,
+    job: job.name,
+    taskId: w.taskId,
+    slot: w.slot,
+    attempt: w.attempt,
+    command: [
+      ...commandFor(job, w.tier, vars),
+      ...extraArgs,
+      ...(job.strategies[w.strategy] ?? []).map((a) => interpolate(a, vars)),
+    ],
+    cwd: job.cwd,
+    env: stored,
+    secretEnvFile,
+    dir,
+    stopGraceMs: job.stopGraceMs,
+    progressFile,
+    launchedAt: now,
+    logMaxBytes: config.logs.workerOutputMaxBytes,
+    logKeep: config.logs.keep,
   };
   writeJsonAtomic(path.join(dir, 'spec.json'), spec);
   if (secretEnvFile) writeJsonAtomic(secretEnvFile, secret);

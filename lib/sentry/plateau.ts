@@ -22,7 +22,11 @@ export interface PlateauRule {
 }
 
 export function trackMetric(t: PlateauTracker, rule: PlateauRule, metric: number, now: number): PlateauTracker {
-  const improved = t.best === null || (rule.direction === 'max' ? metric >= t.best + rule.minDelta && metric > t.best : metric <= t.best - rule.minDelta && metric < t.best);
+  const improved =
+    t.best === null ||
+    (rule.direction === 'max'
+      ? metric >= t.best + rule.minDelta && metric > t.best
+      : metric <= t.best - rule.minDelta && metric < t.best);
   if (improved) return { best: metric, updatesSinceImprovement: 0, lastImprovementAt: now };
   return { ...t, updatesSinceImprovement: t.updatesSinceImprovement + 1 };
 }

@@ -35,18 +35,29 @@ export function restartsInWindow(policy: RestartPolicy, h: RestartHistory, now: 
 export type RestartDecision = { restart: true; delayMs: number } | { restart: false; reason: string };
 
 /** Called on each failure: either a restart after a delay, or the budget is spent. */
-export function onFailure(policy: RestartPolicy, h: RestartHistory, now: number): { decision: RestartDecision; history: RestartHistory } {
+export function onFailure(
+  policy: RestartPolicy,
+  h: RestartHistory,
+  now: number,
+): { decision: RestartDecision; history: RestartHistory } {
   const streak = h.streak + 1;
   const used = restartsInWindow(policy, h, now);
   if (used >= policy.budget) {
     return {
-      decision: { restart: false, reason: `restart budget spent: ${used} restarts in the last ${Math.round(policy.windowMs / 1000)}s (budget ${policy.budget})` },
+      decision: {
+        restart: false,
+        reason: `restart budget spent: ${used} restarts in the last ${Math.round(policy.windowMs / 1000)}s (budget ${policy.budget})`,
+      },
       history: { ...h, streak, healthySince: null },
     };
   }
   return {
     decision: { restart: true, delayMs: backoffDelayMs(policy, streak) },
-    history: { restartTimes: [...h.restartTimes.filter((t) => now - t < policy.windowMs), now], streak, healthySince: null },
+    history: {
+      restartTimes: [...h.restartTimes.filter((t) => now - t < policy.windowMs), now],
+      streak,
+      healthySince: null,
+    },
   };
 }
 

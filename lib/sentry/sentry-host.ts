@@ -21,8 +21,21 @@ export interface SentryHost {
   actionDeps(ctx: DaemonContext): ActionDeps;
   move(ctx: DaemonContext, w: WorkerRecord, to: WorkerRecord['status'], reason: string): void;
   act(ctx: DaemonContext, w: WorkerRecord, job: CompiledJob, f: Remedy, now: number): Promise<void>;
-  remediate(ctx: DaemonContext, w: WorkerRecord, job: CompiledJob, cls: FailureClass, ruleAction: RuleAction, evidence: Record<string, unknown>, now: number): Promise<void>;
-  finishPending(ctx: DaemonContext, w: WorkerRecord, outcome: 'verified' | 'failed', evidence: Record<string, unknown>): void;
+  remediate(
+    ctx: DaemonContext,
+    w: WorkerRecord,
+    job: CompiledJob,
+    cls: FailureClass,
+    ruleAction: RuleAction,
+    evidence: Record<string, unknown>,
+    now: number,
+  ): Promise<void>;
+  finishPending(
+    ctx: DaemonContext,
+    w: WorkerRecord,
+    outcome: 'verified' | 'failed',
+    evidence: Record<string, unknown>,
+  ): void;
   openIncident(w: WorkerRecord, seq: number, cls: FailureClass, target: Target, now: number): void;
   closeIncidents(w: WorkerRecord, status: 'resolved' | 'escalated', now: number): void;
   raiseEscalation(ctx: DaemonContext, w: WorkerRecord, reason: string, incidentId: number | null): void;

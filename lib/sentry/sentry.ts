@@ -22,7 +22,17 @@ import { raiseEscalation, resolvedEscalations } from '../escalations';
 import { readExit, readKillReason, workerDir, type ExitRecord } from '../worker/files';
 import { readWorkerPid } from './worker-pid';
 import { plateaued } from './plateau';
-import { LIVE_STATUSES, pm2NameOf, SentryBodySchema, shimAlive, toView, WORKER_MOVES, workerAlive, workerIdentity, type WorkerRecord } from '../worker/record';
+import {
+  LIVE_STATUSES,
+  pm2NameOf,
+  SentryBodySchema,
+  shimAlive,
+  toView,
+  WORKER_MOVES,
+  workerAlive,
+  workerIdentity,
+  type WorkerRecord,
+} from '../worker/record';
 import { IncidentBook } from './incidents';
 import { adoptFromDisk } from './adopt';
 import { WorkChecks } from './work-checks';
@@ -81,7 +91,9 @@ export class WorkerSentry implements DaemonBehavior, SentryHost {
       this.watcher = fs.watch(dir, { recursive: true }, (_event, file) => {
         if (typeof file === 'string' && file.endsWith('exit.json')) runtime.poke();
       });
-      this.watcher.on('error', (err) => ctx.logger.warn({ err: errorMessage(err) }, 'exit watch failed; ticks carry on'));
+      this.watcher.on('error', (err) =>
+        ctx.logger.warn({ err: errorMessage(err) }, 'exit watch failed; ticks carry on'),
+      );
     } catch (err) {
       ctx.logger.warn({ err: errorMessage(err) }, 'cannot watch for exits; ticks carry on');
     }
@@ -105,7 +117,19 @@ export class WorkerSentry implements DaemonBehavior, SentryHost {
         const known = this.workers.get(w.id);
         if (!known) this.workers.set(w.id, w);
         else if (known.attempt < w.attempt) {
-          Object.assign(known, { attempt: w.attempt, pid: w.pid, pgid: w.pgid, shimPid: w.shimPid, identity: w.identity, launchedAt: w.launchedAt, status: 'running', backoffUntil: null, regrant: null, startupSeen: true, progressAdvancedSinceLaunch: true });
+          Object.assign(known, {
+            attempt: w.attempt,
+            pid: w.pid,
+            pgid: w.pgid,
+            shimPid: w.shimPid,
+            identity: w.identity,
+            launchedAt: w.launchedAt,
+            status: 'running',
+            backoffUntil: null,
+            regrant: null,
+            startupSeen: true,
+            progressAdvancedSinceLaunch: true,
+          });
         }
       }
     } else {
@@ -114,7 +138,11 @@ export class WorkerSentry implements DaemonBehavior, SentryHost {
     this.filler.settleOrphanedFills(ctx);
     for (const w of this.workers.values()) {
       if (LIVE_STATUSES.includes(w.status) && workerAlive(w)) {
-        ctx.log.append({ kind: 'worker.adopted', target: `worker:${w.id}`, data: { pid: w.pid, attempt: w.attempt, message: `adopted running worker pid=${w.pid}` } });
+        ctx.log.append({
+          kind: 'worker.adopted',
+          target: `worker:${w.id}`,
+          data: { pid: w.pid, attempt: w.attempt, message: `adopted running worker pid=${w.pid}` },
+        });
       }
     }
     seedQueue(ctx, ctx.config);
@@ -123,7 +151,11 @@ export class WorkerSentry implements DaemonBehavior, SentryHost {
       const wid = taskWorkerId(t.job, t.id);
       if (!this.workers.has(wid)) {
         setTaskStatus(ctx.db, ctx.run.id, t.id, 'queued', iso(ctx.clock.now()));
-        ctx.log.append({ kind: 'task.requeued', target: `task:${t.id}`, data: { reason: 'no worker record after sentry restart' } });
+        ctx.log.append({
+          kind: 'task.requeued',
+          target: `task:${t.id}`,
+          data: { reason: 'no worker record after sentry restart' },
+        });
       }
     }
   }
@@ -168,26 +200,51 @@ export class WorkerSentry implements DaemonBehavior, SentryHost {
     if (exit) return this.onExit(ctx, w, job, exit, kernelOom);
     if (w.pid === null) {
       if (w.launchedAt !== null && now - w.launchedAt > 15_000) {
-        return this.onExit(ctx, w, job, { exitCode: null, signal: null, endedAt: iso(now), error: 'the shim never reported a pid' }, kernelOom);
+        return this.onExit(
+          ctx,
+          w,
+          job,
+          { exitCode: null, signal: null, endedAt: iso(now), error: 'the shim never reported a pid' },
+          kernelOom,
+        );
       }
       return;
     }
     if (!workerAlive(w)) {
       // The shim records every exit; no record means the shim itself died first.
-      if (!shimAlive(w)) return this.onExit(ctx, w, job, { exitCode: null, signal: null, endedAt: iso(now), error: 'worker and shim gone without an exit record' }, kernelOom);
+      if (!shimAlive(w))
+        return this.onExit(
+          ctx,
+          w,
+          job,
+          { exitCode: null, signal: null, endedAt: iso(now), error: 'worker and shim gone without an exit record' },
+          kernelOom,
+        );
       return;
     }
     if (!shimAlive(w)) {
       const refused = await this.endGroup(ctx, w, job.stopGraceMs);
       const error = refused ? `shim lost; worker not signalled: ${refused}` : 'shim lost; orphaned worker ended';
-      return this.onExit(ctx, w, job, { exitCode: null, signal: refused ? null : 'SIGKILL', endedAt: iso(now), error }, kernelOom);
+      return this.onExit(
+        ctx,
+        w,
+        job,
+        { exitCode: null, signal: refused ? null : 'SIGKILL', endedAt: iso(now), error },
+        kernelOom,
+      );
     }
     sampleUsage(this.usage, w, now);
-    const warn = (x: WorkerRecord, bad: string[]) => ctx.logger.warn({ worker: x.id, attempt: x.attempt, fields: bad }, 'progress fields ignored: not the expected type');
-    if (observeFiles(ctx.config, job, w, dir, now, warn).progressResumed && w.status === 'stale') this.move(ctx, w, 'running', 'progress resumed');
+    const warn = (x: WorkerRecord, bad: string[]) =>
+      ctx.logger.warn(
+        { worker: x.id, attempt: x.attempt, fields: bad },
+        'progress fields ignored: not the expected type',
+      );
+    if (observeFiles(ctx.config, job, w, dir, now, warn).progressResumed && w.status === 'stale')
+      this.move(ctx, w, 'running', 'progress resumed');
     // A worker being stopped, or waiting out its backoff, is not judged again.
     if (this.stopping.has(w.id) || !LIVE_STATUSES.includes(w.status)) return;
-    if (w.status === 'starting' && looksHealthy(w, job, now, ctx.config.tickMs)) this.move(ctx, w, 'running', 'healthy');
+    if (w.status === 'starting' && looksHealthy(w, job, now, ctx.config.tickMs))
+      this.move(ctx, w, 'running', 'healthy');
     if (w.pending && w.status === 'running') this.verifyPending(ctx, w, now);
     if (!w.pending && w.status === 'running') w.history = onHealthy(job.restart, w.history, now);
     if (w.regrant) {
@@ -212,16 +269,35 @@ export class WorkerSentry implements DaemonBehavior, SentryHost {
 
   // ---- exits --------------------------------------------------------------
 
-  private async onExit(ctx: DaemonContext, w: WorkerRecord, job: CompiledJob, exit: ExitRecord, kernelOom: boolean): Promise<void> {
+  private async onExit(
+    ctx: DaemonContext,
+    w: WorkerRecord,
+    job: CompiledJob,
+    exit: ExitRecord,
+    kernelOom: boolean,
+  ): Promise<void> {
     const now = ctx.clock.now();
     const runtimeMs = w.launchedAt === null ? null : now - w.launchedAt;
     const intent = w.stopIntent;
     ctx.log.append({
-      kind: 'worker.exited', target: `worker:${w.id}`, severity: exit.exitCode === 0 || intent ? 'info' : 'warn',
-      data: { exitCode: exit.exitCode, signal: exit.signal, pid: w.pid, attempt: w.attempt, runtimeMs, requestedBy: intent ? 'swarm' : null, error: exit.error ?? null, message: `exited code=${exit.exitCode} signal=${exit.signal}${intent ? ` (${intent} requested)` : ''}` },
+      kind: 'worker.exited',
+      target: `worker:${w.id}`,
+      severity: exit.exitCode === 0 || intent ? 'info' : 'warn',
+      data: {
+        exitCode: exit.exitCode,
+        signal: exit.signal,
+        pid: w.pid,
+        attempt: w.attempt,
+        runtimeMs,
+        requestedBy: intent ? 'swarm' : null,
+        error: exit.error ?? null,
+        message: `exited code=${exit.exitCode} signal=${exit.signal}${intent ? ` (${intent} requested)` : ''}`,
+      },
     });
     // Awaited, so a relaunch in this same tick cannot race the removal of the old app.
-    await this.pm.delete(pm2NameOf(w.id)).catch((err: unknown) => ctx.logger.warn({ worker: w.id, err: errorMessage(err) }, 'pm2 delete failed'));
+    await this.pm
+      .delete(pm2NameOf(w.id))
+      .catch((err: unknown) => ctx.logger.warn({ worker: w.id, err: errorMessage(err) }, 'pm2 delete failed'));
     const pid = w.pid;
     Object.assign(w, { pid: null, pgid: null, shimPid: null, identity: null, cpuPct: null, cpuTicks: null });
     // Converged: ended by Swarm because the work is done, so its exit is the task's success.
@@ -265,7 +341,17 @@ export class WorkerSentry implements DaemonBehavior, SentryHost {
         this.finishPending(ctx, w, 'verified', { message: `task ${w.taskId} completed on attempt ${w.attempt}` });
         this.move(ctx, w, 'completed', 'exit 0');
         setTaskStatus(ctx.db, ctx.run.id, w.taskId, 'completed', iso(now));
-        ctx.log.append({ kind: 'task.completed', target: `task:${w.taskId}`, data: { workerId: w.id, attempt: w.attempt, runtimeMs, ...taskResult(ctx.config, job, w), message: `task ${w.taskId} completed on attempt ${w.attempt}` } });
+        ctx.log.append({
+          kind: 'task.completed',
+          target: `task:${w.taskId}`,
+          data: {
+            workerId: w.id,
+            attempt: w.attempt,
+            runtimeMs,
+            ...taskResult(ctx.config, job, w),
+            message: `task ${w.taskId} completed on attempt ${w.attempt}`,
+          },
+        });
         this.closeIncidents(w, 'resolved', now);
         return;
       }
@@ -281,29 +367,68 @@ export class WorkerSentry implements DaemonBehavior, SentryHost {
       w.openIncidents.push(killed.incidentId);
       this.incidents.open(killed.incidentId, killed.class, `worker:${w.id}`, now);
       this.finishPending(ctx, w, 'failed', { message: `worker ended by ${killed.by} before it was verified` });
-      return this.act(ctx, w, job, { cls: killed.class, incidentId: killed.incidentId, reason: killed.message, ruleAction: 'restart' }, now);
+      return this.act(
+        ctx,
+        w,
+        job,
+        { cls: killed.class, incidentId: killed.incidentId, reason: killed.message, ruleAction: 'restart' },
+        now,
+      );
     }
     const lastRss = w.memBytes;
     const c = classifyExit(job.failures, {
-      exitCode: exit.exitCode, signal: exit.signal, logTail: readTail(path.join(workerDir(ctx.config.stateDir, w.id), 'output.log')),
-      lastRssBytes: lastRss, memoryLimitBytes: job.memoryLimitBytes, kernelOomKilled: kernelOom && exit.signal === 'SIGKILL',
+      exitCode: exit.exitCode,
+      signal: exit.signal,
+      logTail: readTail(path.join(workerDir(ctx.config.stateDir, w.id), 'output.log')),
+      lastRssBytes: lastRss,
+      memoryLimitBytes: job.memoryLimitBytes,
+      kernelOomKilled: kernelOom && exit.signal === 'SIGKILL',
     });
     w.lastExit = { exitCode: exit.exitCode, signal: exit.signal, class: c.class };
-    this.finishPending(ctx, w, 'failed', { message: `worker failed again before it was verified (${c.class})`, exitCode: exit.exitCode, signal: exit.signal });
+    this.finishPending(ctx, w, 'failed', {
+      message: `worker failed again before it was verified (${c.class})`,
+      exitCode: exit.exitCode,
+      signal: exit.signal,
+    });
     let cls: FailureClass = c.class;
-    if ((cls === 'worker_crashed' || cls === 'worker_oom') && w.history.streak + 1 >= CRASH_LOOP_STREAK) cls = 'crash_loop';
+    if ((cls === 'worker_crashed' || cls === 'worker_oom') && w.history.streak + 1 >= CRASH_LOOP_STREAK)
+      cls = 'crash_loop';
     const holder = c.class === 'lock_conflict' ? this.loops.lockHolder(w, Number(c.evidence.holderPid ?? 0)) : null;
-    const said = cls === 'crash_loop' ? `${w.history.streak + 1} failures in a row, last ${c.class} (code=${exit.exitCode} signal=${exit.signal})` : `${c.class}: code=${exit.exitCode} signal=${exit.signal}`;
+    const said =
+      cls === 'crash_loop'
+        ? `${w.history.streak + 1} failures in a row, last ${c.class} (code=${exit.exitCode} signal=${exit.signal})`
+        : `${c.class}: code=${exit.exitCode} signal=${exit.signal}`;
     const message = holder ? `${said}; ${holder.text}` : said;
-    await this.remediate(ctx, w, job, cls, c.action, { ...c.evidence, ...holder?.evidence, pid, underlying: c.class, runtimeMs, message }, now);
+    await this.remediate(
+      ctx,
+      w,
+      job,
+      cls,
+      c.action,
+      { ...c.evidence, ...holder?.evidence, pid, underlying: c.class, runtimeMs, message },
+      now,
+    );
   }
 
   // ---- remediation ----------------------------------------------------------
 
-  async remediate(ctx: DaemonContext, w: WorkerRecord, job: CompiledJob, cls: FailureClass, ruleAction: RuleAction, evidence: Record<string, unknown>, now: number): Promise<void> {
+  async remediate(
+    ctx: DaemonContext,
+    w: WorkerRecord,
+    job: CompiledJob,
+    cls: FailureClass,
+    ruleAction: RuleAction,
+    evidence: Record<string, unknown>,
+    now: number,
+  ): Promise<void> {
     const target: Target = `worker:${w.id}`;
     // Log tails can hold what a worker printed: the event log cuts secret values out of every event's data.
-    const detect = ctx.log.append({ kind: `detect.${cls}`, target, severity: 'warn', data: { class: cls, attempt: w.attempt, pid: w.pid, ...evidence } });
+    const detect = ctx.log.append({
+      kind: `detect.${cls}`,
+      target,
+      severity: 'warn',
+      data: { class: cls, attempt: w.attempt, pid: w.pid, ...evidence },
+    });
     this.incidents.open(detect.seq, cls, target, now);
     w.openIncidents.push(detect.seq);
     // A new failure ends whatever action was still waiting to be verified on this worker, and frees its lease.
@@ -315,24 +440,74 @@ export class WorkerSentry implements DaemonBehavior, SentryHost {
     if (fallback?.on.includes(cls)) {
       // The next tier is another way to the same result: switch to it instead of retrying this one.
       w.tier += 1;
-      return this.act(ctx, w, job, { cls, incidentId: detect.seq, reason: `${cls} on tier ${w.tier - 1}: falling back to tier ${w.tier} (${fallback.command.join(' ')})`, ruleAction: 'restart' }, now);
+      return this.act(
+        ctx,
+        w,
+        job,
+        {
+          cls,
+          incidentId: detect.seq,
+          reason: `${cls} on tier ${w.tier - 1}: falling back to tier ${w.tier} (${fallback.command.join(' ')})`,
+          ruleAction: 'restart',
+        },
+        now,
+      );
     }
     if (w.taskId && (w.failureCounts[cls] ?? 0) >= job.stagnationAfter) {
-      const st = ctx.log.append({ kind: 'detect.stagnation', target, severity: 'error', data: { class: 'stagnation', repeated: cls, count: w.failureCounts[cls], lastEvidence: evidence, message: `${cls} ${w.failureCounts[cls]} times on task ${w.taskId}` } });
+      const st = ctx.log.append({
+        kind: 'detect.stagnation',
+        target,
+        severity: 'error',
+        data: {
+          class: 'stagnation',
+          repeated: cls,
+          count: w.failureCounts[cls],
+          lastEvidence: evidence,
+          message: `${cls} ${w.failureCounts[cls]} times on task ${w.taskId}`,
+        },
+      });
       await this.stopProcess(ctx, w, job);
-      return await this.quarantine(ctx, w, `stagnation: ${cls} ${w.failureCounts[cls]} times on task ${w.taskId} (last: ${String(evidence.message ?? '')})`, st.seq);
+      return await this.quarantine(
+        ctx,
+        w,
+        `stagnation: ${cls} ${w.failureCounts[cls]} times on task ${w.taskId} (last: ${String(evidence.message ?? '')})`,
+        st.seq,
+      );
     }
     if (cls === 'lock_conflict') await this.loops.freeLock(ctx, w, Number(evidence.holderPid ?? 0), detect.seq);
-    if (ruleAction === 'quarantine') return await this.quarantine(ctx, w, `${cls}: restarting cannot help (${String(evidence.matchedLine ?? evidence.message ?? '')})`, detect.seq);
+    if (ruleAction === 'quarantine')
+      return await this.quarantine(
+        ctx,
+        w,
+        `${cls}: restarting cannot help (${String(evidence.matchedLine ?? evidence.message ?? '')})`,
+        detect.seq,
+      );
     if (ruleAction === 'escalate') {
       this.raiseEscalation(ctx, w, `${cls}: ${String(evidence.message ?? '')}`, detect.seq);
       return;
     }
-    await this.act(ctx, w, job, { cls, incidentId: detect.seq, reason: String(evidence.message ?? cls), ruleAction: ruleAction === 'stop' ? 'stop' : 'restart' }, now);
+    await this.act(
+      ctx,
+      w,
+      job,
+      {
+        cls,
+        incidentId: detect.seq,
+        reason: String(evidence.message ?? cls),
+        ruleAction: ruleAction === 'stop' ? 'stop' : 'restart',
+      },
+      now,
+    );
   }
 
   /** Asks for the remediation of one failure and carries it out; a denial is asked again later under the same incident. */
-  async act(ctx: DaemonContext, w: WorkerRecord, job: CompiledJob, f: NonNullable<WorkerRecord['regrant']>, now: number): Promise<void> {
+  async act(
+    ctx: DaemonContext,
+    w: WorkerRecord,
+    job: CompiledJob,
+    f: NonNullable<WorkerRecord['regrant']>,
+    now: number,
+  ): Promise<void> {
     const { decision, history } = onFailure(job.restart, w.history, now);
     if (!decision.restart && f.ruleAction === 'restart') {
       w.history = history;
@@ -341,7 +516,13 @@ export class WorkerSentry implements DaemonBehavior, SentryHost {
       return await this.quarantine(ctx, w, `${decision.reason}; last: ${f.reason}`, f.incidentId);
     }
     const type = f.ruleAction === 'stop' ? 'stop_worker' : 'restart_worker';
-    const action = await Action.propose(this.actionDeps(ctx), { type, target: `worker:${w.id}`, priority: 'recovery', reason: f.reason, incidentId: f.incidentId });
+    const action = await Action.propose(this.actionDeps(ctx), {
+      type,
+      target: `worker:${w.id}`,
+      priority: 'recovery',
+      reason: f.reason,
+      incidentId: f.incidentId,
+    });
     this.incidents.addAction(f.incidentId, action.id);
     if (!action.granted) {
       // Asked again after a pause, not every tick; longer while the circuit breaker
@@ -360,14 +541,23 @@ export class WorkerSentry implements DaemonBehavior, SentryHost {
     w.history = decision.restart ? history : w.history;
     action.started({ attempt: w.attempt, delayMs: decision.restart ? decision.delayMs : null });
     this.incidents.setStatus(f.incidentId, 'remediating');
-    w.pending = { id: action.id, type, incidentId: f.incidentId, leaseHolder: 'worker-sentry', startedAt: now, verifyAttempt: w.attempt + 1, intent: f.ruleAction };
+    w.pending = {
+      id: action.id,
+      type,
+      incidentId: f.incidentId,
+      leaseHolder: 'worker-sentry',
+      startedAt: now,
+      verifyAttempt: w.attempt + 1,
+      intent: f.ruleAction,
+    };
     if (f.ruleAction === 'stop') {
       w.stopIntent = 'stop';
       await this.stopProcess(ctx, w, job);
       return;
     }
     w.stopIntent = w.pid !== null ? 'restart' : null;
-    if (w.status !== 'backoff') this.move(ctx, w, 'backoff', `${f.cls}; restart in ${decision.restart ? decision.delayMs : 0}ms`);
+    if (w.status !== 'backoff')
+      this.move(ctx, w, 'backoff', `${f.cls}; restart in ${decision.restart ? decision.delayMs : 0}ms`);
     w.backoffUntil = now + (decision.restart ? decision.delayMs : 0);
     await this.stopProcess(ctx, w, job);
   }
@@ -385,7 +575,9 @@ export class WorkerSentry implements DaemonBehavior, SentryHost {
   /** Ends the worker's process group if it is still the one the kernel vouched for; returns why not, if it refused. */
   private async endGroup(ctx: DaemonContext, w: WorkerRecord, graceMs: number): Promise<string | null> {
     const id = workerIdentity(w);
-    const res = id ? await killProcessGroup(id, graceMs, ctx.clock) : { refused: 'the kernel never confirmed this pid as the worker Swarm started' };
+    const res = id
+      ? await killProcessGroup(id, graceMs, ctx.clock)
+      : { refused: 'the kernel never confirmed this pid as the worker Swarm started' };
     if (res.refused === null) ctx.logger.info({ worker: w.id, ...res }, 'worker process group ended');
     else this.refuseSignal(ctx, w, { pid: w.pid, pgid: w.pgid, shimPid: w.shimPid }, res.refused);
     return res.refused;
@@ -399,44 +591,88 @@ export class WorkerSentry implements DaemonBehavior, SentryHost {
   }
 
   /** Recorded once per worker attempt and reason: Swarm will not signal a process it cannot vouch for. */
-  private refuseSignal(ctx: DaemonContext, w: WorkerRecord, reported: Record<string, number | null>, reason: string): void {
+  private refuseSignal(
+    ctx: DaemonContext,
+    w: WorkerRecord,
+    reported: Record<string, number | null>,
+    reason: string,
+  ): void {
     const key = `${w.id}:${w.attempt}:${reason}`;
     if (this.refusals.has(key)) return;
     this.refusals.add(key);
-    ctx.log.append({ kind: 'worker.signal_refused', target: `worker:${w.id}`, severity: 'error', data: { ...reported, attempt: w.attempt, reason, message: `not signalled: ${reason}` } });
+    ctx.log.append({
+      kind: 'worker.signal_refused',
+      target: `worker:${w.id}`,
+      severity: 'error',
+      data: { ...reported, attempt: w.attempt, reason, message: `not signalled: ${reason}` },
+    });
   }
 
   private verifyPending(ctx: DaemonContext, w: WorkerRecord, now: number): void {
     const p = w.pending;
     if (!p || w.attempt < p.verifyAttempt) return;
-    this.finishPending(ctx, w, 'verified', { message: `new pid ${w.pid} online and healthy on attempt ${w.attempt}`, pid: w.pid, attempt: w.attempt });
+    this.finishPending(ctx, w, 'verified', {
+      message: `new pid ${w.pid} online and healthy on attempt ${w.attempt}`,
+      pid: w.pid,
+      attempt: w.attempt,
+    });
     this.closeIncidents(w, 'resolved', now);
   }
 
-  finishPending(ctx: DaemonContext, w: WorkerRecord, outcome: 'verified' | 'failed', evidence: Record<string, unknown>): void {
+  finishPending(
+    ctx: DaemonContext,
+    w: WorkerRecord,
+    outcome: 'verified' | 'failed',
+    evidence: Record<string, unknown>,
+  ): void {
     const p = w.pending;
     if (!p) return;
     w.pending = null;
     const deps = { ...this.actionDeps(ctx), actor: p.leaseHolder as 'worker-sentry' };
     const target = (p.target ?? `worker:${w.id}`) as Target;
-    const action = Action.resume(deps, { id: p.id, type: p.type as 'restart_worker', target, incidentId: p.incidentId, state: 'started', proposedAt: p.startedAt, startedAt: p.startedAt });
+    const action = Action.resume(deps, {
+      id: p.id,
+      type: p.type as 'restart_worker',
+      target,
+      incidentId: p.incidentId,
+      state: 'started',
+      proposedAt: p.startedAt,
+      startedAt: p.startedAt,
+    });
     if (outcome === 'verified') action.verified(evidence);
     else action.failed(evidence);
   }
 
-  private async quarantine(ctx: DaemonContext, w: WorkerRecord, reason: string, incidentId: number | null): Promise<void> {
-    const action = await Action.propose(this.actionDeps(ctx), { type: 'quarantine', target: `worker:${w.id}`, priority: 'safety', reason, incidentId });
+  private async quarantine(
+    ctx: DaemonContext,
+    w: WorkerRecord,
+    reason: string,
+    incidentId: number | null,
+  ): Promise<void> {
+    const action = await Action.propose(this.actionDeps(ctx), {
+      type: 'quarantine',
+      target: `worker:${w.id}`,
+      priority: 'safety',
+      reason,
+      incidentId,
+    });
     this.incidents.addAction(incidentId, action.id);
     if (action.granted) action.started();
     this.move(ctx, w, 'quarantined', reason);
     if (w.taskId) setTaskStatus(ctx.db, ctx.run.id, w.taskId, 'quarantined', iso(ctx.clock.now()));
     this.raiseEscalation(ctx, w, reason, incidentId);
-    if (action.granted) action.verified({ message: `worker ${w.id} quarantined; waiting for a person (swarmctl ack ${w.escalationId})` });
+    if (action.granted)
+      action.verified({ message: `worker ${w.id} quarantined; waiting for a person (swarmctl ack ${w.escalationId})` });
     this.closeIncidents(w, 'escalated', ctx.clock.now());
   }
 
   raiseEscalation(ctx: DaemonContext, w: WorkerRecord, reason: string, incidentId: number | null): void {
-    const e = raiseEscalation(ctx.log, { target: `worker:${w.id}`, reason, incidentId, data: { workerId: w.id, taskId: w.taskId } });
+    const e = raiseEscalation(ctx.log, {
+      target: `worker:${w.id}`,
+      reason,
+      incidentId,
+      data: { workerId: w.id, taskId: w.taskId },
+    });
     w.escalationId = e.seq;
   }
 
@@ -497,5 +733,4 @@ export class WorkerSentry implements DaemonBehavior, SentryHost {
     this.watcher?.close();
     this.pm.close();
   }
-
 }

@@ -9,7 +9,11 @@ import type { WorkerRecord } from '../worker/record';
 // can come after the last tick looked), for task.completed and `swarmctl
 // results`.
 
-export function taskResult(config: CompiledConfig, job: CompiledJob, w: WorkerRecord): { metric: number | null; best: number | null } {
+export function taskResult(
+  config: CompiledConfig,
+  job: CompiledJob,
+  w: WorkerRecord,
+): { metric: number | null; best: number | null } {
   const json = readProgress(progressFileFor(config, job, w))?.json;
   const fields = json ? readProgressFields(json).fields : (w.progress ?? {});
   return { metric: fields.metric ?? null, best: fields.best ?? null };

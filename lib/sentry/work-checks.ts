@@ -29,7 +29,10 @@ export class WorkChecks {
     const vars = { taskId: w.taskId ?? '', workerId: w.id, attempt: w.attempt };
     // spec.json holds secret-named variables by name only; the guard gets their values as the worker did.
     const env = { ...(spec?.env ?? {}), ...splitSecrets(workerEnv(process.env, job, {})).secret };
-    const p = runVerify(job.verify.command.map((a) => interpolate(a, vars)), { cwd: job.cwd, env, timeoutMs: job.verify.timeoutMs });
+    const p = runVerify(
+      job.verify.command.map((a) => interpolate(a, vars)),
+      { cwd: job.cwd, env, timeoutMs: job.verify.timeoutMs },
+    );
     this.verifications.set(w.id, p);
     void p.then((r) => this.verified.set(w.id, r));
   }
@@ -51,18 +54,53 @@ export class WorkChecks {
       this.host.move(ctx, w, 'completed', 'exit 0, validation passed');
       setTaskStatus(ctx.db, ctx.run.id, w.taskId, 'completed', iso(now));
       const runtimeMs = w.launchedAt === null ? null : ctx.clock.now() - w.launchedAt;
-      ctx.log.append({ kind: 'task.completed', target: `task:${w.taskId}`, data: { workerId: w.id, attempt: w.attempt, runtimeMs, ...taskResult(ctx.config, job, w), verify: guard, message: `task ${w.taskId} completed on attempt ${w.attempt}; validation passed` } });
+      ctx.log.append({
+        kind: 'task.completed',
+        target: `task:${w.taskId}`,
+        data: {
+          workerId: w.id,
+          attempt: w.attempt,
+          runtimeMs,
+          ...taskResult(ctx.config, job, w),
+          verify: guard,
+          message: `task ${w.taskId} completed on attempt ${w.attempt}; validation passed`,
+        },
+      });
       this.host.closeIncidents(w, 'resolved', now);
       return;
     }
-    ctx.log.append({ kind: 'task.failed', target: `task:${w.taskId}`, severity: 'warn', data: { workerId: w.id, attempt: w.attempt, class: 'validation_failed', verify: guard, message: `task ${w.taskId} said done, but its validation failed (exit ${r.exitCode}${r.timedOut ? ', timed out' : ''})` } });
+    ctx.log.append({
+      kind: 'task.failed',
+      target: `task:${w.taskId}`,
+      severity: 'warn',
+      data: {
+        workerId: w.id,
+        attempt: w.attempt,
+        class: 'validation_failed',
+        verify: guard,
+        message: `task ${w.taskId} said done, but its validation failed (exit ${r.exitCode}${r.timedOut ? ', timed out' : ''})`,
+      },
+    });
     this.host.finishPending(ctx, w, 'failed', { message: 'validation failed after the restart' });
-    await this.host.remediate(ctx, w, job, 'validation_failed', 'restart', { verify: guard, message: `validation failed: exit ${r.exitCode}${r.timedOut ? ' (timed out)' : ''}` }, now);
+    await this.host.remediate(
+      ctx,
+      w,
+      job,
+      'validation_failed',
+      'restart',
+      { verify: guard, message: `validation failed: exit ${r.exitCode}${r.timedOut ? ' (timed out)' : ''}` },
+      now,
+    );
   }
 
   /** Our worker whose process tree holds this pid, other than the blocked one. */
   private workerHolding(blocked: WorkerRecord, holderPid: number): WorkerRecord | undefined {
-    return [...this.host.workers.values()].find((o) => o !== blocked && o.pid !== null && (o.pid === holderPid || o.pgid === holderPid || processTree(o.pid).includes(holderPid)));
+    return [...this.host.workers.values()].find(
+      (o) =>
+        o !== blocked &&
+        o.pid !== null &&
+        (o.pid === holderPid || o.pgid === holderPid || processTree(o.pid).includes(holderPid)),
+    );
   }
 
   /**
@@ -77,7 +115,9 @@ export class WorkChecks {
     const who = `pid ${holderPid}${command ? ` (${command})` : ' (gone)'}`;
     return {
       evidence: { holderCommand: command, holderWorker: ours?.id ?? null, holderIsOurs: ours !== undefined },
-      text: ours ? `the lock is held by ${who}, worker ${ours.id} of this swarm` : `the lock is held by ${who}, not a worker of this swarm: end it or wait for it`,
+      text: ours
+        ? `the lock is held by ${who}, worker ${ours.id} of this swarm`
+        : `the lock is held by ${who}, not a worker of this swarm: end it or wait for it`,
     };
   }
 
@@ -87,11 +127,26 @@ export class WorkChecks {
     const holder = this.workerHolding(blocked, holderPid);
     // Stale: judged so already, or SIGSTOPped, or past half its progress limit.
     const staleAfter = ctx.config.jobs[holder?.job ?? '']?.progress?.staleAfterMs ?? Infinity;
-    const stale = holder && (holder.status === 'stale' || (holder.pid !== null && isStopped(holder.pid)) || (holder.lastProgressAt !== null && ctx.clock.now() - holder.lastProgressAt > staleAfter / 2));
+    const stale =
+      holder &&
+      (holder.status === 'stale' ||
+        (holder.pid !== null && isStopped(holder.pid)) ||
+        (holder.lastProgressAt !== null && ctx.clock.now() - holder.lastProgressAt > staleAfter / 2));
     if (!holder || !stale) return;
     const job = ctx.config.jobs[holder.job];
     if (!job) return;
-    await this.host.act(ctx, holder, job, { cls: 'lock_conflict', incidentId, reason: `stale, and holds the lock that blocks ${blocked.id}`, ruleAction: 'restart' }, ctx.clock.now());
+    await this.host.act(
+      ctx,
+      holder,
+      job,
+      {
+        cls: 'lock_conflict',
+        incidentId,
+        reason: `stale, and holds the lock that blocks ${blocked.id}`,
+        ruleAction: 'restart',
+      },
+      ctx.clock.now(),
+    );
   }
 
   /** Convergence: the metric reached plateau.target; the worker is ended and its exit counts as the task's success. */
@@ -100,7 +155,18 @@ export class WorkChecks {
     if (!job.plateau || metric === undefined || w.taskId === null || w.stopIntent !== null) return false;
     const why = converged(metric, job.plateau);
     if (!why) return false;
-    ctx.log.append({ kind: 'task.converged', target: `task:${w.taskId}`, data: { workerId: w.id, attempt: w.attempt, metric, target: job.plateau.target, tolerance: job.plateau.tolerance, message: `task ${w.taskId} converged: ${why}; stopping it as completed` } });
+    ctx.log.append({
+      kind: 'task.converged',
+      target: `task:${w.taskId}`,
+      data: {
+        workerId: w.id,
+        attempt: w.attempt,
+        metric,
+        target: job.plateau.target,
+        tolerance: job.plateau.tolerance,
+        message: `task ${w.taskId} converged: ${why}; stopping it as completed`,
+      },
+    });
     w.stopIntent = 'converge';
     await this.host.stopProcess(ctx, w, job);
     return true;
@@ -112,13 +178,48 @@ export class WorkChecks {
     const target: Target = `worker:${w.id}`;
     const next = w.strategy + 1;
     const canRotate = rule.action === 'rotate' && next < job.strategies.length;
-    const d = ctx.log.append({ kind: 'detect.plateau', target, severity: 'warn', data: { class: 'plateau', best: w.plateau.best, updates: w.plateau.updatesSinceImprovement, strategy: w.strategy, action: rule.action, message: why } });
+    const d = ctx.log.append({
+      kind: 'detect.plateau',
+      target,
+      severity: 'warn',
+      data: {
+        class: 'plateau',
+        best: w.plateau.best,
+        updates: w.plateau.updatesSinceImprovement,
+        strategy: w.strategy,
+        action: rule.action,
+        message: why,
+      },
+    });
     this.host.openIncident(w, d.seq, 'plateau', target, now);
     if (canRotate) {
       w.strategy = next;
-      return this.host.act(ctx, w, job, { cls: 'plateau', incidentId: d.seq, reason: `${why}: rotating to strategy ${next} (${(job.strategies[next] ?? []).join(' ')})`, ruleAction: 'restart' }, now);
+      return this.host.act(
+        ctx,
+        w,
+        job,
+        {
+          cls: 'plateau',
+          incidentId: d.seq,
+          reason: `${why}: rotating to strategy ${next} (${(job.strategies[next] ?? []).join(' ')})`,
+          ruleAction: 'restart',
+        },
+        now,
+      );
     }
-    if (rule.action === 'stop') return this.host.act(ctx, w, job, { cls: 'plateau', incidentId: d.seq, reason: `${why}: stopping`, ruleAction: 'stop' }, now);
-    this.host.raiseEscalation(ctx, w, `plateau: ${why}${rule.action === 'rotate' ? '; no strategy left to rotate to' : ''}`, d.seq);
+    if (rule.action === 'stop')
+      return this.host.act(
+        ctx,
+        w,
+        job,
+        { cls: 'plateau', incidentId: d.seq, reason: `${why}: stopping`, ruleAction: 'stop' },
+        now,
+      );
+    this.host.raiseEscalation(
+      ctx,
+      w,
+      `plateau: ${why}${rule.action === 'rotate' ? '; no strategy left to rotate to' : ''}`,
+      d.seq,
+    );
   }
 }

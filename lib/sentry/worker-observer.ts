@@ -16,7 +16,8 @@ export function sampleUsage(sampler: TreeUsageSampler, w: WorkerRecord, now: num
   const usage = sampler.usage(w.pid as number, now);
   if (!usage) return;
   if (w.cpuTicks !== null && w.cpuSampledAt !== null && now > w.cpuSampledAt) {
-    w.cpuPct = Math.round(((usage.cpuTicks - w.cpuTicks) / CLOCK_TICKS_PER_S / ((now - w.cpuSampledAt) / 1000)) * 1000) / 10;
+    w.cpuPct =
+      Math.round(((usage.cpuTicks - w.cpuTicks) / CLOCK_TICKS_PER_S / ((now - w.cpuSampledAt) / 1000)) * 1000) / 10;
   }
   w.cpuTicks = usage.cpuTicks;
   w.cpuSampledAt = now;
@@ -24,7 +25,14 @@ export function sampleUsage(sampler: TreeUsageSampler, w: WorkerRecord, now: num
 }
 
 /** Progress, log growth, the startup marker and artifacts. */
-export function observeFiles(config: CompiledConfig, job: CompiledJob, w: WorkerRecord, dir: string, now: number, warn: ProgressWarning): { progressResumed: boolean } {
+export function observeFiles(
+  config: CompiledConfig,
+  job: CompiledJob,
+  w: WorkerRecord,
+  dir: string,
+  now: number,
+  warn: ProgressWarning,
+): { progressResumed: boolean } {
   let progressResumed = false;
   const progress = readProgress(progressFileFor(config, job, w));
   if (progress && progress.marker !== w.progressMarker) {
@@ -36,7 +44,8 @@ export function observeFiles(config: CompiledConfig, job: CompiledJob, w: Worker
       w.progressAdvancedSinceLaunch = true;
       progressResumed = true;
       const metric = progress.json?.metric;
-      if (job.plateau && typeof metric === 'number' && Number.isFinite(metric)) w.plateau = trackMetric(w.plateau, job.plateau, metric, now);
+      if (job.plateau && typeof metric === 'number' && Number.isFinite(metric))
+        w.plateau = trackMetric(w.plateau, job.plateau, metric, now);
       if (progress.json) noteProgressFields(w, progress.json, now, warn);
     }
   }
@@ -68,9 +77,12 @@ function noteProgressFields(w: WorkerRecord, json: Record<string, unknown>, now:
     warn(w, bad);
   }
   w.progress = Object.keys(fields).length ? fields : null;
-  if (fields.iteration !== undefined && w.progressStart === null) w.progressStart = { iteration: fields.iteration, at: now };
+  if (fields.iteration !== undefined && w.progressStart === null)
+    w.progressStart = { iteration: fields.iteration, at: now };
 }
 
 export function artifactPaths(job: CompiledJob, w: WorkerRecord): string[] {
-  return job.artifacts.map((a) => interpolate(a.pathTemplate, { taskId: w.taskId ?? '', workerId: w.id, attempt: w.attempt }));
+  return job.artifacts.map((a) =>
+    interpolate(a.pathTemplate, { taskId: w.taskId ?? '', workerId: w.id, attempt: w.attempt }),
+  );
 }

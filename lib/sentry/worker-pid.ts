@@ -21,8 +21,17 @@ export function readWorkerPid(dir: string, workerId: string): PidReading {
   if (!p) return { kind: 'none' };
   const v = vouchForWorker(p, workerId);
   if (v.ok) {
-    return { kind: 'vouched', fields: { pid: p.pid, pgid: p.pgid, shimPid: p.shimPid, identity: { startTicks: v.worker.startTicks, shimStartTicks: v.shim.startTicks, bootId: v.worker.bootId } } };
+    return {
+      kind: 'vouched',
+      fields: {
+        pid: p.pid,
+        pgid: p.pgid,
+        shimPid: p.shimPid,
+        identity: { startTicks: v.worker.startTicks, shimStartTicks: v.shim.startTicks, bootId: v.worker.bootId },
+      },
+    };
   }
-  if (v.gone && p.pid > 1 && p.pgid === p.pid) return { kind: 'gone', fields: { pid: p.pid, pgid: p.pgid, shimPid: p.shimPid, identity: null } };
+  if (v.gone && p.pid > 1 && p.pgid === p.pid)
+    return { kind: 'gone', fields: { pid: p.pid, pgid: p.pgid, shimPid: p.shimPid, identity: null } };
   return { kind: 'refused', reason: v.reason, reported: { pid: p.pid, pgid: p.pgid, shimPid: p.shimPid } };
 }

@@ -19,15 +19,22 @@ export type EpisodeOutput = 'none' | 'detect' | 'escalate' | 'clear';
  * `quietSince`: since when the condition has held without a break (for a
  * stall, the last progress anywhere), or null when it does not hold now.
  */
-export function stepEpisode(ep: Episode | null, quietSince: number | null, afterMs: number, now: number): { next: Episode | null; output: EpisodeOutput } {
+export function stepEpisode(
+  ep: Episode | null,
+  quietSince: number | null,
+  afterMs: number,
+  now: number,
+): { next: Episode | null; output: EpisodeOutput } {
   const detected = ep !== null && ep.state !== 'watching';
   if (quietSince === null) return { next: null, output: detected ? 'clear' : 'none' };
   // Something moved after the detection: that episode is over; a new one starts watching.
   if (detected && quietSince > ep.quietSince) return { next: { state: 'watching', quietSince }, output: 'clear' };
   if (ep === null || ep.state === 'watching') {
-    if (now - quietSince >= afterMs) return { next: { state: 'detected', quietSince, detectedAt: now }, output: 'detect' };
+    if (now - quietSince >= afterMs)
+      return { next: { state: 'detected', quietSince, detectedAt: now }, output: 'detect' };
     return { next: { state: 'watching', quietSince }, output: 'none' };
   }
-  if (ep.state === 'detected' && now - ep.detectedAt >= afterMs) return { next: { ...ep, state: 'escalated' }, output: 'escalate' };
+  if (ep.state === 'detected' && now - ep.detectedAt >= afterMs)
+    return { next: { ...ep, state: 'escalated' }, output: 'escalate' };
   return { next: ep, output: 'none' };
 }

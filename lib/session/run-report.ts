@@ -54,7 +54,11 @@ export interface RunReport {
 type Row = { seq: number; ts: string; kind: string; target: string; action_id: number | null; data: string };
 
 export function buildRunReport(db: Db, run: RunRecord): RunReport {
-  const events = db.prepare<[string], Row>("SELECT seq, ts, kind, target, action_id, data FROM events WHERE run_id = ? AND (kind LIKE 'detect.%' OR kind LIKE 'action.%' OR kind LIKE 'escalation.%') ORDER BY seq").all(run.id);
+  const events = db
+    .prepare<[string], Row>(
+      "SELECT seq, ts, kind, target, action_id, data FROM events WHERE run_id = ? AND (kind LIKE 'detect.%' OR kind LIKE 'action.%' OR kind LIKE 'escalation.%') ORDER BY seq",
+    )
+    .all(run.id);
   const data = (r: Row) => JSON.parse(r.data) as Record<string, unknown>;
   const incidentClass = new Map<number, string>();
   const actionIncident = new Map<number, number>();
@@ -88,7 +92,15 @@ export function buildRunReport(db: Db, run: RunRecord): RunReport {
     } else if (r.kind === 'escalation.raised') {
       const cls = typeof d.incidentId === 'number' ? incidentClass.get(d.incidentId) : undefined;
       if (cls) summary(cls).escalated += 1;
-      escalations.push({ id: r.seq, target: r.target, reason: String(d.reason ?? ''), raisedAt: r.ts, status: 'open', resolvedAt: null, by: null });
+      escalations.push({
+        id: r.seq,
+        target: r.target,
+        reason: String(d.reason ?? ''),
+        raisedAt: r.ts,
+        status: 'open',
+        resolvedAt: null,
+        by: null,
+      });
     } else if (r.kind === 'escalation.resolved') {
       const e = escalations.find((x) => x.id === d.escalationId);
       if (e) Object.assign(e, { status: 'resolved', resolvedAt: r.ts, by: String(d.by ?? '') });
@@ -110,12 +122,23 @@ export function buildRunReport(db: Db, run: RunRecord): RunReport {
     results: resultRows(db, run.id),
     incidents: [...byClass.values()].sort((a, b) => b.detected - a.detected || a.class.localeCompare(b.class)),
     escalations,
-    remains: tasks.filter((t) => t.status !== 'completed').map((t) => ({ task: t.id, job: t.job, status: t.status, last: lastDetect.get(`worker:${taskWorkerId(t.job, t.id)}`) ?? lastDetect.get(`task:${t.id}`) ?? null })),
+    remains: tasks
+      .filter((t) => t.status !== 'completed')
+      .map((t) => ({
+        task: t.id,
+        job: t.job,
+        status: t.status,
+        last: lastDetect.get(`worker:${taskWorkerId(t.job, t.id)}`) ?? lastDetect.get(`task:${t.id}`) ?? null,
+      })),
   };
 }
 
 const mdCell = (v: unknown): string => cellText(v).replace(/\|/g, '\\|').replace(/\n/g, ' ');
-const mdTable = (head: string[], rows: unknown[][]): string[] => [`| ${head.join(' | ')} |`, `| ${head.map(() => '---').join(' | ')} |`, ...rows.map((r) => `| ${r.map(mdCell).join(' | ')} |`)];
+const mdTable = (head: string[], rows: unknown[][]): string[] => [
+  `| ${head.join(' | ')} |`,
+  `| ${head.map(() => '---').join(' | ')} |`,
+  ...rows.map((r) => `| ${r.map(mdCell).join(' | ')} |`),
+];
 
 export function renderRunReport(r: RunReport): string {
   const t = r.tasks;
@@ -132,23 +155,36 @@ export function renderRunReport(r: RunReport): string {
     '',
     '## Results',
     '',
-    ...(r.results.length ? mdTable([...RESULT_COLUMNS], r.results.map((x) => RESULT_COLUMNS.map((c) => x[c]))) : ['No tasks.']),
+    ...(r.results.length
+      ? mdTable(
+          [...RESULT_COLUMNS],
+          r.results.map((x) => RESULT_COLUMNS.map((c) => x[c])),
+        )
+      : ['No tasks.']),
     '',
     '## Incidents by class',
     '',
     ...(r.incidents.length
-      ? mdTable(['class', 'detected', 'remediated', 'actions failed', 'escalated'], r.incidents.map((i) => [i.class, i.detected, i.remediated, i.failedActions, i.escalated]))
+      ? mdTable(
+          ['class', 'detected', 'remediated', 'actions failed', 'escalated'],
+          r.incidents.map((i) => [i.class, i.detected, i.remediated, i.failedActions, i.escalated]),
+        )
       : ['None.']),
     '',
     '## Escalations',
     '',
     ...(r.escalations.length
-      ? r.escalations.map((e) => `- #${e.id} ${e.target}, raised ${e.raisedAt}: ${e.reason}. ${e.status === 'resolved' ? `Resolved ${e.resolvedAt} by ${e.by}.` : `Still open: \`swarmctl ack ${e.id}\` once handled.`}`)
+      ? r.escalations.map(
+          (e) =>
+            `- #${e.id} ${e.target}, raised ${e.raisedAt}: ${e.reason}. ${e.status === 'resolved' ? `Resolved ${e.resolvedAt} by ${e.by}.` : `Still open: \`swarmctl ack ${e.id}\` once handled.`}`,
+        )
       : ['None.']),
     '',
     '## What remains',
     '',
-    ...(r.remains.length ? r.remains.map((x) => `- ${x.task} (job ${x.job}): ${x.status}${x.last ? `; last detected ${x.last}` : ''}`) : ['Nothing: every task completed.']),
+    ...(r.remains.length
+      ? r.remains.map((x) => `- ${x.task} (job ${x.job}): ${x.status}${x.last ? `; last detected ${x.last}` : ''}`)
+      : ['Nothing: every task completed.']),
   ];
   const open = r.escalations.filter((e) => e.status === 'open').length;
   if (open) out.push(`- ${open} escalation(s) still open.`);

@@ -43,18 +43,38 @@ export class RunWatch {
     const work = !idle && (snap.tasks.queued > 0 || snap.tasks.running > 0 || live.length > 0);
     this.workSince = work ? (this.workSince ?? now) : null;
     const lastProgress = this.lastProgressAt(ctx, snap);
-    const quiet = { no_workers: this.noWorkersSince, run_stalled: this.workSince === null ? null : Math.max(this.workSince, lastProgress ?? -Infinity) };
+    const quiet = {
+      no_workers: this.noWorkersSince,
+      run_stalled: this.workSince === null ? null : Math.max(this.workSince, lastProgress ?? -Infinity),
+    };
 
     for (const check of CHECKS) {
       const afterMs = check === 'no_workers' ? ctx.config.run.noWorkersAfterMs : ctx.config.run.stallAfterMs;
       const prev = this.episodes.get(check) ?? null;
       const { next, output } = stepEpisode(prev, quiet[check], afterMs, now);
-      if ((prev?.state ?? 'none') !== (next?.state ?? 'none')) ctx.logger.info({ check, from: prev?.state ?? 'none', to: next?.state ?? 'none', output }, 'run check transition');
+      if ((prev?.state ?? 'none') !== (next?.state ?? 'none'))
+        ctx.logger.info(
+          { check, from: prev?.state ?? 'none', to: next?.state ?? 'none', output },
+          'run check transition',
+        );
       if (next) this.episodes.set(check, next);
       else this.episodes.delete(check);
       const quietForMs = now - (quiet[check] ?? now);
-      if (output === 'detect') await this.detect(ctx, check, snap, live.map((w) => w.id), quietForMs, lastProgress);
-      else if (output === 'escalate') this.escalate(ctx, check, `${this.describe(check, quietForMs)}, and launching past the utilization gate did not move it`);
+      if (output === 'detect')
+        await this.detect(
+          ctx,
+          check,
+          snap,
+          live.map((w) => w.id),
+          quietForMs,
+          lastProgress,
+        );
+      else if (output === 'escalate')
+        this.escalate(
+          ctx,
+          check,
+          `${this.describe(check, quietForMs)}, and launching past the utilization gate did not move it`,
+        );
       else if (output === 'clear') this.clear(ctx, check);
     }
   }
@@ -70,18 +90,37 @@ export class RunWatch {
   }
 
   private describe(check: RunCheck, quietForMs: number): string {
-    return check === 'no_workers' ? `work queued and no worker live for ${formatAge(quietForMs)}` : `no task progressed or completed for ${formatAge(quietForMs)}`;
+    return check === 'no_workers'
+      ? `work queued and no worker live for ${formatAge(quietForMs)}`
+      : `no task progressed or completed for ${formatAge(quietForMs)}`;
   }
 
-  private async detect(ctx: DaemonContext, check: RunCheck, snap: Snapshot, live: string[], quietForMs: number, lastProgress: number | null): Promise<void> {
+  private async detect(
+    ctx: DaemonContext,
+    check: RunCheck,
+    snap: Snapshot,
+    live: string[],
+    quietForMs: number,
+    lastProgress: number | null,
+  ): Promise<void> {
     const what = this.describe(check, quietForMs);
     const lane = this.laneToForce(ctx, snap);
     const d = ctx.log.append({
-      kind: `detect.${check}`, target: `run:${ctx.run.id}`, severity: 'warn',
+      kind: `detect.${check}`,
+      target: `run:${ctx.run.id}`,
+      severity: 'warn',
       data: {
-        class: check, quietForMs, queued: snap.tasks.queued, running: snap.tasks.running, liveWorkers: live, lastProgressAt: lastProgress === null ? null : iso(lastProgress),
-        lanes: snap.lanes.map((l) => ({ name: l.name, busy: l.busy, slots: l.slots, starved: l.starved !== null })), forceLane: lane,
-        message: lane ? `${what}: launching a task on lane ${lane} past the utilization gate` : `${what}, and no lane has both a queued task and a free slot`,
+        class: check,
+        quietForMs,
+        queued: snap.tasks.queued,
+        running: snap.tasks.running,
+        liveWorkers: live,
+        lastProgressAt: lastProgress === null ? null : iso(lastProgress),
+        lanes: snap.lanes.map((l) => ({ name: l.name, busy: l.busy, slots: l.slots, starved: l.starved !== null })),
+        forceLane: lane,
+        message: lane
+          ? `${what}: launching a task on lane ${lane} past the utilization gate`
+          : `${what}, and no lane has both a queued task and a free slot`,
       },
     });
     this.incidents.set(check, d.seq);
@@ -89,10 +128,19 @@ export class RunWatch {
       // Nothing to launch: waiting for the next period would only delay the person.
       const ep = this.episodes.get(check);
       if (ep && ep.state === 'detected') this.episodes.set(check, { ...ep, state: 'escalated' });
-      return this.escalate(ctx, check, `${what}; no lane has both a queued task and a free slot${live.length ? ` (live: ${live.join(', ')})` : ''}`);
+      return this.escalate(
+        ctx,
+        check,
+        `${what}; no lane has both a queued task and a free slot${live.length ? ` (live: ${live.join(', ')})` : ''}`,
+      );
     }
     const a = await Action.propose(this.actionDeps(ctx), {
-      type: 'launch_worker', target: `lane:${lane}`, priority: 'recovery', reason: `${check}: ${what}; launch one queued task past the utilization gate`, incidentId: d.seq, data: { count: 1, forced: true },
+      type: 'launch_worker',
+      target: `lane:${lane}`,
+      priority: 'recovery',
+      reason: `${check}: ${what}; launch one queued task past the utilization gate`,
+      incidentId: d.seq,
+      data: { count: 1, forced: true },
     });
     if (a.granted) requestLaneFill(ctx.db, lane, 1, a.id, 'session-state-manager');
   }
@@ -107,7 +155,12 @@ export class RunWatch {
 
   private escalate(ctx: DaemonContext, check: RunCheck, reason: string): void {
     if (this.escalations.has(check)) return;
-    const e = raiseEscalation(ctx.log, { target: `run:${ctx.run.id}`, reason, incidentId: this.incidents.get(check) ?? null, data: { class: check } });
+    const e = raiseEscalation(ctx.log, {
+      target: `run:${ctx.run.id}`,
+      reason,
+      incidentId: this.incidents.get(check) ?? null,
+      data: { class: check },
+    });
     this.escalations.set(check, e.seq);
   }
 
@@ -116,8 +169,17 @@ export class RunWatch {
     this.escalations.delete(check);
     this.incidents.delete(check);
     if (escalationId === undefined) return;
-    const what = check === 'no_workers' ? 'a worker is live again, or nothing is queued' : 'a task progressed or completed, or the run has no work left';
-    resolveEscalation(ctx.log, { target: `run:${ctx.run.id}`, escalationId, by: 'session-state-manager', data: { class: check }, message: `escalation ${escalationId} resolved: ${what}` });
+    const what =
+      check === 'no_workers'
+        ? 'a worker is live again, or nothing is queued'
+        : 'a task progressed or completed, or the run has no work left';
+    resolveEscalation(ctx.log, {
+      target: `run:${ctx.run.id}`,
+      escalationId,
+      by: 'session-state-manager',
+      data: { class: check },
+      message: `escalation ${escalationId} resolved: ${what}`,
+    });
   }
 
   /**
@@ -141,6 +203,8 @@ export class RunWatch {
   }
 
   view(): Record<string, unknown> {
-    return Object.fromEntries([...this.episodes].map(([check, ep]) => [check, { ...ep, escalationId: this.escalations.get(check) ?? null }]));
+    return Object.fromEntries(
+      [...this.episodes].map(([check, ep]) => [check, { ...ep, escalationId: this.escalations.get(check) ?? null }]),
+    );
   }
 }

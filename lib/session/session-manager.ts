@@ -11,7 +11,15 @@ import { Scheduler } from '../schedules/scheduler';
 import { RunWatch } from './run-watch';
 import { rotateIfOver } from '../rotate';
 import { buildSnapshot, type Snapshot } from '../snapshot';
-import { CONTROL_STATE_FILE, ControlStateSchema, DAEMON_STATE_FILES, DaemonHeaderSchema, SESSION_LATEST_FILE, SessionLatestSchema, sessionHeartbeatFile } from '../state-files';
+import {
+  CONTROL_STATE_FILE,
+  ControlStateSchema,
+  DAEMON_STATE_FILES,
+  DaemonHeaderSchema,
+  SESSION_LATEST_FILE,
+  SessionLatestSchema,
+  sessionHeartbeatFile,
+} from '../state-files';
 
 // session-state-manager: owns the run as a whole. It keeps the run id across
 // restarts (run.resumed), writes the session files a person or a resumed
@@ -21,7 +29,9 @@ import { CONTROL_STATE_FILE, ControlStateSchema, DAEMON_STATE_FILES, DaemonHeade
 // schedules (lib/schedules/scheduler.ts), and acts when the run as a whole
 // sits still (lib/session/run-watch.ts: no_workers, run_stalled).
 
-const HangGuardPgSchema = z.looseObject({ postgres: z.looseObject({ longQueries: z.number().nullable().optional() }).optional() });
+const HangGuardPgSchema = z.looseObject({
+  postgres: z.looseObject({ longQueries: z.number().nullable().optional() }).optional(),
+});
 
 export class SessionStateManager implements DaemonBehavior {
   private last: Snapshot | null = null;
@@ -40,7 +50,15 @@ export class SessionStateManager implements DaemonBehavior {
     this.runtime = runtime;
     const prev = ctx.state.read(DAEMON_STATE_FILES['session-state-manager'], DaemonHeaderSchema);
     if (prev.ok && prev.value.runId === ctx.run.id) {
-      ctx.log.append({ kind: 'run.resumed', target: `run:${ctx.run.id}`, data: { previousPid: prev.value.pid, startedAt: ctx.run.startedAt, message: `run ${ctx.run.id} resumed after a restart of session-state-manager` } });
+      ctx.log.append({
+        kind: 'run.resumed',
+        target: `run:${ctx.run.id}`,
+        data: {
+          previousPid: prev.value.pid,
+          startedAt: ctx.run.startedAt,
+          message: `run ${ctx.run.id} resumed after a restart of session-state-manager`,
+        },
+      });
     }
   }
 
@@ -76,14 +94,23 @@ export class SessionStateManager implements DaemonBehavior {
     this.runtime?.writeOwnedState(CONTROL_STATE_FILE, snap, ControlStateSchema);
     const heartbeat = path.join(ctx.config.stateDir, sessionHeartbeatFile(ctx.run.id));
     try {
-      if (rotateIfOver(heartbeat, ctx.config.logs.heartbeatMaxBytes, ctx.config.logs.keep)) ctx.logger.info({ file: heartbeat, keep: ctx.config.logs.keep }, 'heartbeat rotated');
+      if (rotateIfOver(heartbeat, ctx.config.logs.heartbeatMaxBytes, ctx.config.logs.keep))
+        ctx.logger.info({ file: heartbeat, keep: ctx.config.logs.keep }, 'heartbeat rotated');
     } catch (err) {
       // The line is still appended: a heartbeat that grows past its cap beats one that stops.
       ctx.logger.warn({ file: heartbeat, err: errorMessage(err) }, 'heartbeat rotation failed');
     }
     appendLine(
       heartbeat,
-      JSON.stringify({ ts: iso(now), runId: ctx.run.id, status: latest.status, tasks: snap.tasks, workers: snap.workers.length, lastSeq: snap.events.lastSeq, longQueries: this.longQueries(ctx) }),
+      JSON.stringify({
+        ts: iso(now),
+        runId: ctx.run.id,
+        status: latest.status,
+        tasks: snap.tasks,
+        workers: snap.workers.length,
+        lastSeq: snap.events.lastSeq,
+        longQueries: this.longQueries(ctx),
+      }),
     );
   }
 
@@ -104,7 +131,15 @@ export class SessionStateManager implements DaemonBehavior {
     if (hasReplicas || total === 0 || t.queued > 0 || t.running > 0 || t.quarantined > 0) return;
     if (!completeRun(ctx.db, ctx.run.id, now)) return;
     const report = this.writeReport(ctx);
-    ctx.log.append({ kind: 'run.completed', target: `run:${ctx.run.id}`, data: { tasks: t, report, message: `run complete: ${t.completed} completed, ${t.failed} failed${report ? `; report in ${report}` : ''}` } });
+    ctx.log.append({
+      kind: 'run.completed',
+      target: `run:${ctx.run.id}`,
+      data: {
+        tasks: t,
+        report,
+        message: `run complete: ${t.completed} completed, ${t.failed} failed${report ? `; report in ${report}` : ''}`,
+      },
+    });
   }
 
   /** The end-of-run report; a run completes even when it cannot be written (a full disk), and says so. */

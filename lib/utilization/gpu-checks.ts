@@ -31,14 +31,16 @@ export function checkGpuBinding(
     const own = w.gpus.filter((i) => holding.includes(i));
     if (own.length > 0) return null;
     return {
-      class: 'gpu_fallback', workerId: w.id,
+      class: 'gpu_fallback',
+      workerId: w.id,
       message: `no process of ${w.id} on its GPU ${w.gpus.join(',')} after ${Math.round(graceMs / 1000)}s: it is running on the CPU`,
       evidence: { assignedGpus: w.gpus, holdingGpus: holding, pids: [...pids] },
     };
   }
   if (holding.length === 0) return null;
   return {
-    class: 'unexpected_gpu_context', workerId: w.id,
+    class: 'unexpected_gpu_context',
+    workerId: w.id,
     message: `${w.id} is on a CPU lane but holds a context on GPU ${holding.join(',')}`,
     evidence: { holdingGpus: holding, pids: [...pids] },
   };

@@ -80,7 +80,13 @@ export function growthRoom(p: LanePolicy, mem: LaneMemory, samples: Sample[], bu
   return Math.max(0, Math.max(p.scaleUpPods, atStart) - grown);
 }
 
-export function decideLane(p: LanePolicy, mem: LaneMemory, samples: Sample[], lane: LaneNow, now: number): LaneDecision {
+export function decideLane(
+  p: LanePolicy,
+  mem: LaneMemory,
+  samples: Sample[],
+  lane: LaneNow,
+  now: number,
+): LaneDecision {
   const latest = samples[samples.length - 1];
   const none = { refill: false, heldByUse: null };
   if (!latest) return { kind: 'hold', reason: 'no samples yet', ...none };
@@ -88,17 +94,27 @@ export function decideLane(p: LanePolicy, mem: LaneMemory, samples: Sample[], la
   const free = lane.slots - lane.busy;
   const starving = lane.queued > 0 && free > 0;
   if (latest.memPct > p.memoryCeilingPct) {
-    const held = starving ? { heldByUse: { usePct: latest.utilPct, memPct: latest.memPct, targetPct: p.targetPct } } : { heldByUse: null };
+    const held = starving
+      ? { heldByUse: { usePct: latest.utilPct, memPct: latest.memPct, targetPct: p.targetPct } }
+      : { heldByUse: null };
     const hold = (reason: string): LaneDecision => ({ kind: 'hold', reason, refill: false, ...held });
-    if (lane.fillWorkers === 0) return hold(`memory ${latest.memPct}% over the ceiling ${p.memoryCeilingPct}%, but no fill worker to stop`);
+    if (lane.fillWorkers === 0)
+      return hold(`memory ${latest.memPct}% over the ceiling ${p.memoryCeilingPct}%, but no fill worker to stop`);
     const stable = samples.filter((s) => s.at >= now - p.stabilizationMs);
     if (!covers(samples, now - p.stabilizationMs) || stable.some((s) => s.memPct <= p.memoryCeilingPct)) {
-      return hold(`memory ${latest.memPct}% over the ceiling ${p.memoryCeilingPct}%: waiting out the stabilization window`);
+      return hold(
+        `memory ${latest.memPct}% over the ceiling ${p.memoryCeilingPct}%: waiting out the stabilization window`,
+      );
     }
     if (sinceDown < p.stabilizationMs) return hold('scaled down within the stabilization window');
-    return { kind: 'scale-down', reason: `memory over ${p.memoryCeilingPct}% for ${Math.round(p.stabilizationMs / 1000)}s (now ${latest.memPct}%)`, ...none };
+    return {
+      kind: 'scale-down',
+      reason: `memory over ${p.memoryCeilingPct}% for ${Math.round(p.stabilizationMs / 1000)}s (now ${latest.memPct}%)`,
+      ...none,
+    };
   }
-  if (sinceDown < p.stabilizationMs) return { kind: 'hold', reason: 'scaled down within the stabilization window', ...none };
+  if (sinceDown < p.stabilizationMs)
+    return { kind: 'hold', reason: 'scaled down within the stabilization window', ...none };
   const win = samples.filter((s) => s.at >= now - p.windowMs);
   const known = win.map((s) => s.utilPct).filter((v): v is number => v !== null);
   const threshold = p.targetPct * (1 - TOLERANCE);
@@ -108,17 +124,39 @@ export function decideLane(p: LanePolicy, mem: LaneMemory, samples: Sample[], la
   const room = p.mode === 'slots' || use === null || use < threshold;
   if (!room) {
     const reason = `use ${Math.round(use ?? 0)}% is not below ${threshold}% (target ${p.targetPct}% less the 10% tolerance)`;
-    return { kind: 'hold', reason, refill: false, heldByUse: starving ? { usePct: use, memPct: latest.memPct, targetPct: p.targetPct } : null };
+    return {
+      kind: 'hold',
+      reason,
+      refill: false,
+      heldByUse: starving ? { usePct: use, memPct: latest.memPct, targetPct: p.targetPct } : null,
+    };
   }
   const open = { refill: true, heldByUse: null };
   if (lane.queued === 0) return { kind: 'hold', reason: 'nothing queued', ...open };
   if (free <= 0) return { kind: 'hold', reason: 'no free slot', ...open };
   const wanted = Math.min(free, lane.queued);
-  if (p.mode === 'slots') return { kind: 'fill', count: wanted, reason: `${free} free slot(s) (lane fills by slots)`, ...open };
+  if (p.mode === 'slots')
+    return { kind: 'fill', count: wanted, reason: `${free} free slot(s) (lane fills by slots)`, ...open };
   const limit = growthRoom(p, mem, samples, lane.busy, now);
-  if (limit === 0) return { kind: 'hold', reason: `grew as much as one scale-up period (${Math.round(p.scaleUpPeriodMs / 1000)}s) allows`, ...open };
+  if (limit === 0)
+    return {
+      kind: 'hold',
+      reason: `grew as much as one scale-up period (${Math.round(p.scaleUpPeriodMs / 1000)}s) allows`,
+      ...open,
+    };
   // A CPU meter reads nothing on its first look: growth waits for a second one.
   if (samples.length < 2) return { kind: 'hold', reason: 'waiting for a second reading', ...open };
-  if (use === null) return { kind: 'fill', count: Math.min(wanted, limit, 1), reason: 'no utilization reading: filling by free slots, one at a time', ...open };
-  return { kind: 'fill', count: Math.min(wanted, limit), reason: `use ${Math.round(use)}% below ${threshold}% (mean over ${Math.round(p.windowMs / 1000)}s and now)`, ...open };
+  if (use === null)
+    return {
+      kind: 'fill',
+      count: Math.min(wanted, limit, 1),
+      reason: 'no utilization reading: filling by free slots, one at a time',
+      ...open,
+    };
+  return {
+    kind: 'fill',
+    count: Math.min(wanted, limit),
+    reason: `use ${Math.round(use)}% below ${threshold}% (mean over ${Math.round(p.windowMs / 1000)}s and now)`,
+    ...open,
+  };
 }

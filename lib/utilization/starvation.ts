@@ -40,10 +40,20 @@ export class StarvationWatch {
       return;
     }
     if (forMs < ctx.config.utilization.starveAfterMs) return;
-    const by = held.memPct > ctx.config.utilization.memoryCeiling ? `memory ${held.memPct}% over the ceiling ${ctx.config.utilization.memoryCeiling}%` : `use ${Math.round(held.usePct ?? 0)}% against target ${held.targetPct}%`;
+    const by =
+      held.memPct > ctx.config.utilization.memoryCeiling
+        ? `memory ${held.memPct}% over the ceiling ${ctx.config.utilization.memoryCeiling}%`
+        : `use ${Math.round(held.usePct ?? 0)}% against target ${held.targetPct}%`;
     const e = ctx.log.append({
-      kind: 'detect.lane_starved', target: `lane:${lane}`, severity: 'warn',
-      data: { class: 'lane_starved', ...held, heldForMs: forMs, message: `held back for ${formatDuration(forMs)} by ${by}, with ${held.queued} task(s) queued and ${held.freeSlots} slot(s) free` },
+      kind: 'detect.lane_starved',
+      target: `lane:${lane}`,
+      severity: 'warn',
+      data: {
+        class: 'lane_starved',
+        ...held,
+        heldForMs: forMs,
+        message: `held back for ${formatDuration(forMs)} by ${by}, with ${held.queued} task(s) queued and ${held.freeSlots} slot(s) free`,
+      },
     });
     this.starved.set(lane, { ...held, since: new Date(since).toISOString(), seq: e.seq });
   }

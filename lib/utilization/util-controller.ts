@@ -24,7 +24,11 @@ const PRUNE_EVERY_MS = 60_000;
 const NOT_INSTALLED_REPROBE_MS = 60_000;
 
 function laneBusy(ctx: DaemonContext, lane: string, now: number): boolean {
-  return ctx.db.prepare<[string, number], { n: number }>('SELECT count(*) AS n FROM leases WHERE target = ? AND expires_at > ?').get(`lane:${lane}`, now)?.n !== 0;
+  return (
+    ctx.db
+      .prepare<[string, number], { n: number }>('SELECT count(*) AS n FROM leases WHERE target = ? AND expires_at > ?')
+      .get(`lane:${lane}`, now)?.n !== 0
+  );
 }
 
 export class UtilController implements DaemonBehavior {
@@ -50,7 +54,8 @@ export class UtilController implements DaemonBehavior {
     const u = ctx.config.utilization;
     // A machine without nvidia-smi is asked again once a minute, not every
     // tick: a driver installed later is still found.
-    const skipProbe = !this.gpu.available && this.gpu.notInstalled === true && now - this.gpuProbedAt < NOT_INSTALLED_REPROBE_MS;
+    const skipProbe =
+      !this.gpu.available && this.gpu.notInstalled === true && now - this.gpuProbedAt < NOT_INSTALLED_REPROBE_MS;
     if (!skipProbe) {
       this.gpu = await probeGpus({ timeoutMs: Math.min(5000, Math.max(1000, 2 * ctx.config.tickMs)) });
       this.gpuProbedAt = now;
@@ -68,7 +73,9 @@ export class UtilController implements DaemonBehavior {
     for (const lane of Object.values(ctx.config.lanes)) {
       const utilPct = lane.kind === 'cpu' ? this.machine.cpuPct : this.gpuUtil(lane.gpus);
       const busy = workers.filter((w) => w.lane === lane.name && ACTIVE_STATUSES.includes(w.status)).length;
-      const list = [...(this.samples.get(lane.name) ?? []), { at: now, utilPct, memPct, busy }].filter((s) => s.at >= now - keepMs);
+      const list = [...(this.samples.get(lane.name) ?? []), { at: now, utilPct, memPct, busy }].filter(
+        (s) => s.at >= now - keepMs,
+      );
       this.samples.set(lane.name, list);
       values[`lane:${lane.name}:busy`] = busy;
     }
@@ -83,7 +90,10 @@ export class UtilController implements DaemonBehavior {
 
   private gpuUtil(indexes: number[]): number | null {
     if (!this.gpu.available) return null;
-    const vals = this.gpu.gpus.filter((g) => indexes.includes(g.index)).map((g) => g.utilPct).filter((v): v is number => v !== null);
+    const vals = this.gpu.gpus
+      .filter((g) => indexes.includes(g.index))
+      .map((g) => g.utilPct)
+      .filter((v): v is number => v !== null);
     return vals.length ? vals.reduce((a, b) => a + b, 0) / vals.length : null;
   }
 
@@ -104,8 +114,13 @@ export class UtilController implements DaemonBehavior {
       const busy = mine.filter((w) => ACTIVE_STATUSES.includes(w.status)).length;
       const d = decideLane(
         {
-          mode: lane.fill, targetPct: lane.kind === 'gpu' ? u.gpuTarget : u.cpuTarget, windowMs: u.windowMs, memoryCeilingPct: u.memoryCeiling,
-          stabilizationMs: u.scaleDownStabilizationMs, scaleUpPeriodMs: u.scaleUpPeriodMs, scaleUpPods: u.scaleUpPods,
+          mode: lane.fill,
+          targetPct: lane.kind === 'gpu' ? u.gpuTarget : u.cpuTarget,
+          windowMs: u.windowMs,
+          memoryCeilingPct: u.memoryCeiling,
+          stabilizationMs: u.scaleDownStabilizationMs,
+          scaleUpPeriodMs: u.scaleUpPeriodMs,
+          scaleUpPods: u.scaleUpPods,
         },
         { lastDownAt: this.lastDownAt, grown },
         this.samples.get(lane.name) ?? [],
@@ -113,25 +128,62 @@ export class UtilController implements DaemonBehavior {
         now,
       );
       this.decisions[lane.name] = d;
-      this.starvation.observe(ctx, lane.name, d.heldByUse ? { ...d.heldByUse, queued, freeSlots: lane.slots - busy } : null, now);
+      this.starvation.observe(
+        ctx,
+        lane.name,
+        d.heldByUse ? { ...d.heldByUse, queued, freeSlots: lane.slots - busy } : null,
+        now,
+      );
       // One growth of a lane at a time: the last one holds the lane's lease until its first worker runs.
       if (d.kind === 'fill' && !laneBusy(ctx, lane.name, now)) {
         // Idle capacity with work waiting is the failure this fills; a lane filled by slots just has room.
-        const low = lane.fill === 'utilization'
-          ? ctx.log.append({ kind: 'detect.util_low', target: `lane:${lane.name}`, severity: 'info', data: { class: 'util_low', queued, message: d.reason } }).seq
-          : null;
-        const a = await Action.propose(this.actionDeps(ctx), { type: 'launch_worker', target: `lane:${lane.name}`, priority: 'capacity', reason: d.reason, incidentId: low, data: { count: d.count } });
+        const low =
+          lane.fill === 'utilization'
+            ? ctx.log.append({
+                kind: 'detect.util_low',
+                target: `lane:${lane.name}`,
+                severity: 'info',
+                data: { class: 'util_low', queued, message: d.reason },
+              }).seq
+            : null;
+        const a = await Action.propose(this.actionDeps(ctx), {
+          type: 'launch_worker',
+          target: `lane:${lane.name}`,
+          priority: 'capacity',
+          reason: d.reason,
+          incidentId: low,
+          data: { count: d.count },
+        });
         if (a.granted) {
           requestLaneFill(ctx.db, lane.name, d.count, a.id);
           grown.push({ at: now, count: d.count });
         }
       } else if (d.kind === 'scale-down' && !scaledDown) {
         // Memory is the machine's, not the lane's: the newest fill worker of any lane goes first.
-        const newest = workers.filter((w) => w.taskId !== null && LIVE_STATUSES.includes(w.status)).sort((a, b) => (b.launchedAt ?? 0) - (a.launchedAt ?? 0))[0];
+        const newest = workers
+          .filter((w) => w.taskId !== null && LIVE_STATUSES.includes(w.status))
+          .sort((a, b) => (b.launchedAt ?? 0) - (a.launchedAt ?? 0))[0];
         if (!newest) continue;
-        const detect = ctx.log.append({ kind: 'detect.memory_pressure', target: `lane:${lane.name}`, severity: 'warn', data: { class: 'memory_pressure', memPct: this.machine.memPct, ceiling: u.memoryCeiling, victim: newest.id, message: d.reason } });
+        const detect = ctx.log.append({
+          kind: 'detect.memory_pressure',
+          target: `lane:${lane.name}`,
+          severity: 'warn',
+          data: {
+            class: 'memory_pressure',
+            memPct: this.machine.memPct,
+            ceiling: u.memoryCeiling,
+            victim: newest.id,
+            message: d.reason,
+          },
+        });
         // Memory pressure is a safety matter: it goes ahead in pause mode and with the breaker open.
-        const a = await Action.propose(this.actionDeps(ctx), { type: 'requeue_task', target: `worker:${newest.id}`, priority: 'safety', reason: `${d.reason}: stop the newest fill worker`, incidentId: detect.seq });
+        const a = await Action.propose(this.actionDeps(ctx), {
+          type: 'requeue_task',
+          target: `worker:${newest.id}`,
+          priority: 'safety',
+          reason: `${d.reason}: stop the newest fill worker`,
+          incidentId: detect.seq,
+        });
         if (a.granted) {
           requestCommand(ctx.db, newest.id, 'requeue', a.id, 'util-controller');
           this.lastDownAt = now;
@@ -156,9 +208,19 @@ export class UtilController implements DaemonBehavior {
       }
       if (!f) continue;
       this.flagged.add(key);
-      const d = ctx.log.append({ kind: `detect.${f.class}`, target: `worker:${w.id}`, severity: 'error', data: { class: f.class, attempt: w.attempt, ...f.evidence, message: f.message } });
+      const d = ctx.log.append({
+        kind: `detect.${f.class}`,
+        target: `worker:${w.id}`,
+        severity: 'error',
+        data: { class: f.class, attempt: w.attempt, ...f.evidence, message: f.message },
+      });
       // Restarting cannot put work on the right device: a person decides.
-      raiseEscalation(ctx.log, { target: `worker:${w.id}`, reason: f.message, incidentId: d.seq, data: { workerId: w.id } });
+      raiseEscalation(ctx.log, {
+        target: `worker:${w.id}`,
+        reason: f.message,
+        incidentId: d.seq,
+        data: { workerId: w.id },
+      });
     }
   }
 
@@ -167,7 +229,15 @@ export class UtilController implements DaemonBehavior {
       utilization: {
         cpuPct: this.machine.cpuPct,
         memPct: this.machine.memPct,
-        gpus: this.gpu.gpus.map((g) => ({ index: g.index, name: g.name, utilPct: g.utilPct, memUsedMiB: g.memUsedMiB, memTotalMiB: g.memTotalMiB, temperatureC: g.temperatureC, pids: g.processes.map((p) => p.pid) })),
+        gpus: this.gpu.gpus.map((g) => ({
+          index: g.index,
+          name: g.name,
+          utilPct: g.utilPct,
+          memUsedMiB: g.memUsedMiB,
+          memTotalMiB: g.memTotalMiB,
+          temperatureC: g.temperatureC,
+          pids: g.processes.map((p) => p.pid),
+        })),
       },
       gpuProbe: this.gpu.available ? { available: true } : { available: false, reason: this.gpu.reason },
       lanes: this.decisions,

@@ -16,9 +16,17 @@ export class ConfigWatch {
 
   start(ctx: DaemonContext): void {
     const file = ctx.config.file;
-    this.watcher = watch(file, { ignoreInitial: true, awaitWriteFinish: { stabilityThreshold: STABLE_FOR_MS, pollInterval: 50 } });
+    this.watcher = watch(file, {
+      ignoreInitial: true,
+      awaitWriteFinish: { stabilityThreshold: STABLE_FOR_MS, pollInterval: 50 },
+    });
     const onEdit = () => this.reload(ctx);
-    this.watcher.on('change', onEdit).on('add', onEdit).on('error', (err) => ctx.logger.warn({ file, err: errorMessage(err) }, 'config watch failed; swarmctl reload still works'));
+    this.watcher
+      .on('change', onEdit)
+      .on('add', onEdit)
+      .on('error', (err) =>
+        ctx.logger.warn({ file, err: errorMessage(err) }, 'config watch failed; swarmctl reload still works'),
+      );
   }
 
   private reload(ctx: DaemonContext): void {

@@ -33,7 +33,12 @@ function trim(file: string, maxBytes: number): LogTrim | null {
 }
 
 /** Trims the daemons' logs past `maxBytes`; removes the logs of workers PM2 no longer runs. */
-export function boundPm2Logs(pm2Home: string, daemons: readonly string[], liveApps: readonly string[], maxBytes: number): { trimmed: LogTrim[]; removed: string[] } {
+export function boundPm2Logs(
+  pm2Home: string,
+  daemons: readonly string[],
+  liveApps: readonly string[],
+  maxBytes: number,
+): { trimmed: LogTrim[]; removed: string[] } {
   const dir = path.join(pm2Home, 'logs');
   const trimmed: LogTrim[] = [];
   for (const name of daemons) {

@@ -16,17 +16,22 @@ if (!file) {
 }
 
 /** @param {unknown} err */
-const isCorrupt = (err) => CORRUPT.some((c) => String(/** @type {{ code?: unknown }} */ (err).code ?? '').startsWith(c));
+const isCorrupt = (err) =>
+  CORRUPT.some((c) => String(/** @type {{ code?: unknown }} */ (err).code ?? '').startsWith(c));
 
 /** @type {string[]} */
 const problems = [];
 try {
   const db = new Database(file, { readonly: true, fileMustExist: true, timeout: 10_000 });
-  const tables = /** @type {{ name: string }[]} */ (db.prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name").all());
+  const tables = /** @type {{ name: string }[]} */ (
+    db.prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name").all()
+  );
   for (const { name } of tables) {
     let ok = false;
     try {
-      const raw = /** @type {Record<string, unknown>[]} */ (db.pragma(`quick_check("${name.replace(/"/g, '""')}")`, { simple: false }));
+      const raw = /** @type {Record<string, unknown>[]} */ (
+        db.pragma(`quick_check("${name.replace(/"/g, '""')}")`, { simple: false })
+      );
       const rows = raw.map((r) => String(Object.values(r)[0]));
       ok = rows.length === 1 && rows[0] === 'ok';
       if (!ok) problems.push(...rows.map((r) => `${name}: ${r}`));
@@ -44,4 +49,6 @@ try {
   }
   problems.push(/** @type {Error} */ (err).message);
 }
-process.stdout.write(`${JSON.stringify({ result: problems.length === 0 ? 'ok' : problems.slice(0, 20).join('; ') })}\n`);
+process.stdout.write(
+  `${JSON.stringify({ result: problems.length === 0 ? 'ok' : problems.slice(0, 20).join('; ') })}\n`,
+);

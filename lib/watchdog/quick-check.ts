@@ -22,7 +22,11 @@ export class QuickCheckRunner {
   /** Starts a check unless one runs; `onDone` gets the verdict, or why there is none. */
   start(dbFile: string, limitMs: number, onDone: (o: QuickCheckOutcome) => void): boolean {
     if (this.run) return false;
-    const run = spawnBounded([process.execPath, CHILD, dbFile], { timeoutMs: limitMs, maxBytes: 64 * 1024, onOverflow: 'tail' });
+    const run = spawnBounded([process.execPath, CHILD, dbFile], {
+      timeoutMs: limitMs,
+      maxBytes: 64 * 1024,
+      onOverflow: 'tail',
+    });
     this.run = run;
     try {
       if (run.child.pid) os.setPriority(run.child.pid, NICE);
@@ -53,5 +57,10 @@ function verdictOf(r: BoundedResult): QuickCheckOutcome {
   } catch {
     // No verdict line: the reason is below.
   }
-  return { error: r.signal ? `ended by ${r.signal} after ${r.elapsedMs}ms` : `exited ${r.exitCode}: ${r.stderr.trim().slice(0, 500)}`, elapsedMs: r.elapsedMs };
+  return {
+    error: r.signal
+      ? `ended by ${r.signal} after ${r.elapsedMs}ms`
+      : `exited ${r.exitCode}: ${r.stderr.trim().slice(0, 500)}`,
+    elapsedMs: r.elapsedMs,
+  };
 }

@@ -10,7 +10,14 @@ import type { Grantor } from '../actions/action';
 import type { AppInfo, ProcessManager } from '../process-manager';
 import { buildSnapshot, daemonView } from '../snapshot';
 import { readStateFile } from '../state-store';
-import { CONTROL_STATE_FILE, ControlStateSchema, DAEMON_STATE_FILES, DaemonHeaderSchema, SESSION_LATEST_FILE, SessionLatestSchema } from '../state-files';
+import {
+  CONTROL_STATE_FILE,
+  ControlStateSchema,
+  DAEMON_STATE_FILES,
+  DaemonHeaderSchema,
+  SESSION_LATEST_FILE,
+  SessionLatestSchema,
+} from '../state-files';
 import { pm2Home } from '../pm2-home';
 import { ConfigWatch } from './config-watch';
 import { boundPm2Logs } from './pm2-logs';
@@ -62,9 +69,15 @@ export class Watchdog implements DaemonBehavior {
       ctx.logger.error({ err: errorMessage(err) }, 'daemon check failed');
     }
     // Only a daemon PM2 says is down has nobody to rewrite its files; one still starting will.
-    const down = others.filter((n) => apps.length > 0 && apps.find((a) => a.name === n)?.status !== 'online' && apps.find((a) => a.name === n)?.status !== 'launching');
+    const down = others.filter(
+      (n) =>
+        apps.length > 0 &&
+        apps.find((a) => a.name === n)?.status !== 'online' &&
+        apps.find((a) => a.name === n)?.status !== 'launching',
+    );
     await this.repairOrphanedStateFiles(ctx, down, now);
-    if (now - this.lastQuickCheckAt >= ctx.config.watchdog.quickCheckEveryMs && !this.checker.running) this.quickCheck(ctx);
+    if (now - this.lastQuickCheckAt >= ctx.config.watchdog.quickCheckEveryMs && !this.checker.running)
+      this.quickCheck(ctx);
     this.checkpointWal(ctx);
     if (apps.length > 0 && now - this.logsBoundAt >= LOG_CHECK_EVERY_MS) {
       this.logsBoundAt = now;
@@ -74,7 +87,12 @@ export class Watchdog implements DaemonBehavior {
 
   private boundLogs(ctx: DaemonContext, apps: AppInfo[]): void {
     try {
-      const r = boundPm2Logs(pm2Home(), this.watched(), apps.map((a) => a.name), ctx.config.watchdog.pm2LogMaxBytes);
+      const r = boundPm2Logs(
+        pm2Home(),
+        this.watched(),
+        apps.map((a) => a.name),
+        ctx.config.watchdog.pm2LogMaxBytes,
+      );
       for (const t of r.trimmed) ctx.logger.info({ file: t.file, bytes: t.bytes }, 'pm2 log cut back');
       if (r.removed.length > 0) ctx.logger.info({ files: r.removed }, 'logs of deleted workers removed');
     } catch (err) {
@@ -87,14 +105,34 @@ export class Watchdog implements DaemonBehavior {
     const dir = ctx.config.stateDir;
     const orphans: { file: string; schema: z.ZodType; rebuild: () => unknown }[] = [];
     for (const name of names) {
-      orphans.push({ file: DAEMON_STATE_FILES[name], schema: DaemonHeaderSchema, rebuild: () => headerFromLog(ctx.db, name, ctx.run.id, ctx.config.tickMs) });
+      orphans.push({
+        file: DAEMON_STATE_FILES[name],
+        schema: DaemonHeaderSchema,
+        rebuild: () => headerFromLog(ctx.db, name, ctx.run.id, ctx.config.tickMs),
+      });
       if (name === 'session-state-manager') {
-        orphans.push({ file: CONTROL_STATE_FILE, schema: ControlStateSchema, rebuild: () => buildSnapshot(ctx.config, now) });
         orphans.push({
-          file: SESSION_LATEST_FILE, schema: SessionLatestSchema,
+          file: CONTROL_STATE_FILE,
+          schema: ControlStateSchema,
+          rebuild: () => buildSnapshot(ctx.config, now),
+        });
+        orphans.push({
+          file: SESSION_LATEST_FILE,
+          schema: SessionLatestSchema,
           rebuild: () => {
             const s = buildSnapshot(ctx.config, now);
-            return { runId: ctx.run.id, swarm: ctx.config.name, status: s.run?.status ?? 'running', startedAt: ctx.run.startedAt, updatedAt: s.generatedAt, tasks: s.tasks, problems: s.problems, nextSteps: s.nextSteps, lastSeq: s.events.lastSeq, rebuiltBy: 'watchdog' };
+            return {
+              runId: ctx.run.id,
+              swarm: ctx.config.name,
+              status: s.run?.status ?? 'running',
+              startedAt: ctx.run.startedAt,
+              updatedAt: s.generatedAt,
+              tasks: s.tasks,
+              problems: s.problems,
+              nextSteps: s.nextSteps,
+              lastSeq: s.events.lastSeq,
+              rebuiltBy: 'watchdog',
+            };
           },
         });
       }
@@ -103,14 +141,42 @@ export class Watchdog implements DaemonBehavior {
       const r = readStateFile(path.join(dir, o.file), o.schema);
       if (r.ok) continue;
       const target = `state:${o.file}` as const;
-      const d = ctx.log.append({ kind: 'detect.state_corrupt', target, severity: 'warn', data: { class: 'state_corrupt', file: o.file, reason: r.error.reason, detail: r.error.message, message: `${o.file} is ${r.error.reason} and its owner is not running` } });
-      const action = await Action.propose(this.actionDeps(ctx), { type: 'repair_state', target, priority: 'safety', reason: `${o.file} ${r.error.reason}`, incidentId: d.seq });
+      const d = ctx.log.append({
+        kind: 'detect.state_corrupt',
+        target,
+        severity: 'warn',
+        data: {
+          class: 'state_corrupt',
+          file: o.file,
+          reason: r.error.reason,
+          detail: r.error.message,
+          message: `${o.file} is ${r.error.reason} and its owner is not running`,
+        },
+      });
+      const action = await Action.propose(this.actionDeps(ctx), {
+        type: 'repair_state',
+        target,
+        priority: 'safety',
+        reason: `${o.file} ${r.error.reason}`,
+        incidentId: d.seq,
+      });
       if (!action.granted) continue;
       action.started();
       ctx.state.write(o.file, o.rebuild());
       const check = readStateFile(path.join(dir, o.file), o.schema);
       if (check.ok) {
-        ctx.log.append({ kind: 'state.repaired', target, actionId: action.id, data: { file: o.file, reason: r.error.reason, by: 'watchdog', how: 'rebuilt from the event log', message: `${o.file} rebuilt by watchdog` } });
+        ctx.log.append({
+          kind: 'state.repaired',
+          target,
+          actionId: action.id,
+          data: {
+            file: o.file,
+            reason: r.error.reason,
+            by: 'watchdog',
+            how: 'rebuilt from the event log',
+            message: `${o.file} rebuilt by watchdog`,
+          },
+        });
         action.verified({ message: `${o.file} valid again` });
       } else {
         action.failed({ message: `${o.file} still invalid: ${check.error.message}` });
@@ -135,16 +201,42 @@ export class Watchdog implements DaemonBehavior {
     if ('error' in o) {
       // No verdict (it was killed, or could not open the file): said, but not taken for corruption.
       ctx.logger.warn({ err: o.error, elapsedMs }, 'quick_check gave no verdict');
-      ctx.log.append({ kind: 'db.checked', target: `state:${DB_FILE}`, severity: 'warn', data: { check: 'quick_check', result: null, error: o.error, elapsedMs, message: `quick_check gave no verdict: ${o.error}` } });
+      ctx.log.append({
+        kind: 'db.checked',
+        target: `state:${DB_FILE}`,
+        severity: 'warn',
+        data: {
+          check: 'quick_check',
+          result: null,
+          error: o.error,
+          elapsedMs,
+          message: `quick_check gave no verdict: ${o.error}`,
+        },
+      });
       return;
     }
     const result = o.result;
     this.lastQuickCheck = result;
     if (result === 'ok') {
-      ctx.log.append({ kind: 'db.checked', target: `state:${DB_FILE}`, severity: 'debug', data: { check: 'quick_check', result, elapsedMs, message: 'quick_check ok' } });
+      ctx.log.append({
+        kind: 'db.checked',
+        target: `state:${DB_FILE}`,
+        severity: 'debug',
+        data: { check: 'quick_check', result, elapsedMs, message: 'quick_check ok' },
+      });
     } else {
-      const d = ctx.log.append({ kind: 'detect.state_corrupt', target: `state:${DB_FILE}`, severity: 'critical', data: { class: 'state_corrupt', file: DB_FILE, result, message: `quick_check: ${result}` } });
-      raiseEscalation(ctx.log, { target: `state:${DB_FILE}`, reason: `swarm.db failed quick_check: ${result}`, incidentId: d.seq, message: 'swarm.db failed quick_check; stop the swarm and restore it' });
+      const d = ctx.log.append({
+        kind: 'detect.state_corrupt',
+        target: `state:${DB_FILE}`,
+        severity: 'critical',
+        data: { class: 'state_corrupt', file: DB_FILE, result, message: `quick_check: ${result}` },
+      });
+      raiseEscalation(ctx.log, {
+        target: `state:${DB_FILE}`,
+        reason: `swarm.db failed quick_check: ${result}`,
+        incidentId: d.seq,
+        message: 'swarm.db failed quick_check; stop the swarm and restore it',
+      });
     }
   }
 
@@ -156,7 +248,16 @@ export class Watchdog implements DaemonBehavior {
     }
     if (this.walBytes < ctx.config.watchdog.walCheckpointBytes) return;
     const r = ctx.db.pragma('wal_checkpoint(TRUNCATE)') as { busy: number; log: number; checkpointed: number }[];
-    ctx.log.append({ kind: 'db.checked', target: `state:${DB_FILE}`, data: { check: 'wal_checkpoint', walBytes: this.walBytes, result: r[0] ?? null, message: `WAL was ${Math.round(this.walBytes / 1048576)}MiB: checkpointed` } });
+    ctx.log.append({
+      kind: 'db.checked',
+      target: `state:${DB_FILE}`,
+      data: {
+        check: 'wal_checkpoint',
+        walBytes: this.walBytes,
+        result: r[0] ?? null,
+        message: `WAL was ${Math.round(this.walBytes / 1048576)}MiB: checkpointed`,
+      },
+    });
   }
 
   snapshot(ctx: DaemonContext): Record<string, unknown> {

@@ -11,7 +11,8 @@ import type { WorkerRecord } from './record';
 // learns of exits it did not see.
 
 export const workerDir = (stateDir: string, workerId: string): string => path.join(stateDir, 'workers', workerId);
-export const checkpointDir = (stateDir: string, workerId: string): string => path.join(stateDir, 'checkpoints', workerId);
+export const checkpointDir = (stateDir: string, workerId: string): string =>
+  path.join(stateDir, 'checkpoints', workerId);
 
 export const SpecSchema = z.object({
   workerId: z.string(),
@@ -35,7 +36,12 @@ export const SpecSchema = z.object({
 });
 export type WorkerSpec = z.output<typeof SpecSchema>;
 
-export const PidSchema = z.object({ pid: z.number().int(), pgid: z.number().int(), shimPid: z.number().int(), startedAt: z.string() });
+export const PidSchema = z.object({
+  pid: z.number().int(),
+  pgid: z.number().int(),
+  shimPid: z.number().int(),
+  startedAt: z.string(),
+});
 export const ExitSchema = z.object({
   exitCode: z.number().int().nullable(),
   signal: z.string().nullable(),
@@ -93,7 +99,13 @@ export function listWorkerDirs(stateDir: string): string[] {
 }
 
 /** The progress file a worker writes: its job's progress.path, or progress.json in its checkpoint folder. */
-export function progressFileFor(config: CompiledConfig, job: CompiledJob, w: Pick<WorkerRecord, 'id' | 'taskId' | 'attempt'>): string {
+export function progressFileFor(
+  config: CompiledConfig,
+  job: CompiledJob,
+  w: Pick<WorkerRecord, 'id' | 'taskId' | 'attempt'>,
+): string {
   const vars = { taskId: w.taskId ?? '', workerId: w.id, attempt: w.attempt };
-  return job.progress?.pathTemplate ? interpolate(job.progress.pathTemplate, vars) : path.join(checkpointDir(config.stateDir, w.id), 'progress.json');
+  return job.progress?.pathTemplate
+    ? interpolate(job.progress.pathTemplate, vars)
+    : path.join(checkpointDir(config.stateDir, w.id), 'progress.json');
 }

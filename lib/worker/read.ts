@@ -42,7 +42,8 @@ export function readProgress(file: string): ProgressReading | null {
   } finally {
     fs.closeSync(fd);
   }
-  const updatedAt = json && (typeof json.updatedAt === 'string' || typeof json.updatedAt === 'number') ? String(json.updatedAt) : null;
+  const updatedAt =
+    json && (typeof json.updatedAt === 'string' || typeof json.updatedAt === 'number') ? String(json.updatedAt) : null;
   return { marker: updatedAt ? `u:${updatedAt}` : `m:${st.mtimeMs}`, mtimeMs: st.mtimeMs, json };
 }
 

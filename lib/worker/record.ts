@@ -56,7 +56,10 @@ export const WorkerRecordSchema = z.object({
   pgid: z.number().int().nullable(),
   shimPid: z.number().int().nullable(),
   /** Who pid and shimPid are, as the kernel confirmed when Swarm first believed them; null: never confirmed, never signalled. */
-  identity: z.object({ startTicks: z.number(), shimStartTicks: z.number(), bootId: z.string() }).nullable().default(null),
+  identity: z
+    .object({ startTicks: z.number(), shimStartTicks: z.number(), bootId: z.string() })
+    .nullable()
+    .default(null),
   gpus: z.array(z.number().int()),
   launchedAt: z.number().nullable(),
   lastProgressAt: z.number().nullable(),
@@ -72,8 +75,20 @@ export const WorkerRecordSchema = z.object({
   backoffUntil: z.number().nullable(),
   deniedUntil: z.number().nullable(),
   /** A failure whose remediation was denied: asked again once deniedUntil passes, under the same incident. */
-  regrant: z.object({ cls: z.string(), incidentId: z.number().int(), reason: z.string(), ruleAction: z.enum(['restart', 'stop']) }).nullable().default(null),
-  history: z.object({ restartTimes: z.array(z.number()), streak: z.number().int(), healthySince: z.number().nullable() }),
+  regrant: z
+    .object({
+      cls: z.string(),
+      incidentId: z.number().int(),
+      reason: z.string(),
+      ruleAction: z.enum(['restart', 'stop']),
+    })
+    .nullable()
+    .default(null),
+  history: z.object({
+    restartTimes: z.array(z.number()),
+    streak: z.number().int(),
+    healthySince: z.number().nullable(),
+  }),
   pending: PendingActionSchema.nullable(),
   /** Why Swarm is ending the process: what its exit then means. `converge`: the task is done. */
   stopIntent: z.enum(['restart', 'stop', 'requeue', 'converge']).nullable(),
@@ -84,12 +99,20 @@ export const WorkerRecordSchema = z.object({
   cpuSampledAt: z.number().nullable(),
   cpuPct: z.number().nullable(),
   memBytes: z.number().nullable(),
-  lastExit: z.object({ exitCode: z.number().nullable(), signal: z.string().nullable(), class: z.string().nullable() }).nullable(),
+  lastExit: z
+    .object({ exitCode: z.number().nullable(), signal: z.string().nullable(), class: z.string().nullable() })
+    .nullable(),
   /** 0: the job's own command; N: fallbacks[N-1]. */
   tier: z.number().int().default(0),
   /** Index into strategies of the argument set in use, or -1 for none. */
   strategy: z.number().int().default(-1),
-  plateau: z.object({ best: z.number().nullable(), updatesSinceImprovement: z.number().int(), lastImprovementAt: z.number().nullable() }).default({ best: null, updatesSinceImprovement: 0, lastImprovementAt: null }),
+  plateau: z
+    .object({
+      best: z.number().nullable(),
+      updatesSinceImprovement: z.number().int(),
+      lastImprovementAt: z.number().nullable(),
+    })
+    .default({ best: null, updatesSinceImprovement: 0, lastImprovementAt: null }),
   /** Failures of this task by class, over its whole life: the evidence for stagnation. */
   failureCounts: z.record(z.string(), z.number().int()).default({}),
   verifying: z.boolean().default(false),
@@ -102,15 +125,60 @@ export const WorkerRecordSchema = z.object({
 });
 export type WorkerRecord = z.output<typeof WorkerRecordSchema>;
 
-export function newWorkerRecord(p: { id: string; job: string; taskId: string | null; slot: number | null; lane: string; attempt?: number }): WorkerRecord {
+export function newWorkerRecord(p: {
+  id: string;
+  job: string;
+  taskId: string | null;
+  slot: number | null;
+  lane: string;
+  attempt?: number;
+}): WorkerRecord {
   return {
-    id: p.id, job: p.job, taskId: p.taskId, slot: p.slot, lane: p.lane, status: 'backoff', attempt: p.attempt ?? 0, restarts: 0,
-    pid: null, pgid: null, shimPid: null, identity: null, gpus: [], launchedAt: null, lastProgressAt: null, progressMarker: null,
-    progressAdvancedSinceLaunch: false, startupSeen: false, startupSeenAt: null, logOffset: 0, logSize: null, logChangedAt: null, artifactsSeen: [],
-    backoffUntil: 0, deniedUntil: null, regrant: null, history: { restartTimes: [], streak: 0, healthySince: null }, pending: null, stopIntent: null,
-    openIncidents: [], escalationId: null, detectedThisAttempt: [], cpuTicks: null, cpuSampledAt: null, cpuPct: null, memBytes: null, lastExit: null,
-    tier: 0, strategy: -1, plateau: { best: null, updatesSinceImprovement: 0, lastImprovementAt: null }, failureCounts: {}, verifying: false,
-    progress: null, progressStart: null, progressWarned: false,
+    id: p.id,
+    job: p.job,
+    taskId: p.taskId,
+    slot: p.slot,
+    lane: p.lane,
+    status: 'backoff',
+    attempt: p.attempt ?? 0,
+    restarts: 0,
+    pid: null,
+    pgid: null,
+    shimPid: null,
+    identity: null,
+    gpus: [],
+    launchedAt: null,
+    lastProgressAt: null,
+    progressMarker: null,
+    progressAdvancedSinceLaunch: false,
+    startupSeen: false,
+    startupSeenAt: null,
+    logOffset: 0,
+    logSize: null,
+    logChangedAt: null,
+    artifactsSeen: [],
+    backoffUntil: 0,
+    deniedUntil: null,
+    regrant: null,
+    history: { restartTimes: [], streak: 0, healthySince: null },
+    pending: null,
+    stopIntent: null,
+    openIncidents: [],
+    escalationId: null,
+    detectedThisAttempt: [],
+    cpuTicks: null,
+    cpuSampledAt: null,
+    cpuPct: null,
+    memBytes: null,
+    lastExit: null,
+    tier: 0,
+    strategy: -1,
+    plateau: { best: null, updatesSinceImprovement: 0, lastImprovementAt: null },
+    failureCounts: {},
+    verifying: false,
+    progress: null,
+    progressStart: null,
+    progressWarned: false,
   };
 }
 
@@ -122,7 +190,9 @@ export const SentryBodySchema = z.looseObject({
 
 /** The worker's process as it may be signalled, or null if the kernel never vouched for it. */
 export function workerIdentity(w: WorkerRecord): ProcessIdentity | null {
-  return w.pid !== null && w.identity ? { pid: w.pid, startTicks: w.identity.startTicks, bootId: w.identity.bootId } : null;
+  return w.pid !== null && w.identity
+    ? { pid: w.pid, startTicks: w.identity.startTicks, bootId: w.identity.bootId }
+    : null;
 }
 
 /** The worker still runs: its pid is alive and, where recorded, is still the process the kernel vouched for. */
@@ -142,9 +212,23 @@ export const pm2NameOf = (workerId: string): string => `swarm-worker-${workerId}
 /** What `query` shows of a worker. */
 export function toView(w: WorkerRecord, now: number): WorkerView {
   return {
-    id: w.id, job: w.job, taskId: w.taskId, lane: w.lane, status: w.status, pid: w.pid, attempt: w.attempt, restarts: w.restarts,
-    startedAt: w.launchedAt === null ? null : iso(w.launchedAt), lastProgressAt: w.lastProgressAt === null ? null : iso(w.lastProgressAt),
-    progressAgeMs: w.lastProgressAt === null ? null : now - w.lastProgressAt, lastOutputAt: w.logChangedAt === null ? null : iso(w.logChangedAt), cpuPct: w.cpuPct, memBytes: w.memBytes, gpus: w.gpus,
-    progress: w.progress ? { ...w.progress, summary: describeProgress(w.progress), etaMs: etaMs(w.progress, w.progressStart, now) } : null,
+    id: w.id,
+    job: w.job,
+    taskId: w.taskId,
+    lane: w.lane,
+    status: w.status,
+    pid: w.pid,
+    attempt: w.attempt,
+    restarts: w.restarts,
+    startedAt: w.launchedAt === null ? null : iso(w.launchedAt),
+    lastProgressAt: w.lastProgressAt === null ? null : iso(w.lastProgressAt),
+    progressAgeMs: w.lastProgressAt === null ? null : now - w.lastProgressAt,
+    lastOutputAt: w.logChangedAt === null ? null : iso(w.logChangedAt),
+    cpuPct: w.cpuPct,
+    memBytes: w.memBytes,
+    gpus: w.gpus,
+    progress: w.progress
+      ? { ...w.progress, summary: describeProgress(w.progress), etaMs: etaMs(w.progress, w.progressStart, now) }
+      : null,
   };
 }

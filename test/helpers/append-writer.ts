@@ -7,7 +7,8 @@ import { SqliteEventLog } from '../../lib/event-log';
 import { PROJECTION_FILE } from '../../lib/projection';
 
 const [stateDir, countText, writerName, batchText, projectText] = process.argv.slice(2);
-if (!stateDir || !countText || !writerName) throw new Error('usage: append-writer STATE_DIR COUNT NAME [BATCH] [project|noproject]');
+if (!stateDir || !countText || !writerName)
+  throw new Error('usage: append-writer STATE_DIR COUNT NAME [BATCH] [project|noproject]');
 const count = Number(countText);
 const batch = Number(batchText ?? '1');
 const db = openDb(stateDir);

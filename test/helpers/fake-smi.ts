@@ -18,6 +18,10 @@ export function fakeNvidiaSmi(dir: string, cfg: FakeSmiConfig): { bin: string; s
   const bin = path.join(dir, 'nvidia-smi');
   const set = (c: FakeSmiConfig) => fs.writeFileSync(conf, JSON.stringify({ fixtureDir: FIXTURES, ...c }));
   set(cfg);
-  fs.writeFileSync(bin, `#!${process.execPath}\nprocess.env.FAKE_SMI_CONFIG = ${JSON.stringify(conf)};\nrequire(${JSON.stringify(path.join(ROOT, 'test', 'fixtures', 'fake-nvidia-smi.js'))});\n`, { mode: 0o755 });
+  fs.writeFileSync(
+    bin,
+    `#!${process.execPath}\nprocess.env.FAKE_SMI_CONFIG = ${JSON.stringify(conf)};\nrequire(${JSON.stringify(path.join(ROOT, 'test', 'fixtures', 'fake-nvidia-smi.js'))});\n`,
+    { mode: 0o755 },
+  );
   return { bin, set };
 }

@@ -57,7 +57,16 @@ export function startPostgres(password?: string): TestPostgres {
     auth.splice(0, 2, '-A', 'scram-sha-256', `--pwfile=${pwfile}`);
   }
   asPostgres(path.join(bin, 'initdb'), ['-D', data, ...auth, '-U', 'postgres']);
-  asPostgres(path.join(bin, 'pg_ctl'), ['-D', data, '-o', `-p ${port} -k ${dir} -c listen_addresses=`, '-l', path.join(dir, 'server.log'), '-w', 'start']);
+  asPostgres(path.join(bin, 'pg_ctl'), [
+    '-D',
+    data,
+    '-o',
+    `-p ${port} -k ${dir} -c listen_addresses=`,
+    '-l',
+    path.join(dir, 'server.log'),
+    '-w',
+    'start',
+  ]);
   return {
     host: dir,
     port,

@@ -34,7 +34,11 @@ export class TestSwarm {
 
   ctl(...args: string[]): { status: number | null; stdout: string; stderr: string } {
     // --config goes before the command's own args: after `--`, it would be a task argument.
-    const r = spawnSync(SWARMCTL, ['--config', this.configFile, ...args], { env: this.env, encoding: 'utf8', timeout: 60_000 });
+    const r = spawnSync(SWARMCTL, ['--config', this.configFile, ...args], {
+      env: this.env,
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
     return { status: r.status, stdout: r.stdout, stderr: r.stderr };
   }
 
@@ -58,12 +62,24 @@ export class TestSwarm {
     }
   }
 
-  async waitEvent(kind: string, target?: string, pred: (e: StoredEvent) => boolean = () => true, timeoutMs = 45_000): Promise<StoredEvent> {
+  async waitEvent(
+    kind: string,
+    target?: string,
+    pred: (e: StoredEvent) => boolean = () => true,
+    timeoutMs = 45_000,
+  ): Promise<StoredEvent> {
     try {
-      return await waitFor(`${kind} on ${target ?? 'any target'}`, () => this.events({ kind, target }).find(pred), timeoutMs, 150);
+      return await waitFor(
+        `${kind} on ${target ?? 'any target'}`,
+        () => this.events({ kind, target }).find(pred),
+        timeoutMs,
+        150,
+      );
     } catch (err) {
       // What did happen is what a failure in CI needs: the last events of that target.
-      const seen = this.events({ target }).slice(-15).map((e) => `  #${e.seq} ${e.kind} ${JSON.stringify(e.data).slice(0, 200)}`);
+      const seen = this.events({ target })
+        .slice(-15)
+        .map((e) => `  #${e.seq} ${e.kind} ${JSON.stringify(e.data).slice(0, 200)}`);
       throw new Error(`${(err as Error).message}\nlast events${target ? ` of ${target}` : ''}:\n${seen.join('\n')}`);
     }
   }
@@ -75,10 +91,15 @@ export class TestSwarm {
   }
 
   async workerPid(workerId: string, attempt?: number): Promise<number> {
-    return waitFor(`pid of ${workerId}`, () => {
-      const w = this.query().workers.find((x) => x.id === workerId);
-      return w && w.pid && w.status === 'running' && (attempt === undefined || w.attempt === attempt) ? w.pid : null;
-    }, 45_000, 200);
+    return waitFor(
+      `pid of ${workerId}`,
+      () => {
+        const w = this.query().workers.find((x) => x.id === workerId);
+        return w && w.pid && w.status === 'running' && (attempt === undefined || w.attempt === attempt) ? w.pid : null;
+      },
+      45_000,
+      200,
+    );
   }
 
   /** pm2 kill, then make sure no worker of ours outlives the test. */

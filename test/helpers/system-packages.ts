@@ -22,12 +22,15 @@ export const SYSTEM_PACKAGES = {
   postgresql: {
     gives: 'a real PostgreSQL server',
     apt: ['postgresql'],
-    present: () => fs.existsSync(POSTGRES_BIN) && fs.readdirSync(POSTGRES_BIN).some((v) => fs.existsSync(path.join(POSTGRES_BIN, v, 'bin', 'postgres'))),
+    present: () =>
+      fs.existsSync(POSTGRES_BIN) &&
+      fs.readdirSync(POSTGRES_BIN).some((v) => fs.existsSync(path.join(POSTGRES_BIN, v, 'bin', 'postgres'))),
   },
   'python3-optuna': {
     gives: 'a real Optuna study',
     apt: ['python3-optuna'],
-    present: () => spawnSync('/usr/bin/python3', ['-c', 'import optuna'], { stdio: 'ignore', timeout: 60_000 }).status === 0,
+    present: () =>
+      spawnSync('/usr/bin/python3', ['-c', 'import optuna'], { stdio: 'ignore', timeout: 60_000 }).status === 0,
   },
   'stress-ng': {
     gives: 'a machine made busy on purpose (stress-ng)',
@@ -43,7 +46,9 @@ export function mayInstall(): boolean {
   return process.getuid?.() === 0 && process.env.SWARM_TEST_APT !== '0';
 }
 
-export function missingPackages(names: readonly PackageName[] = Object.keys(SYSTEM_PACKAGES) as PackageName[]): PackageName[] {
+export function missingPackages(
+  names: readonly PackageName[] = Object.keys(SYSTEM_PACKAGES) as PackageName[],
+): PackageName[] {
   return names.filter((n) => !SYSTEM_PACKAGES[n].present());
 }
 
@@ -56,7 +61,9 @@ export function missingPackages(names: readonly PackageName[] = Object.keys(SYST
 export function skipReason(names: readonly PackageName[]): string | null {
   const missing = missingPackages(names);
   if (missing.length === 0) return null;
-  const what = missing.map((n) => `${SYSTEM_PACKAGES[n].gives} (apt-get install ${SYSTEM_PACKAGES[n].apt.join(' ')})`).join(' and ');
+  const what = missing
+    .map((n) => `${SYSTEM_PACKAGES[n].gives} (apt-get install ${SYSTEM_PACKAGES[n].apt.join(' ')})`)
+    .join(' and ');
   if (mayInstall()) throw new Error(`needs ${what}, which the test setup failed to install: see its output above`);
   return `needs ${what}; run the tests as root and they install it`;
 }

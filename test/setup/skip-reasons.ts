@@ -7,6 +7,7 @@ import type { Reporter, TestCase } from 'vitest/node';
 export default class SkipReasons implements Reporter {
   onTestCaseResult(test: TestCase): void {
     const r = test.result();
-    if (r.state === 'skipped' && r.note) process.stdout.write(`skipped: ${test.module.relativeModuleId} > ${test.fullName}: ${r.note}\n`);
+    if (r.state === 'skipped' && r.note)
+      process.stdout.write(`skipped: ${test.module.relativeModuleId} > ${test.fullName}: ${r.note}\n`);
   }
 }

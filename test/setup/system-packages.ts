@@ -22,11 +22,16 @@ export default function setup(): void {
   const debs = [...new Set(missing.flatMap((n) => SYSTEM_PACKAGES[n].apt))];
   if (!mayInstall()) {
     const why = process.getuid?.() === 0 ? 'SWARM_TEST_APT=0' : 'not root';
-    process.stdout.write(`test setup: ${debs.join(', ')} missing and ${why}, so not installed; the tests that need them are skipped\n`);
+    process.stdout.write(
+      `test setup: ${debs.join(', ')} missing and ${why}, so not installed; the tests that need them are skipped\n`,
+    );
     return;
   }
   process.stdout.write(`test setup: installing ${debs.join(', ')} with apt-get\n`);
   const update = apt(['update', '-qq']);
   const install = update.ok ? apt(['install', '-y', '-qq', '--no-install-recommends', ...debs]) : update;
-  if (!install.ok) process.stdout.write(`test setup: apt-get failed; the tests that need ${debs.join(', ')} will fail:\n${install.output.slice(-4000)}\n`);
+  if (!install.ok)
+    process.stdout.write(
+      `test setup: apt-get failed; the tests that need ${debs.join(', ')} will fail:\n${install.output.slice(-4000)}\n`,
+    );
 }
