@@ -54,7 +54,8 @@ export const DAEMON_NAMES = [
   'orchestrator-consensus',
 ] as const;
 export type DaemonName = (typeof DAEMON_NAMES)[number];
-export type EventSource = DaemonName | 'swarmctl';
+export const EVENT_SOURCES = [...DAEMON_NAMES, 'swarmctl'] as const;
+export type EventSource = (typeof EVENT_SOURCES)[number];
 
 /** Every kind but the detections, which are `detect.CLASS` for each failure class. */
 export const EVENT_KINDS = [

@@ -5,7 +5,8 @@ import { isAlive } from '../proc';
 import { setTaskStatus } from '../task-queue';
 import type { ManualCommand } from '../worker/requests';
 import type { SentryHost } from './sentry-host';
-import { WORKER_MOVES, type WorkerRecord } from '../worker/record';
+import type { WorkerRecord } from '../worker/record';
+import { canMove } from '../worker/lifecycle';
 
 // Commands other actors hand worker-sentry, which alone touches worker
 // processes: restart, stop and requeue from swarmctl, and util-controller's
@@ -52,13 +53,12 @@ export class WorkerCommands {
     }
     if (cmd.op === 'requeue') return this.requeue(ctx, w, ctx.clock.now());
     if (cmd.op === 'stop') {
-      if (w.status !== 'stopped' && WORKER_MOVES[w.status].includes('stopped'))
-        this.host.move(ctx, w, 'stopped', 'stopped by swarmctl');
+      if (canMove(w.status, 'stopped')) this.host.move(ctx, w, 'stopped', 'stopped by swarmctl');
       this.host.finishPending(ctx, w, 'verified', { message: 'worker was not running; now stopped' });
       return;
     }
-    if (WORKER_MOVES[w.status].includes('backoff')) this.host.move(ctx, w, 'backoff', 'restart requested by swarmctl');
-    else if (w.status === 'stopped') w.status = 'backoff';
+    // A stopped worker restarted goes through backoff too (stopped -> backoff -> starting), at once.
+    if (canMove(w.status, 'backoff')) this.host.move(ctx, w, 'backoff', 'restart requested by swarmctl');
     w.backoffUntil = ctx.clock.now();
   }
 

@@ -5,7 +5,7 @@ import { iso } from '../clock';
 import type { CompiledConfig, CompiledJob } from '../config/config';
 import type { PublishedConfig } from '../config/reload';
 import type { DaemonBehavior, DaemonContext, DaemonRuntime } from '../daemon-runtime';
-import { errorMessage } from '../errors';
+import { errorMessage, IllegalTransitionError } from '../errors';
 import type { FailureClass, Target } from '../event-kinds';
 import { killProcessGroup } from '../kill';
 import type { ProcessManager } from '../process-manager';
@@ -28,7 +28,6 @@ import {
   SentryBodySchema,
   shimAlive,
   toView,
-  WORKER_MOVES,
   workerAlive,
   workerIdentity,
   type WorkerRecord,
@@ -43,13 +42,14 @@ import { reconfigureSentry, seedQueue } from './reconfigure';
 import { taskWorkerId } from '../worker-ids';
 import type { SentryHost } from './sentry-host';
 import { WorkerCommands } from './apply-requests';
+import { transition } from '../worker/lifecycle';
+import { exitOutcome, loopClass } from './exit-outcome';
 
 // worker-sentry: owns the worker lifecycle. Each tick it observes every live
 // worker (exit file, pid, usage, progress, log, artifacts), classifies what
 // went wrong, restarts with backoff inside a budget or quarantines, verifies
 // each action on the next attempt, and fills free lane slots from the queue.
 
-export const CRASH_LOOP_STREAK = 3;
 const MAX_KEPT_FINISHED = 200;
 
 export class WorkerSentry implements DaemonBehavior, SentryHost {
@@ -299,82 +299,111 @@ export class WorkerSentry implements DaemonBehavior, SentryHost {
       .delete(pm2NameOf(w.id))
       .catch((err: unknown) => ctx.logger.warn({ worker: w.id, err: errorMessage(err) }, 'pm2 delete failed'));
     const pid = w.pid;
-    Object.assign(w, { pid: null, pgid: null, shimPid: null, identity: null, cpuPct: null, cpuTicks: null });
-    // Converged: ended by Swarm because the work is done, so its exit is the task's success.
-    if (intent === 'converge') {
-      w.stopIntent = null;
-      Object.assign(exit, { exitCode: 0, signal: null });
-    }
-    if (intent === 'stop') {
-      w.stopIntent = null;
-      this.move(ctx, w, 'stopped', 'stopped on request');
-      this.finishPending(ctx, w, 'verified', { message: `worker stopped; pid ${pid} gone` });
-      // Back in the queue, but held: fill() skips a task whose worker is stopped until `swarmctl restart`.
-      // A removed job's task has nowhere to go back to.
-      if (w.taskId) setTaskStatus(ctx.db, ctx.run.id, w.taskId, job.retired ? 'failed' : 'queued', iso(now));
-      return;
-    }
-    if (intent === 'requeue') {
-      w.stopIntent = null;
-      return this.commands.requeue(ctx, w, now);
-    }
-    if (intent === 'restart') {
-      w.stopIntent = null;
-      if (w.status !== 'backoff') this.move(ctx, w, 'backoff', 'restart requested');
-      return;
-    }
-    if (exit.stoppedBySwarm) {
-      // Stopped through PM2 (swarmctl down, pm2 stop): no failure, run it again.
-      if (w.status !== 'backoff') this.move(ctx, w, 'backoff', 'stopped through PM2');
-      w.backoffUntil = now;
-      return;
-    }
-    if (exit.exitCode === 0 && exit.signal === null) {
-      w.lastExit = { exitCode: 0, signal: null, class: null };
-      if (w.taskId && job.verify) {
+    Object.assign(w, {
+      pid: null,
+      pgid: null,
+      shimPid: null,
+      identity: null,
+      cpuPct: null,
+      cpuTicks: null,
+      stopIntent: null,
+    });
+    const killed = readKillReason(workerDir(ctx.config.stateDir, w.id));
+    const outcome = exitOutcome({
+      intent,
+      exit,
+      isTask: w.taskId !== null,
+      hasVerify: job.verify !== null,
+      kill: killed && killed.pid === pid ? killed : null,
+    });
+    switch (outcome.kind) {
+      case 'stopped':
+        this.move(ctx, w, 'stopped', 'stopped on request');
+        this.finishPending(ctx, w, 'verified', { message: `worker stopped; pid ${pid} gone` });
+        // Back in the queue, but held: fill() skips a task whose worker is stopped until `swarmctl restart`.
+        // A removed job's task has nowhere to go back to.
+        if (w.taskId) setTaskStatus(ctx.db, ctx.run.id, w.taskId, job.retired ? 'failed' : 'queued', iso(now));
+        return;
+      case 'requeued':
+        return this.commands.requeue(ctx, w, now);
+      case 'restart-requested':
+        this.move(ctx, w, 'backoff', 'restart requested');
+        return;
+      case 'stopped-through-pm2':
+        this.move(ctx, w, 'backoff', 'stopped through PM2');
+        w.backoffUntil = now;
+        return;
+      case 'verify':
+        w.lastExit = { exitCode: 0, signal: null, class: null };
         // "Done" is not done until the guard agrees; the worker stays running while it checks.
         w.verifying = true;
         this.loops.startVerify(ctx, w, job);
         return;
-      }
-      if (w.taskId) {
-        this.finishPending(ctx, w, 'verified', { message: `task ${w.taskId} completed on attempt ${w.attempt}` });
-        this.move(ctx, w, 'completed', 'exit 0');
-        setTaskStatus(ctx.db, ctx.run.id, w.taskId, 'completed', iso(now));
-        ctx.log.append({
-          kind: 'task.completed',
-          target: `task:${w.taskId}`,
-          data: {
-            workerId: w.id,
-            attempt: w.attempt,
-            runtimeMs,
-            ...taskResult(ctx.config, job, w),
-            message: `task ${w.taskId} completed on attempt ${w.attempt}`,
-          },
-        });
-        this.closeIncidents(w, 'resolved', now);
+      case 'completed':
+        w.lastExit = { exitCode: 0, signal: null, class: null };
+        return this.completeTask(ctx, w, job, runtimeMs, now);
+      case 'replica-exited':
+        w.lastExit = { exitCode: 0, signal: null, class: null };
+        // A replica is kept alive for ever: relaunch it, without counting a failure.
+        this.move(ctx, w, 'backoff', 'replica exited 0');
+        w.backoffUntil = now + job.restart.delayMs;
         return;
+      case 'ended-by': {
+        // Another daemon already recorded the detection: remedy under its incident.
+        const k = outcome.kill;
+        w.lastExit = { exitCode: exit.exitCode, signal: exit.signal, class: k.class };
+        w.openIncidents.push(k.incidentId);
+        this.incidents.open(k.incidentId, k.class, `worker:${w.id}`, now);
+        this.finishPending(ctx, w, 'failed', { message: `worker ended by ${k.by} before it was verified` });
+        return this.act(
+          ctx,
+          w,
+          job,
+          { cls: k.class, incidentId: k.incidentId, reason: k.message, ruleAction: 'restart' },
+          now,
+        );
       }
-      // A replica is kept alive for ever: relaunch it, without counting a failure.
-      this.move(ctx, w, 'backoff', 'replica exited 0');
-      w.backoffUntil = now + job.restart.delayMs;
-      return;
+      case 'failed':
+        return this.onFailure(ctx, w, job, exit, pid, runtimeMs, kernelOom, now);
     }
-    const killed = readKillReason(workerDir(ctx.config.stateDir, w.id));
-    if (killed && killed.pid === pid) {
-      // Ended on purpose by another daemon, which already recorded the detection: remediate under its incident.
-      w.lastExit = { exitCode: exit.exitCode, signal: exit.signal, class: killed.class };
-      w.openIncidents.push(killed.incidentId);
-      this.incidents.open(killed.incidentId, killed.class, `worker:${w.id}`, now);
-      this.finishPending(ctx, w, 'failed', { message: `worker ended by ${killed.by} before it was verified` });
-      return this.act(
-        ctx,
-        w,
-        job,
-        { cls: killed.class, incidentId: killed.incidentId, reason: killed.message, ruleAction: 'restart' },
-        now,
-      );
-    }
+  }
+
+  private completeTask(
+    ctx: DaemonContext,
+    w: WorkerRecord,
+    job: CompiledJob,
+    runtimeMs: number | null,
+    now: number,
+  ): void {
+    const taskId = w.taskId as string;
+    this.finishPending(ctx, w, 'verified', { message: `task ${taskId} completed on attempt ${w.attempt}` });
+    this.move(ctx, w, 'completed', 'exit 0');
+    setTaskStatus(ctx.db, ctx.run.id, taskId, 'completed', iso(now));
+    ctx.log.append({
+      kind: 'task.completed',
+      target: `task:${taskId}`,
+      data: {
+        workerId: w.id,
+        attempt: w.attempt,
+        runtimeMs,
+        ...taskResult(ctx.config, job, w),
+        message: `task ${taskId} completed on attempt ${w.attempt}`,
+      },
+    });
+    this.closeIncidents(w, 'resolved', now);
+  }
+
+  /** A plain failure: classified from the exit, the log tail and memory, then remedied. */
+  private async onFailure(
+    ctx: DaemonContext,
+    w: WorkerRecord,
+    job: CompiledJob,
+    exit: ExitRecord,
+    pid: number | null,
+    runtimeMs: number | null,
+    kernelOom: boolean,
+    now: number,
+  ): Promise<void> {
     const lastRss = w.memBytes;
     const c = classifyExit(job.failures, {
       exitCode: exit.exitCode,
@@ -390,9 +419,7 @@ export class WorkerSentry implements DaemonBehavior, SentryHost {
       exitCode: exit.exitCode,
       signal: exit.signal,
     });
-    let cls: FailureClass = c.class;
-    if ((cls === 'worker_crashed' || cls === 'worker_oom') && w.history.streak + 1 >= CRASH_LOOP_STREAK)
-      cls = 'crash_loop';
+    const cls = loopClass(c.class, w.history.streak);
     const holder = c.class === 'lock_conflict' ? this.loops.lockHolder(w, Number(c.evidence.holderPid ?? 0)) : null;
     const said =
       cls === 'crash_loop'
@@ -628,7 +655,7 @@ export class WorkerSentry implements DaemonBehavior, SentryHost {
     const p = w.pending;
     if (!p) return;
     w.pending = null;
-    const deps = { ...this.actionDeps(ctx), actor: p.leaseHolder as 'worker-sentry' };
+    const deps = { ...this.actionDeps(ctx), actor: p.leaseHolder };
     const target = (p.target ?? `worker:${w.id}`) as Target;
     const action = Action.resume(deps, {
       id: p.id,
@@ -692,14 +719,14 @@ export class WorkerSentry implements DaemonBehavior, SentryHost {
 
   // ---- bookkeeping --------------------------------------------------------
 
+  /** The worker lifecycle's setter (lib/worker/lifecycle.ts); an illegal move is refused and logged, and the tick goes on. */
   move(ctx: DaemonContext, w: WorkerRecord, to: WorkerRecord['status'], reason: string): void {
-    if (w.status === to) return;
-    if (!WORKER_MOVES[w.status].includes(to)) {
+    try {
+      transition(w, to, reason, ctx.logger);
+    } catch (err) {
+      if (!(err instanceof IllegalTransitionError)) throw err;
       ctx.logger.error({ worker: w.id, from: w.status, to, reason }, 'illegal worker transition refused');
-      return;
     }
-    ctx.logger.info({ worker: w.id, from: w.status, to, reason }, 'worker transition');
-    w.status = to;
   }
 
   openIncident(w: WorkerRecord, seq: number, cls: FailureClass, target: Target, now: number): void {

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
+import { FAILURE_CLASSES } from '../event-kinds';
 import { interpolate, type CompiledConfig, type CompiledJob } from '../config/config';
 import { readStateFile } from '../state-store';
 import type { WorkerRecord } from './record';
@@ -71,7 +72,7 @@ export function readSpec(dir: string): WorkerSpec | null {
 
 /** Written by whoever ends a worker on purpose (hang-guard), so the sentry classifies the exit right. */
 export const KillReasonSchema = z.object({
-  class: z.string(),
+  class: z.enum(FAILURE_CLASSES),
   incidentId: z.number().int(),
   actionId: z.number().int(),
   pid: z.number().int(),

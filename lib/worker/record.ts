@@ -1,39 +1,24 @@
 import { z } from 'zod';
+import { ACTION_TYPES, EVENT_SOURCES, FAILURE_CLASSES } from '../event-kinds';
 import { iso } from '../clock';
 import { isAlive } from '../proc';
 import { stillRuns, type ProcessIdentity } from '../process-identity';
 import { describeProgress, etaMs, ProgressFieldsSchema } from './progress-fields';
-import { WORKER_STATUSES, type WorkerStatus, type WorkerView } from '../state-files';
+import { WORKER_STATUSES, type WorkerView } from '../state-files';
 
 // The sentry's record of one worker slot (a replica or a task), persisted in
 // worker_sentry_state.json so a restarted sentry carries on where it stopped.
 //
-// Lifecycle:
-//   starting -> running -> stale -> running           progress resumed
-//   starting|running|stale -> backoff -> starting     failure, restart after delay
-//   any live -> completed | failed                    a task's exit 0 / final failure
-//   any -> quarantined -> backoff                     budget spent or deterministic; `ack` releases it
-//   any -> stopped -> starting                        `swarmctl stop` / `restart`
+// The lifecycle of `status` is lib/worker/lifecycle.ts.
 
-export const WORKER_MOVES: Record<WorkerStatus, readonly WorkerStatus[]> = {
-  starting: ['running', 'stale', 'backoff', 'completed', 'failed', 'quarantined', 'stopped'],
-  running: ['stale', 'backoff', 'completed', 'failed', 'quarantined', 'stopped'],
-  stale: ['running', 'backoff', 'completed', 'failed', 'quarantined', 'stopped'],
-  backoff: ['starting', 'quarantined', 'stopped', 'failed'],
-  quarantined: ['backoff', 'starting', 'stopped'],
-  stopped: ['starting'],
-  completed: [],
-  failed: [],
-};
-
-export const ACTIVE_STATUSES: readonly WorkerStatus[] = ['starting', 'running', 'stale', 'backoff'];
-export const LIVE_STATUSES: readonly WorkerStatus[] = ['starting', 'running', 'stale'];
+export { ACTIVE_STATUSES, LIVE_STATUSES, WORKER_MOVES } from './lifecycle';
 
 const PendingActionSchema = z.object({
   id: z.number().int(),
-  type: z.string(),
+  type: z.enum(ACTION_TYPES),
   incidentId: z.number().int().nullable(),
-  leaseHolder: z.string(),
+  /** The actor granted the action, which holds its lease until it is verified or failed. */
+  leaseHolder: z.enum(EVENT_SOURCES),
   startedAt: z.number(),
   /** Launch time of the attempt that must prove the action worked. */
   verifyAttempt: z.number().int(),
@@ -77,7 +62,7 @@ export const WorkerRecordSchema = z.object({
   /** A failure whose remediation was denied: asked again once deniedUntil passes, under the same incident. */
   regrant: z
     .object({
-      cls: z.string(),
+      cls: z.enum(FAILURE_CLASSES),
       incidentId: z.number().int(),
       reason: z.string(),
       ruleAction: z.enum(['restart', 'stop']),
@@ -100,7 +85,11 @@ export const WorkerRecordSchema = z.object({
   cpuPct: z.number().nullable(),
   memBytes: z.number().nullable(),
   lastExit: z
-    .object({ exitCode: z.number().nullable(), signal: z.string().nullable(), class: z.string().nullable() })
+    .object({
+      exitCode: z.number().nullable(),
+      signal: z.string().nullable(),
+      class: z.enum(FAILURE_CLASSES).nullable(),
+    })
     .nullable(),
   /** 0: the job's own command; N: fallbacks[N-1]. */
   tier: z.number().int().default(0),

@@ -1,0 +1,260 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { LocalGrantor } from '../lib/actions/action';
+import { SqliteLeaseStore } from '../lib/actions/leases';
+import { compileConfig } from '../lib/config/config';
+import type { DaemonContext } from '../lib/daemon-runtime';
+import { openDb } from '../lib/db';
+import { IllegalTransitionError } from '../lib/errors';
+import { readEvents, SqliteEventLog } from '../lib/event-log';
+import { silentLogger } from '../lib/logger';
+import type { AppSpec, ProcessManager } from '../lib/process-manager';
+import { joinOrCreateRun } from '../lib/run-registry';
+import { exitOutcome, loopClass, type ExitFacts } from '../lib/sentry/exit-outcome';
+import { WorkerSentry } from '../lib/sentry/sentry';
+import { JsonStateStore } from '../lib/state-store';
+import { enqueueTask } from '../lib/task-queue';
+import { transition } from '../lib/worker/lifecycle';
+import { ManualClock } from './helpers/manual-clock';
+import { tmpDir, waitFor } from './helpers/tmp';
+
+// worker-sentry's decisions without PM2, as BullMQ tests its lock manager
+// against a narrow context: the pure exit outcome, the worker lifecycle's
+// setter, and the sentry itself driven tick by tick on a ManualClock through
+// a ProcessManager that starts a real child for each app (the shim's part:
+// pid.json, and exit.json written by the test). Real PM2 is in the
+// integration tests.
+
+describe('exit outcome', () => {
+  const facts = (over: Partial<ExitFacts> = {}): ExitFacts => ({
+    intent: null,
+    exit: { exitCode: 1, signal: null, stoppedBySwarm: false },
+    isTask: true,
+    hasVerify: false,
+    kill: null,
+    ...over,
+  });
+  const ok = { exitCode: 0, signal: null, stoppedBySwarm: false };
+  const kill = {
+    class: 'runtime_exceeded' as const,
+    incidentId: 7,
+    actionId: 8,
+    pid: 9,
+    by: 'hang-guard',
+    message: 'ran too long',
+  };
+
+  it('what Swarm asked for decides first, whatever the exit', () => {
+    expect(exitOutcome(facts({ intent: 'stop' }))).toEqual({ kind: 'stopped' });
+    expect(exitOutcome(facts({ intent: 'requeue', exit: ok }))).toEqual({ kind: 'requeued' });
+    expect(exitOutcome(facts({ intent: 'restart', kill }))).toEqual({ kind: 'restart-requested' });
+    expect(exitOutcome(facts({ intent: 'converge', exit: { exitCode: null, signal: 'SIGTERM' } }))).toEqual({
+      kind: 'completed',
+      converged: true,
+    });
+    expect(exitOutcome(facts({ intent: 'converge', hasVerify: true }))).toEqual({ kind: 'verify' });
+    expect(exitOutcome(facts({ intent: 'converge', isTask: false }))).toEqual({ kind: 'replica-exited' });
+  });
+
+  it("then a stop through PM2, then exit 0, then another daemon's kill, then a failure", () => {
+    expect(exitOutcome(facts({ exit: { exitCode: null, signal: 'SIGTERM', stoppedBySwarm: true } }))).toEqual({
+      kind: 'stopped-through-pm2',
+    });
+    expect(exitOutcome(facts({ exit: ok }))).toEqual({ kind: 'completed', converged: false });
+    expect(exitOutcome(facts({ exit: ok, hasVerify: true }))).toEqual({ kind: 'verify' });
+    expect(exitOutcome(facts({ exit: ok, isTask: false }))).toEqual({ kind: 'replica-exited' });
+    expect(exitOutcome(facts({ exit: { exitCode: 0, signal: 'SIGKILL' }, kill }))).toEqual({ kind: 'ended-by', kill });
+    expect(exitOutcome(facts())).toEqual({ kind: 'failed' });
+    expect(exitOutcome(facts({ exit: { exitCode: 0, signal: 'SIGKILL' } }))).toEqual({ kind: 'failed' });
+  });
+
+  it('a crash or OOM that makes three in a row is a crash_loop; other classes stay themselves', () => {
+    expect(loopClass('worker_crashed', 1)).toBe('worker_crashed');
+    expect(loopClass('worker_crashed', 2)).toBe('crash_loop');
+    expect(loopClass('worker_oom', 5)).toBe('crash_loop');
+    expect(loopClass('deterministic_failure', 5)).toBe('deterministic_failure');
+  });
+});
+
+describe('worker lifecycle', () => {
+  it('logs each change, stays put without one, and refuses a move the table does not allow', () => {
+    const seen: unknown[] = [];
+    const logger = { ...silentLogger, info: (o: unknown) => void seen.push(o) } as typeof silentLogger;
+    const w = { id: 'w', status: 'starting' as const } as {
+      id: string;
+      status: 'starting' | 'running' | 'completed' | 'stopped' | 'backoff';
+    };
+    transition(w, 'running', 'healthy', logger);
+    transition(w, 'running', 'again', logger);
+    expect(w.status).toBe('running');
+    expect(seen).toEqual([{ worker: 'w', from: 'starting', to: 'running', reason: 'healthy' }]);
+    transition(w, 'completed', 'exit 0', logger);
+    expect(() => transition(w, 'running', 'resurrect', logger)).toThrow(IllegalTransitionError);
+    expect(w.status).toBe('completed');
+    // A stopped worker restarted by swarmctl goes through backoff.
+    const s = { id: 's', status: 'stopped' as const } as { id: string; status: 'stopped' | 'backoff' };
+    transition(s, 'backoff', 'restart requested', logger);
+    expect(s.status).toBe('backoff');
+  });
+});
+
+/**
+ * Runs each app's script (the real worker shim) as a plain child process, as
+ * PM2 would but without its daemon: the shim starts the real worker, writes
+ * pid.json and, when the worker ends, exit.json.
+ */
+class ChildPm implements ProcessManager {
+  readonly children: ChildProcess[] = [];
+  readonly started: string[] = [];
+  async start(app: AppSpec): Promise<void> {
+    this.started.push(app.name);
+    const child = spawn(app.interpreter ?? process.execPath, [app.script, ...app.args], {
+      cwd: app.cwd,
+      env: { ...process.env, ...app.env },
+      stdio: 'ignore',
+    });
+    this.children.push(child);
+  }
+  async restart(): Promise<void> {}
+  async startEcosystem(): Promise<void> {}
+  async stop(): Promise<void> {}
+  async delete(): Promise<void> {}
+  async list() {
+    return [];
+  }
+  close(): void {}
+  killAll(): void {
+    for (const c of this.children) c.kill('SIGKILL');
+  }
+}
+
+const pms: ChildPm[] = [];
+afterAll(() => pms.forEach((pm) => pm.killAll()));
+
+// Exits with the code written to its file, once there is one.
+const WORKER =
+  "const fs = require('fs'); setInterval(() => { try { process.exit(Number(fs.readFileSync(process.argv[1], 'utf8'))); } catch {} }, 20);";
+
+function setup() {
+  const dir = tmpDir('swarm-decide-');
+  const config = compileConfig(
+    {
+      name: 'decide',
+      stateDir: path.join(dir, 'state'),
+      tick: '200ms',
+      watchdog: { staleAfter: '400ms' },
+      lanes: { cpu: { kind: 'cpu', slots: 2, fill: 'slots' } },
+      jobs: {
+        j: {
+          command: [process.execPath, '-e', WORKER],
+          args: [path.join(dir, 'exit-${taskId}')],
+          restart: { delay: '1s', budget: 2, window: '1h' },
+        },
+      },
+    },
+    path.join(dir, 'swarm.config.json'),
+    {},
+  );
+  const stateDir = config.stateDir;
+  fs.mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  const db = openDb(stateDir);
+  const clock = new ManualClock();
+  const { run } = joinOrCreateRun(db, 'decide', clock.now());
+  const log = new SqliteEventLog(db, { source: 'worker-sentry', runId: () => run.id });
+  const ctx: DaemonContext = {
+    name: 'worker-sentry',
+    config,
+    db,
+    log,
+    state: new JsonStateStore(stateDir),
+    clock,
+    logger: silentLogger,
+    run,
+  };
+  const pm = new ChildPm();
+  pms.push(pm);
+  const grantor = new LocalGrantor(new SqliteLeaseStore(db, () => clock.now()), () => false);
+  const sentry = new WorkerSentry(pm, () => grantor);
+  const submit = (id: string) =>
+    enqueueTask(db, {
+      runId: run.id,
+      id,
+      job: 'j',
+      args: [],
+      lane: 'cpu',
+      queuedAt: new Date(clock.now()).toISOString(),
+    });
+  /** One tick, then the clock moves on by `ms`. */
+  const tick = async (ms = 200) => {
+    await sentry.tick(ctx);
+    clock.t += ms;
+  };
+  const workerFile = (id: string, f: string) => path.join(stateDir, 'workers', `j-${id}`, f);
+  /** The shim has reported the worker's pid (a real process started it). */
+  const launched = (id: string) =>
+    waitFor(`pid.json of ${id}`, () => fs.existsSync(workerFile(id, 'pid.json')), 10_000, 20);
+  /** The worker exits with `code`; the shim records it. */
+  const exit = async (id: string, code: number) => {
+    fs.writeFileSync(path.join(dir, `exit-${id}`), String(code));
+    await waitFor(`exit.json of ${id}`, () => fs.existsSync(workerFile(id, 'exit.json')), 10_000, 20);
+    fs.rmSync(path.join(dir, `exit-${id}`));
+  };
+  const kinds = (target: string) => readEvents(db, { target }).map((e) => e.kind);
+  return { ctx, clock, pm, sentry, submit, tick, kinds, launched, exit };
+}
+
+describe('worker-sentry, tick by tick', () => {
+  it('a task that exits 0 is completed; one that fails restarts after its delay, doubled, then is a crash loop and quarantined when its budget is spent', async () => {
+    const { pm, sentry, submit, tick, kinds, clock, launched, exit } = setup();
+    submit('ok');
+    submit('bad');
+    // util-controller is not there: once it has been gone for two staleness limits, free slots fill.
+    await tick(1000);
+    await tick();
+    expect(pm.started).toEqual(['swarm-worker-j-ok', 'swarm-worker-j-bad']);
+    await launched('ok');
+    await launched('bad');
+    await tick();
+    expect(sentry.workers.get('j-ok')?.pid).toBeGreaterThan(1);
+
+    await exit('ok', 0);
+    await tick();
+    expect(sentry.workers.get('j-ok')?.status).toBe('completed');
+    expect(kinds('task:ok')).toContain('task.completed');
+
+    // First failure: restart_worker granted, backoff for restart.delay, relaunched after it and not before.
+    await exit('bad', 1);
+    await tick(0);
+    expect(sentry.workers.get('j-bad')).toMatchObject({ status: 'backoff', backoffUntil: clock.now() + 1000 });
+    expect(kinds('worker:j-bad')).toEqual(
+      expect.arrayContaining(['detect.worker_crashed', 'action.proposed', 'action.granted', 'action.started']),
+    );
+    await tick(999);
+    expect(pm.started.filter((n) => n === 'swarm-worker-j-bad')).toHaveLength(1);
+    await tick(1);
+    await tick();
+    expect(pm.started.filter((n) => n === 'swarm-worker-j-bad')).toHaveLength(2);
+    expect(sentry.workers.get('j-bad')?.attempt).toBe(2);
+
+    // Second failure, before the restart was verified: that action failed, and the delay doubles.
+    await launched('bad');
+    await tick();
+    await exit('bad', 1);
+    await tick(0);
+    expect(sentry.workers.get('j-bad')).toMatchObject({ status: 'backoff', backoffUntil: clock.now() + 2000 });
+    expect(kinds('worker:j-bad')).toContain('action.failed');
+    await tick(2000);
+    await tick();
+    await launched('bad');
+    await tick();
+
+    // Third in a row: crash_loop, and with the budget of 2 spent, quarantine and one escalation.
+    await exit('bad', 1);
+    await tick();
+    expect(kinds('worker:j-bad')).toContain('detect.crash_loop');
+    expect(sentry.workers.get('j-bad')?.status).toBe('quarantined');
+    expect(kinds('worker:j-bad').filter((k) => k === 'escalation.raised')).toHaveLength(1);
+  }, 60_000);
+});
