@@ -52,15 +52,4 @@ export function resultRows(db: Db, runId: string, job?: string): ResultRow[] {
     });
 }
 
-/** A table of plain text, its columns padded, for a terminal or a Markdown code block. */
-export function textTable(head: string[], lines: string[][]): string {
-  const widths = head.map((h, i) => Math.max(h.length, ...lines.map((l) => (l[i] ?? '').length)));
-  const fmt = (cells: string[]) =>
-    cells
-      .map((c, i) => c.padEnd(widths[i] ?? 0))
-      .join('  ')
-      .trimEnd();
-  return [fmt(head), ...lines.map(fmt)].join('\n');
-}
-
 export const cellText = (v: unknown): string => (v === null || v === undefined ? '-' : String(v));

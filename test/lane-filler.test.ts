@@ -2,21 +2,19 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { LocalGrantor } from '../lib/actions/action';
 import { compileConfig } from '../lib/config/config';
-import type { DaemonContext } from '../lib/daemon-runtime';
-import { openDb } from '../lib/db';
-import { readEvents, SqliteEventLog } from '../lib/event-log';
+
+import { readEvents } from '../lib/event-log';
 import { SqliteLeaseStore } from '../lib/actions/leases';
 import { silentLogger } from '../lib/logger';
 import type { AppSpec, ProcessManager } from '../lib/process-manager';
-import { joinOrCreateRun } from '../lib/run-registry';
 import { requestLaneFill } from '../lib/worker/requests';
 import { LaneFiller } from '../lib/sentry/lane-filler';
 import type { SentryHost } from '../lib/sentry/sentry-host';
 import type { WorkerRecord } from '../lib/worker/record';
-import { JsonStateStore } from '../lib/state-store';
 import { enqueueTask } from '../lib/task-queue';
 import { ManualClock } from './helpers/manual-clock';
 import { tmpDir } from './helpers/tmp';
+import { daemonContext } from './helpers/daemon-context';
 
 // Lane filling against a PM2 that is slow to start each app, as under load:
 // a fill permit the tick's time box cuts short is honoured on the next
@@ -57,20 +55,8 @@ function setup(tasks: number) {
     path.join(dir, 'swarm.config.json'),
     {},
   );
-  const db = openDb(dir);
-  const clock = new ManualClock();
-  const { run } = joinOrCreateRun(db, 'fill', clock.now());
-  const log = new SqliteEventLog(db, { source: 'worker-sentry', runId: () => run.id });
-  const ctx: DaemonContext = {
-    name: 'worker-sentry',
-    config,
-    db,
-    log,
-    state: new JsonStateStore(dir),
-    clock,
-    logger: silentLogger,
-    run,
-  };
+  const ctx = daemonContext('worker-sentry', config);
+  const { db, log, clock, run } = ctx;
   for (let i = 1; i <= tasks; i++)
     enqueueTask(db, {
       runId: run.id,

@@ -3,18 +3,16 @@ import { describe, expect, it } from 'vitest';
 import { actorDeps, LocalGrantor } from '../lib/actions/action';
 import { compileConfig } from '../lib/config/config';
 import { ConfigError } from '../lib/errors';
-import type { DaemonContext } from '../lib/daemon-runtime';
-import { openDb } from '../lib/db';
-import { readEvents, SqliteEventLog } from '../lib/event-log';
+
+import { readEvents } from '../lib/event-log';
 import { SqliteLeaseStore } from '../lib/actions/leases';
-import { silentLogger } from '../lib/logger';
-import { joinOrCreateRun } from '../lib/run-registry';
+
 import { cronMatcher, latestFiring } from '../lib/schedules/cron-schedule';
 import { firingTaskId, Scheduler } from '../lib/schedules/scheduler';
-import { JsonStateStore } from '../lib/state-store';
 import { getTask, setTaskStatus } from '../lib/task-queue';
 import { ManualClock } from './helpers/manual-clock';
 import { tmpDir } from './helpers/tmp';
+import { daemonContext } from './helpers/daemon-context';
 
 // Schedules on an injected clock and a real swarm.db: firings on time, never
 // twice (also across a restart of the daemon that fires them), missed ones
@@ -29,19 +27,8 @@ function setup(schedule: Record<string, unknown>, dir = tmpDir(), clock = new Ma
     path.join(dir, 'swarm.config.json'),
     {},
   );
-  const db = openDb(dir);
-  const { run } = joinOrCreateRun(db, 'sched', clock.now());
-  const log = new SqliteEventLog(db, { source: 'session-state-manager', runId: () => run.id, projection: null });
-  const ctx: DaemonContext = {
-    name: 'session-state-manager',
-    config,
-    db,
-    log,
-    state: new JsonStateStore(dir),
-    clock,
-    logger: silentLogger,
-    run,
-  };
+  const ctx = daemonContext('session-state-manager', config, { clock, projection: null });
+  const { db } = ctx;
   const deps = actorDeps(
     'session-state-manager',
     () => new LocalGrantor(new SqliteLeaseStore(db, () => clock.now()), () => false, 60_000),

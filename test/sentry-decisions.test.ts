@@ -5,20 +5,17 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { LocalGrantor } from '../lib/actions/action';
 import { SqliteLeaseStore } from '../lib/actions/leases';
 import { compileConfig } from '../lib/config/config';
-import type { DaemonContext } from '../lib/daemon-runtime';
-import { openDb } from '../lib/db';
+
 import { IllegalTransitionError } from '../lib/errors';
-import { readEvents, SqliteEventLog } from '../lib/event-log';
+import { readEvents } from '../lib/event-log';
 import { silentLogger } from '../lib/logger';
 import type { AppSpec, ProcessManager } from '../lib/process-manager';
-import { joinOrCreateRun } from '../lib/run-registry';
 import { exitOutcome, loopClass, type ExitFacts } from '../lib/sentry/exit-outcome';
 import { WorkerSentry } from '../lib/sentry/sentry';
-import { JsonStateStore } from '../lib/state-store';
 import { enqueueTask } from '../lib/task-queue';
 import { transition } from '../lib/worker/lifecycle';
-import { ManualClock } from './helpers/manual-clock';
 import { tmpDir, waitFor } from './helpers/tmp';
+import { daemonContext } from './helpers/daemon-context';
 
 // worker-sentry's decisions without PM2, as BullMQ tests its lock manager
 // against a narrow context: the pure exit outcome, the worker lifecycle's
@@ -159,20 +156,8 @@ function setup() {
   );
   const stateDir = config.stateDir;
   fs.mkdirSync(stateDir, { recursive: true, mode: 0o700 });
-  const db = openDb(stateDir);
-  const clock = new ManualClock();
-  const { run } = joinOrCreateRun(db, 'decide', clock.now());
-  const log = new SqliteEventLog(db, { source: 'worker-sentry', runId: () => run.id });
-  const ctx: DaemonContext = {
-    name: 'worker-sentry',
-    config,
-    db,
-    log,
-    state: new JsonStateStore(stateDir),
-    clock,
-    logger: silentLogger,
-    run,
-  };
+  const ctx = daemonContext('worker-sentry', config);
+  const { db, clock, run } = ctx;
   const pm = new ChildPm();
   pms.push(pm);
   const grantor = new LocalGrantor(new SqliteLeaseStore(db, () => clock.now()), () => false);

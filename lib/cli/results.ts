@@ -1,7 +1,8 @@
 import { openDb } from '../db';
 import { UsageError } from '../errors';
 import { latestRun } from '../run-registry';
-import { cellText, RESULT_COLUMNS, resultRows, textTable, type ResultRow } from '../task-results';
+import { cellText, RESULT_COLUMNS, resultRows, type ResultRow } from '../task-results';
+import { textTable } from '../text-table';
 import { cliConfig, hasState, printJson, type GlobalOptions } from './cli-context';
 
 // swarmctl results: the results table of the latest run (lib/task-results.ts).

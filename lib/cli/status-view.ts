@@ -1,19 +1,12 @@
 import { formatAge } from '../duration';
+import { textTable } from '../text-table';
 import { formatEta } from '../worker/progress-fields';
 import type { Snapshot } from '../snapshot';
 import type { WorkerView } from '../state-files';
 
 // `swarmctl status` for a person: problems first, then tables with ages in words.
 
-function table(headers: string[], rows: string[][]): string {
-  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) =>
-    cells
-      .map((c, i) => c.padEnd(widths[i] ?? 0))
-      .join('  ')
-      .trimEnd();
-  return [line(headers), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
-}
+const table = (headers: string[], rows: string[][]): string => textTable(headers, rows, { rule: true });
 
 const ageSince = (isoTs: string | null, now: number): string =>
   isoTs ? `${formatAge(now - Date.parse(isoTs))} ago` : '-';

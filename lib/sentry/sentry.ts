@@ -11,7 +11,6 @@ import type { ProcessManager } from '../process-manager';
 import { cgroupOomKills, TreeUsageSampler } from '../proc';
 import { DAEMON_STATE_FILES, type Incident } from '../state-files';
 import { countTasks, setTaskStatus, tasksWithStatus } from '../task-queue';
-import type { RuleAction } from './classify';
 import { detectLive, looksHealthy } from './detect';
 import { artifactPaths, observeFiles, sampleUsage } from './worker-observer';
 import { onHealthy } from './restart-budget';
@@ -25,7 +24,7 @@ import { WorkChecks } from './work-checks';
 import { LaneFiller } from './lane-filler';
 import { reconfigureSentry, seedQueue } from './reconfigure';
 import { taskWorkerId } from '../worker-ids';
-import type { Remedy, SentryHost } from './sentry-host';
+import type { SentryHost } from './sentry-host';
 import { WorkerCommands } from './apply-requests';
 import { ProcessControl } from './process-control';
 import { Remedies } from './remedies';
@@ -267,34 +266,10 @@ export class WorkerSentry implements DaemonBehavior, SentryHost {
 
   // ---- the SentryHost face: remedies and processes live in remedies.ts and process-control.ts ----
 
-  remediate(
-    ctx: DaemonContext,
-    w: WorkerRecord,
-    job: CompiledJob,
-    cls: FailureClass,
-    ruleAction: RuleAction,
-    evidence: Record<string, unknown>,
-    now: number,
-  ): Promise<void> {
-    return this.remedies.remediate(ctx, w, job, cls, ruleAction, evidence, now);
-  }
-
-  act(ctx: DaemonContext, w: WorkerRecord, job: CompiledJob, f: Remedy, now: number): Promise<void> {
-    return this.remedies.act(ctx, w, job, f, now);
-  }
-
-  finishPending(
-    ctx: DaemonContext,
-    w: WorkerRecord,
-    outcome: 'verified' | 'failed',
-    evidence: Record<string, unknown>,
-  ): void {
-    this.remedies.finishPending(ctx, w, outcome, evidence);
-  }
-
-  raiseEscalation(ctx: DaemonContext, w: WorkerRecord, reason: string, incidentId: number | null): void {
-    this.remedies.raiseEscalation(ctx, w, reason, incidentId);
-  }
+  readonly remediate: SentryHost['remediate'] = (...a) => this.remedies.remediate(...a);
+  readonly act: SentryHost['act'] = (...a) => this.remedies.act(...a);
+  readonly finishPending: SentryHost['finishPending'] = (...a) => this.remedies.finishPending(...a);
+  readonly raiseEscalation: SentryHost['raiseEscalation'] = (...a) => this.remedies.raiseEscalation(...a);
 
   async stopProcess(ctx: DaemonContext, w: WorkerRecord, job: CompiledJob): Promise<void> {
     if (w.pid === null || !workerAlive(w)) return;
