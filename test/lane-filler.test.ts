@@ -6,7 +6,7 @@ import { compileConfig } from '../lib/config/config';
 import { readEvents } from '../lib/event-log';
 import { SqliteLeaseStore } from '../lib/actions/leases';
 import { silentLogger } from '../lib/logger';
-import type { AppSpec, ProcessManager } from '../lib/process-manager';
+import type { AppSpec } from '../lib/process-manager';
 import { requestLaneFill } from '../lib/worker/requests';
 import { LaneFiller } from '../lib/sentry/lane-filler';
 import type { SentryHost } from '../lib/sentry/sentry-host';
@@ -15,6 +15,7 @@ import { enqueueTask } from '../lib/task-queue';
 import { ManualClock } from './helpers/manual-clock';
 import { tmpDir } from './helpers/tmp';
 import { daemonContext } from './helpers/daemon-context';
+import { NullProcessManager } from './helpers/null-pm';
 
 // Lane filling against a PM2 that is slow to start each app, as under load:
 // a fill permit the tick's time box cuts short is honoured on the next
@@ -22,24 +23,18 @@ import { daemonContext } from './helpers/daemon-context';
 // the last fill's verification.
 
 /** A process manager whose every start takes `startMs` of the injected clock. */
-class SlowPm implements ProcessManager {
+class SlowPm extends NullProcessManager {
   readonly started: string[] = [];
   constructor(
     private readonly clock: ManualClock,
     private readonly startMs: number,
-  ) {}
-  async start(app: AppSpec): Promise<void> {
+  ) {
+    super();
+  }
+  override async start(app: AppSpec): Promise<void> {
     this.clock.t += this.startMs;
     this.started.push(app.name);
   }
-  async restart(): Promise<void> {}
-  async startEcosystem(): Promise<void> {}
-  async stop(): Promise<void> {}
-  async delete(): Promise<void> {}
-  async list() {
-    return [];
-  }
-  close(): void {}
 }
 
 function setup(tasks: number) {

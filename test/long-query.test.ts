@@ -70,20 +70,20 @@ afterAll(async () => {
   pg?.stop();
 });
 
+/** The sleeper `app` was ended by a clean start of `mode`, at least `olderThanMs` old, and verified gone. */
+async function endedByCleanStart(s: TestSwarm, app: string, mode: string, olderThanMs: number): Promise<void> {
+  const d = await s.waitEvent('detect.long_query', undefined, (e) => e.data.applicationName === app, 30_000);
+  expect(d.data.cleanStart).toBe(mode);
+  expect(Number(d.data.runningMs)).toBeGreaterThanOrEqual(olderThanMs);
+  await s.waitEvent('action.verified', d.target, (e) => e.data.type === 'terminate_query', 30_000);
+  expect(await sleepers.get(app)?.ended).toBe('terminated');
+}
+
 describe('long database queries', () => {
   beforeEach((ctx) => ctx.skip(skip !== null, skip ?? undefined));
 
   it('clean start ends a matching leftover (older than cleanStart.olderThan) already running when the run starts', async () => {
-    const d = await swarm.waitEvent(
-      'detect.long_query',
-      undefined,
-      (e) => e.data.applicationName === 'runaway-early',
-      30_000,
-    );
-    expect(d.data.cleanStart).toBe('run-start');
-    expect(Number(d.data.runningMs)).toBeGreaterThanOrEqual(1000);
-    await swarm.waitEvent('action.verified', d.target, (e) => e.data.type === 'terminate_query', 30_000);
-    expect(await sleepers.get('runaway-early')?.ended).toBe('terminated');
+    await endedByCleanStart(swarm, 'runaway-early', 'run-start', 1000);
   });
 
   it('a runaway query past maxQuery is terminated; one that does not match the pattern is left alone', async () => {
@@ -215,16 +215,7 @@ describe('clean start on task-start', () => {
     expect(s2.events({ kind: 'detect.long_query' })).toHaveLength(0);
     await sleeper('leftover-fresh');
     expect(s2.ctl('submit', 'step', '--id', 's1').status).toBe(0);
-    const d = await s2.waitEvent(
-      'detect.long_query',
-      undefined,
-      (e) => e.data.applicationName === 'leftover-old',
-      30_000,
-    );
-    expect(d.data.cleanStart).toBe('task-start');
-    expect(Number(d.data.runningMs)).toBeGreaterThanOrEqual(8000);
-    await s2.waitEvent('action.verified', d.target, (e) => e.data.type === 'terminate_query', 30_000);
-    expect(await sleepers.get('leftover-old')?.ended).toBe('terminated');
+    await endedByCleanStart(s2, 'leftover-old', 'task-start', 8000);
     // The fresh query was read in the same pass and spared.
     expect(s2.events({ kind: 'detect.long_query' }).map((e) => e.data.applicationName)).not.toContain('leftover-fresh');
     const fresh = await Promise.race([

@@ -9,13 +9,14 @@ import { compileConfig } from '../lib/config/config';
 import { IllegalTransitionError } from '../lib/errors';
 import { readEvents } from '../lib/event-log';
 import { silentLogger } from '../lib/logger';
-import type { AppSpec, ProcessManager } from '../lib/process-manager';
+import type { AppSpec } from '../lib/process-manager';
 import { exitOutcome, loopClass, type ExitFacts } from '../lib/sentry/exit-outcome';
 import { WorkerSentry } from '../lib/sentry/sentry';
 import { enqueueTask } from '../lib/task-queue';
 import { transition } from '../lib/worker/lifecycle';
 import { tmpDir, waitFor } from './helpers/tmp';
 import { daemonContext } from './helpers/daemon-context';
+import { NullProcessManager } from './helpers/null-pm';
 
 // worker-sentry's decisions without PM2, as BullMQ tests its lock manager
 // against a narrow context: the pure exit outcome, the worker lifecycle's
@@ -102,10 +103,10 @@ describe('worker lifecycle', () => {
  * PM2 would but without its daemon: the shim starts the real worker, writes
  * pid.json and, when the worker ends, exit.json.
  */
-class ChildPm implements ProcessManager {
+class ChildPm extends NullProcessManager {
   readonly children: ChildProcess[] = [];
   readonly started: string[] = [];
-  async start(app: AppSpec): Promise<void> {
+  override async start(app: AppSpec): Promise<void> {
     this.started.push(app.name);
     const child = spawn(app.interpreter ?? process.execPath, [app.script, ...app.args], {
       cwd: app.cwd,
@@ -114,14 +115,6 @@ class ChildPm implements ProcessManager {
     });
     this.children.push(child);
   }
-  async restart(): Promise<void> {}
-  async startEcosystem(): Promise<void> {}
-  async stop(): Promise<void> {}
-  async delete(): Promise<void> {}
-  async list() {
-    return [];
-  }
-  close(): void {}
   killAll(): void {
     for (const c of this.children) c.kill('SIGKILL');
   }
