@@ -121,4 +121,23 @@ describe('lane filling under a slow PM2', () => {
     // The late task waits for util-controller's next permit: the first one ended when its queue did.
     expect(pm.started).toEqual(['swarm-worker-j-t1']);
   });
+
+  it('a request row that does not parse is dropped and said, and the lane fills as if it were not there', async () => {
+    const { ctx, db, host } = setup(1);
+    const warned: unknown[] = [];
+    const said = { ...ctx, logger: { ...ctx.logger, warn: (o: unknown) => void warned.push(o) } as typeof ctx.logger };
+    db.prepare('INSERT INTO control (key, value) VALUES (?, ?)').run(
+      'fill:lane:cpu',
+      '{"count": "many", "actionId": 1}',
+    );
+    db.prepare('INSERT INTO control (key, value) VALUES (?, ?)').run('fill:lane:cpu@swarmctl', 'not json');
+    const pm = new SlowPm(ctx.clock, 10);
+    await new LaneFiller(host, pm).fill(said, ctx.clock.now());
+    expect(db.prepare("SELECT count(*) AS n FROM control WHERE key LIKE 'fill:lane:%'").get()).toEqual({ n: 0 });
+    expect(warned).toEqual([
+      expect.objectContaining({ key: 'fill:lane:cpu', problem: expect.stringMatching(/count/) }),
+      expect.objectContaining({ key: 'fill:lane:cpu@swarmctl', problem: expect.stringMatching(/JSON/) }),
+    ]);
+    expect(pm.started).toEqual([]);
+  });
 });

@@ -11,7 +11,7 @@ import { DAEMON_STATE_FILES } from '../state-files';
 import { readStateFile } from '../state-store';
 import { getTask, queuedTasks, setTaskStatus } from '../task-queue';
 import { replicaWorkerId, taskWorkerId } from '../worker-ids';
-import { pendingLaneFills, type LaneFill } from '../worker/requests';
+import { badRequest, pendingLaneFills, type LaneFill } from '../worker/requests';
 import { failDoomedDependents } from './dependencies';
 import { launchWorker } from './launcher';
 import { fileSize } from '../worker/read';
@@ -114,7 +114,7 @@ export class LaneFiller {
     if (isPaused(ctx.db)) return;
     const gates = governed && util.status === 'online' ? refillGates(ctx.config.stateDir) : {};
     // A forced launch (session-state-manager's, past the gate) is taken whether or not util-controller governs.
-    const permits = pendingLaneFills(ctx.db).filter((p) => governed || p.holder !== 'util-controller');
+    const permits = pendingLaneFills(ctx.db, badRequest(ctx)).filter((p) => governed || p.holder !== 'util-controller');
     for (const lane of Object.keys(ctx.config.lanes)) {
       // Out of time: an unused permit waits for the next tick.
       if (this.outOfTime(ctx)) return;
@@ -229,7 +229,7 @@ export class LaneFiller {
   settleOrphanedFills(ctx: DaemonContext): void {
     const tied = new Set([...this.host.workers.values()].flatMap((w) => (w.pending ? [w.pending.id] : [])));
     // A permit not yet taken is not lost: fill() takes it and ties it to what it starts.
-    for (const p of pendingLaneFills(ctx.db)) tied.add(p.actionId);
+    for (const p of pendingLaneFills(ctx.db, badRequest(ctx))) tied.add(p.actionId);
     const leases = ctx.db
       .prepare<[number], { target: string; action_id: number }>(
         "SELECT target, action_id FROM leases WHERE holder = 'util-controller' AND target LIKE 'lane:%' AND action_id IS NOT NULL AND expires_at > ?",

@@ -14,7 +14,7 @@ import { countTasks, setTaskStatus, tasksWithStatus } from '../task-queue';
 import { detectLive, looksHealthy } from './detect';
 import { artifactPaths, observeFiles, sampleUsage } from './worker-observer';
 import { onHealthy } from './restart-budget';
-import { pendingCommands } from '../worker/requests';
+import { badRequest, pendingCommands } from '../worker/requests';
 import { readExit, workerDir } from '../worker/files';
 import { plateaued } from './plateau';
 import { LIVE_STATUSES, SentryBodySchema, shimAlive, toView, workerAlive, type WorkerRecord } from '../worker/record';
@@ -153,7 +153,7 @@ export class WorkerSentry implements DaemonBehavior, SentryHost {
   async tick(ctx: DaemonContext): Promise<void> {
     const now = ctx.clock.now();
     this.remedies.applyEscalationAcks(ctx);
-    for (const cmd of pendingCommands(ctx.db)) await this.commands.apply(ctx, cmd);
+    for (const cmd of pendingCommands(ctx.db, badRequest(ctx))) await this.commands.apply(ctx, cmd);
     const oom = cgroupOomKills();
     const kernelOom = oom !== null && this.kernelOomKills !== null && oom > this.kernelOomKills;
     this.kernelOomKills = oom;

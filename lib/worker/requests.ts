@@ -1,5 +1,6 @@
 import type { Db } from '../db';
-import type { EventSource } from '../event-kinds';
+import { z } from 'zod';
+import { EVENT_SOURCES, type EventSource } from '../event-kinds';
 
 // Requests to the sentry from other actors: swarmctl (restart, stop) and
 // util-controller (requeue a worker, fill a lane), session-state-manager
@@ -36,21 +37,53 @@ const upsert = (db: Db, key: string, value: unknown): void => {
   ).run(key, JSON.stringify(value));
 };
 
-function take<T>(
+/** The sentry's way to say a request was dropped. */
+export const badRequest =
+  (ctx: { logger: { warn(o: object, msg: string): void } }): BadRequest =>
+  (key, problem) =>
+    ctx.logger.warn({ key, problem }, 'unreadable request dropped');
+
+/** A request row that does not parse (swarm.db edited by hand, or written by another version): dropped, and said. */
+export type BadRequest = (key: string, problem: string) => void;
+
+const CommandSchema = z.object({
+  op: z.enum(['restart', 'stop', 'requeue']),
+  actionId: z.number().int(),
+  holder: z.enum(EVENT_SOURCES).default('swarmctl'),
+});
+const FillSchema = z.object({
+  count: z.number().int().positive(),
+  actionId: z.number().int(),
+  holder: z.enum(EVENT_SOURCES).default('util-controller'),
+});
+
+function take<S extends z.ZodType, T>(
   db: Db,
   prefix: string,
-  map: (key: string, value: Record<string, unknown>, done: () => void) => T,
+  schema: S,
+  bad: BadRequest,
+  map: (key: string, value: z.output<S>, done: () => void) => T,
 ): T[] {
   const rows = db
     .prepare<[string], { key: string; value: string }>('SELECT key, value FROM control WHERE key LIKE ? ORDER BY key')
     .all(`${prefix}%`);
-  return rows.map((r) =>
-    map(
-      r.key.slice(prefix.length),
-      JSON.parse(r.value) as Record<string, unknown>,
-      () => void db.prepare('DELETE FROM control WHERE key = ? AND value = ?').run(r.key, r.value),
-    ),
-  );
+  const out: T[] = [];
+  for (const r of rows) {
+    const done = () => void db.prepare('DELETE FROM control WHERE key = ? AND value = ?').run(r.key, r.value);
+    let parsed: ReturnType<S['safeParse']> | { success: false; error: Error };
+    try {
+      parsed = schema.safeParse(JSON.parse(r.value)) as ReturnType<S['safeParse']>;
+    } catch (err) {
+      parsed = { success: false, error: err as Error };
+    }
+    if (!parsed.success) {
+      done();
+      bad(r.key, parsed.error.message);
+      continue;
+    }
+    out.push(map(r.key.slice(prefix.length), parsed.data as z.output<S>, done));
+  }
+  return out;
 }
 
 export function requestCommand(
@@ -63,14 +96,8 @@ export function requestCommand(
   upsert(db, `${WORKER_PREFIX}${workerId}`, { op, actionId, holder });
 }
 
-export function pendingCommands(db: Db): ManualCommand[] {
-  return take(db, WORKER_PREFIX, (workerId, v, done) => ({
-    workerId,
-    op: v.op as WorkerOp,
-    actionId: Number(v.actionId),
-    holder: (v.holder as EventSource | undefined) ?? 'swarmctl',
-    done,
-  }));
+export function pendingCommands(db: Db, bad: BadRequest): ManualCommand[] {
+  return take(db, WORKER_PREFIX, CommandSchema, bad, (workerId, v, done) => ({ workerId, ...v, done }));
 }
 
 /** One pending fill per lane and requester: a forced launch never overwrites util-controller's permit. */
@@ -88,12 +115,6 @@ export function requestLaneFill(
   });
 }
 
-export function pendingLaneFills(db: Db): LaneFill[] {
-  return take(db, LANE_PREFIX, (key, v, done) => ({
-    lane: key.split('@')[0] as string,
-    count: Number(v.count),
-    actionId: Number(v.actionId),
-    holder: (v.holder as EventSource | undefined) ?? 'util-controller',
-    done,
-  }));
+export function pendingLaneFills(db: Db, bad: BadRequest): LaneFill[] {
+  return take(db, LANE_PREFIX, FillSchema, bad, (key, v, done) => ({ lane: key.split('@')[0] as string, ...v, done }));
 }
