@@ -60,16 +60,16 @@ export function spawnBounded(argv: readonly string[], opts: BoundedOptions): Bou
       // The group is already gone: what killing it wanted.
     }
   };
-  let settle: (r: BoundedResult) => void = () => undefined;
-  const result = new Promise<BoundedResult>((resolve) => {
-    let done = false;
-    settle = (r) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      resolve(r);
-    };
-  });
+  let resolve: (r: BoundedResult) => void = () => undefined;
+  const result = new Promise<BoundedResult>((r) => (resolve = r));
+  let settled = false;
+  /** The first outcome stands: a close after a timeout or an overflow changes nothing. */
+  const settle = (r: BoundedResult) => {
+    if (settled) return;
+    settled = true;
+    clearTimeout(timer);
+    resolve(r);
+  };
   const stdoutNow = () => Buffer.concat(out);
   const timeOut = () => {
     killGroup();

@@ -12,7 +12,8 @@ import type { ProcessManager } from '../process-manager';
 import { progressFileFor } from '../worker/files';
 import { readProgress } from '../worker/read';
 import { workerDir } from '../worker/files';
-import { LIVE_STATUSES, SentryBodySchema, workerAlive, workerIdentity, type WorkerRecord } from '../worker/record';
+import { SentryBodySchema, workerAlive, workerIdentity, type WorkerRecord } from '../worker/record';
+import { LIVE_STATUSES } from '../worker/lifecycle';
 import { DAEMON_STATE_FILES } from '../state-files';
 
 // hang-guard: owns operations that run too long. A worker past its job's

@@ -18,7 +18,8 @@ import { fileSize } from '../worker/read';
 import { newTracker } from './plateau';
 import type { SentryHost } from './sentry-host';
 import { workerDir } from '../worker/files';
-import { ACTIVE_STATUSES, newWorkerRecord, type WorkerRecord } from '../worker/record';
+import { newWorkerRecord, type WorkerRecord } from '../worker/record';
+import { ACTIVE_STATUSES } from '../worker/lifecycle';
 
 // worker-sentry's launching: relaunches workers whose backoff is over, keeps
 // replicas up, and starts queued tasks on free lane slots, on

@@ -5,7 +5,8 @@ import type { PublishedConfig } from '../config/reload';
 import type { DaemonContext } from '../daemon-runtime';
 import { enqueueTask, setTaskStatus, tasksWithStatus } from '../task-queue';
 import type { SentryHost } from './sentry-host';
-import { ACTIVE_STATUSES, type WorkerRecord } from '../worker/record';
+import { type WorkerRecord } from '../worker/record';
+import { ACTIVE_STATUSES } from '../worker/lifecycle';
 
 // What a reload means for the workers (lib/config/reload.ts publishes it; each
 // daemon applies it on its next tick). New jobs, lanes, policies and

@@ -17,7 +17,7 @@ import { onHealthy } from './restart-budget';
 import { badRequest, pendingCommands } from '../worker/requests';
 import { readExit, workerDir } from '../worker/files';
 import { plateaued } from './plateau';
-import { LIVE_STATUSES, SentryBodySchema, shimAlive, toView, workerAlive, type WorkerRecord } from '../worker/record';
+import { SentryBodySchema, shimAlive, toView, workerAlive, type WorkerRecord } from '../worker/record';
 import { IncidentBook } from './incidents';
 import { adoptFromDisk } from './adopt';
 import { WorkChecks } from './work-checks';
@@ -29,7 +29,7 @@ import { WorkerCommands } from './apply-requests';
 import { ProcessControl } from './process-control';
 import { Remedies } from './remedies';
 import { ExitHandler } from './exits';
-import { transition } from '../worker/lifecycle';
+import { LIVE_STATUSES, transition } from '../worker/lifecycle';
 
 // worker-sentry: owns the worker lifecycle. Each tick it observes every live
 // worker (exit file, pid, usage, progress, log, artifacts), classifies what

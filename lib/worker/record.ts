@@ -9,9 +9,7 @@ import { WORKER_STATUSES, type WorkerView } from '../state-files';
 // The sentry's record of one worker slot (a replica or a task), persisted in
 // worker_sentry_state.json so a restarted sentry carries on where it stopped.
 //
-// The lifecycle of `status` is lib/worker/lifecycle.ts.
-
-export { ACTIVE_STATUSES, LIVE_STATUSES, WORKER_MOVES } from './lifecycle';
+// The lifecycle of `status` (its legal moves, the one setter) is lib/worker/lifecycle.ts.
 
 const PendingActionSchema = z.object({
   id: z.number().int(),

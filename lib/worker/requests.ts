@@ -1,5 +1,6 @@
 import type { Db } from '../db';
 import { z } from 'zod';
+import { errorMessage } from '../errors';
 import { EVENT_SOURCES, type EventSource } from '../event-kinds';
 
 // Requests to the sentry from other actors: swarmctl (restart, stop) and
@@ -9,7 +10,8 @@ import { EVENT_SOURCES, type EventSource } from '../event-kinds';
 // carries it out on its next tick and records started/verified under the
 // same action id, releasing the requester's lease.
 
-export type WorkerOp = 'restart' | 'stop' | 'requeue';
+export const WORKER_OPS = ['restart', 'stop', 'requeue'] as const;
+export type WorkerOp = (typeof WORKER_OPS)[number];
 
 export interface ManualCommand {
   workerId: string;
@@ -47,7 +49,7 @@ export const badRequest =
 export type BadRequest = (key: string, problem: string) => void;
 
 const CommandSchema = z.object({
-  op: z.enum(['restart', 'stop', 'requeue']),
+  op: z.enum(WORKER_OPS),
   actionId: z.number().int(),
   holder: z.enum(EVENT_SOURCES).default('swarmctl'),
 });
@@ -56,6 +58,20 @@ const FillSchema = z.object({
   actionId: z.number().int(),
   holder: z.enum(EVENT_SOURCES).default('util-controller'),
 });
+
+function parseRow<S extends z.ZodType>(
+  text: string,
+  schema: S,
+): { ok: true; value: z.output<S> } | { ok: false; problem: string } {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    return { ok: false, problem: errorMessage(err) };
+  }
+  const r = schema.safeParse(json);
+  return r.success ? { ok: true, value: r.data } : { ok: false, problem: r.error.message };
+}
 
 function take<S extends z.ZodType, T>(
   db: Db,
@@ -70,18 +86,13 @@ function take<S extends z.ZodType, T>(
   const out: T[] = [];
   for (const r of rows) {
     const done = () => void db.prepare('DELETE FROM control WHERE key = ? AND value = ?').run(r.key, r.value);
-    let parsed: ReturnType<S['safeParse']> | { success: false; error: Error };
-    try {
-      parsed = schema.safeParse(JSON.parse(r.value)) as ReturnType<S['safeParse']>;
-    } catch (err) {
-      parsed = { success: false, error: err as Error };
-    }
-    if (!parsed.success) {
+    const parsed = parseRow(r.value, schema);
+    if (!parsed.ok) {
       done();
-      bad(r.key, parsed.error.message);
+      bad(r.key, parsed.problem);
       continue;
     }
-    out.push(map(r.key.slice(prefix.length), parsed.data as z.output<S>, done));
+    out.push(map(r.key.slice(prefix.length), parsed.value, done));
   }
   return out;
 }
