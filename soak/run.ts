@@ -9,6 +9,7 @@ import { openDb } from '../lib/db';
 import { verifyChain } from '../lib/event-log';
 import type { StoredEvent } from '../lib/event-kinds';
 import { readStateFile } from '../lib/state-store';
+import { ACTIVE_STATUSES } from '../lib/worker/lifecycle';
 import {
   CONTROL_STATE_FILE,
   ControlStateSchema,
@@ -57,6 +58,7 @@ interface Fault {
   escalated?: boolean;
 }
 
+const SLOTS = 8;
 const smiDir = tmpDir('swarm-soak-smi-');
 const smi = fakeNvidiaSmi(smiDir, { fixture: 'tesla-t4.xml' });
 const restart = { delay: '200ms', maxDelay: '2s', budget: 50, window: '1h', healthyAfter: '20s' };
@@ -66,7 +68,7 @@ const swarm = new TestSwarm(
     tick: '500ms',
     watchdog: { staleAfter: '4s' },
     consensus: { maxConcurrentActions: 8, breaker: { failures: 200 } },
-    lanes: { cpu: { kind: 'cpu', slots: 8, fill: 'slots' } },
+    lanes: { cpu: { kind: 'cpu', slots: SLOTS, fill: 'slots' } },
     jobs: {
       steady: optimizerJob(['--trials', '100000000', '--trial-ms', '250'], {
         progress: { staleAfter: '4s' },
@@ -127,6 +129,11 @@ async function inject(kind: FaultClass, faults: Fault[], n: number): Promise<voi
     await sleep(6000);
     smi.set({ fixture: 'tesla-t4.xml' });
   } else if (kind === 'crash_loop' || kind === 'memory_growth') {
+    // A fault the swarm cannot start cannot be seen: leaky workers restart for
+    // good and keep their slots, so a submission with no free slot would sit
+    // in the queue and be counted as missed.
+    const holding = q.workers.filter((w) => ACTIVE_STATUSES.includes(w.status) || w.status === 'quarantined');
+    if (holding.length + q.tasks.queued >= SLOTS) return;
     const id = `${kind === 'crash_loop' ? 'loop' : 'leak'}${n}`;
     swarm.ctl('submit', kind === 'crash_loop' ? 'looping' : 'leaky', '--id', id);
     faults.push({ class: kind, target: `worker:${kind === 'crash_loop' ? 'looping' : 'leaky'}-${id}`, ...base });
