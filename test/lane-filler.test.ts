@@ -68,9 +68,10 @@ function setup(tasks: number) {
   };
   const host: SentryHost = {
     workers,
-    carried: {},
+    requeuedCounts: {},
     actionDeps: () => ({ log, grantor, actor: 'worker-sentry', now: () => clock.now(), logger: silentLogger }),
     move: (_ctx, w, to) => void (w.status = to),
+    setInFlight: (_ctx, w, next) => void (w.inFlight = next),
     act: unused,
     remediate: unused,
     finishPending: unused,

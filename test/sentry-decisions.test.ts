@@ -13,7 +13,8 @@ import type { AppSpec } from '../lib/process-manager';
 import { exitOutcome, loopClass, type ExitFacts } from '../lib/sentry/exit-outcome';
 import { WorkerSentry } from '../lib/sentry/sentry';
 import { enqueueTask } from '../lib/task-queue';
-import { transition } from '../lib/worker/lifecycle';
+import { setInFlight, transition } from '../lib/worker/lifecycle';
+import { IDLE, SentryBodySchema, WorkerRecordSchema, newWorkerRecord, type InFlight } from '../lib/worker/record';
 import { tmpDir, waitFor } from './helpers/tmp';
 import { daemonContext } from './helpers/daemon-context';
 import { NullProcessManager } from './helpers/null-pm';
@@ -96,6 +97,62 @@ describe('worker lifecycle', () => {
     transition(s, 'backoff', 'restart requested', logger);
     expect(s.status).toBe('backoff');
   });
+
+  it('what is under way is one in-flight value: a verify guard is left only for idle, and an illegal move leaves it as it was', () => {
+    const w = { id: 'w', inFlight: IDLE as InFlight };
+    setInFlight(w, { kind: 'stopping', why: 'restart', restartAt: 5 }, silentLogger);
+    setInFlight(w, IDLE, silentLogger);
+    setInFlight(w, { kind: 'verifying' }, silentLogger);
+    expect(() => setInFlight(w, { kind: 'stopping', why: 'stop', restartAt: null }, silentLogger)).toThrow(
+      IllegalTransitionError,
+    );
+    expect(() => setInFlight(w, { kind: 'backoff', until: 1 }, silentLogger)).toThrow(IllegalTransitionError);
+    expect(w.inFlight).toEqual({ kind: 'verifying' });
+    setInFlight(w, IDLE, silentLogger);
+    // A new deadline of the same kind is no move.
+    setInFlight(w, { kind: 'backoff', until: 1 }, silentLogger);
+    setInFlight(w, { kind: 'backoff', until: 2 }, silentLogger);
+    expect(w.inFlight).toEqual({ kind: 'backoff', until: 2 });
+  });
+
+  it('a record written before the union (five side fields) is read into the in-flight value they meant', () => {
+    const { inFlight: _, ...fresh } = newWorkerRecord({ id: 'j-t', job: 'j', taskId: 't', slot: null, lane: 'cpu' });
+    const old = (fields: Record<string, unknown>) =>
+      WorkerRecordSchema.parse({
+        ...fresh,
+        backoffUntil: null,
+        deniedUntil: null,
+        regrant: null,
+        stopIntent: null,
+        verifying: false,
+        ...fields,
+      });
+    const failure = { cls: 'worker_crashed', incidentId: 4, reason: 'boom', ruleAction: 'restart' };
+    expect(old({ status: 'backoff', stopIntent: 'restart', backoffUntil: 900 }).inFlight).toEqual({
+      kind: 'stopping',
+      why: 'restart',
+      restartAt: 900,
+    });
+    expect(old({ status: 'running', stopIntent: 'converge' }).inFlight).toEqual({
+      kind: 'stopping',
+      why: 'converge',
+      restartAt: null,
+    });
+    expect(old({ status: 'backoff', regrant: failure, deniedUntil: 700, backoffUntil: 700 }).inFlight).toEqual({
+      kind: 'awaiting-grant',
+      failure,
+      retryAt: 700,
+    });
+    expect(old({ status: 'running', verifying: true }).inFlight).toEqual({ kind: 'verifying' });
+    expect(old({ status: 'backoff', backoffUntil: 300 }).inFlight).toEqual({ kind: 'backoff', until: 300 });
+    const running = old({ status: 'running' });
+    expect(running.inFlight).toEqual(IDLE);
+    expect(running).not.toHaveProperty('stopIntent');
+    expect(running).not.toHaveProperty('backoffUntil');
+    // The counts of requeued tasks were written as `carried`.
+    const body = SentryBodySchema.parse({ workers: [], carried: { t: { attempt: 2, restarts: 1 } } });
+    expect(body.requeuedCounts).toEqual({ t: { attempt: 2, restarts: 1 } });
+  });
 });
 
 /**
@@ -153,7 +210,10 @@ function setup() {
   const { db, clock, run } = ctx;
   const pm = new ChildPm();
   pms.push(pm);
-  const grantor = new LocalGrantor(new SqliteLeaseStore(db, () => clock.now()), () => false);
+  // A paused swarm denies every recovery action: the way to see a denial here.
+  let paused = false;
+  const pause = (v: boolean) => void (paused = v);
+  const grantor = new LocalGrantor(new SqliteLeaseStore(db, () => clock.now()), () => paused);
   const sentry = new WorkerSentry(pm, () => grantor);
   const submit = (id: string) =>
     enqueueTask(db, {
@@ -180,7 +240,8 @@ function setup() {
     fs.rmSync(path.join(dir, `exit-${id}`));
   };
   const kinds = (target: string) => readEvents(db, { target }).map((e) => e.kind);
-  return { ctx, clock, pm, sentry, submit, tick, kinds, launched, exit };
+  const events = (target: string) => readEvents(db, { target });
+  return { ctx, clock, pm, sentry, submit, tick, kinds, events, launched, exit, pause };
 }
 
 describe('worker-sentry, tick by tick', () => {
@@ -205,7 +266,10 @@ describe('worker-sentry, tick by tick', () => {
     // First failure: restart_worker granted, backoff for restart.delay, relaunched after it and not before.
     await exit('bad', 1);
     await tick(0);
-    expect(sentry.workers.get('j-bad')).toMatchObject({ status: 'backoff', backoffUntil: clock.now() + 1000 });
+    expect(sentry.workers.get('j-bad')).toMatchObject({
+      status: 'backoff',
+      inFlight: { kind: 'backoff', until: clock.now() + 1000 },
+    });
     expect(kinds('worker:j-bad')).toEqual(
       expect.arrayContaining(['detect.worker_crashed', 'action.proposed', 'action.granted', 'action.started']),
     );
@@ -221,7 +285,10 @@ describe('worker-sentry, tick by tick', () => {
     await tick();
     await exit('bad', 1);
     await tick(0);
-    expect(sentry.workers.get('j-bad')).toMatchObject({ status: 'backoff', backoffUntil: clock.now() + 2000 });
+    expect(sentry.workers.get('j-bad')).toMatchObject({
+      status: 'backoff',
+      inFlight: { kind: 'backoff', until: clock.now() + 2000 },
+    });
     expect(kinds('worker:j-bad')).toContain('action.failed');
     await tick(2000);
     await tick();
@@ -234,5 +301,42 @@ describe('worker-sentry, tick by tick', () => {
     expect(kinds('worker:j-bad')).toContain('detect.crash_loop');
     expect(sentry.workers.get('j-bad')?.status).toBe('quarantined');
     expect(kinds('worker:j-bad').filter((k) => k === 'escalation.raised')).toHaveLength(1);
+  }, 60_000);
+
+  it('a denied restart waits, asked again under the same incident only once its pause is over, then runs', async () => {
+    const { pm, sentry, submit, tick, kinds, events, clock, launched, exit, pause } = setup();
+    submit('bad');
+    await tick(1000);
+    await tick();
+    await launched('bad');
+    await tick();
+    pause(true);
+    await exit('bad', 1);
+    await tick(0);
+    const retryAt = clock.now() + 5 * 200;
+    expect(sentry.workers.get('j-bad')).toMatchObject({
+      status: 'backoff',
+      inFlight: { kind: 'awaiting-grant', retryAt, failure: { cls: 'worker_crashed', ruleAction: 'restart' } },
+    });
+    expect(kinds('worker:j-bad')).toContain('action.denied');
+    // Not asked again, nor relaunched, before retryAt, paused or not.
+    await tick(500);
+    pause(false);
+    await tick(499);
+    await tick(1);
+    expect(kinds('worker:j-bad').filter((k) => k === 'action.proposed')).toHaveLength(1);
+    expect(pm.started).toHaveLength(1);
+    await tick(0);
+    const proposals = events('worker:j-bad').filter((e) => e.kind === 'action.proposed');
+    expect(proposals).toHaveLength(2);
+    expect(proposals[1]?.data.incidentId).toBe(proposals[0]?.data.incidentId);
+    expect(sentry.workers.get('j-bad')).toMatchObject({
+      status: 'backoff',
+      inFlight: { kind: 'backoff', until: clock.now() + 1000 },
+    });
+    await tick(1000);
+    await tick();
+    expect(pm.started).toHaveLength(2);
+    expect(sentry.workers.get('j-bad')?.inFlight).toEqual(IDLE);
   }, 60_000);
 });

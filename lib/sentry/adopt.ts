@@ -39,7 +39,6 @@ export function adoptFromDisk(
     Object.assign(w, {
       status: 'running',
       launchedAt: spec.launchedAt,
-      backoffUntil: null,
       startupSeen: true,
       progressAdvancedSinceLaunch: true,
       ...(pid.kind === 'vouched' || pid.kind === 'gone' ? pid.fields : {}),

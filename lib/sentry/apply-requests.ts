@@ -43,11 +43,12 @@ export class WorkerCommands {
       intent: cmd.op,
     };
     if (w.pid !== null && isAlive(w.pid)) {
-      w.stopIntent = cmd.op;
-      if (cmd.op === 'restart') {
-        this.host.move(ctx, w, 'backoff', `restart requested by ${cmd.holder}`);
-        w.backoffUntil = ctx.clock.now();
-      }
+      this.host.setInFlight(ctx, w, {
+        kind: 'stopping',
+        why: cmd.op,
+        restartAt: cmd.op === 'restart' ? ctx.clock.now() : null,
+      });
+      if (cmd.op === 'restart') this.host.move(ctx, w, 'backoff', `restart requested by ${cmd.holder}`);
       await this.host.stopProcess(ctx, w, job);
       return;
     }
@@ -59,7 +60,7 @@ export class WorkerCommands {
     }
     // A stopped worker restarted goes through backoff too (stopped -> backoff -> starting), at once.
     if (canMove(w.status, 'backoff')) this.host.move(ctx, w, 'backoff', 'restart requested by swarmctl');
-    w.backoffUntil = ctx.clock.now();
+    this.host.setInFlight(ctx, w, { kind: 'backoff', until: ctx.clock.now() });
   }
 
   /** Back to the queue with its checkpoint: util-controller's answer to memory pressure. */
@@ -67,11 +68,14 @@ export class WorkerCommands {
     if (!w.taskId) {
       // A replica has no queue: it waits a stabilization-free backoff and runs again.
       this.host.move(ctx, w, 'backoff', 'requeued replica');
-      w.backoffUntil = now + (ctx.config.jobs[w.job]?.restart.delayMs ?? 1000);
+      this.host.setInFlight(ctx, w, {
+        kind: 'backoff',
+        until: now + (ctx.config.jobs[w.job]?.restart.delayMs ?? 1000),
+      });
       this.host.finishPending(ctx, w, 'verified', { message: 'replica stopped; it runs again after its delay' });
       return;
     }
-    this.host.carried[w.taskId] = { attempt: w.attempt, restarts: w.restarts };
+    this.host.requeuedCounts[w.taskId] = { attempt: w.attempt, restarts: w.restarts };
     setTaskStatus(ctx.db, ctx.run.id, w.taskId, 'queued', iso(now));
     ctx.log.append({
       kind: 'task.requeued',

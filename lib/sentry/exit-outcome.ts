@@ -1,9 +1,9 @@
 import type { FailureClass } from '../event-kinds';
 import type { ExitRecord, KillReason } from '../worker/files';
-import type { WorkerRecord } from '../worker/record';
+import type { StopReason } from '../worker/record';
 
 // What a worker's exit means, as a pure function of what is known when it is
-// seen: why Swarm was ending it (stopIntent), the exit itself, whether it is
+// seen: why Swarm was ending it (the worker's in-flight `stopping`), the exit itself, whether it is
 // a task with a verify guard, and whether another daemon ended it on purpose
 // (kill-reason.json for this very pid). The sentry applies the outcome in
 // one place (WorkerSentry.onExit); only a plain failure needs the log tail,
@@ -33,7 +33,7 @@ export type ExitOutcome =
   | { kind: 'failed' };
 
 export interface ExitFacts {
-  intent: WorkerRecord['stopIntent'];
+  intent: StopReason | null;
   exit: Pick<ExitRecord, 'exitCode' | 'signal' | 'stoppedBySwarm'>;
   isTask: boolean;
   hasVerify: boolean;

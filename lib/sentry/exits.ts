@@ -7,7 +7,7 @@ import type { ProcessManager } from '../process-manager';
 import { setTaskStatus } from '../task-queue';
 import { readKillReason, workerDir, type ExitRecord } from '../worker/files';
 import { readTail } from '../worker/read';
-import { pm2NameOf, type WorkerRecord } from '../worker/record';
+import { IDLE, pm2NameOf, type WorkerRecord } from '../worker/record';
 import type { WorkerCommands } from './apply-requests';
 import { classifyExit } from './classify';
 import { exitOutcome, loopClass } from './exit-outcome';
@@ -36,7 +36,9 @@ export class ExitHandler {
   ): Promise<void> {
     const now = ctx.clock.now();
     const runtimeMs = w.launchedAt === null ? null : now - w.launchedAt;
-    const intent = w.stopIntent;
+    // Whatever was under way ends with the process; the outcome below says what comes next.
+    const was = w.inFlight;
+    const intent = was.kind === 'stopping' ? was.why : null;
     ctx.log.append({
       kind: 'worker.exited',
       target: `worker:${w.id}`,
@@ -64,8 +66,8 @@ export class ExitHandler {
       identity: null,
       cpuPct: null,
       cpuTicks: null,
-      stopIntent: null,
     });
+    this.host.setInFlight(ctx, w, IDLE);
     const killed = readKillReason(workerDir(ctx.config.stateDir, w.id));
     const outcome = exitOutcome({
       intent,
@@ -86,15 +88,19 @@ export class ExitHandler {
         return this.commands.requeue(ctx, w, now);
       case 'restart-requested':
         this.host.move(ctx, w, 'backoff', 'restart requested');
+        this.host.setInFlight(ctx, w, {
+          kind: 'backoff',
+          until: (was.kind === 'stopping' ? was.restartAt : null) ?? now,
+        });
         return;
       case 'stopped-through-pm2':
         this.host.move(ctx, w, 'backoff', 'stopped through PM2');
-        w.backoffUntil = now;
+        this.host.setInFlight(ctx, w, { kind: 'backoff', until: now });
         return;
       case 'verify':
         w.lastExit = { exitCode: 0, signal: null, class: null };
         // "Done" is not done until the guard agrees; the worker stays running while it checks.
-        w.verifying = true;
+        this.host.setInFlight(ctx, w, { kind: 'verifying' });
         this.checks.startVerify(ctx, w, job);
         return;
       case 'completed':
@@ -104,7 +110,7 @@ export class ExitHandler {
         w.lastExit = { exitCode: 0, signal: null, class: null };
         // A replica is kept alive for ever: relaunch it, without counting a failure.
         this.host.move(ctx, w, 'backoff', 'replica exited 0');
-        w.backoffUntil = now + job.restart.delayMs;
+        this.host.setInFlight(ctx, w, { kind: 'backoff', until: now + job.restart.delayMs });
         return;
       case 'ended-by': {
         // Another daemon already recorded the detection: remedy under its incident.

@@ -18,7 +18,7 @@ import { fileSize } from '../worker/read';
 import { newTracker } from './plateau';
 import type { SentryHost } from './sentry-host';
 import { workerDir } from '../worker/files';
-import { newWorkerRecord, type WorkerRecord } from '../worker/record';
+import { dueAt, IDLE, newWorkerRecord, type WorkerRecord } from '../worker/record';
 import { ACTIVE_STATUSES } from '../worker/lifecycle';
 
 // worker-sentry's launching: relaunches workers whose backoff is over, keeps
@@ -82,7 +82,8 @@ export class LaneFiller {
     // Relaunch workers whose backoff is over.
     for (const w of this.host.workers.values()) {
       if (this.outOfTime(ctx)) return;
-      if (w.status !== 'backoff' || (w.backoffUntil ?? 0) > now || w.pid !== null) continue;
+      const due = dueAt(w);
+      if (w.status !== 'backoff' || due === null || due > now || w.pid !== null) continue;
       const job = ctx.config.jobs[w.job];
       if (job?.retired) {
         // Its job was removed by a reload: it finished what it could; nothing of it starts again.
@@ -90,7 +91,7 @@ export class LaneFiller {
         if (w.taskId) setTaskStatus(ctx.db, ctx.run.id, w.taskId, 'failed', iso(now));
         continue;
       }
-      if (w.regrant && job) await this.host.act(ctx, w, job, w.regrant, now);
+      if (w.inFlight.kind === 'awaiting-grant' && job) await this.host.act(ctx, w, job, w.inFlight.failure, now);
       else await this.launch(ctx, w, now);
     }
     for (const [name, job] of Object.entries(ctx.config.jobs)) {
@@ -189,18 +190,18 @@ export class LaneFiller {
       const job = ctx.config.jobs[t.job];
       if (!job || job.retired || prev?.status === 'stopped' || out.length >= count) continue;
       if (out.length > 0 && this.outOfTime(ctx)) break;
-      const carried = this.host.carried[t.id];
+      const requeued = this.host.requeuedCounts[t.id];
       const w = newWorkerRecord({
         id,
         job: t.job,
         taskId: t.id,
         slot: null,
         lane,
-        attempt: prev?.attempt ?? carried?.attempt ?? 0,
+        attempt: prev?.attempt ?? requeued?.attempt ?? 0,
       });
-      Object.assign(w, { restarts: prev?.restarts ?? carried?.restarts ?? 0 });
+      Object.assign(w, { restarts: prev?.restarts ?? requeued?.restarts ?? 0 });
       if (prev) w.history = prev.history;
-      delete this.host.carried[t.id];
+      delete this.host.requeuedCounts[t.id];
       this.host.workers.set(id, w);
       setTaskStatus(ctx.db, ctx.run.id, t.id, 'running', iso(now), true);
       ctx.log.append({
@@ -306,6 +307,7 @@ export class LaneFiller {
     const job = ctx.config.jobs[w.job];
     if (!job) return;
     const relaunch = w.attempt > 0;
+    this.host.setInFlight(ctx, w, IDLE);
     Object.assign(w, {
       attempt: w.attempt + 1,
       restarts: relaunch ? w.restarts + 1 : w.restarts,
@@ -320,16 +322,12 @@ export class LaneFiller {
       logOffset: fileSize(path.join(workerDir(ctx.config.stateDir, w.id), 'output.log')) ?? 0,
       logChangedAt: null,
       artifactsSeen: job.artifacts.map(() => false),
-      backoffUntil: null,
-      regrant: null,
-      deniedUntil: null,
       detectedThisAttempt: [],
       memBytes: null,
       cpuPct: null,
       lastProgressAt: null,
       gpus: this.pickGpus(ctx, w),
       plateau: newTracker(),
-      verifying: false,
       progressStart: null,
       progressWarned: false,
     });
@@ -359,7 +357,7 @@ export class LaneFiller {
       w.attempt -= 1;
       if (relaunch) w.restarts -= 1;
       this.host.move(ctx, w, 'backoff', `launch failed: ${errorMessage(err)}`);
-      w.backoffUntil = now + job.restart.delayMs;
+      this.host.setInFlight(ctx, w, { kind: 'backoff', until: now + job.restart.delayMs });
     }
   }
 

@@ -5,7 +5,7 @@ import type { PublishedConfig } from '../config/reload';
 import type { DaemonContext } from '../daemon-runtime';
 import { enqueueTask, setTaskStatus, tasksWithStatus } from '../task-queue';
 import type { SentryHost } from './sentry-host';
-import { type WorkerRecord } from '../worker/record';
+import { IDLE, type WorkerRecord } from '../worker/record';
 import { ACTIVE_STATUSES } from '../worker/lifecycle';
 
 // What a reload means for the workers (lib/config/reload.ts publishes it; each
@@ -91,6 +91,7 @@ async function stopRetired(
 ): Promise<void> {
   if (w.pid === null) {
     host.move(ctx, w, 'stopped', reason);
+    host.setInFlight(ctx, w, IDLE);
     if (w.taskId) setTaskStatus(ctx.db, ctx.run.id, w.taskId, 'failed', iso(now));
     return;
   }
@@ -113,6 +114,6 @@ async function stopRetired(
     verifyAttempt: w.attempt + 1,
     intent: 'stop',
   };
-  w.stopIntent = 'stop';
+  host.setInFlight(ctx, w, { kind: 'stopping', why: 'stop', restartAt: null });
   await host.stopProcess(ctx, w, job);
 }

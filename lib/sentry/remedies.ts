@@ -5,7 +5,7 @@ import type { DaemonContext } from '../daemon-runtime';
 import { raiseEscalation, resolvedEscalations } from '../escalations';
 import type { FailureClass, Target } from '../event-kinds';
 import { setTaskStatus } from '../task-queue';
-import type { WorkerRecord } from '../worker/record';
+import { IDLE, type FailureToRemedy, type WorkerRecord } from '../worker/record';
 import type { RuleAction } from './classify';
 import type { IncidentBook } from './incidents';
 import { writeLastFailure } from './last-failure';
@@ -18,7 +18,7 @@ import type { WorkChecks } from './work-checks';
 // stagnation, a freed lock, quarantine, an escalation, or a restart or stop
 // asked of orchestrator-consensus, carried out once granted and verified on
 // the next attempt. A denied remedy is asked again later (the worker's
-// `regrant`) under the same incident. Escalations a person acknowledged
+// in-flight `awaiting-grant`) under the same incident. Escalations a person acknowledged
 // release quarantined workers here too.
 
 export class Remedies {
@@ -120,17 +120,11 @@ export class Remedies {
   }
 
   /** Asks for the remediation of one failure and carries it out; a denial is asked again later under the same incident. */
-  async act(
-    ctx: DaemonContext,
-    w: WorkerRecord,
-    job: CompiledJob,
-    f: NonNullable<WorkerRecord['regrant']>,
-    now: number,
-  ): Promise<void> {
+  async act(ctx: DaemonContext, w: WorkerRecord, job: CompiledJob, f: FailureToRemedy, now: number): Promise<void> {
     const { decision, history } = onFailure(job.restart, w.history, now);
     if (!decision.restart && f.ruleAction === 'restart') {
       w.history = history;
-      w.regrant = null;
+      if (w.inFlight.kind === 'awaiting-grant') this.host.setInFlight(ctx, w, IDLE);
       await this.host.stopProcess(ctx, w, job);
       return await this.quarantine(ctx, w, `${decision.reason}; last: ${f.reason}`, f.incidentId);
     }
@@ -146,16 +140,13 @@ export class Remedies {
     if (!action.granted) {
       // Asked again after a pause, not every tick; longer while the circuit breaker
       // is open, so a storm of failures makes no storm of proposals.
-      w.regrant = f;
-      w.deniedUntil = now + (/breaker/.test(action.deniedReason ?? '') ? 20 : 5) * ctx.config.tickMs;
-      if (w.pid === null) {
-        if (w.status !== 'backoff') this.host.move(ctx, w, 'backoff', `waiting for a grant: ${action.deniedReason}`);
-        w.backoffUntil = w.deniedUntil;
-      }
+      const retryAt = now + (/breaker/.test(action.deniedReason ?? '') ? 20 : 5) * ctx.config.tickMs;
+      this.host.setInFlight(ctx, w, { kind: 'awaiting-grant', failure: f, retryAt });
+      if (w.pid === null && w.status !== 'backoff')
+        this.host.move(ctx, w, 'backoff', `waiting for a grant: ${action.deniedReason}`);
       return;
     }
-    w.regrant = null;
-    w.deniedUntil = null;
+    this.host.setInFlight(ctx, w, IDLE);
     this.finishPending(ctx, w, 'failed', { message: `superseded by action ${action.id}` });
     w.history = decision.restart ? history : w.history;
     action.started({ attempt: w.attempt, delayMs: decision.restart ? decision.delayMs : null });
@@ -170,14 +161,18 @@ export class Remedies {
       intent: f.ruleAction,
     };
     if (f.ruleAction === 'stop') {
-      w.stopIntent = 'stop';
+      this.host.setInFlight(ctx, w, { kind: 'stopping', why: 'stop', restartAt: null });
       await this.host.stopProcess(ctx, w, job);
       return;
     }
-    w.stopIntent = w.pid !== null ? 'restart' : null;
+    const restartAt = now + (decision.restart ? decision.delayMs : 0);
+    this.host.setInFlight(
+      ctx,
+      w,
+      w.pid !== null ? { kind: 'stopping', why: 'restart', restartAt } : { kind: 'backoff', until: restartAt },
+    );
     if (w.status !== 'backoff')
       this.host.move(ctx, w, 'backoff', `${f.cls}; restart in ${decision.restart ? decision.delayMs : 0}ms`);
-    w.backoffUntil = now + (decision.restart ? decision.delayMs : 0);
     await this.host.stopProcess(ctx, w, job);
   }
 
@@ -242,7 +237,7 @@ export class Remedies {
       w.history = { restartTimes: [], streak: 0, healthySince: null };
       w.escalationId = null;
       this.host.move(ctx, w, 'backoff', `escalation ${r.escalationId} acknowledged`);
-      w.backoffUntil = ctx.clock.now();
+      this.host.setInFlight(ctx, w, { kind: 'backoff', until: ctx.clock.now() });
       if (w.taskId) setTaskStatus(ctx.db, ctx.run.id, w.taskId, 'running', iso(ctx.clock.now()));
     }
   }

@@ -3,10 +3,7 @@ import type { CompiledJob } from '../config/config';
 import type { DaemonContext } from '../daemon-runtime';
 import type { FailureClass, Target } from '../event-kinds';
 import type { RuleAction } from './classify';
-import type { WorkerRecord } from '../worker/record';
-
-/** A failure to remediate, as the sentry carries it until its action is granted. */
-export type Remedy = NonNullable<WorkerRecord['regrant']>;
+import type { FailureToRemedy, InFlight, WorkerRecord } from '../worker/record';
 
 /**
  * What worker-sentry's helpers (lane filling, manual commands, the field
@@ -17,10 +14,12 @@ export type Remedy = NonNullable<WorkerRecord['regrant']>;
 export interface SentryHost {
   readonly workers: Map<string, WorkerRecord>;
   /** Attempt and restart counts of tasks sent back to the queue, for when they start again. */
-  readonly carried: Record<string, { attempt: number; restarts: number }>;
+  readonly requeuedCounts: Record<string, { attempt: number; restarts: number }>;
   actionDeps(ctx: DaemonContext): ActionDeps;
   move(ctx: DaemonContext, w: WorkerRecord, to: WorkerRecord['status'], reason: string): void;
-  act(ctx: DaemonContext, w: WorkerRecord, job: CompiledJob, f: Remedy, now: number): Promise<void>;
+  /** The in-flight setter (lib/worker/lifecycle.ts setInFlight): an illegal move is refused and logged. */
+  setInFlight(ctx: DaemonContext, w: WorkerRecord, next: InFlight): void;
+  act(ctx: DaemonContext, w: WorkerRecord, job: CompiledJob, f: FailureToRemedy, now: number): Promise<void>;
   remediate(
     ctx: DaemonContext,
     w: WorkerRecord,

@@ -17,7 +17,15 @@ import { onHealthy } from './restart-budget';
 import { badRequest, pendingCommands } from '../worker/requests';
 import { readExit, workerDir } from '../worker/files';
 import { plateaued } from './plateau';
-import { SentryBodySchema, shimAlive, toView, workerAlive, type WorkerRecord } from '../worker/record';
+import {
+  IDLE,
+  SentryBodySchema,
+  shimAlive,
+  toView,
+  workerAlive,
+  type InFlight,
+  type WorkerRecord,
+} from '../worker/record';
 import { IncidentBook } from './incidents';
 import { adoptFromDisk } from './adopt';
 import { WorkChecks } from './work-checks';
@@ -29,7 +37,7 @@ import { WorkerCommands } from './apply-requests';
 import { ProcessControl } from './process-control';
 import { Remedies } from './remedies';
 import { ExitHandler } from './exits';
-import { LIVE_STATUSES, transition } from '../worker/lifecycle';
+import { LIVE_STATUSES, setInFlight, transition } from '../worker/lifecycle';
 
 // worker-sentry: owns the worker lifecycle. Each tick it observes every live
 // worker (exit file, pid, usage, progress, log, artifacts), classifies what
@@ -43,7 +51,7 @@ export class WorkerSentry implements DaemonBehavior, SentryHost {
   /** Whole-tree CPU and memory of each worker, with its members cached between walks. */
   private readonly usage = new TreeUsageSampler();
   private readonly incidents = new IncidentBook();
-  readonly carried: Record<string, { attempt: number; restarts: number }> = {};
+  readonly requeuedCounts: Record<string, { attempt: number; restarts: number }> = {};
   private readonly filler: LaneFiller;
   private readonly commands = new WorkerCommands(this);
   private readonly loops = new WorkChecks(this);
@@ -92,7 +100,7 @@ export class WorkerSentry implements DaemonBehavior, SentryHost {
     if (!prev.ok) ctx.logger.warn({ err: prev.error.message }, 'sentry state unreadable: adopting from worker folders');
     const laneOf = (job: string) => ctx.config.jobs[job]?.lane;
     if (prev.ok && prevRun) {
-      Object.assign(this.carried, prev.value.carried);
+      Object.assign(this.requeuedCounts, prev.value.requeuedCounts);
       const body = prev.value as { incidents?: Incident[]; lastEscalationSeq?: number };
       this.incidents.load(body.incidents ?? []);
       this.remedies.lastEscalationSeq = body.lastEscalationSeq ?? 0;
@@ -111,8 +119,7 @@ export class WorkerSentry implements DaemonBehavior, SentryHost {
             identity: w.identity,
             launchedAt: w.launchedAt,
             status: 'running',
-            backoffUntil: null,
-            regrant: null,
+            inFlight: IDLE,
             startupSeen: true,
             progressAdvancedSinceLaunch: true,
           });
@@ -159,7 +166,7 @@ export class WorkerSentry implements DaemonBehavior, SentryHost {
     this.kernelOomKills = oom;
     for (const w of [...this.workers.values()]) {
       try {
-        if (w.verifying) {
+        if (w.inFlight.kind === 'verifying') {
           await this.loops.settleVerify(ctx, w, now);
           continue;
         }
@@ -233,8 +240,8 @@ export class WorkerSentry implements DaemonBehavior, SentryHost {
       this.move(ctx, w, 'running', 'healthy');
     if (w.pending && w.status === 'running') this.verifyPending(ctx, w, now);
     if (!w.pending && w.status === 'running') w.history = onHealthy(job.restart, w.history, now);
-    if (w.regrant) {
-      if (now >= (w.deniedUntil ?? 0)) await this.act(ctx, w, job, w.regrant, now);
+    if (w.inFlight.kind === 'awaiting-grant') {
+      if (now >= w.inFlight.retryAt) await this.act(ctx, w, job, w.inFlight.failure, now);
       return;
     }
     if (await this.loops.converge(ctx, w, job)) return;
@@ -293,6 +300,15 @@ export class WorkerSentry implements DaemonBehavior, SentryHost {
     }
   }
 
+  setInFlight(ctx: DaemonContext, w: WorkerRecord, next: InFlight): void {
+    try {
+      setInFlight(w, next, ctx.logger);
+    } catch (err) {
+      if (!(err instanceof IllegalTransitionError)) throw err;
+      ctx.logger.error({ worker: w.id, from: w.inFlight.kind, to: next.kind }, 'illegal in-flight move refused');
+    }
+  }
+
   openIncident(w: WorkerRecord, seq: number, cls: FailureClass, target: Target, now: number): void {
     this.incidents.open(seq, cls, target, now);
     w.openIncidents.push(seq);
@@ -312,7 +328,7 @@ export class WorkerSentry implements DaemonBehavior, SentryHost {
     const now = ctx.clock.now();
     return {
       workers: [...this.workers.values()],
-      carried: this.carried,
+      requeuedCounts: this.requeuedCounts,
       views: [...this.workers.values()].map((w) => toView(w, now)),
       incidents: this.incidents.list(),
       lastEscalationSeq: this.remedies.lastEscalationSeq,

@@ -11,7 +11,7 @@ import { converged } from './plateau';
 import { readCmdline } from '../proc';
 import { runVerify, type VerifyResult } from './verify-guard';
 import { readSpec, workerDir } from '../worker/files';
-import type { WorkerRecord } from '../worker/record';
+import { IDLE, type WorkerRecord } from '../worker/record';
 
 // The loops users once ran by hand around their jobs, as worker-sentry runs
 // them: a task's own validation after it says done, freeing a lock that a
@@ -47,7 +47,7 @@ export class WorkChecks {
     }
     this.verified.delete(w.id);
     this.verifications.delete(w.id);
-    w.verifying = false;
+    this.host.setInFlight(ctx, w, IDLE);
     const guard = { exitCode: r.exitCode, signal: r.signal, timedOut: r.timedOut, output: r.output };
     if (r.ok) {
       this.host.finishPending(ctx, w, 'verified', { message: 'task completed and its validation passed' });
@@ -152,7 +152,7 @@ export class WorkChecks {
   /** Convergence: the metric reached plateau.target; the worker is ended and its exit counts as the task's success. */
   async converge(ctx: DaemonContext, w: WorkerRecord, job: CompiledJob): Promise<boolean> {
     const metric = w.progress?.metric;
-    if (!job.plateau || metric === undefined || w.taskId === null || w.stopIntent !== null) return false;
+    if (!job.plateau || metric === undefined || w.taskId === null || w.inFlight.kind === 'stopping') return false;
     const why = converged(metric, job.plateau);
     if (!why) return false;
     ctx.log.append({
@@ -167,7 +167,7 @@ export class WorkChecks {
         message: `task ${w.taskId} converged: ${why}; stopping it as completed`,
       },
     });
-    w.stopIntent = 'converge';
+    this.host.setInFlight(ctx, w, { kind: 'stopping', why: 'converge', restartAt: null });
     await this.host.stopProcess(ctx, w, job);
     return true;
   }

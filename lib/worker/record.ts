@@ -26,7 +26,81 @@ const PendingActionSchema = z.object({
 });
 export type PendingAction = z.output<typeof PendingActionSchema>;
 
-export const WorkerRecordSchema = z.object({
+/** A failure to remedy: what act() asks a grant for, and what waits for one after a denial. */
+const FailureToRemedySchema = z.object({
+  cls: z.enum(FAILURE_CLASSES),
+  incidentId: z.number().int(),
+  reason: z.string(),
+  ruleAction: z.enum(['restart', 'stop']),
+});
+export type FailureToRemedy = z.output<typeof FailureToRemedySchema>;
+
+/** Why Swarm is ending a worker's process: what its exit then means. `converge`: the task is done. */
+export const STOP_REASONS = ['restart', 'stop', 'requeue', 'converge'] as const;
+export type StopReason = (typeof STOP_REASONS)[number];
+
+/**
+ * What Swarm is in the middle of doing to a worker, beside its status: one
+ * thing at a time, each with only the data it needs.
+ *
+ *   idle                nothing under way
+ *   backoff             status backoff: launched again at `until` (lane-filler)
+ *   awaiting-grant      a remedy was denied; asked again at `retryAt` under the same incident
+ *   stopping            Swarm is ending the process for `why`; a restart relaunches at `restartAt`
+ *   verifying           the task exited 0 and its verify guard runs; the worker is not judged meanwhile
+ *
+ * The granted action that must still be proved (`pending`) is not part of it:
+ * its lease is held across several of these (stopping, backoff, the next
+ * attempt's start) until the new attempt shows it worked.
+ */
+export const InFlightSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('idle') }),
+  z.object({ kind: z.literal('backoff'), until: z.number() }),
+  z.object({ kind: z.literal('awaiting-grant'), failure: FailureToRemedySchema, retryAt: z.number() }),
+  z.object({ kind: z.literal('stopping'), why: z.enum(STOP_REASONS), restartAt: z.number().nullable() }),
+  z.object({ kind: z.literal('verifying') }),
+]);
+export type InFlight = z.output<typeof InFlightSchema>;
+export const IDLE: InFlight = { kind: 'idle' };
+
+/** When a worker in backoff may start again (or be asked for again), or null while nothing is due. */
+export function dueAt(w: { inFlight: InFlight }): number | null {
+  switch (w.inFlight.kind) {
+    case 'idle':
+      return 0;
+    case 'backoff':
+      return w.inFlight.until;
+    case 'awaiting-grant':
+      return w.inFlight.retryAt;
+    case 'stopping':
+    case 'verifying':
+      return null;
+  }
+}
+
+/**
+ * A record written before the in-flight union kept it as five side fields
+ * (stopIntent, regrant, deniedUntil, backoffUntil, verifying): read into the
+ * one field they meant, so a sentry upgraded mid-run carries on.
+ */
+export function migrateRecord(raw: unknown): unknown {
+  if (typeof raw !== 'object' || raw === null || 'inFlight' in raw) return raw;
+  const r = raw as Record<string, unknown>;
+  const num = (v: unknown): number | null => (typeof v === 'number' ? v : null);
+  let inFlight: unknown = IDLE;
+  if (r.verifying === true) inFlight = { kind: 'verifying' };
+  else if (typeof r.stopIntent === 'string')
+    inFlight = {
+      kind: 'stopping',
+      why: r.stopIntent,
+      restartAt: r.status === 'backoff' ? (num(r.backoffUntil) ?? 0) : null,
+    };
+  else if (r.regrant) inFlight = { kind: 'awaiting-grant', failure: r.regrant, retryAt: num(r.deniedUntil) ?? 0 };
+  else if (r.status === 'backoff' && num(r.backoffUntil)) inFlight = { kind: 'backoff', until: num(r.backoffUntil) };
+  return { ...r, inFlight };
+}
+
+const WorkerRecordFields = z.object({
   id: z.string(),
   job: z.string(),
   taskId: z.string().nullable(),
@@ -55,26 +129,13 @@ export const WorkerRecordSchema = z.object({
   logSize: z.number().nullable(),
   logChangedAt: z.number().nullable(),
   artifactsSeen: z.array(z.boolean()),
-  backoffUntil: z.number().nullable(),
-  deniedUntil: z.number().nullable(),
-  /** A failure whose remediation was denied: asked again once deniedUntil passes, under the same incident. */
-  regrant: z
-    .object({
-      cls: z.enum(FAILURE_CLASSES),
-      incidentId: z.number().int(),
-      reason: z.string(),
-      ruleAction: z.enum(['restart', 'stop']),
-    })
-    .nullable()
-    .default(null),
   history: z.object({
     restartTimes: z.array(z.number()),
     streak: z.number().int(),
     healthySince: z.number().nullable(),
   }),
   pending: PendingActionSchema.nullable(),
-  /** Why Swarm is ending the process: what its exit then means. `converge`: the task is done. */
-  stopIntent: z.enum(['restart', 'stop', 'requeue', 'converge']).nullable(),
+  inFlight: InFlightSchema,
   openIncidents: z.array(z.number().int()),
   escalationId: z.number().int().nullable(),
   detectedThisAttempt: z.array(z.string()),
@@ -102,7 +163,6 @@ export const WorkerRecordSchema = z.object({
     .default({ best: null, updatesSinceImprovement: 0, lastImprovementAt: null }),
   /** Failures of this task by class, over its whole life: the evidence for stagnation. */
   failureCounts: z.record(z.string(), z.number().int()).default({}),
-  verifying: z.boolean().default(false),
   /** The valid optional fields of the latest progress JSON (iteration, total, metric, best, status, message). */
   progress: ProgressFieldsSchema.nullable().default(null),
   /** The first iteration this attempt reported, and when: the rate an ETA goes by. */
@@ -110,7 +170,8 @@ export const WorkerRecordSchema = z.object({
   /** The progress JSON had a bad field this attempt: warned once. */
   progressWarned: z.boolean().default(false),
 });
-export type WorkerRecord = z.output<typeof WorkerRecordSchema>;
+export const WorkerRecordSchema = z.preprocess(migrateRecord, WorkerRecordFields);
+export type WorkerRecord = z.output<typeof WorkerRecordFields>;
 
 export function newWorkerRecord(p: {
   id: string;
@@ -144,12 +205,9 @@ export function newWorkerRecord(p: {
     logSize: null,
     logChangedAt: null,
     artifactsSeen: [],
-    backoffUntil: 0,
-    deniedUntil: null,
-    regrant: null,
     history: { restartTimes: [], streak: 0, healthySince: null },
     pending: null,
-    stopIntent: null,
+    inFlight: IDLE,
     openIncidents: [],
     escalationId: null,
     detectedThisAttempt: [],
@@ -162,18 +220,26 @@ export function newWorkerRecord(p: {
     strategy: -1,
     plateau: { best: null, updatesSinceImprovement: 0, lastImprovementAt: null },
     failureCounts: {},
-    verifying: false,
     progress: null,
     progressStart: null,
     progressWarned: false,
   };
 }
 
-export const SentryBodySchema = z.looseObject({
-  workers: z.array(WorkerRecordSchema),
-  /** Attempts of tasks sent back to the queue, so SWARM_ATTEMPT keeps counting when they run again. */
-  carried: z.record(z.string(), z.object({ attempt: z.number().int(), restarts: z.number().int() })).default({}),
-});
+export const SentryBodySchema = z.preprocess(
+  // Written as `carried` before it was named for what it holds.
+  (raw) =>
+    typeof raw === 'object' && raw !== null && 'carried' in raw && !('requeuedCounts' in raw)
+      ? { ...raw, requeuedCounts: (raw as { carried: unknown }).carried }
+      : raw,
+  z.looseObject({
+    workers: z.array(WorkerRecordSchema),
+    /** Attempt and restart counts of tasks sent back to the queue, so SWARM_ATTEMPT keeps counting when they run again. */
+    requeuedCounts: z
+      .record(z.string(), z.object({ attempt: z.number().int(), restarts: z.number().int() }))
+      .default({}),
+  }),
+);
 
 /** The worker's process as it may be signalled, or null if the kernel never vouched for it. */
 export function workerIdentity(w: WorkerRecord): ProcessIdentity | null {
