@@ -32,6 +32,7 @@ const DAEMONS = [
   'util-controller',
   'worker-sentry',
   'session-state-manager',
+  'operator-gateway',
 ];
 const DAEMON_NODE_ARGS = (process.env.SWARM_DAEMON_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
 // PM2 holds this environment and shows it to `pm2 env` and `pm2 jlist`: no secret-named variable goes in.

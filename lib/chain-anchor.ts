@@ -47,12 +47,31 @@ export class ChainAnchor {
   }
 }
 
-/** The anchor as last written, null if there is none; garbage in it is reported, not ignored. */
-export function readAnchor(stateDir: string): ChainHead | { error: string } | null {
+/**
+ * The anchor as last written, null if there is none; garbage in it is
+ * reported, not ignored. It is rewritten in place while the swarm runs, and a
+ * read that meets a write half done sees a torn record: read again, and only
+ * garbage that stays is garbage.
+ */
+export function readAnchor(
+  stateDir: string,
+  read: (file: string, maxBytes: number) => string | null = readRegular,
+): ChainHead | { error: string } | null {
+  let r = readAnchorOnce(stateDir, read);
+  for (let i = 0; i < TORN_READ_RETRIES && r !== null && 'error' in r; i++) r = readAnchorOnce(stateDir, read);
+  return r;
+}
+
+const TORN_READ_RETRIES = 3;
+
+function readAnchorOnce(
+  stateDir: string,
+  read: (file: string, maxBytes: number) => string | null,
+): ChainHead | { error: string } | null {
   const file = path.join(stateDir, ANCHOR_FILE);
   let text: string | null;
   try {
-    text = readRegular(file, 4096);
+    text = read(file, 4096);
   } catch (err) {
     return { error: (err as Error).message };
   }

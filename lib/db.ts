@@ -92,6 +92,16 @@ CREATE TABLE IF NOT EXISTS control (
   key TEXT PRIMARY KEY,
   value TEXT NOT NULL
 );
+-- Per notify endpoint: every event up to seq is delivered, given up on, or not for it (lib/notify/cursors.ts).
+CREATE TABLE IF NOT EXISTS notify_cursors (
+  endpoint TEXT PRIMARY KEY,
+  seq INTEGER NOT NULL,
+  failures INTEGER NOT NULL DEFAULT 0,
+  next_at INTEGER,
+  last_error TEXT,
+  delivered INTEGER NOT NULL DEFAULT 0,
+  given_up INTEGER NOT NULL DEFAULT 0
+);
 `;
 
 export interface OpenDbOptions {

@@ -52,6 +52,7 @@ export const DAEMON_NAMES = [
   'util-controller',
   'session-state-manager',
   'orchestrator-consensus',
+  'operator-gateway',
 ] as const;
 export type DaemonName = (typeof DAEMON_NAMES)[number];
 export const EVENT_SOURCES = [...DAEMON_NAMES, 'swarmctl'] as const;
@@ -84,6 +85,7 @@ export const EVENT_KINDS = [
   'run.completed',
   'run.paused',
   'run.unpaused',
+  'run.degraded',
   'state.repaired',
   'consensus.scores',
   'consensus.breaker',
@@ -92,6 +94,7 @@ export const EVENT_KINDS = [
   'config.rejected',
   'schedule.fired',
   'schedule.skipped',
+  'notify.failed',
 ] as const;
 
 export type EventKind = (typeof EVENT_KINDS)[number] | `detect.${FailureClass}`;
@@ -108,7 +111,8 @@ export type Target =
   | `run:${string}`
   | `state:${string}`
   | `query:${string}`
-  | `job:${string}`;
+  | `job:${string}`
+  | `notify:${string}`;
 
 export interface NewEvent {
   kind: EventKind;

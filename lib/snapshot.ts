@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { systemClock } from './clock';
 import type { CompiledConfig } from './config/config';
 import { DB_FILE, openDb, type Db } from './db';
+import { formatAge } from './duration';
 import { errorMessage } from './errors';
 import { DAEMON_NAMES, type DaemonName } from './event-kinds';
 import { ecosystemDaemons } from './ecosystem';
@@ -122,6 +123,38 @@ const UtilSchema = z.looseObject({
   starved: z.record(z.string(), StarvedSchema).default({}),
 });
 
+const GatewayViewSchema = z.looseObject({
+  notify: z
+    .array(
+      z.looseObject({
+        name: z.string(),
+        failures: z.number(),
+        nextAt: z.number().nullable(),
+        lastError: z.string().nullable(),
+        givenUp: z.number(),
+      }),
+    )
+    .catch([])
+    .default([]),
+});
+
+/** A notify endpoint that is failing now, or whose last event was given up (until one is delivered). */
+function notifyProblems(stateDir: string, now: number): string[] {
+  const g = readStateFile(path.join(stateDir, DAEMON_STATE_FILES['operator-gateway']), GatewayViewSchema);
+  if (!g.ok) return [];
+  return g.value.notify.flatMap((n) => {
+    if (n.failures > 0) {
+      const next = n.nextAt === null ? '' : `, next try in ${formatAge(Math.max(0, n.nextAt - now))}`;
+      return [`notify ${n.name} is failing: ${n.failures} failed attempt(s) at its next event${next} (${n.lastError})`];
+    }
+    if (n.givenUp > 0 && n.lastError !== null)
+      return [
+        `notify ${n.name} gave up on an event (notify.failed): ${n.lastError}; \`swarmctl notify test ${n.name}\` checks it`,
+      ];
+    return [];
+  });
+}
+
 export function readEscalations(db: Db): Escalation[] {
   const raised = db
     .prepare<[], { seq: number; ts: string; target: string; data: string }>(
@@ -226,7 +259,7 @@ export function buildSnapshot(config: CompiledConfig, now = systemClock.now()): 
       `the swarm is DEGRADED: circuit breaker ${breaker.state}; automatic actions other than safety are held (swarmctl ack ${breaker.escalationId})`,
     );
   }
-  snap.problems.push(...describeProblems(snap, config));
+  snap.problems.push(...describeProblems(snap, config), ...notifyProblems(stateDir, now));
   snap.nextSteps = nextSteps(snap, config);
   return snap;
 }

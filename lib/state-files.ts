@@ -12,6 +12,7 @@ export const DAEMON_STATE_FILES: Record<DaemonName, string> = {
   'util-controller': 'util_controller_state.json',
   'session-state-manager': 'session_state_manager_state.json',
   'orchestrator-consensus': 'orchestrator_consensus_state.json',
+  'operator-gateway': 'operator_gateway_state.json',
 };
 export const CONTROL_STATE_FILE = 'swarm_control_state.json';
 export const SESSION_LATEST_FILE = 'session_latest.json';

@@ -41,9 +41,9 @@ function passesThrough(name, passthrough) {
 /**
  * What a config's daemons need of the caller's environment, read from the raw
  * JSON (ecosystem.config.js cannot compile the config): each job's
- * envPassthrough, postgres.passwordEnv and the state folder.
+ * envPassthrough, postgres.passwordEnv, notify[].secretEnv and the state folder.
  * @param {string} configFile @param {NodeJS.ProcessEnv} env
- * @returns {{ passthrough: string[], passwordEnv: string | null, stateDir: string }}
+ * @returns {{ passthrough: string[], passwordEnv: string | null, notifySecrets: string[], stateDir: string }}
  */
 function configNeeds(configFile, env) {
   /** @type {any} */
@@ -61,10 +61,14 @@ function configNeeds(configFile, env) {
   );
   const passwordEnv =
     raw && raw.postgres && typeof raw.postgres.passwordEnv === 'string' ? raw.postgres.passwordEnv : null;
+  // The variables that sign webhook bodies (notify[].secretEnv): operator-gateway reads them from secrets.json.
+  const notifySecrets = Array.isArray(raw?.notify)
+    ? raw.notify.flatMap((/** @type {any} */ n) => (n && typeof n.secretEnv === 'string' ? [n.secretEnv] : []))
+    : [];
   const stateDir = env.SWARM_STATE_DIR
     ? path.resolve(env.SWARM_STATE_DIR)
     : path.resolve(path.dirname(configFile), typeof raw.stateDir === 'string' ? raw.stateDir : 'state');
-  return { passthrough, passwordEnv, stateDir };
+  return { passthrough, passwordEnv, notifySecrets, stateDir };
 }
 
 /**
@@ -82,7 +86,11 @@ function daemonEnv(caller, configFile) {
   for (const [k, v] of Object.entries(caller)) {
     if (v === undefined) continue;
     const wanted = inBaseEnv(k) || PG.includes(k) || k.startsWith('SWARM_') || passesThrough(k, needs.passthrough);
-    const secretWanted = k === 'PGPASSWORD' || k === needs.passwordEnv || passesThrough(k, needs.passthrough);
+    const secretWanted =
+      k === 'PGPASSWORD' ||
+      k === needs.passwordEnv ||
+      needs.notifySecrets.includes(k) ||
+      passesThrough(k, needs.passthrough);
     if (isSecretName(k)) {
       if (secretWanted) secrets[k] = v;
     } else if (wanted) env[k] = v;

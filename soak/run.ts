@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { openDb } from '../lib/db';
 import { verifyChain } from '../lib/event-log';
-import type { StoredEvent } from '../lib/event-kinds';
+import { DAEMON_NAMES, type StoredEvent } from '../lib/event-kinds';
 import { readStateFile } from '../lib/state-store';
 import { ACTIVE_STATUSES } from '../lib/worker/lifecycle';
 import {
@@ -105,7 +105,7 @@ async function inject(kind: FaultClass, faults: Fault[], n: number): Promise<voi
     // One control-plane fault at a time: the swarm heals any one, not all at once.
     if (faults.some((f) => (f.class === 'kill_daemon' || f.class === 'stop_daemon') && Date.now() - f.at < 15_000))
       return;
-    if (daemons.length < 6) return;
+    if (daemons.length < DAEMON_NAMES.length) return;
     const d = pick(daemons);
     process.kill(d.pid as number, kind === 'kill_daemon' ? 'SIGKILL' : 'SIGSTOP');
     faults.push({ class: kind, target: `daemon:${d.name}`, pid: d.pid as number, ...base });

@@ -49,6 +49,10 @@ describe('circuit breaker under a storm of failures', () => {
     expect(
       swarm.events({ kind: 'escalation.raised' }).filter((e) => String(e.data.reason).startsWith('swarm degraded')),
     ).toHaveLength(1);
+    // The run's own word for it, which notify sends by default.
+    const degraded = swarm.events({ kind: 'run.degraded' });
+    expect(degraded).toHaveLength(1);
+    expect(degraded[0]).toMatchObject({ target: esc.target, data: { escalationId: esc.seq } });
     const status = swarm.ctl('status').stdout;
     expect(status.split('\n')[0]).toMatch(/DEGRADED/);
     expect(status).toMatch(/PROBLEMS\n  ! the swarm is DEGRADED/);
@@ -71,5 +75,6 @@ describe('circuit breaker under a storm of failures', () => {
     expect(
       swarm.events({ kind: 'escalation.raised' }).filter((e) => String(e.data.reason).startsWith('swarm degraded')),
     ).toHaveLength(2);
+    expect(swarm.events({ kind: 'run.degraded' })).toHaveLength(2);
   });
 });

@@ -2,7 +2,7 @@ import { Action } from '../actions/action';
 import { systemClock } from '../clock';
 import { makeGrantor } from '../actions/make-grantor';
 import { UsageError } from '../errors';
-import { NAME_PATTERN } from '../config/schema';
+import { NAME_PATTERN } from '../config/primitives';
 import { silentLogger } from '../logger';
 import { reopenRun, setControl } from '../run-registry';
 import { requestCommand } from '../worker/requests';

@@ -19,6 +19,7 @@ const cli = {
   reload: () => require('./reload') as typeof import('./reload'),
   results: () => require('./results') as typeof import('./results'),
   report: () => require('./report') as typeof import('./report'),
+  notify: () => require('./notify') as typeof import('./notify'),
 };
 /* eslint-enable @typescript-eslint/no-require-imports */
 
@@ -116,6 +117,15 @@ export function buildProgram(onRun: (result: CommandResult) => void): Command {
       onRun(cli.probe().probeCommand(what, this.optsWithGlobals()));
     },
   );
+  withJson(
+    program
+      .command('notify <what> [name]')
+      .description(
+        '`notify test [NAME]`: send a test message to each notify endpoint, or NAME, and say what came back',
+      ),
+  ).action(function (this: Command, what: string, name: string | undefined) {
+    onRun(cli.notify().notifyCommand(what, name, this.optsWithGlobals()));
+  });
   withJson(program.command('doctor').description('check PM2, the state folder, SQLite and nvidia-smi')).action(
     run((o) => cli.verify().doctorCommand(o)),
   );

@@ -2,7 +2,9 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ConfigError } from '../errors';
-import { ConfigSchema, queueEntryId, MIN_TICK_MS, NAME_PATTERN, type ParsedConfig, type ParsedJob } from './schema';
+import { compileNotify, type CompiledNotify } from './notify-schema';
+import { MIN_TICK_MS, NAME_PATTERN } from './primitives';
+import { ConfigSchema, queueEntryId, type ParsedConfig, type ParsedJob } from './schema';
 import { parseBytes, parseDurationMs } from '../duration';
 import type { FailureClass } from '../event-kinds';
 import { PACKAGE_ROOT } from '../package-root';
@@ -108,6 +110,7 @@ export interface CompiledConfig {
   hangGuard: { killGraceMs: number };
   /** The HMAC key file, absolute; null: no keyed chain. */
   history: { hmacKeyFile: string | null };
+  notify: CompiledNotify[];
   postgres: {
     host: string | null;
     port: number | null;
@@ -327,6 +330,7 @@ function compile(cfg: ParsedConfig, file: string, env: NodeJS.ProcessEnv): Omit<
     },
     hangGuard: { killGraceMs: ms(cfg.hangGuard.killGrace) },
     history: { hmacKeyFile: cfg.history.hmacKeyFile === undefined ? null : path.resolve(dir, cfg.history.hmacKeyFile) },
+    notify: compileNotify(cfg.notify),
     postgres: cfg.postgres
       ? {
           host: cfg.postgres.host ?? null,

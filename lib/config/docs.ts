@@ -1,5 +1,5 @@
 import { BASE_ENV_NAMES } from '../worker-env';
-import { BYTES_PATTERN, DURATION_PATTERN, NAME_PATTERN } from './schema';
+import { BYTES_PATTERN, DURATION_PATTERN, NAME_PATTERN } from './primitives';
 import { configJsonSchemaObject } from './json-schema';
 import { FAILURE_CLASSES } from '../event-kinds';
 

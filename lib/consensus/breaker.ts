@@ -98,6 +98,13 @@ export class CircuitBreaker {
     this.snap.escalationId = e.seq;
     this.snap.sinceSeq = e.seq;
     this.move('open', why);
+    // The run's own word for it, which people subscribe to (notify's default `on`).
+    this.log.append({
+      kind: 'run.degraded',
+      target: this.runTarget,
+      severity: 'error',
+      data: { reason: why, escalationId: e.seq, message: `swarm degraded: ${why}` },
+    });
   }
 
   private move(to: BreakerState, reason: string): void {
