@@ -259,6 +259,7 @@ export class DaemonRuntime {
         configVersion: ctx.config.version,
         ticks: this.ticks,
         restarts: this.restarts,
+        appendSeconds: this.log?.timings.snapshot() ?? null,
         ...this.behavior.snapshot(ctx),
       },
       DaemonHeaderSchema,

@@ -100,6 +100,7 @@ CREATE TABLE IF NOT EXISTS notify_cursors (
   next_at INTEGER,
   last_error TEXT,
   delivered INTEGER NOT NULL DEFAULT 0,
+  failed_attempts INTEGER NOT NULL DEFAULT 0,
   given_up INTEGER NOT NULL DEFAULT 0
 );
 `;

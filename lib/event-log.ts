@@ -1,3 +1,4 @@
+import { AppendTimings } from './append-timings';
 import type { ChainAnchor, ChainHead } from './chain-anchor';
 import { systemClock } from './clock';
 import type { Db } from './db';
@@ -60,6 +61,9 @@ export class SqliteEventLog implements EventLog {
     this.redactor = opts.redactor ?? noRedaction;
   }
 
+  /** This process's append times, lock wait included (lib/append-timings.ts). */
+  readonly timings = new AppendTimings();
+
   /** A reloaded config can name new secret values (a new job's env): they are cut out from the next event on. */
   setRedactor(redactor: Redactor): void {
     this.redactor = redactor;
@@ -71,8 +75,11 @@ export class SqliteEventLog implements EventLog {
 
   appendMany(events: NewEvent[]): StoredEvent[] {
     if (events.length === 0) return [];
+    const started = process.hrtime.bigint();
     try {
-      return this.lock.run(() => this.appendLocked(events));
+      const out = this.lock.run(() => this.appendLocked(events));
+      this.timings.observe(Number(process.hrtime.bigint() - started) / 1e9);
+      return out;
     } catch (err) {
       throw new EventLogError(`cannot append ${events.length} event(s) (${events[0]?.kind}): ${errorMessage(err)}`);
     }

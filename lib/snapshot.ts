@@ -136,23 +136,48 @@ const GatewayViewSchema = z.looseObject({
     )
     .catch([])
     .default([]),
+  http: z
+    .looseObject({
+      kind: z.string(),
+      host: z.string().optional(),
+      port: z.number().optional(),
+      error: z.string().optional(),
+    })
+    .nullable()
+    .catch(null)
+    .default(null),
 });
 
-/** A notify endpoint that is failing now, or whose last event was given up (until one is delivered). */
-function notifyProblems(stateDir: string, now: number): string[] {
+/**
+ * operator-gateway's problems: its HTTP server could not listen; a notify
+ * endpoint is failing now, or its last event was given up (until one is
+ * delivered).
+ */
+function gatewayProblems(stateDir: string, now: number): string[] {
   const g = readStateFile(path.join(stateDir, DAEMON_STATE_FILES['operator-gateway']), GatewayViewSchema);
   if (!g.ok) return [];
-  return g.value.notify.flatMap((n) => {
-    if (n.failures > 0) {
-      const next = n.nextAt === null ? '' : `, next try in ${formatAge(Math.max(0, n.nextAt - now))}`;
-      return [`notify ${n.name} is failing: ${n.failures} failed attempt(s) at its next event${next} (${n.lastError})`];
-    }
-    if (n.givenUp > 0 && n.lastError !== null)
-      return [
-        `notify ${n.name} gave up on an event (notify.failed): ${n.lastError}; \`swarmctl notify test ${n.name}\` checks it`,
-      ];
-    return [];
-  });
+  const http = g.value.http;
+  const out =
+    http?.kind === 'failed'
+      ? [
+          `operator-gateway cannot listen on ${http.host}:${http.port} (${http.error}): no /metrics; it tries again every 10 s`,
+        ]
+      : [];
+  return out.concat(
+    g.value.notify.flatMap((n) => {
+      if (n.failures > 0) {
+        const next = n.nextAt === null ? '' : `, next try in ${formatAge(Math.max(0, n.nextAt - now))}`;
+        return [
+          `notify ${n.name} is failing: ${n.failures} failed attempt(s) at its next event${next} (${n.lastError})`,
+        ];
+      }
+      if (n.givenUp > 0 && n.lastError !== null)
+        return [
+          `notify ${n.name} gave up on an event (notify.failed): ${n.lastError}; \`swarmctl notify test ${n.name}\` checks it`,
+        ];
+      return [];
+    }),
+  );
 }
 
 export function readEscalations(db: Db): Escalation[] {
@@ -259,7 +284,7 @@ export function buildSnapshot(config: CompiledConfig, now = systemClock.now()): 
       `the swarm is DEGRADED: circuit breaker ${breaker.state}; automatic actions other than safety are held (swarmctl ack ${breaker.escalationId})`,
     );
   }
-  snap.problems.push(...describeProblems(snap, config), ...notifyProblems(stateDir, now));
+  snap.problems.push(...describeProblems(snap, config), ...gatewayProblems(stateDir, now));
   snap.nextSteps = nextSteps(snap, config);
   return snap;
 }

@@ -6,6 +6,8 @@ import type { Command } from 'commander';
 import { buildProgram } from '../lib/cli/program';
 import { loadConfig } from '../lib/config/config';
 import { ACTION_TYPES, EVENT_KINDS, FAILURE_CLASSES } from '../lib/event-kinds';
+import { openDb } from '../lib/db';
+import { swarmRegistry } from '../lib/gateway/metrics';
 import { buildSnapshot } from '../lib/snapshot';
 import { EscalationSchema, IncidentSchema, WorkerViewSchema } from '../lib/state-files';
 import { fakeNvidiaSmi } from './helpers/fake-smi';
@@ -112,6 +114,24 @@ describe('docs/events.md', () => {
   });
 });
 
+describe('docs/metrics.md', () => {
+  it('has a row for every metric /metrics serves, and no other', async () => {
+    const dir = tmpDir();
+    const file = path.join(dir, 'swarm.config.json');
+    fs.writeFileSync(file, JSON.stringify({ name: 'docs', jobs: { j: { command: ['true'] } } }));
+    const config = loadConfig(file, {});
+    const db = openDb(config.stateDir);
+    try {
+      const served = (await swarmRegistry({ config: () => config, db }).getMetricsAsJSON()).map((m) => m.name);
+      const rows = firstCells(doc('metrics.md')).filter((r) => r.startsWith('swarm_') && !r.includes('{'));
+      expect(served.length).toBeGreaterThanOrEqual(13);
+      expect([...new Set(rows)].sort()).toEqual([...served].sort());
+    } finally {
+      db.close();
+    }
+  });
+});
+
 describe('the checkout stands alone', () => {
   it('no tracked file reads or links to anything beside the checkout', () => {
     const files = spawnSync('git', ['ls-files'], { cwd: ROOT, encoding: 'utf8' }).stdout.split('\n').filter(Boolean);
@@ -130,6 +150,6 @@ describe('the checkout stands alone', () => {
 
   it('the README links the reference docs', () => {
     const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
-    for (const d of ['docs/config.md', 'docs/cli.md', 'docs/events.md']) expect(readme).toContain(d);
+    for (const d of ['docs/config.md', 'docs/cli.md', 'docs/events.md', 'docs/metrics.md']) expect(readme).toContain(d);
   });
 });

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { compileConfig } from '../lib/config/config';
-import { kindMatches } from '../lib/config/notify-schema';
+import { kindMatches } from '../lib/config/gateway-schema';
 import { ConfigError } from '../lib/errors';
 import { readEvents } from '../lib/event-log';
 import type { StoredEvent } from '../lib/event-kinds';

@@ -1,5 +1,5 @@
 import { loadSecrets } from '../daemon-env';
-import type { CompiledNotify } from '../config/notify-schema';
+import type { CompiledNotify } from '../config/gateway-schema';
 import { UsageError } from '../errors';
 import type { StoredEvent } from '../event-kinds';
 import { delivery } from '../notify/message';

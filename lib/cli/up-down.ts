@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { ECOSYSTEM } from '../config/config';
+import { ECOSYSTEM, type CompiledConfig } from '../config/config';
+import { DAEMON_STATE_FILES } from '../state-files';
 import { ecosystemAppNames } from '../ecosystem';
 import { createLogger } from '../logger';
 import { Pm2ProcessManager } from '../process-manager';
@@ -60,7 +61,7 @@ export async function upCommand(opts: GlobalOptions): Promise<number> {
     else {
       process.stdout.write(
         `Swarm "${config.name}" is up: ${names.join(', ')} under PM2.\n` +
-          `Config: ${config.file}\n\nWatch it:\n  tail -f ${path.relative(process.cwd(), log) || log}\n  scripts/swarmctl status\n  scripts/swarmctl query --json\n\nStop it with: npm stop\n`,
+          `Config: ${config.file}\n\nWatch it:\n  tail -f ${path.relative(process.cwd(), log) || log}\n  scripts/swarmctl status\n  scripts/swarmctl query --json\n${metricsLine(config)}\nStop it with: npm stop\n`,
       );
     }
     return 0;
@@ -114,4 +115,14 @@ export async function downCommand(opts: GlobalOptions): Promise<number> {
   } finally {
     pm.close();
   }
+}
+
+/** Where operator-gateway serves /metrics, when the config asks it to. */
+function metricsLine(config: CompiledConfig): string {
+  if (!config.http) return '';
+  const where =
+    config.http.port === 0
+      ? `http://${config.http.host}:PORT/metrics (the port is in ${path.join(config.stateDir, DAEMON_STATE_FILES['operator-gateway'])})`
+      : `http://${config.http.host}:${config.http.port}/metrics`;
+  return `  curl -s ${where}   (Prometheus metrics, docs/metrics.md)\n`;
 }

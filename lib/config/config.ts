@@ -2,7 +2,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ConfigError } from '../errors';
-import { compileNotify, type CompiledNotify } from './notify-schema';
+import { compileNotify, type CompiledHttp, type CompiledNotify } from './gateway-schema';
 import { MIN_TICK_MS, NAME_PATTERN } from './primitives';
 import { ConfigSchema, queueEntryId, type ParsedConfig, type ParsedJob } from './schema';
 import { parseBytes, parseDurationMs } from '../duration';
@@ -111,6 +111,8 @@ export interface CompiledConfig {
   /** The HMAC key file, absolute; null: no keyed chain. */
   history: { hmacKeyFile: string | null };
   notify: CompiledNotify[];
+  /** operator-gateway's HTTP server; null: none. */
+  http: CompiledHttp | null;
   postgres: {
     host: string | null;
     port: number | null;
@@ -331,6 +333,7 @@ function compile(cfg: ParsedConfig, file: string, env: NodeJS.ProcessEnv): Omit<
     hangGuard: { killGraceMs: ms(cfg.hangGuard.killGrace) },
     history: { hmacKeyFile: cfg.history.hmacKeyFile === undefined ? null : path.resolve(dir, cfg.history.hmacKeyFile) },
     notify: compileNotify(cfg.notify),
+    http: cfg.http ? { host: cfg.http.host, port: cfg.http.port } : null,
     postgres: cfg.postgres
       ? {
           host: cfg.postgres.host ?? null,

@@ -5,7 +5,7 @@ import { BASE_ENV_NAMES, PASSTHROUGH_PATTERN } from '../worker-env';
 import { cronProblem, timezoneProblem } from '../schedules/cron-schedule';
 import { findCycle } from '../task-queue';
 import { taskWorkerId, workerIdClash, workerIdOwners } from '../worker-ids';
-import { NotifySchema } from './notify-schema';
+import { HttpSchema, NotifySchema } from './gateway-schema';
 import { Bytes, Duration, MIN_TICK_MS, Name } from './primitives';
 
 // The raw shape of swarm.config.json, exactly as a user writes it. Defaults
@@ -454,6 +454,7 @@ export const ConfigSchema = z
           "What makes the event log's history hard to rewrite, beyond its hash chain and head anchor (docs/SECURITY.md).",
       }),
     notify: NotifySchema,
+    http: HttpSchema,
     postgres: z
       .strictObject({
         host: z

@@ -1,18 +1,27 @@
 import type { DaemonBehavior, DaemonContext } from '../daemon-runtime';
 import type { Db } from '../db';
 import { Notifier } from '../notify/notifier';
+import { MetricsServer } from './http-server';
+import { swarmRegistry } from './metrics';
 
-// operator-gateway: owns "nobody was told". An escalation that waits in
-// `swarmctl status` reaches nobody at 3 a.m.; this daemon sends the events
-// people asked for to their webhooks (lib/notify/). It acts on nothing in the
+// operator-gateway: owns "nobody was told, nobody could look". An escalation
+// that waits in `swarmctl status` reaches nobody at 3 a.m.; this daemon sends
+// the events people asked for to their webhooks (lib/notify/), and serves
+// Prometheus metrics (metrics.ts, http-server.ts). It acts on nothing in the
 // swarm, so a crash or hang of it never stops healing; the watchdog restarts
 // and verifies it like every daemon, and the cursors in swarm.db let it carry
 // on where it stopped.
 
 export class OperatorGateway implements DaemonBehavior {
   private notifier: Notifier | null = null;
+  private http: MetricsServer | null = null;
 
-  start(ctx: DaemonContext): void {
+  async start(ctx: DaemonContext): Promise<void> {
+    // ctx.config is replaced by a reload; the registry reads the one in force at each scrape.
+    this.http = new MetricsServer(swarmRegistry({ config: () => ctx.config, db: ctx.db }), ctx.logger, () =>
+      ctx.clock.now(),
+    );
+    await this.http.apply(ctx.config.http);
     this.notifier = new Notifier({
       db: ctx.db,
       log: ctx.log,
@@ -25,16 +34,18 @@ export class OperatorGateway implements DaemonBehavior {
     });
   }
 
-  tick(ctx: DaemonContext): void {
+  async tick(ctx: DaemonContext): Promise<void> {
     this.notifier?.kick(ctx.config.notify);
+    await this.http?.apply(ctx.config.http);
   }
 
   snapshot(ctx: DaemonContext): Record<string, unknown> {
-    return { notify: this.notifier?.view(ctx.config.notify) ?? [] };
+    return { notify: this.notifier?.view(ctx.config.notify) ?? [], http: this.http?.state ?? { kind: 'off' } };
   }
 
-  stop(): void {
+  async stop(): Promise<void> {
     this.notifier?.stop();
+    await this.http?.close();
   }
 }
 

@@ -12,7 +12,9 @@ export interface NotifyCursor {
   failures: number;
   nextAt: number | null;
   lastError: string | null;
+  /** Totals over the endpoint's life, for metrics: 2xx answers, failed attempts, events given up. */
   delivered: number;
+  failedAttempts: number;
   givenUp: number;
 }
 
@@ -23,6 +25,7 @@ interface Row {
   next_at: number | null;
   last_error: string | null;
   delivered: number;
+  failed_attempts: number;
   given_up: number;
 }
 
@@ -33,6 +36,7 @@ const toCursor = (r: Row): NotifyCursor => ({
   nextAt: r.next_at,
   lastError: r.last_error,
   delivered: r.delivered,
+  failedAttempts: r.failed_attempts,
   givenUp: r.given_up,
 });
 
@@ -69,7 +73,9 @@ export class NotifyCursors {
 
   failedAttempt(endpoint: string, error: string, nextAt: number): void {
     this.db
-      .prepare('UPDATE notify_cursors SET failures = failures + 1, next_at = ?, last_error = ? WHERE endpoint = ?')
+      .prepare(
+        'UPDATE notify_cursors SET failures = failures + 1, failed_attempts = failed_attempts + 1, next_at = ?, last_error = ? WHERE endpoint = ?',
+      )
       .run(nextAt, error, endpoint);
   }
 
@@ -77,7 +83,7 @@ export class NotifyCursors {
   gaveUp(endpoint: string, seq: number, error: string): void {
     this.db
       .prepare(
-        'UPDATE notify_cursors SET seq = ?, failures = 0, next_at = NULL, last_error = ?, given_up = given_up + 1 WHERE endpoint = ?',
+        'UPDATE notify_cursors SET seq = ?, failures = 0, next_at = NULL, last_error = ?, failed_attempts = failed_attempts + 1, given_up = given_up + 1 WHERE endpoint = ?',
       )
       .run(seq, error, endpoint);
   }

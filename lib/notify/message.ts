@@ -1,5 +1,5 @@
 import crypto from 'node:crypto';
-import type { CompiledNotify } from '../config/notify-schema';
+import type { CompiledNotify } from '../config/gateway-schema';
 import type { StoredEvent } from '../event-kinds';
 
 // What one delivery is, as pure functions: the body in the endpoint's

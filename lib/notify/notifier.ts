@@ -1,6 +1,6 @@
 import type { Clock } from '../clock';
-import type { CompiledNotify } from '../config/notify-schema';
-import { kindMatches } from '../config/notify-schema';
+import type { CompiledNotify } from '../config/gateway-schema';
+import { kindMatches } from '../config/gateway-schema';
 import type { Db } from '../db';
 import { errorMessage } from '../errors';
 import type { StoredEvent } from '../event-kinds';
@@ -63,8 +63,6 @@ export class Notifier {
   private readonly cursors: NotifyCursors;
   private readonly pumps = new Map<string, Pump>();
   private readonly random: () => number;
-  /** Deliveries by endpoint and outcome since this process started, for the state file (and metrics). */
-  readonly counts = new Map<string, { delivered: number; failed: number; givenUp: number }>();
 
   constructor(private readonly deps: NotifierDeps) {
     this.cursors = new NotifyCursors(deps.db);
@@ -141,7 +139,6 @@ export class Notifier {
       if (p.life.state !== 'sending') return; // stopped meanwhile: the cursor stays, the event is sent again
       if (res.ok) {
         this.cursors.delivered(ep.name, event.seq);
-        this.count(ep.name, 'delivered');
         continue;
       }
       this.attemptFailed(ep, cursor, event, describe(res));
@@ -170,7 +167,6 @@ export class Notifier {
 
   private attemptFailed(ep: CompiledNotify, cursor: NotifyCursor, e: StoredEvent, error: string): void {
     const failures = cursor.failures + 1;
-    this.count(ep.name, 'failed');
     if (failures < ep.retry.attempts) {
       const waitMs = retryDelayMs(failures, ep.retry, this.random);
       this.cursors.failedAttempt(ep.name, error, this.deps.clock.now() + waitMs);
@@ -181,7 +177,6 @@ export class Notifier {
       return;
     }
     this.cursors.gaveUp(ep.name, e.seq, error);
-    this.count(ep.name, 'givenUp');
     this.deps.log.append({
       kind: 'notify.failed',
       target: `notify:${ep.name}`,
@@ -195,12 +190,6 @@ export class Notifier {
         message: `${ep.name} was not told of event ${e.seq} (${e.kind}) after ${failures} attempts: ${error}`,
       },
     });
-  }
-
-  private count(endpoint: string, outcome: 'delivered' | 'failed' | 'givenUp'): void {
-    const c = this.counts.get(endpoint) ?? { delivered: 0, failed: 0, givenUp: 0 };
-    c[outcome] += 1;
-    this.counts.set(endpoint, c);
   }
 }
 

@@ -32,6 +32,13 @@ export const SYSTEM_PACKAGES = {
     present: () =>
       spawnSync('/usr/bin/python3', ['-c', 'import optuna'], { stdio: 'ignore', timeout: 60_000 }).status === 0,
   },
+  prometheus: {
+    gives: 'a real Prometheus server and promtool',
+    apt: ['prometheus'],
+    present: () =>
+      spawnSync('prometheus', ['--version'], { stdio: 'ignore', timeout: 30_000 }).status === 0 &&
+      spawnSync('promtool', ['--version'], { stdio: 'ignore', timeout: 30_000 }).status === 0,
+  },
   'stress-ng': {
     gives: 'a machine made busy on purpose (stress-ng)',
     apt: ['stress-ng'],

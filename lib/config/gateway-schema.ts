@@ -4,7 +4,8 @@ import { EVENT_KINDS, FAILURE_CLASSES } from '../event-kinds';
 import { parseDurationMs } from '../duration';
 import { Duration, Name } from './primitives';
 
-// The `notify` section: where a person is told, and of what. Its own file
+// operator-gateway's sections, `notify` (where a person is told, and of what)
+// and `http` (where it serves metrics). Their own file
 // because schema.ts is the rest of the config already.
 
 /** Every kind an endpoint can be told of: the kinds, and detect.CLASS for each failure class. */
@@ -69,6 +70,32 @@ export const NotifyEndpointSchema = z.strictObject({
     .meta({ description: 'Retries of a failed delivery: exponential backoff with jitter, a bounded number of times.' }),
 });
 
+/** Where operator-gateway listens: loopback only, until reads can carry the dashboard's token. */
+const LOOPBACK = ['127.0.0.1', '::1', 'localhost'];
+
+export const HttpSchema = z
+  .strictObject({
+    host: z
+      .string()
+      .default('127.0.0.1')
+      .refine((h) => LOOPBACK.includes(h), {
+        message:
+          'expected 127.0.0.1, ::1 or localhost: other addresses would serve the swarm to the network with no token',
+      })
+      .meta({ description: 'The address to listen on.' }),
+    port: z
+      .number()
+      .int()
+      .min(0)
+      .max(65535)
+      .meta({ description: 'The port; 0 takes a free one, named in operator_gateway_state.json `http.url`.' }),
+  })
+  .optional()
+  .meta({
+    description:
+      'operator-gateway serves GET /metrics (Prometheus text format) here. Unset: nothing listens. Changed by a reload, it listens again at once.',
+  });
+
 export const NotifySchema = z
   .array(NotifyEndpointSchema)
   .default([])
@@ -88,6 +115,11 @@ export const NotifySchema = z
     description:
       'Webhooks a person is told through. Each event whose kind matches is POSTed once, in seq order, with the header X-Swarm-Event-Seq; a failed delivery is retried, then recorded as notify.failed.',
   });
+
+export interface CompiledHttp {
+  host: string;
+  port: number;
+}
 
 export interface CompiledNotify {
   name: string;
