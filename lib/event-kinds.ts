@@ -55,7 +55,7 @@ export const DAEMON_NAMES = [
   'operator-gateway',
 ] as const;
 export type DaemonName = (typeof DAEMON_NAMES)[number];
-export const EVENT_SOURCES = [...DAEMON_NAMES, 'swarmctl'] as const;
+export const EVENT_SOURCES = [...DAEMON_NAMES, 'swarmctl', 'dashboard'] as const;
 export type EventSource = (typeof EVENT_SOURCES)[number];
 
 /** Every kind but the detections, which are `detect.CLASS` for each failure class. */

@@ -16,6 +16,7 @@ const DAEMONS: DaemonName[] = [
   'util-controller',
   'worker-sentry',
   'session-state-manager',
+  'operator-gateway',
 ];
 
 const swarm = new TestSwarm({
@@ -110,6 +111,7 @@ describe('a control plane that heals itself', () => {
       'util_controller_state.json',
       'orchestrator_consensus_state.json',
       'session_state_manager_state.json',
+      'operator_gateway_state.json',
       'swarm_control_state.json',
       'session_latest.json',
     ];

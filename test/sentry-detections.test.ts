@@ -21,7 +21,13 @@ const swarm = new TestSwarm({
     crasher: optimizerJob(['--trials', '6', '--crash-at', '2'], { restart, progress: { staleAfter: '20s' } }),
     segv: optimizerJob(['--trials', '400', '--segv-at', '2'], { restart }),
     victim: optimizerJob(['--trials', '4000'], { restart, progress: { staleAfter: '20s' } }),
-    frozen: optimizerJob(['--trials', '4000'], { restart, progress: { staleAfter: '2s' } }),
+    // A startup gate starts the progress clock at the marker, so a relaunch that is slow to start on a busy
+    // machine is not stale before it has begun.
+    frozen: optimizerJob(['--trials', '4000'], {
+      restart,
+      progress: { staleAfter: '2s' },
+      startup: { marker: 'optimizer ready', within: '30s' },
+    }),
     leaker: optimizerJob(['--trials', '4000', '--leak-mb', '25'], { restart, memoryLimit: '200M' }),
     broken: optimizerJob(['--syntax-error', '--fault-attempts', '0'], { restart }),
     looper: optimizerJob(['--crash-at', '1', '--fault-attempts', '0'], {

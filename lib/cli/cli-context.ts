@@ -44,14 +44,17 @@ export function openWriter(opts: GlobalOptions, runOpts: { newIfCompleted?: bool
   return openWriterFor(cliConfig(opts), runOpts);
 }
 
-/** The log as source swarmctl, for a config already loaded (reload opens it with the running one). */
-export function openWriterFor(config: CompiledConfig, runOpts: { newIfCompleted?: boolean } = {}): Writer {
+/** The log as source swarmctl (or the dashboard), for a config already loaded (reload opens it with the running one). */
+export function openWriterFor(
+  config: CompiledConfig,
+  runOpts: { newIfCompleted?: boolean; source?: 'swarmctl' | 'dashboard' } = {},
+): Writer {
   process.umask(0o077);
   const db = openDb(config.stateDir);
   systemClock.share(config.stateDir);
   const { run, created } = joinOrCreateRun(db, config.name, systemClock.now(), runOpts);
   const log = new SqliteEventLog(db, {
-    source: 'swarmctl',
+    source: runOpts.source ?? 'swarmctl',
     runId: () => run.id,
     projection: { file: path.join(config.stateDir, PROJECTION_FILE), maxBytes: config.eventLogMaxBytes },
     redactor: configRedactor(config),

@@ -1,17 +1,11 @@
-import { Action } from '../actions/action';
 import { systemClock } from '../clock';
-import { makeGrantor } from '../actions/make-grantor';
 import { UsageError } from '../errors';
 import { NAME_PATTERN } from '../config/primitives';
-import { silentLogger } from '../logger';
-import { reopenRun, setControl } from '../run-registry';
-import { requestCommand } from '../worker/requests';
-import { readEscalations } from '../snapshot';
+import { ackEscalation, requestWorkerOp, setPaused } from '../manual-actions';
+import { reopenRun } from '../run-registry';
 import { enqueueTask, getTask, taskKeys } from '../task-queue';
 import { workerIdClash, workerIdOwners } from '../worker-ids';
 import { cliConfig, hasState, openWriter, printJson, type GlobalOptions } from './cli-context';
-import { resolveEscalation } from '../escalations';
-import type { Target } from '../event-kinds';
 
 // Manual actions: a person's word, recorded as source swarmctl, going
 // through the same grant and lease as the daemons' own.
@@ -89,28 +83,16 @@ export async function workerCommand(op: 'restart' | 'stop', workerId: string, op
     throw new UsageError(`no worker "${workerId}": no swarm has run with state folder ${config.stateDir}`);
   const w = openWriter(opts);
   try {
-    const grantor = makeGrantor(w.db, systemClock, w.config);
-    const action = await Action.propose(
-      { log: w.log, grantor, actor: 'swarmctl', now: () => systemClock.now(), logger: silentLogger },
-      // A person's explicit word is a safety action: pause mode does not hold it back.
-      {
-        type: op === 'stop' ? 'stop_worker' : 'restart_worker',
-        target: `worker:${workerId}`,
-        priority: 'safety',
-        reason: `${op} requested by a person`,
-        incidentId: null,
-      },
-    );
-    if (!action.granted) {
-      if (opts.json) printJson({ actionId: action.id, granted: false });
+    const r = await requestWorkerOp(w, systemClock, 'swarmctl', op, workerId);
+    if (!r.granted) {
+      if (opts.json) printJson({ actionId: r.actionId, granted: false });
       else process.stderr.write(`${op} of ${workerId} denied (see swarmctl events --target worker:${workerId})\n`);
       return 1;
     }
-    requestCommand(w.db, workerId, op, action.id);
-    if (opts.json) printJson({ actionId: action.id, granted: true });
+    if (opts.json) printJson({ actionId: r.actionId, granted: true });
     else
       process.stdout.write(
-        `${op} of ${workerId} granted as action ${action.id}; worker-sentry carries it out on its next tick\n`,
+        `${op} of ${workerId} granted as action ${r.actionId}; worker-sentry carries it out on its next tick\n`,
       );
     return 0;
   } finally {
@@ -121,12 +103,7 @@ export async function workerCommand(op: 'restart' | 'stop', workerId: string, op
 export function pauseCommand(paused: boolean, opts: GlobalOptions): number {
   const w = openWriter(opts);
   try {
-    setControl(w.db, 'paused', String(paused));
-    w.log.append({
-      kind: paused ? 'run.paused' : 'run.unpaused',
-      target: `run:${w.run.id}`,
-      data: { message: paused ? 'maintenance mode: only safety actions run' : 'maintenance mode over' },
-    });
+    setPaused(w, paused, 'swarmctl');
     if (opts.json) printJson({ paused });
     else process.stdout.write(paused ? 'paused: only safety actions will run\n' : 'resumed\n');
     return 0;
@@ -143,21 +120,15 @@ export function ackCommand(idText: string, opts: GlobalOptions): number {
     throw new UsageError(`no escalation ${id}: no swarm has run with state folder ${config.stateDir}`);
   const w = openWriter(opts);
   try {
-    const esc = readEscalations(w.db).find((e) => e.id === id);
-    if (!esc) throw new UsageError(`no escalation ${id}; see \`swarmctl query --json\` .escalations`);
-    if (esc.status === 'resolved') {
+    const r = ackEscalation(w, id, process.env.USER ?? 'a person');
+    if (r.kind === 'unknown') throw new UsageError(`no escalation ${id}; see \`swarmctl query --json\` .escalations`);
+    if (r.kind === 'already') {
       if (opts.json) printJson({ id, status: 'resolved', already: true });
       else process.stdout.write(`escalation ${id} was already resolved\n`);
       return 0;
     }
-    resolveEscalation(w.log, {
-      target: esc.target as Target,
-      escalationId: id,
-      by: process.env.USER ?? 'a person',
-      message: `escalation ${id} acknowledged; ${esc.target} may run again`,
-    });
     if (opts.json) printJson({ id, status: 'resolved' });
-    else process.stdout.write(`escalation ${id} resolved; ${esc.target} may run again\n`);
+    else process.stdout.write(`escalation ${id} resolved; ${r.target} may run again\n`);
     return 0;
   } finally {
     w.close();

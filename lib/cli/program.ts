@@ -126,6 +126,11 @@ export function buildProgram(onRun: (result: CommandResult) => void): Command {
   ).action(function (this: Command, what: string, name: string | undefined) {
     onRun(cli.notify().notifyCommand(what, name, this.optsWithGlobals()));
   });
+  withJson(
+    program
+      .command('dashboard')
+      .description("print the dashboard's URL with this start's token (needs `http` in the config)"),
+  ).action(run((o) => cli.upDown().dashboardCommand(o)));
   withJson(program.command('doctor').description('check PM2, the state folder, SQLite and nvidia-smi')).action(
     run((o) => cli.verify().doctorCommand(o)),
   );

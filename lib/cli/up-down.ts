@@ -1,7 +1,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { ECOSYSTEM, type CompiledConfig } from '../config/config';
+import { z } from 'zod';
+import { UsageError } from '../errors';
+import { newToken, readToken } from '../gateway/token';
 import { DAEMON_STATE_FILES } from '../state-files';
+import { readStateFile } from '../state-store';
 import { ecosystemAppNames } from '../ecosystem';
 import { createLogger } from '../logger';
 import { Pm2ProcessManager } from '../process-manager';
@@ -39,6 +43,8 @@ export async function upCommand(opts: GlobalOptions): Promise<number> {
     // The secrets the daemons need go to secrets.json; then out of this process's environment, which PM2
     // would copy into the daemons' own when it restarts them for a new run.
     saveSecrets(config.stateDir, daemonEnv(process.env, config.file).secrets);
+    // The dashboard's token is per start, as Jupyter's: a new `up` makes a new one (operator-gateway reads it).
+    const token = newToken(config.stateDir);
     for (const k of Object.keys(process.env)) if (isSecretName(k)) delete process.env[k];
     const apps = before.map((a) => a.name);
     await pm.startEcosystem(ECOSYSTEM);
@@ -61,7 +67,7 @@ export async function upCommand(opts: GlobalOptions): Promise<number> {
     else {
       process.stdout.write(
         `Swarm "${config.name}" is up: ${names.join(', ')} under PM2.\n` +
-          `Config: ${config.file}\n\nWatch it:\n  tail -f ${path.relative(process.cwd(), log) || log}\n  scripts/swarmctl status\n  scripts/swarmctl query --json\n${metricsLine(config)}\nStop it with: npm stop\n`,
+          `Config: ${config.file}\n\nWatch it:\n  tail -f ${path.relative(process.cwd(), log) || log}\n  scripts/swarmctl status\n  scripts/swarmctl query --json\n${metricsLine(config, token)}\nStop it with: npm stop\n`,
       );
     }
     return 0;
@@ -117,12 +123,28 @@ export async function downCommand(opts: GlobalOptions): Promise<number> {
   }
 }
 
-/** Where operator-gateway serves /metrics, when the config asks it to. */
-function metricsLine(config: CompiledConfig): string {
+/** Where operator-gateway serves the dashboard and /metrics, when the config asks it to. */
+function metricsLine(config: CompiledConfig, token: string): string {
   if (!config.http) return '';
-  const where =
-    config.http.port === 0
-      ? `http://${config.http.host}:PORT/metrics (the port is in ${path.join(config.stateDir, DAEMON_STATE_FILES['operator-gateway'])})`
-      : `http://${config.http.host}:${config.http.port}/metrics`;
-  return `  curl -s ${where}   (Prometheus metrics, docs/metrics.md)\n`;
+  if (config.http.port === 0)
+    return `  scripts/swarmctl dashboard   (the dashboard's URL, once operator-gateway has a port)\n`;
+  const base = `http://${config.http.host}:${config.http.port}`;
+  return `  ${base}/?token=${token}   (the dashboard)\n  curl -s ${base}/metrics   (Prometheus metrics, docs/metrics.md)\n`;
+}
+
+export function dashboardCommand(opts: GlobalOptions): number {
+  const config = cliConfig(opts);
+  if (!config.http) throw new UsageError(`the config ${config.file} has no \`http\`: nothing serves a dashboard`);
+  const token = readToken(config.stateDir);
+  const state = readStateFile(
+    path.join(config.stateDir, DAEMON_STATE_FILES['operator-gateway']),
+    z.looseObject({ http: z.looseObject({ kind: z.string(), url: z.string().optional() }).optional() }),
+  );
+  const listening = state.ok && state.value.http?.kind === 'listening' ? (state.value.http.url ?? null) : null;
+  const base = listening ?? `http://${config.http.host}:${config.http.port}`;
+  const url = token ? `${base}/?token=${token}` : null;
+  if (opts.json) printJson({ url, listening: listening !== null, token });
+  else if (!url) process.stdout.write('no dashboard token yet: start the swarm with `swarmctl up`\n');
+  else process.stdout.write(`${url}${listening ? '' : '   (operator-gateway is not listening yet)'}\n`);
+  return url && listening ? EXIT.done : EXIT.bad;
 }

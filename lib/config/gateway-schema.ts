@@ -70,19 +70,12 @@ export const NotifyEndpointSchema = z.strictObject({
     .meta({ description: 'Retries of a failed delivery: exponential backoff with jitter, a bounded number of times.' }),
 });
 
-/** Where operator-gateway listens: loopback only, until reads can carry the dashboard's token. */
-const LOOPBACK = ['127.0.0.1', '::1', 'localhost'];
-
 export const HttpSchema = z
   .strictObject({
-    host: z
-      .string()
-      .default('127.0.0.1')
-      .refine((h) => LOOPBACK.includes(h), {
-        message:
-          'expected 127.0.0.1, ::1 or localhost: other addresses would serve the swarm to the network with no token',
-      })
-      .meta({ description: 'The address to listen on.' }),
+    host: z.string().min(1).default('127.0.0.1').meta({
+      description:
+        'The address to listen on. Other than 127.0.0.1, ::1 or localhost, every read needs the dashboard token too.',
+    }),
     port: z
       .number()
       .int()
@@ -93,7 +86,7 @@ export const HttpSchema = z
   .optional()
   .meta({
     description:
-      'operator-gateway serves GET /metrics (Prometheus text format) here. Unset: nothing listens. Changed by a reload, it listens again at once.',
+      'operator-gateway serves the dashboard (/) and GET /metrics (Prometheus text format) here. Unset: nothing listens. Changed by a reload, it listens again at once.',
   });
 
 export const NotifySchema = z

@@ -1,8 +1,9 @@
 import type { DaemonBehavior, DaemonContext } from '../daemon-runtime';
 import type { Db } from '../db';
 import { Notifier } from '../notify/notifier';
-import { MetricsServer } from './http-server';
+import { GatewayServer } from './http-server';
 import { swarmRegistry } from './metrics';
+import { newToken, readToken } from './token';
 
 // operator-gateway: owns "nobody was told, nobody could look". An escalation
 // that waits in `swarmctl status` reaches nobody at 3 a.m.; this daemon sends
@@ -14,13 +15,20 @@ import { swarmRegistry } from './metrics';
 
 export class OperatorGateway implements DaemonBehavior {
   private notifier: Notifier | null = null;
-  private http: MetricsServer | null = null;
+  private http: GatewayServer | null = null;
 
   async start(ctx: DaemonContext): Promise<void> {
     // ctx.config is replaced by a reload; the registry reads the one in force at each scrape.
-    this.http = new MetricsServer(swarmRegistry({ config: () => ctx.config, db: ctx.db }), ctx.logger, () =>
-      ctx.clock.now(),
-    );
+    // `swarmctl up` makes the dashboard's token; started another way (pm2 start ecosystem.config.js), we do.
+    if (readToken(ctx.config.stateDir) === null) newToken(ctx.config.stateDir);
+    this.http = new GatewayServer({
+      registry: swarmRegistry({ config: () => ctx.config, db: ctx.db }),
+      config: () => ctx.config,
+      stateDir: () => ctx.config.stateDir,
+      db: ctx.db,
+      clock: ctx.clock,
+      logger: ctx.logger,
+    });
     await this.http.apply(ctx.config.http);
     this.notifier = new Notifier({
       db: ctx.db,

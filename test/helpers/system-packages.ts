@@ -39,6 +39,11 @@ export const SYSTEM_PACKAGES = {
       spawnSync('prometheus', ['--version'], { stdio: 'ignore', timeout: 30_000 }).status === 0 &&
       spawnSync('promtool', ['--version'], { stdio: 'ignore', timeout: 30_000 }).status === 0,
   },
+  chromium: {
+    gives: 'a real browser (Chromium, driven by playwright-core)',
+    apt: ['chromium'],
+    present: () => spawnSync('/usr/bin/chromium', ['--version'], { stdio: 'ignore', timeout: 60_000 }).status === 0,
+  },
   'stress-ng': {
     gives: 'a machine made busy on purpose (stress-ng)',
     apt: ['stress-ng'],
