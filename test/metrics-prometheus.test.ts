@@ -1,11 +1,10 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { DAEMON_STATE_FILES } from '../lib/state-files';
 import { optimizerJob, TestSwarm } from './helpers/swarm';
+import { freePort } from './helpers/ports';
 import { skipReason } from './helpers/system-packages';
 import { tmpDir, waitFor } from './helpers/tmp';
 
@@ -36,14 +35,6 @@ afterAll(async () => {
   }
   swarm.teardown();
 });
-
-async function freePort(): Promise<number> {
-  const s = http.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 async function get(url: string): Promise<{ status: number; body: string; type: string }> {
   const res = await fetch(url);

@@ -1,6 +1,4 @@
 import crypto from 'node:crypto';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { compileConfig } from '../lib/config/config';
@@ -11,6 +9,7 @@ import type { StoredEvent } from '../lib/event-kinds';
 import { delivery, retryDelayMs } from '../lib/notify/message';
 import { Notifier } from '../lib/notify/notifier';
 import { daemonContext } from './helpers/daemon-context';
+import { freePort } from './helpers/ports';
 import { tmpDir, waitFor } from './helpers/tmp';
 import { WebhookReceiver } from './helpers/webhook-receiver';
 
@@ -42,15 +41,6 @@ const configProblem = (notify: unknown[]): string => {
   }
   return '';
 };
-
-/** A port nothing listens on. */
-async function closedPort(): Promise<number> {
-  const s = http.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 describe('notify, the pure parts', () => {
   const event: StoredEvent = {
@@ -136,6 +126,25 @@ describe('notify, the pure parts', () => {
   });
 });
 
+/** A Notifier over a test's daemon context, its endpoints told of everything after `start`. */
+function notifier(
+  ctx: ReturnType<typeof daemonContext>,
+  start: number,
+  secret: (k: string) => string | undefined,
+  random: number,
+): Notifier {
+  return new Notifier({
+    db: ctx.db,
+    log: ctx.log,
+    clock: ctx.clock,
+    logger: ctx.logger,
+    swarm: 'tell',
+    startSeq: () => start,
+    secret,
+    random: () => random,
+  });
+}
+
 describe('Notifier, on a ManualClock against a real receiver', () => {
   it('fail, fail, fail, hang past the timeout, accept: each retry only once due, then the next event at once, in seq order, signed', async () => {
     const receiver = new WebhookReceiver(['fail', 'fail', 'fail', 'hang'], 'sekrit');
@@ -156,16 +165,7 @@ describe('Notifier, on a ManualClock against a real receiver', () => {
     const a = ctx.log.append({ kind: 'escalation.raised', target: 'worker:a', data: { reason: 'x' } });
     ctx.log.append({ kind: 'task.queued', target: 'task:t' });
     const b = ctx.log.append({ kind: 'run.completed', target: `run:${ctx.run.id}` });
-    const n = new Notifier({
-      db: ctx.db,
-      log: ctx.log,
-      clock: ctx.clock,
-      logger: ctx.logger,
-      swarm: 'tell',
-      startSeq: () => start,
-      secret: (k) => (k === 'HOOK_SECRET' ? 'sekrit' : undefined),
-      random: () => 1,
-    });
+    const n = notifier(ctx, start, (k) => (k === 'HOOK_SECRET' ? 'sekrit' : undefined), 1);
     const view = () => n.view(cfg.notify)[0]!;
     const idleAfter = (requests: number) =>
       waitFor(`attempt ${requests} settled`, () => receiver.requests.length >= requests && view().state === 'idle');
@@ -202,7 +202,7 @@ describe('Notifier, on a ManualClock against a real receiver', () => {
   });
 
   it('an endpoint that never answers: given up after its attempts, notify.failed recorded, and the next event is tried', async () => {
-    const port = await closedPort();
+    const port = await freePort();
     const cfg = config([
       { name: 'dead', url: `http://127.0.0.1:${port}/`, on: ['escalation'], retry: { attempts: 2, delay: '1s' } },
     ]);
@@ -210,16 +210,7 @@ describe('Notifier, on a ManualClock against a real receiver', () => {
     const start = ctx.log.lastSeq();
     const first = ctx.log.append({ kind: 'escalation.raised', target: 'worker:a', data: { reason: 'x' } });
     const second = ctx.log.append({ kind: 'escalation.resolved', target: 'worker:a', data: {} });
-    const n = new Notifier({
-      db: ctx.db,
-      log: ctx.log,
-      clock: ctx.clock,
-      logger: ctx.logger,
-      swarm: 'tell',
-      startSeq: () => start,
-      secret: () => undefined,
-      random: () => 0,
-    });
+    const n = notifier(ctx, start, () => undefined, 0);
     const view = () => n.view(cfg.notify)[0]!;
     n.kick(cfg.notify);
     await waitFor('first attempt failed', () => view().failures === 1 && view().state === 'idle');
