@@ -94,9 +94,16 @@ describe('the dashboard in Chromium', () => {
     await page.waitForSelector(`[data-incident="${crash.seq}"][data-status="resolved"]`, { timeout: 30_000 });
     expect(await page.evaluate(() => (window as unknown as { loadedOnce?: string }).loadedOnce)).toBe('yes');
     await page.click(`[data-incident="${crash.seq}"]`);
-    await page.waitForSelector(`[data-incident="${crash.seq}"] ol li`, { timeout: 10_000 });
-    const steps = await page.locator(`[data-incident="${crash.seq}"] ol li`).allTextContents();
-    expect(steps.join('\n')).toMatch(/detect\.worker_crashed[\s\S]*action\.started[\s\S]*action\.verified/);
+    // The page redraws as events arrive: read the steps until they show the whole incident.
+    await waitFor(
+      'the incident opened to its steps',
+      async () => {
+        const steps = (await page.locator(`[data-incident="${crash.seq}"] ol li`).allTextContents()).join('\n');
+        return /detect\.worker_crashed[\s\S]*action\.started[\s\S]*action\.verified/.test(steps) || null;
+      },
+      15_000,
+      100,
+    );
 
     // A worker that crashes at once and has a budget of one: quarantined, one escalation, Ack in the page.
     expect(swarm.ctl('submit', 'looping', '--id', 'bad').status).toBe(0);

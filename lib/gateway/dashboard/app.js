@@ -43,6 +43,8 @@ async function act(path, body) {
 
 /** @type {Set<number>} */
 const openIncidents = new Set();
+/** An open incident's events, by id, with the status they were read at: drawn at once on each redraw, read again when the status moves. @type {Map<number, {status: string, events: any[]}>} */
+const incidentCache = new Map();
 
 /** @param {any} s */
 function render(s) {
@@ -91,7 +93,11 @@ function render(s) {
           else openIncidents.add(i.id);
           scheduleRefresh();
         });
-        if (openIncidents.has(i.id)) loadIncident(i.id, li);
+        if (openIncidents.has(i.id)) {
+          const cached = incidentCache.get(i.id);
+          if (cached) li.append(incidentSteps(cached.events));
+          if (!cached || cached.status !== i.status) void loadIncident(i.id, i.status);
+        }
         return li;
       }),
   );
@@ -136,18 +142,21 @@ function render(s) {
   );
 }
 
-/** @param {number} id @param {HTMLElement} li */
-async function loadIncident(id, li) {
+/** @param {any[]} events */
+function incidentSteps(events) {
+  return el(
+    'ol',
+    {},
+    events.map((/** @type {any} */ e) => el('li', {}, [`#${e.seq} ${e.kind} ${e.data?.message ?? ''}`])),
+  );
+}
+
+/** @param {number} id @param {string} status */
+async function loadIncident(id, status) {
   const res = await fetch(withToken(`/api/incidents/${id}`));
   if (!res.ok) return;
-  const events = await res.json();
-  li.append(
-    el(
-      'ol',
-      {},
-      events.map((/** @type {any} */ e) => el('li', {}, [`#${e.seq} ${e.kind} ${e.data?.message ?? ''}`])),
-    ),
-  );
+  incidentCache.set(id, { status, events: await res.json() });
+  scheduleRefresh();
 }
 
 let refreshTimer = 0;
