@@ -20,6 +20,18 @@ export function kindMatches(entry: string, kind: string): boolean {
 
 export const DEFAULT_NOTIFY_ON = ['escalation.raised', 'run.degraded', 'run.completed'];
 
+const RetrySchema = z.strictObject({
+  attempts: z
+    .number()
+    .int()
+    .min(1)
+    .max(100)
+    .default(8)
+    .meta({ description: 'Attempts at one event before it is given up (notify.failed).' }),
+  delay: Duration.default('1s').meta({ description: 'The wait after the first failed attempt; it doubles.' }),
+  maxDelay: Duration.default('5m').meta({ description: 'The longest wait between two attempts.' }),
+});
+
 export const NotifyEndpointSchema = z.strictObject({
   name: Name.meta({ description: 'The endpoint, as events, status and `swarmctl notify test NAME` name it.' }),
   url: z
@@ -54,20 +66,9 @@ export const NotifyEndpointSchema = z.strictObject({
         'The environment variable whose value signs each body (HMAC-SHA256, header X-Swarm-Signature: sha256=<hex>). Unset: unsigned.',
     }),
   timeout: Duration.default('10s').meta({ description: 'One delivery attempt is given up after this.' }),
-  retry: z
-    .strictObject({
-      attempts: z
-        .number()
-        .int()
-        .min(1)
-        .max(100)
-        .default(8)
-        .meta({ description: 'Attempts at one event before it is given up (notify.failed).' }),
-      delay: Duration.default('1s').meta({ description: 'The wait after the first failed attempt; it doubles.' }),
-      maxDelay: Duration.default('5m').meta({ description: 'The longest wait between two attempts.' }),
-    })
-    .default({ attempts: 8, delay: '1s', maxDelay: '5m' })
-    .meta({ description: 'Retries of a failed delivery: exponential backoff with jitter, a bounded number of times.' }),
+  retry: RetrySchema.default(RetrySchema.parse({})).meta({
+    description: 'Retries of a failed delivery: exponential backoff with jitter, a bounded number of times.',
+  }),
 });
 
 export const HttpSchema = z

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { openWriterFor } from '../cli/cli-context';
 import type { Clock } from '../clock';
 import type { CompiledConfig } from '../config/config';
+import { NAME_PATTERN } from '../config/primitives';
 import type { Db } from '../db';
 import { errorMessage } from '../errors';
 import type { StoredEvent } from '../event-kinds';
@@ -65,7 +66,8 @@ export const WriteSchema = z.discriminatedUnion('op', [
   z.object({ op: z.literal('ack'), id: z.number().int().positive() }),
   z.object({ op: z.literal('pause') }),
   z.object({ op: z.literal('resume') }),
-  z.object({ op: z.literal('restart'), worker: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/) }),
+  // A worker id as swarmctl restart takes it.
+  z.object({ op: z.literal('restart'), worker: z.string().regex(new RegExp(NAME_PATTERN)) }),
 ]);
 export type WriteRequest = z.output<typeof WriteSchema>;
 

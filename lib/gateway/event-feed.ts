@@ -2,6 +2,7 @@ import type http from 'node:http';
 import type { TimerHandle } from '../clock';
 import { errorMessage } from '../errors';
 import type { Logger } from '../logger';
+import { readEvents } from '../event-log';
 import { tail, type DashboardDeps } from './dashboard-api';
 
 // The dashboard's live feed: Server-Sent Events fed by the event log. One
@@ -62,7 +63,8 @@ export class EventFeed {
 
   private poll(): void {
     try {
-      const events = tail(this.deps, this.lastSeq, 500);
+      // Strictly after the last sent: tail() with 0 would mean "the latest", and skip the start of a new log.
+      const events = readEvents(this.deps.db, { sinceSeq: this.lastSeq, limit: 500 });
       for (const e of events) {
         const frame = `id: ${e.seq}\ndata: ${JSON.stringify(e)}\n\n`;
         for (const c of this.clients) c.write(frame);
