@@ -1,13 +1,20 @@
 // worker-sentry: owns worker lifecycle failures. Launches workers for replicas
 // and queued tasks, detects crashes, OOM kills, crash loops, deterministic
 // failures, stale progress, stalled logs, missed startup gates and missing
-// artifacts, and restarts with backoff inside a budget, or quarantines.
+// artifacts, and restarts with backoff inside a budget, or quarantines; on a
+// slurm lane, also lost nodes, preemptions, time limits and jobs stuck pending.
 import { runDaemon } from '../lib/daemon-main';
 import { makeGrantor } from '../lib/actions/make-grantor';
 import { Pm2ProcessManager } from '../lib/process-manager';
 import { WorkerSentry } from '../lib/sentry/sentry';
+import { SlurmCli } from '../lib/slurm/slurm-cli';
 
 runDaemon(
   'worker-sentry',
-  (deps) => new WorkerSentry(new Pm2ProcessManager(deps.logger), (ctx) => makeGrantor(ctx.db, ctx.clock, ctx.config)),
+  (deps) =>
+    new WorkerSentry(
+      new Pm2ProcessManager(deps.logger),
+      (ctx) => makeGrantor(ctx.db, ctx.clock, ctx.config),
+      new SlurmCli(),
+    ),
 );

@@ -74,3 +74,14 @@ export class UnsafeFileError extends Error {
     super(`${file}: refused: ${why}`);
   }
 }
+
+/** A SLURM command failed, timed out or printed what cannot be read. */
+export class SlurmError extends Error {
+  override name = 'SlurmError';
+  constructor(
+    readonly command: string,
+    detail: string,
+  ) {
+    super(`${command}: ${detail}`);
+  }
+}

@@ -28,7 +28,18 @@ export const FAILURE_CLASSES = [
   'lock_conflict',
   'lane_starved',
   'dependency_failed',
+  'node_failed',
+  'preempted',
+  'pending_stuck',
+  'job_cancelled',
 ] as const;
+
+/**
+ * Failures of the machine, not the work (a SLURM node lost, a job preempted):
+ * the worker is resubmitted without spending its restart budget, as
+ * Kubernetes reschedules an evicted pod, and they never make stagnation.
+ */
+export const EVICTION_CLASSES: readonly FailureClass[] = ['node_failed', 'preempted'];
 export type FailureClass = (typeof FAILURE_CLASSES)[number];
 
 export const ACTION_TYPES = [

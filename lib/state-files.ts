@@ -78,6 +78,11 @@ export const WorkerViewSchema = z.object({
   gpus: z.array(z.number()),
   /** What the worker reports in its progress JSON, with `summary` ("21/50 best=0.031 (in_progress)") and `etaMs`. */
   progress: ProgressFieldsSchema.extend({ summary: z.string(), etaMs: z.number().nullable() }).nullable().default(null),
+  /** A slurm lane's worker: its batch job, the node it runs on and SLURM's state and reason. */
+  slurm: z
+    .object({ jobId: z.string(), node: z.string().nullable(), state: z.string(), reason: z.string() })
+    .nullable()
+    .default(null),
 });
 export type WorkerView = z.output<typeof WorkerViewSchema>;
 

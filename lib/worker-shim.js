@@ -16,7 +16,7 @@ if (!specFile || !specFile.endsWith('.json')) {
   process.stderr.write('worker-shim: expected the path of a spec.json as last argument\n');
   process.exit(2);
 }
-/** @type {{command: string[], cwd: string, env: Record<string,string>, secretEnvFile?: string | null, dir: string, stopGraceMs: number, logMaxBytes?: number, logKeep?: number}} */
+/** @type {{command: string[], cwd: string, env: Record<string,string>, secretEnvFile?: string | null, dir: string, stopGraceMs: number, logMaxBytes?: number, logKeep?: number, slurm?: boolean}} */
 const spec = JSON.parse(fs.readFileSync(specFile, 'utf8'));
 const logFile = path.join(spec.dir, 'output.log');
 const logMax = spec.logMaxBytes ?? 64 * 1024 * 1024;
@@ -32,8 +32,13 @@ function writeJsonAtomic(file, value) {
   fs.renameSync(tmp, file);
 }
 
-// PM2 adds its own variables; the worker gets a clean copy of what Swarm chose.
+// PM2 adds its own variables; the worker gets a clean copy of what Swarm chose. As a SLURM batch script,
+// the shim passes on what SLURM tells the job about itself (SLURM_JOB_ID, SLURMD_NODENAME…).
 const env = { ...spec.env };
+if (spec.slurm) {
+  for (const [k, v] of Object.entries(process.env))
+    if (v !== undefined && (k.startsWith('SLURM_') || k === 'SLURMD_NODENAME') && !isSecretName(k)) env[k] = v;
+}
 /** What the shim itself has to say, for output.log once it is open (PM2's own log of a worker is /dev/null). */
 /** @type {string[]} */
 const notes = [];
@@ -56,6 +61,9 @@ if (spec.secretEnvFile) {
     /* already gone: read by an earlier start */
   }
 }
+// Which SLURM job wrote a pid or exit file: a job the cluster gave up on (its node lost) may still be running
+// there and write into the folder after its resubmission has started, and the sentry must not take its word.
+const jobTag = spec.slurm ? { jobId: process.env.SLURM_JOB_ID ?? null } : {};
 const [cmd, ...args] = spec.command;
 if (!cmd) throw new Error('worker-shim: empty command');
 
@@ -99,6 +107,7 @@ child.on('error', (err) => {
     endedAt: new Date().toISOString(),
     error: err.message,
     shimPid: process.pid,
+    ...jobTag,
   });
   process.exit(127);
 });
@@ -108,14 +117,19 @@ if (child.pid) {
     pgid: child.pid,
     shimPid: process.pid,
     startedAt: new Date().toISOString(),
+    // On a SLURM node: where it runs. The head node never signals these pids; it asks SLURM.
+    ...(spec.slurm ? { node: require('node:os').hostname() } : {}),
+    ...jobTag,
   });
 }
+// Under SLURM the shim's own output is batch.log, for the shim's own messages: the worker's goes to output.log only.
+const echo = !spec.slurm;
 child.stdout?.on('data', (c) => {
-  process.stdout.write(c);
+  if (echo) process.stdout.write(c);
   toLog(c);
 });
 child.stderr?.on('data', (c) => {
-  process.stderr.write(c);
+  if (echo) process.stderr.write(c);
   toLog(c);
 });
 
@@ -151,6 +165,7 @@ child.on('exit', (code, signal) => {
       stoppedBySwarm: stopping,
       shimPid: process.pid,
       pid: child.pid,
+      ...jobTag,
     });
     fs.closeSync(logFd);
     process.exit(code ?? 128 + (signal ? (require('node:os').constants.signals[signal] ?? 0) : 0));

@@ -22,6 +22,8 @@ const BASE_ENV_NAMES = ['PATH', 'HOME', 'USER', 'LOGNAME', 'SHELL', 'LANG', 'LAN
 const PASSTHROUGH_PATTERN = '^[A-Za-z_][A-Za-z0-9_]*\\*?$';
 /** Connection settings hang-guard's pg driver reads as libpq does; PGPASSWORD is a secret and goes the other way. */
 const PG = ['PGHOST', 'PGPORT', 'PGUSER', 'PGDATABASE', 'PGPASSFILE', 'PGSSLMODE', 'PGCONNECT_TIMEOUT'];
+/** Which SLURM cluster worker-sentry submits to, for slurm lanes (docs/slurm.md). */
+const SLURM = ['SLURM_CONF'];
 
 /** Named like a credential: KEY, TOKEN, SECRET or PASSWORD (PGPASSWORD too). @param {string} name */
 function isSecretName(name) {
@@ -85,7 +87,12 @@ function daemonEnv(caller, configFile) {
   const secrets = {};
   for (const [k, v] of Object.entries(caller)) {
     if (v === undefined) continue;
-    const wanted = inBaseEnv(k) || PG.includes(k) || k.startsWith('SWARM_') || passesThrough(k, needs.passthrough);
+    const wanted =
+      inBaseEnv(k) ||
+      PG.includes(k) ||
+      SLURM.includes(k) ||
+      k.startsWith('SWARM_') ||
+      passesThrough(k, needs.passthrough);
     const secretWanted =
       k === 'PGPASSWORD' ||
       k === needs.passwordEnv ||

@@ -8,6 +8,7 @@ import { SqliteLeaseStore } from '../lib/actions/leases';
 import { silentLogger } from '../lib/logger';
 import type { AppSpec } from '../lib/process-manager';
 import { requestLaneFill } from '../lib/worker/requests';
+import { SlurmCli } from '../lib/slurm/slurm-cli';
 import { LaneFiller } from '../lib/sentry/lane-filler';
 import type { SentryHost } from '../lib/sentry/sentry-host';
 import type { WorkerRecord } from '../lib/worker/record';
@@ -88,7 +89,7 @@ describe('lane filling under a slow PM2', () => {
     const { ctx, db, log, clock, workers, host } = setup(10);
     // Each start takes 600ms: the 1s time box allows two per tick.
     const pm = new SlowPm(clock, 600);
-    const filler = new LaneFiller(host, pm);
+    const filler = new LaneFiller(host, { pm, slurm: new SlurmCli() });
     const fill = log.append({ kind: 'action.proposed', target: 'lane:cpu', data: { type: 'launch_worker', count: 6 } });
     requestLaneFill(db, 'cpu', 6, fill.seq);
     for (let tick = 0; tick < 5; tick++) {
@@ -105,7 +106,7 @@ describe('lane filling under a slow PM2', () => {
   it('a permit is not carried past a queue that emptied', async () => {
     const { ctx, db, log, clock, host } = setup(1);
     const pm = new SlowPm(clock, 10);
-    const filler = new LaneFiller(host, pm);
+    const filler = new LaneFiller(host, { pm, slurm: new SlurmCli() });
     const fill = log.append({ kind: 'action.proposed', target: 'lane:cpu', data: { type: 'launch_worker', count: 4 } });
     requestLaneFill(db, 'cpu', 4, fill.seq);
     await filler.fill(ctx, clock.now());
@@ -133,7 +134,7 @@ describe('lane filling under a slow PM2', () => {
     );
     db.prepare('INSERT INTO control (key, value) VALUES (?, ?)').run('fill:lane:cpu@swarmctl', 'not json');
     const pm = new SlowPm(ctx.clock, 10);
-    await new LaneFiller(host, pm).fill(said, ctx.clock.now());
+    await new LaneFiller(host, { pm, slurm: new SlurmCli() }).fill(said, ctx.clock.now());
     expect(db.prepare("SELECT count(*) AS n FROM control WHERE key LIKE 'fill:lane:%'").get()).toEqual({ n: 0 });
     expect(warned).toEqual([
       expect.objectContaining({ key: 'fill:lane:cpu', problem: expect.stringMatching(/count/) }),

@@ -33,6 +33,7 @@ describe('exit outcome', () => {
     isTask: true,
     hasVerify: false,
     kill: null,
+    slurm: null,
     ...over,
   });
   const ok = { exitCode: 0, signal: null, stoppedBySwarm: false };
@@ -67,6 +68,24 @@ describe('exit outcome', () => {
     expect(exitOutcome(facts({ exit: { exitCode: 0, signal: 'SIGKILL' }, kill }))).toEqual({ kind: 'ended-by', kill });
     expect(exitOutcome(facts())).toEqual({ kind: 'failed' });
     expect(exitOutcome(facts({ exit: { exitCode: 0, signal: 'SIGKILL' } }))).toEqual({ kind: 'failed' });
+  });
+
+  it("a slurm job's end state decides before the shim, which calls SLURM's SIGTERM a stop", () => {
+    const termed = { exitCode: null, signal: 'SIGTERM', stoppedBySwarm: true };
+    const node = { kind: 'evicted', class: 'node_failed' } as const;
+    expect(exitOutcome(facts({ exit: termed, slurm: node }))).toEqual({ kind: 'cluster-ended', cls: 'node_failed' });
+    expect(exitOutcome(facts({ exit: termed, slurm: { kind: 'limit', class: 'runtime_exceeded' } }))).toEqual({
+      kind: 'cluster-ended',
+      cls: 'runtime_exceeded',
+    });
+    expect(exitOutcome(facts({ exit: termed, slurm: { kind: 'cancelled' } }))).toEqual({
+      kind: 'cancelled-outside',
+    });
+    // What Swarm asked for still comes first: its own scancel is no one else's cancel.
+    expect(exitOutcome(facts({ intent: 'restart', slurm: { kind: 'cancelled' } }))).toEqual({
+      kind: 'restart-requested',
+    });
+    expect(exitOutcome(facts({ intent: 'stop', slurm: node }))).toEqual({ kind: 'stopped' });
   });
 
   it('a crash or OOM that makes three in a row is a crash_loop; other classes stay themselves', () => {

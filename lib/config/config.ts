@@ -64,11 +64,22 @@ export interface CompiledJob {
 
 export interface CompiledLane {
   name: string;
-  kind: 'cpu' | 'gpu';
+  kind: 'cpu' | 'gpu' | 'slurm';
   slots: number;
   gpus: number[];
   fill: 'utilization' | 'slots';
   hideGpus: boolean;
+  /** A slurm lane's cluster side; null for a lane of this machine. */
+  slurm: CompiledSlurmLane | null;
+}
+
+export interface CompiledSlurmLane {
+  partition: string | null;
+  sbatchArgs: string[];
+  /** Absolute: worker folders and checkpoints of this lane live here, seen by the head and compute nodes. */
+  sharedDir: string;
+  pollMs: number;
+  pendingAfterMs: number;
 }
 
 export interface CompiledConfig {
@@ -280,8 +291,19 @@ function compile(cfg: ParsedConfig, file: string, env: NodeJS.ProcessEnv): Omit<
       kind: lane.kind,
       slots: lane.slots,
       gpus: lane.gpus ?? [],
-      fill: lane.fill,
+      // The cluster holds a slurm lane's resources: this machine's use says nothing about them.
+      fill: lane.kind === 'slurm' ? 'slots' : lane.fill,
       hideGpus: lane.hideGpus,
+      slurm:
+        lane.kind === 'slurm'
+          ? {
+              partition: lane.partition ?? null,
+              sbatchArgs: lane.sbatch ?? [],
+              sharedDir: path.resolve(dir, lane.sharedDir ?? ''),
+              pollMs: ms(lane.poll ?? '2s'),
+              pendingAfterMs: ms(lane.pendingAfter ?? '10m'),
+            }
+          : null,
     };
   return {
     file,

@@ -7,6 +7,7 @@ import { findCycle } from '../task-queue';
 import { taskWorkerId, workerIdClash, workerIdOwners } from '../worker-ids';
 import { HttpSchema, NotifySchema } from './gateway-schema';
 import { Bytes, Duration, MIN_TICK_MS, Name } from './primitives';
+import { LaneSchema } from './lane-schema';
 
 // The raw shape of swarm.config.json, exactly as a user writes it. Defaults
 // live here; compiling to milliseconds and absolute paths is config.ts's job.
@@ -23,24 +24,6 @@ const Templated = z.string().superRefine((value, ctx) => {
       });
     }
   }
-});
-
-export const LaneSchema = z.strictObject({
-  kind: z
-    .enum(['cpu', 'gpu'])
-    .meta({ description: 'What the lane runs on. A gpu lane gives each worker CUDA_VISIBLE_DEVICES from its gpus.' }),
-  slots: z.number().int().min(1).max(1024).meta({ description: 'How many workers of this lane run at once.' }),
-  gpus: z.array(z.number().int().nonnegative()).optional().meta({
-    description: 'GPU indexes (as nvidia-smi numbers them) a gpu lane hands to its workers; required for a gpu lane.',
-  }),
-  fill: z.enum(['utilization', 'slots']).default('utilization').meta({
-    description:
-      'utilization: start queued work only while the lane resource sits below target (util-controller); slots: whenever a slot is free.',
-  }),
-  hideGpus: z.boolean().default(true).meta({
-    description:
-      'A cpu lane\'s workers get CUDA_VISIBLE_DEVICES="" so CPU work cannot take a GPU (over the job\'s env); false leaves it to the job. Ignored on a gpu lane, whose workers get their GPU.',
-  }),
 });
 
 export const FailureRuleSchema = z.strictObject({
@@ -612,15 +595,6 @@ export const ConfigSchema = z
     atLeastTwoTicks(cfg.run.stallAfter, ['run', 'stallAfter']);
     for (const [name, job] of Object.entries(cfg.jobs))
       if (job.progress) atLeastTwoTicks(job.progress.staleAfter, ['jobs', name, 'progress', 'staleAfter']);
-    for (const [name, lane] of Object.entries(cfg.lanes)) {
-      if (lane.kind === 'gpu' && (!lane.gpus || lane.gpus.length === 0)) {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['lanes', name, 'gpus'],
-          message: 'expected a list of GPU indexes for a gpu lane',
-        });
-      }
-    }
   });
 
 export type RawConfig = z.input<typeof ConfigSchema>;

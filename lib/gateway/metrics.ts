@@ -174,7 +174,9 @@ export function swarmRegistry(src: MetricsSource): Registry {
         const pct =
           lane.kind === 'cpu'
             ? s.utilization.cpuPct
-            : mean(gpus.filter((g) => lane.gpus.includes(g.index)).map((g) => g.utilPct));
+            : lane.kind === 'gpu'
+              ? mean(gpus.filter((g) => lane.gpus.includes(g.index)).map((g) => g.utilPct))
+              : null;
         if (pct !== null) this.set({ lane: lane.name }, pct / 100);
       }
     },

@@ -11,7 +11,7 @@ import { getControl, setControl } from '../run-registry';
 import type { ProcessManager } from '../process-manager';
 import { progressFileFor } from '../worker/files';
 import { readProgress } from '../worker/read';
-import { workerDir } from '../worker/files';
+import { workerDirOf } from '../worker/files';
 import { SentryBodySchema, workerAlive, workerIdentity, type WorkerRecord } from '../worker/record';
 import { LIVE_STATUSES } from '../worker/lifecycle';
 import { DAEMON_STATE_FILES } from '../state-files';
@@ -205,7 +205,8 @@ export class HangGuard implements DaemonBehavior {
     if (!sentry.ok) return;
     for (const w of sentry.value.workers) {
       const job = ctx.config.jobs[w.job];
-      if (!job || !LIVE_STATUSES.includes(w.status) || w.pid === null || !workerAlive(w)) continue;
+      // A slurm worker runs on another machine, under SLURM's --time (its job's maxRuntime): TIMEOUT is its overrun.
+      if (!job || w.slurm || !LIVE_STATUSES.includes(w.status) || w.pid === null || !workerAlive(w)) continue;
       const key = `${w.id}:${w.pid}`;
       if (this.handled.has(key)) continue;
       const progress = readProgress(progressFileFor(ctx.config, job, w))?.json ?? null;
@@ -246,7 +247,7 @@ export class HangGuard implements DaemonBehavior {
         message: `not signalled: the kernel never confirmed pid ${pid} as the worker Swarm started`,
         pid,
       });
-    writeJsonAtomic(path.join(workerDir(ctx.config.stateDir, w.id), 'kill-reason.json'), {
+    writeJsonAtomic(path.join(workerDirOf(ctx.config, w), 'kill-reason.json'), {
       class: 'runtime_exceeded',
       incidentId: d.seq,
       actionId: action.id,

@@ -1,5 +1,5 @@
 import { isAlive } from '../proc';
-import { listWorkerDirs, readExit, readPid, readSpec } from '../worker/files';
+import { listWorkerDirs, readExit, readPid, readSlurmJob, readSpec } from '../worker/files';
 import { readWorkerPid } from './worker-pid';
 import { newWorkerRecord, type WorkerRecord } from '../worker/record';
 
@@ -10,23 +10,40 @@ import { newWorkerRecord, type WorkerRecord } from '../worker/record';
 // docs/failures.md explains. A pid is adopted only as far as the kernel
 // vouches for it (worker-pid.ts): a record without an identity is watched
 // for its exit but never signalled.
+//
+// A slurm lane's worker folder (under its sharedDir) names its batch job
+// (slurm-job.json). Whether that job still runs is SLURM's to say, at the
+// first tick: it is adopted as UNKNOWN, from this run's folders only, so a
+// head node that died and came back carries on with the jobs it left.
+
+export interface AdoptOptions {
+  /** Beside a valid state file, whose records already hold every handled exit: only what still runs. */
+  aliveOnly?: boolean;
+  /** The run whose slurm jobs are adopted. */
+  runId: string;
+}
 
 export function adoptFromDisk(
-  stateDir: string,
+  roots: string[],
   laneOf: (job: string) => string | undefined,
-  opts: { aliveOnly?: boolean } = {},
+  opts: AdoptOptions,
 ): WorkerRecord[] {
   const out: WorkerRecord[] = [];
-  for (const dir of listWorkerDirs(stateDir)) {
+  for (const dir of roots.flatMap(listWorkerDirs)) {
     const spec = readSpec(dir);
     if (!spec) continue;
-    const reported = readPid(dir);
-    const exited = readExit(dir) !== null;
-    const alive = Boolean(reported && (isAlive(reported.pid) || isAlive(reported.shimPid)));
-    // aliveOnly: beside a valid state file, whose records already hold every handled exit.
-    if (opts.aliveOnly ? !alive || exited : !exited && !alive) continue;
     const lane = laneOf(spec.job);
     if (!lane) continue;
+    const exited = readExit(dir) !== null;
+    const job = spec.slurm ? readSlurmJob(dir) : null;
+    if (spec.slurm) {
+      if (!job || job.attempt !== spec.attempt || spec.env.SWARM_RUN_ID !== opts.runId) continue;
+      if (opts.aliveOnly && exited) continue;
+    } else {
+      const reported = readPid(dir);
+      const alive = Boolean(reported && (isAlive(reported.pid) || isAlive(reported.shimPid)));
+      if (opts.aliveOnly ? !alive || exited : !exited && !alive) continue;
+    }
     const w = newWorkerRecord({
       id: spec.workerId,
       job: spec.job,
@@ -35,14 +52,26 @@ export function adoptFromDisk(
       lane,
       attempt: spec.attempt,
     });
-    const pid = readWorkerPid(dir, spec.workerId);
     Object.assign(w, {
       status: 'running',
       launchedAt: spec.launchedAt,
       startupSeen: true,
       progressAdvancedSinceLaunch: true,
-      ...(pid.kind === 'vouched' || pid.kind === 'gone' ? pid.fields : {}),
     });
+    if (job) {
+      w.slurm = {
+        jobId: job.jobId,
+        state: 'UNKNOWN',
+        reason: 'adopted from its worker folder',
+        node: readPid(dir)?.node ?? null,
+        submittedAt: job.submittedAt,
+        endSeenAt: null,
+        cancelRequested: false,
+      };
+    } else {
+      const pid = readWorkerPid(dir, spec.workerId);
+      if (pid.kind === 'vouched' || pid.kind === 'gone') Object.assign(w, pid.fields);
+    }
     out.push(w);
   }
   return out;

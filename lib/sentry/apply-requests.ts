@@ -5,7 +5,7 @@ import { isAlive } from '../proc';
 import { setTaskStatus } from '../task-queue';
 import type { ManualCommand } from '../worker/requests';
 import type { SentryHost } from './sentry-host';
-import type { WorkerRecord } from '../worker/record';
+import { hasProcess, type WorkerRecord } from '../worker/record';
 import { canMove } from '../worker/lifecycle';
 
 // Commands other actors hand worker-sentry, which alone touches worker
@@ -42,7 +42,7 @@ export class WorkerCommands {
       verifyAttempt: w.attempt + 1,
       intent: cmd.op,
     };
-    if (w.pid !== null && isAlive(w.pid)) {
+    if (w.slurm ? hasProcess(w) : w.pid !== null && isAlive(w.pid)) {
       this.host.setInFlight(ctx, w, {
         kind: 'stopping',
         why: cmd.op,

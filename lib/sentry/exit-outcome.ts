@@ -1,6 +1,7 @@
 import type { FailureClass } from '../event-kinds';
 import type { ExitRecord, KillReason } from '../worker/files';
 import type { StopReason } from '../worker/record';
+import type { SlurmEnd } from '../slurm/jobs';
 
 // What a worker's exit means, as a pure function of what is known when it is
 // seen: why Swarm was ending it (the worker's in-flight `stopping`), the exit itself, whether it is
@@ -27,6 +28,10 @@ export type ExitOutcome =
   | { kind: 'completed'; converged: boolean }
   /** Exit 0 of a replica: relaunched after the restart delay, no failure counted. */
   | { kind: 'replica-exited' }
+  /** A slurm job the cluster ended (node failure, preemption, a time or memory limit): that class, remedied. */
+  | { kind: 'cluster-ended'; cls: 'node_failed' | 'preempted' | 'runtime_exceeded' | 'worker_oom' }
+  /** A slurm job cancelled by someone other than Swarm: stopped and recorded, never restarted. */
+  | { kind: 'cancelled-outside' }
   /** Ended on purpose by another daemon, which recorded the detection: remedied under its incident. */
   | { kind: 'ended-by'; kill: KillReason }
   /** A failure: classify the exit and remedy it. */
@@ -39,6 +44,8 @@ export interface ExitFacts {
   hasVerify: boolean;
   /** kill-reason.json, when it names the pid that exited. */
   kill: KillReason | null;
+  /** For a slurm worker, what SLURM's end state means (lib/slurm/jobs.ts slurmEnd); null otherwise. */
+  slurm: SlurmEnd | null;
 }
 
 export function exitOutcome(f: ExitFacts): ExitOutcome {
@@ -56,6 +63,9 @@ export function exitOutcome(f: ExitFacts): ExitOutcome {
     case null:
       break;
   }
+  // Before the shim's word: the shim calls any SIGTERM a stop, and SLURM sends one at a time limit or preemption.
+  if (f.slurm?.kind === 'cancelled') return { kind: 'cancelled-outside' };
+  if (f.slurm) return { kind: 'cluster-ended', cls: f.slurm.class };
   if (f.exit.stoppedBySwarm) return { kind: 'stopped-through-pm2' };
   if (f.exit.exitCode === 0 && f.exit.signal === null) {
     if (!f.isTask) return { kind: 'replica-exited' };

@@ -5,7 +5,7 @@ import type { DaemonContext } from '../daemon-runtime';
 import { errorMessage } from '../errors';
 import type { ProcessManager } from '../process-manager';
 import { setTaskStatus } from '../task-queue';
-import { readKillReason, workerDir, type ExitRecord } from '../worker/files';
+import { readKillReason, workerDirOf, type ExitRecord } from '../worker/files';
 import { readTail } from '../worker/read';
 import { IDLE, pm2NameOf, type WorkerRecord } from '../worker/record';
 import type { WorkerCommands } from './apply-requests';
@@ -13,6 +13,7 @@ import { classifyExit } from './classify';
 import { exitOutcome, loopClass } from './exit-outcome';
 import type { SentryHost } from './sentry-host';
 import { taskResult } from './task-result';
+import type { SlurmEnd } from '../slurm/jobs';
 import type { WorkChecks } from './work-checks';
 
 // A worker's exit, as worker-sentry handles it: recorded (worker.exited),
@@ -33,6 +34,7 @@ export class ExitHandler {
     job: CompiledJob,
     exit: ExitRecord,
     kernelOom: boolean,
+    slurm: SlurmEnd | null = null,
   ): Promise<void> {
     const now = ctx.clock.now();
     const runtimeMs = w.launchedAt === null ? null : now - w.launchedAt;
@@ -54,10 +56,11 @@ export class ExitHandler {
         message: `exited code=${exit.exitCode} signal=${exit.signal}${intent ? ` (${intent} requested)` : ''}`,
       },
     });
-    // Awaited, so a relaunch in this same tick cannot race the removal of the old app.
-    await this.pm
-      .delete(pm2NameOf(w.id))
-      .catch((err: unknown) => ctx.logger.warn({ worker: w.id, err: errorMessage(err) }, 'pm2 delete failed'));
+    // Awaited, so a relaunch in this same tick cannot race the removal of the old app. A slurm job has none.
+    if (!w.slurm)
+      await this.pm
+        .delete(pm2NameOf(w.id))
+        .catch((err: unknown) => ctx.logger.warn({ worker: w.id, err: errorMessage(err) }, 'pm2 delete failed'));
     const pid = w.pid;
     Object.assign(w, {
       pid: null,
@@ -68,13 +71,14 @@ export class ExitHandler {
       cpuTicks: null,
     });
     this.host.setInFlight(ctx, w, IDLE);
-    const killed = readKillReason(workerDir(ctx.config.stateDir, w.id));
+    const killed = readKillReason(workerDirOf(ctx.config, w));
     const outcome = exitOutcome({
       intent,
       exit,
       isTask: w.taskId !== null,
       hasVerify: job.verify !== null,
       kill: killed && killed.pid === pid ? killed : null,
+      slurm,
     });
     switch (outcome.kind) {
       case 'stopped':
@@ -112,6 +116,30 @@ export class ExitHandler {
         this.host.move(ctx, w, 'backoff', 'replica exited 0');
         this.host.setInFlight(ctx, w, { kind: 'backoff', until: now + job.restart.delayMs });
         return;
+      case 'cluster-ended': {
+        const s = w.slurm;
+        w.lastExit = { exitCode: exit.exitCode, signal: exit.signal, class: outcome.cls };
+        const where = s?.node ? ` on ${s.node}` : '';
+        return this.host.remediate(
+          ctx,
+          w,
+          job,
+          outcome.cls,
+          'restart',
+          {
+            jobId: s?.jobId ?? null,
+            slurmState: s?.state ?? null,
+            slurmReason: s?.reason ?? null,
+            node: s?.node ?? null,
+            exitCode: exit.exitCode,
+            signal: exit.signal,
+            message: `SLURM job ${s?.jobId ?? '?'} ended ${s?.state ?? '?'} (${s?.reason ?? '?'})${where}`,
+          },
+          now,
+        );
+      }
+      case 'cancelled-outside':
+        return this.onCancelledOutside(ctx, w, job, now);
       case 'ended-by': {
         // Another daemon already recorded the detection: remedy under its incident.
         const k = outcome.kill;
@@ -129,6 +157,29 @@ export class ExitHandler {
       case 'failed':
         return this.onFailure(ctx, w, job, exit, pid, runtimeMs, kernelOom, now);
     }
+  }
+
+  /** A person (or another tool) cancelled the job: their call stands, so the worker stops and its task is held. */
+  private onCancelledOutside(ctx: DaemonContext, w: WorkerRecord, job: CompiledJob, now: number): void {
+    const s = w.slurm;
+    ctx.log.append({
+      kind: 'detect.job_cancelled',
+      target: `worker:${w.id}`,
+      severity: 'warn',
+      data: {
+        class: 'job_cancelled',
+        attempt: w.attempt,
+        jobId: s?.jobId ?? null,
+        slurmState: s?.state ?? null,
+        slurmReason: s?.reason ?? null,
+        message: `SLURM job ${s?.jobId ?? '?'} was cancelled outside Swarm: worker stopped, not restarted (swarmctl restart ${w.id} runs it again)`,
+      },
+    });
+    w.lastExit = { exitCode: null, signal: null, class: 'job_cancelled' };
+    this.host.finishPending(ctx, w, 'failed', { message: 'the SLURM job was cancelled outside Swarm' });
+    this.host.move(ctx, w, 'stopped', 'slurm job cancelled outside Swarm');
+    // Held in the queue as after `swarmctl stop`: a removed job's task has nowhere to go back to.
+    if (w.taskId) setTaskStatus(ctx.db, ctx.run.id, w.taskId, job.retired ? 'failed' : 'queued', iso(now));
   }
 
   private completeTask(
@@ -171,7 +222,7 @@ export class ExitHandler {
     const c = classifyExit(job.failures, {
       exitCode: exit.exitCode,
       signal: exit.signal,
-      logTail: readTail(path.join(workerDir(ctx.config.stateDir, w.id), 'output.log')),
+      logTail: readTail(path.join(workerDirOf(ctx.config, w), 'output.log')),
       lastRssBytes: lastRss,
       memoryLimitBytes: job.memoryLimitBytes,
       kernelOomKilled: kernelOom && exit.signal === 'SIGKILL',

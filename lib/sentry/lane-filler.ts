@@ -4,7 +4,6 @@ import { Action } from '../actions/action';
 import { iso } from '../clock';
 import type { DaemonContext } from '../daemon-runtime';
 import { errorMessage } from '../errors';
-import type { ProcessManager } from '../process-manager';
 import { isPaused } from '../run-registry';
 import { daemonView } from '../snapshot';
 import { DAEMON_STATE_FILES } from '../state-files';
@@ -13,12 +12,12 @@ import { getTask, queuedTasks, setTaskStatus } from '../task-queue';
 import { replicaWorkerId, taskWorkerId } from '../worker-ids';
 import { badRequest, pendingLaneFills, type LaneFill } from '../worker/requests';
 import { failDoomedDependents } from './dependencies';
-import { launchWorker } from './launcher';
+import { launchWorker, type WorkerStarters } from './launcher';
 import { fileSize } from '../worker/read';
 import { newTracker } from './plateau';
 import type { SentryHost } from './sentry-host';
-import { workerDir } from '../worker/files';
-import { dueAt, IDLE, newWorkerRecord, type WorkerRecord } from '../worker/record';
+import { workerDirOf } from '../worker/files';
+import { dueAt, hasProcess, IDLE, newWorkerRecord, type WorkerRecord } from '../worker/record';
 import { ACTIVE_STATUSES } from '../worker/lifecycle';
 
 // worker-sentry's launching: relaunches workers whose backoff is over, keeps
@@ -69,7 +68,7 @@ export class LaneFiller {
 
   constructor(
     private readonly host: SentryHost,
-    private readonly pm: ProcessManager,
+    private readonly starters: WorkerStarters,
   ) {}
 
   private outOfTime(ctx: DaemonContext): boolean {
@@ -83,7 +82,7 @@ export class LaneFiller {
     for (const w of this.host.workers.values()) {
       if (this.outOfTime(ctx)) return;
       const due = dueAt(w);
-      if (w.status !== 'backoff' || due === null || due > now || w.pid !== null) continue;
+      if (w.status !== 'backoff' || due === null || due > now || w.pid !== null || hasProcess(w)) continue;
       const job = ctx.config.jobs[w.job];
       if (job?.retired) {
         // Its job was removed by a reload: it finished what it could; nothing of it starts again.
@@ -319,7 +318,7 @@ export class LaneFiller {
       progressAdvancedSinceLaunch: false,
       startupSeen: false,
       startupSeenAt: null,
-      logOffset: fileSize(path.join(workerDir(ctx.config.stateDir, w.id), 'output.log')) ?? 0,
+      logOffset: fileSize(path.join(workerDirOf(ctx.config, w), 'output.log')) ?? 0,
       logChangedAt: null,
       artifactsSeen: job.artifacts.map(() => false),
       detectedThisAttempt: [],
@@ -335,7 +334,19 @@ export class LaneFiller {
     this.host.move(ctx, w, 'starting', relaunch ? `relaunch attempt ${w.attempt}` : 'launch');
     if (w.taskId && relaunch) setTaskStatus(ctx.db, ctx.run.id, w.taskId, 'running', iso(now));
     try {
-      const spec = await launchWorker(this.pm, ctx.config, job, w, ctx.run.id, extraArgs, now);
+      const { spec, jobId } = await launchWorker(this.starters, ctx.config, job, w, ctx.run.id, extraArgs, now);
+      w.slurm =
+        jobId === null
+          ? null
+          : {
+              jobId,
+              state: 'SUBMITTED',
+              reason: 'None',
+              node: null,
+              submittedAt: now,
+              endSeenAt: null,
+              cancelRequested: false,
+            };
       ctx.log.append({
         kind: 'worker.launched',
         target: `worker:${w.id}`,
@@ -348,7 +359,8 @@ export class LaneFiller {
           tier: w.tier,
           strategy: w.strategy,
           argv: spec.command,
-          message: `launched attempt ${w.attempt} of ${w.job}${w.tier ? ` (fallback tier ${w.tier})` : ''}`,
+          ...(jobId === null ? {} : { slurmJobId: jobId }),
+          message: `launched attempt ${w.attempt} of ${w.job}${w.tier ? ` (fallback tier ${w.tier})` : ''}${jobId === null ? '' : ` as SLURM job ${jobId}`}`,
         },
       });
     } catch (err) {

@@ -6,7 +6,8 @@ import { errorMessage } from '../errors';
 import type { FailureClass } from '../event-kinds';
 import { configRedactor } from '../redact';
 import { readTail } from '../worker/read';
-import { checkpointDir, workerDir } from '../worker/files';
+import { checkpointDirOf, workerDirOf } from '../worker/files';
+import type { CompiledConfig } from '../config/config';
 import type { WorkerRecord } from '../worker/record';
 
 // What the last attempt learned, handed to the next one, as the optimization
@@ -19,8 +20,10 @@ import type { WorkerRecord } from '../worker/record';
 export const LAST_FAILURE_FILE = 'last-failure.json';
 const LOG_TAIL_BYTES = 4096;
 
-export const lastFailurePath = (stateDir: string, workerId: string): string =>
-  path.join(checkpointDir(stateDir, workerId), LAST_FAILURE_FILE);
+export const lastFailurePath = (
+  config: Pick<CompiledConfig, 'stateDir' | 'lanes'>,
+  w: { id: string; lane: string },
+): string => path.join(checkpointDirOf(config, w), LAST_FAILURE_FILE);
 
 export function writeLastFailure(
   ctx: DaemonContext,
@@ -38,14 +41,14 @@ export function writeLastFailure(
     exitCode: evidence.exitCode ?? w.lastExit?.exitCode ?? null,
     signal: evidence.signal ?? w.lastExit?.signal ?? null,
     evidence,
-    logTail: readTail(path.join(workerDir(ctx.config.stateDir, w.id), 'output.log'), LOG_TAIL_BYTES),
+    logTail: readTail(path.join(workerDirOf(ctx.config, w), 'output.log'), LOG_TAIL_BYTES),
     verify: evidence.verify ?? null,
     /** Every class this task has failed with, and how often, over its whole life. */
     tried: w.failureCounts,
     stagnation,
   };
   try {
-    writeJsonAtomic(lastFailurePath(ctx.config.stateDir, w.id), configRedactor(ctx.config).value(record));
+    writeJsonAtomic(lastFailurePath(ctx.config, w), configRedactor(ctx.config).value(record));
   } catch (err) {
     // The relaunch matters more than the note for it: it goes ahead without one.
     ctx.logger.warn({ worker: w.id, err: errorMessage(err) }, 'cannot write last-failure.json');

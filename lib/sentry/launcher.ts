@@ -6,7 +6,16 @@ import type { ProcessManager } from '../process-manager';
 import { KILL_TIMEOUT_MS } from '../signals';
 import { splitSecrets, workerEnv } from '../worker-env';
 import { lastFailurePath } from './last-failure';
-import { checkpointDir, progressFileFor, resetAttemptFiles, workerDir, type WorkerSpec } from '../worker/files';
+import {
+  checkpointDirOf,
+  progressFileFor,
+  resetAttemptFiles,
+  SLURM_JOB_FILE,
+  workerDirOf,
+  type WorkerSpec,
+} from '../worker/files';
+import type { Slurm } from '../slurm/slurm-cli';
+import { slurmShimScript } from '../slurm/shim-script';
 import { pm2NameOf, type WorkerRecord } from '../worker/record';
 
 // Turns a worker record into a running PM2 app: the spec the shim reads, the
@@ -29,17 +38,29 @@ export function commandFor(
   return [...command, ...args.map((a) => interpolate(a, vars))];
 }
 
+/** Where workers start: PM2 on this machine, or a SLURM cluster for a slurm lane. */
+export interface WorkerStarters {
+  pm: ProcessManager;
+  slurm: Slurm;
+}
+
+/** What a launch started: the spec the shim reads, and for a slurm lane the batch job. */
+export interface Launched {
+  spec: WorkerSpec;
+  jobId: string | null;
+}
+
 export async function launchWorker(
-  pm: ProcessManager,
+  starters: WorkerStarters,
   config: CompiledConfig,
   job: CompiledJob,
   w: WorkerRecord,
   runId: string,
   extraArgs: string[],
   now: number,
-): Promise<WorkerSpec> {
-  const dir = workerDir(config.stateDir, w.id);
-  const ckpt = checkpointDir(config.stateDir, w.id);
+): Promise<Launched> {
+  const dir = workerDirOf(config, w);
+  const ckpt = checkpointDirOf(config, w);
   ensureDir(dir);
   ensureDir(ckpt);
   resetAttemptFiles(dir);
@@ -49,10 +70,11 @@ export async function launchWorker(
   const lane = config.lanes[job.lane];
   // A gpu lane's worker sees its GPU; a cpu lane's sees none (an empty CUDA_VISIBLE_DEVICES hides every
   // device from CUDA), so CPU work cannot take a GPU another lane was promised, unless the lane opts out.
+  // A slurm lane's GPUs are SLURM's to hand out (--gres): it sets CUDA_VISIBLE_DEVICES on the node.
   const gpuEnv: Record<string, string> =
     lane?.kind === 'gpu'
       ? { CUDA_VISIBLE_DEVICES: w.gpus.join(',') }
-      : lane?.hideGpus === false
+      : lane?.hideGpus === false || lane?.kind === 'slurm'
         ? {}
         : { CUDA_VISIBLE_DEVICES: '' };
   const env = workerEnv(process.env, job, {
@@ -63,7 +85,7 @@ export async function launchWorker(
     SWARM_ATTEMPT: String(w.attempt),
     SWARM_CHECKPOINT_DIR: ckpt,
     SWARM_PROGRESS_FILE: progressFile,
-    SWARM_LAST_FAILURE: lastFailurePath(config.stateDir, w.id),
+    SWARM_LAST_FAILURE: lastFailurePath(config, w),
   });
   const { stored, secret } = splitSecrets(env);
   const secretEnvFile = Object.keys(secret).length > 0 ? path.join(dir, SECRET_ENV_FILE) : null;
@@ -87,9 +109,25 @@ export async function launchWorker(
     launchedAt: now,
     logMaxBytes: config.logs.workerOutputMaxBytes,
     logKeep: config.logs.keep,
+    ...(lane?.slurm ? { slurm: true } : {}),
   };
   writeJsonAtomic(path.join(dir, 'spec.json'), spec);
   if (secretEnvFile) writeJsonAtomic(secretEnvFile, secret);
+  if (lane?.slurm) {
+    const jobId = await starters.slurm.submit({
+      script: slurmShimScript(config.stateDir),
+      args: [path.join(dir, 'spec.json')],
+      jobName: `swarm-${config.name}-${w.id}`,
+      partition: lane.slurm.partition,
+      extraArgs: lane.slurm.sbatchArgs,
+      output: path.join(dir, 'batch.log'),
+      cwd: job.cwd,
+      timeLimitMinutes: job.maxRuntimeMs === null ? null : Math.max(1, Math.ceil(job.maxRuntimeMs / 60_000)),
+    });
+    writeJsonAtomic(path.join(dir, SLURM_JOB_FILE), { jobId, attempt: w.attempt, submittedAt: now });
+    return { spec, jobId };
+  }
+  const { pm } = starters;
   const name = pm2NameOf(w.id);
   await pm.delete(name);
   await pm.start({
@@ -107,5 +145,5 @@ export async function launchWorker(
     namespace: config.name,
     killTimeoutMs: job.stopGraceMs + KILL_TIMEOUT_MS,
   });
-  return spec;
+  return { spec, jobId: null };
 }

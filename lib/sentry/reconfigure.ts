@@ -5,7 +5,7 @@ import type { PublishedConfig } from '../config/reload';
 import type { DaemonContext } from '../daemon-runtime';
 import { enqueueTask, setTaskStatus, tasksWithStatus } from '../task-queue';
 import type { SentryHost } from './sentry-host';
-import { IDLE, type WorkerRecord } from '../worker/record';
+import { hasProcess, IDLE, type WorkerRecord } from '../worker/record';
 import { ACTIVE_STATUSES } from '../worker/lifecycle';
 
 // What a reload means for the workers (lib/config/reload.ts publishes it; each
@@ -89,7 +89,7 @@ async function stopRetired(
   reason: string,
   now: number,
 ): Promise<void> {
-  if (w.pid === null) {
+  if (!hasProcess(w)) {
     host.move(ctx, w, 'stopped', reason);
     host.setInFlight(ctx, w, IDLE);
     if (w.taskId) setTaskStatus(ctx.db, ctx.run.id, w.taskId, 'failed', iso(now));

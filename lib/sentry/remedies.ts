@@ -3,9 +3,9 @@ import { iso } from '../clock';
 import type { CompiledJob } from '../config/config';
 import type { DaemonContext } from '../daemon-runtime';
 import { raiseEscalation, resolvedEscalations } from '../escalations';
-import type { FailureClass, Target } from '../event-kinds';
+import { EVICTION_CLASSES, type FailureClass, type Target } from '../event-kinds';
 import { setTaskStatus } from '../task-queue';
-import { IDLE, type FailureToRemedy, type WorkerRecord } from '../worker/record';
+import { hasProcess, IDLE, type FailureToRemedy, type WorkerRecord } from '../worker/record';
 import type { RuleAction } from './classify';
 import type { IncidentBook } from './incidents';
 import { writeLastFailure } from './last-failure';
@@ -72,7 +72,7 @@ export class Remedies {
         now,
       );
     }
-    if (w.taskId && (w.failureCounts[cls] ?? 0) >= job.stagnationAfter) {
+    if (w.taskId && !EVICTION_CLASSES.includes(cls) && (w.failureCounts[cls] ?? 0) >= job.stagnationAfter) {
       const st = ctx.log.append({
         kind: 'detect.stagnation',
         target,
@@ -121,7 +121,10 @@ export class Remedies {
 
   /** Asks for the remediation of one failure and carries it out; a denial is asked again later under the same incident. */
   async act(ctx: DaemonContext, w: WorkerRecord, job: CompiledJob, f: FailureToRemedy, now: number): Promise<void> {
-    const { decision, history } = onFailure(job.restart, w.history, now);
+    // A lost node or a preemption is the cluster's doing: resubmitted at once, the budget untouched.
+    const { decision, history } = EVICTION_CLASSES.includes(f.cls)
+      ? { decision: { restart: true as const, delayMs: 0 }, history: w.history }
+      : onFailure(job.restart, w.history, now);
     if (!decision.restart && f.ruleAction === 'restart') {
       w.history = history;
       if (w.inFlight.kind === 'awaiting-grant') this.host.setInFlight(ctx, w, IDLE);
@@ -142,7 +145,7 @@ export class Remedies {
       // is open, so a storm of failures makes no storm of proposals.
       const retryAt = now + (/breaker/.test(action.deniedReason ?? '') ? 20 : 5) * ctx.config.tickMs;
       this.host.setInFlight(ctx, w, { kind: 'awaiting-grant', failure: f, retryAt });
-      if (w.pid === null && w.status !== 'backoff')
+      if (!hasProcess(w) && w.status !== 'backoff')
         this.host.move(ctx, w, 'backoff', `waiting for a grant: ${action.deniedReason}`);
       return;
     }
@@ -169,7 +172,7 @@ export class Remedies {
     this.host.setInFlight(
       ctx,
       w,
-      w.pid !== null ? { kind: 'stopping', why: 'restart', restartAt } : { kind: 'backoff', until: restartAt },
+      hasProcess(w) ? { kind: 'stopping', why: 'restart', restartAt } : { kind: 'backoff', until: restartAt },
     );
     if (w.status !== 'backoff')
       this.host.move(ctx, w, 'backoff', `${f.cls}; restart in ${decision.restart ? decision.delayMs : 0}ms`);

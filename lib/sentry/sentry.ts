@@ -15,9 +15,13 @@ import { detectLive, looksHealthy } from './detect';
 import { artifactPaths, observeFiles, sampleUsage } from './worker-observer';
 import { onHealthy } from './restart-budget';
 import { badRequest, pendingCommands } from '../worker/requests';
-import { readExit, workerDir } from '../worker/files';
+import { readExit, workerDirOf, workerRoots } from '../worker/files';
 import { plateaued } from './plateau';
+import { formatDuration } from '../duration';
+import { SlurmCli, type Slurm } from '../slurm/slurm-cli';
+import { SlurmJobs } from './slurm-jobs';
 import {
+  hasProcess,
   IDLE,
   SentryBodySchema,
   shimAlive,
@@ -58,6 +62,7 @@ export class WorkerSentry implements DaemonBehavior, SentryHost {
   private readonly remedies = new Remedies(this, this.incidents, this.loops);
   private readonly exits: ExitHandler;
   private readonly processes = new ProcessControl();
+  private readonly slurmJobs: SlurmJobs;
   private kernelOomKills: number | null = cgroupOomKills();
 
   readonly actionDeps: (ctx: DaemonContext) => ActionDeps;
@@ -65,13 +70,16 @@ export class WorkerSentry implements DaemonBehavior, SentryHost {
   constructor(
     private readonly pm: ProcessManager,
     makeGrantor: (ctx: DaemonContext) => Grantor,
+    slurm: Slurm = new SlurmCli(),
   ) {
     this.actionDeps = actorDeps('worker-sentry', makeGrantor);
-    this.filler = new LaneFiller(this, pm);
+    this.slurmJobs = new SlurmJobs(slurm);
+    this.filler = new LaneFiller(this, { pm, slurm });
     this.exits = new ExitHandler(this, pm, this.commands, this.loops);
   }
 
   private watcher: fs.FSWatcher | null = null;
+  private runtime: DaemonRuntime | null = null;
 
   /**
    * A worker's exit is handled at once, not at the next tick: the shim's
@@ -95,6 +103,8 @@ export class WorkerSentry implements DaemonBehavior, SentryHost {
 
   start(ctx: DaemonContext, runtime: DaemonRuntime): void {
     this.watchExits(ctx, runtime);
+    this.slurmJobs.watch(ctx, ctx.config, () => runtime.poke());
+    this.runtime = runtime;
     const prev = ctx.state.read(DAEMON_STATE_FILES['worker-sentry'], SentryBodySchema);
     const prevRun = prev.ok && (prev.value as { runId?: string }).runId === ctx.run.id;
     if (!prev.ok) ctx.logger.warn({ err: prev.error.message }, 'sentry state unreadable: adopting from worker folders');
@@ -107,7 +117,7 @@ export class WorkerSentry implements DaemonBehavior, SentryHost {
       for (const w of prev.value.workers) this.workers.set(w.id, w);
       // Workers launched after the last state write (the sentry ended mid-tick) are running all
       // the same: adopt those too, or they would run on unwatched while their task ran again.
-      for (const w of adoptFromDisk(ctx.config.stateDir, laneOf, { aliveOnly: true })) {
+      for (const w of adoptFromDisk(workerRoots(ctx.config), laneOf, { aliveOnly: true, runId: ctx.run.id })) {
         const known = this.workers.get(w.id);
         if (!known) this.workers.set(w.id, w);
         else if (known.attempt < w.attempt) {
@@ -117,6 +127,7 @@ export class WorkerSentry implements DaemonBehavior, SentryHost {
             pgid: w.pgid,
             shimPid: w.shimPid,
             identity: w.identity,
+            slurm: w.slurm,
             launchedAt: w.launchedAt,
             status: 'running',
             inFlight: IDLE,
@@ -126,11 +137,23 @@ export class WorkerSentry implements DaemonBehavior, SentryHost {
         }
       }
     } else {
-      for (const w of adoptFromDisk(ctx.config.stateDir, laneOf)) this.workers.set(w.id, w);
+      for (const w of adoptFromDisk(workerRoots(ctx.config), laneOf, { runId: ctx.run.id })) this.workers.set(w.id, w);
     }
     this.filler.settleOrphanedFills(ctx);
     for (const w of this.workers.values()) {
-      if (LIVE_STATUSES.includes(w.status) && workerAlive(w)) {
+      if (LIVE_STATUSES.includes(w.status) && w.slurm && hasProcess(w)) {
+        // Its job's state is SLURM's to say, at the first tick; a job that ended meanwhile is handled there.
+        ctx.log.append({
+          kind: 'worker.adopted',
+          target: `worker:${w.id}`,
+          data: {
+            pid: w.pid,
+            attempt: w.attempt,
+            slurmJobId: w.slurm.jobId,
+            message: `adopted SLURM job ${w.slurm.jobId}`,
+          },
+        });
+      } else if (LIVE_STATUSES.includes(w.status) && !w.slurm && workerAlive(w)) {
         ctx.log.append({
           kind: 'worker.adopted',
           target: `worker:${w.id}`,
@@ -153,8 +176,13 @@ export class WorkerSentry implements DaemonBehavior, SentryHost {
     }
   }
 
-  reconfigure(ctx: DaemonContext, next: CompiledConfig, published: PublishedConfig): Promise<CompiledConfig> {
-    return reconfigureSentry(this, ctx, next, published);
+  async reconfigure(ctx: DaemonContext, next: CompiledConfig, published: PublishedConfig): Promise<CompiledConfig> {
+    const applied = await reconfigureSentry(this, ctx, next, published);
+    if (this.runtime) {
+      const runtime = this.runtime;
+      this.slurmJobs.watch(ctx, applied, () => runtime.poke());
+    }
+    return applied;
   }
 
   async tick(ctx: DaemonContext): Promise<void> {
@@ -164,13 +192,15 @@ export class WorkerSentry implements DaemonBehavior, SentryHost {
     const oom = cgroupOomKills();
     const kernelOom = oom !== null && this.kernelOomKills !== null && oom > this.kernelOomKills;
     this.kernelOomKills = oom;
+    await this.slurmJobs.refresh(ctx, this.workers.values());
     for (const w of [...this.workers.values()]) {
       try {
         if (w.inFlight.kind === 'verifying') {
           await this.loops.settleVerify(ctx, w, now);
           continue;
         }
-        if (LIVE_STATUSES.includes(w.status) || w.pid !== null) await this.observe(ctx, w, now, kernelOom);
+        if (LIVE_STATUSES.includes(w.status) || w.pid !== null || hasProcess(w))
+          await this.observe(ctx, w, now, kernelOom);
       } catch (err) {
         ctx.logger.error({ worker: w.id, err: errorMessage(err), stack: (err as Error).stack }, 'observe failed');
       }
@@ -184,8 +214,9 @@ export class WorkerSentry implements DaemonBehavior, SentryHost {
 
   private async observe(ctx: DaemonContext, w: WorkerRecord, now: number, kernelOom: boolean): Promise<void> {
     const job = ctx.config.jobs[w.job];
-    const dir = workerDir(ctx.config.stateDir, w.id);
+    const dir = workerDirOf(ctx.config, w);
     if (!job) return;
+    if (w.slurm) return this.observeSlurm(ctx, w, job, dir, now);
     // Until the kernel has vouched for the pid the shim reported, it is not believed (a record from an
     // older sentry has no identity yet: it gets one the same way).
     if (w.pid === null || w.identity === null) this.processes.learnPid(ctx, w, dir);
@@ -227,6 +258,47 @@ export class WorkerSentry implements DaemonBehavior, SentryHost {
       );
     }
     sampleUsage(this.usage, w, now);
+    return this.judgeLive(ctx, w, job, dir, now);
+  }
+
+  /** A slurm worker: its job's state, from this tick's squeue, stands where a local worker's pid does. */
+  private async observeSlurm(ctx: DaemonContext, w: WorkerRecord, job: CompiledJob, dir: string, now: number) {
+    const r = this.slurmJobs.read(ctx.config, w, dir, now);
+    switch (r.kind) {
+      case 'unknown':
+      case 'ending':
+        return;
+      case 'ended':
+        return this.exits.onExit(ctx, w, job, r.exit, false, r.end);
+      case 'running':
+        return this.judgeLive(ctx, w, job, dir, now);
+      case 'pending': {
+        const s = w.slurm;
+        if (!s || !r.stuck || !LIVE_STATUSES.includes(w.status) || w.inFlight.kind !== 'idle') return;
+        if (w.detectedThisAttempt.includes('pending_stuck')) return;
+        w.detectedThisAttempt.push('pending_stuck');
+        const pendingMs = now - s.submittedAt;
+        // Waiting is not a fault Swarm can fix: a person decides (the partition, the request, the queue).
+        return this.remediate(
+          ctx,
+          w,
+          job,
+          'pending_stuck',
+          'escalate',
+          {
+            jobId: s.jobId,
+            slurmReason: r.reason,
+            pendingMs,
+            message: `SLURM job ${s.jobId} pending for ${formatDuration(Math.round(pendingMs / 1000) * 1000)} (Reason=${r.reason})`,
+          },
+          now,
+        );
+      }
+    }
+  }
+
+  /** The checks on a running worker, local or slurm: progress, log, startup, artifacts, plateau, convergence. */
+  private async judgeLive(ctx: DaemonContext, w: WorkerRecord, job: CompiledJob, dir: string, now: number) {
     const warn = (x: WorkerRecord, bad: string[]) =>
       ctx.logger.warn(
         { worker: x.id, attempt: x.attempt, fields: bad },
@@ -279,10 +351,11 @@ export class WorkerSentry implements DaemonBehavior, SentryHost {
   readonly raiseEscalation: SentryHost['raiseEscalation'] = (...a) => this.remedies.raiseEscalation(...a);
 
   async stopProcess(ctx: DaemonContext, w: WorkerRecord, job: CompiledJob): Promise<void> {
-    if (w.pid === null || !workerAlive(w)) return;
+    if (w.slurm ? !hasProcess(w) : w.pid === null || !workerAlive(w)) return;
     this.processes.stopping.add(w.id);
     try {
-      await this.processes.endGroup(ctx, w, job.stopGraceMs);
+      if (w.slurm) await this.slurmJobs.stop(ctx, w, job.stopGraceMs);
+      else await this.processes.endGroup(ctx, w, job.stopGraceMs);
     } finally {
       this.processes.stopping.delete(w.id);
     }
@@ -338,6 +411,7 @@ export class WorkerSentry implements DaemonBehavior, SentryHost {
 
   async stop(): Promise<void> {
     this.watcher?.close();
+    await this.slurmJobs.close();
     this.pm.close();
   }
 }

@@ -10,7 +10,7 @@ import { taskResult } from './task-result';
 import { converged } from './plateau';
 import { readCmdline } from '../proc';
 import { runVerify, type VerifyResult } from './verify-guard';
-import { readSpec, workerDir } from '../worker/files';
+import { readSpec, workerDirOf } from '../worker/files';
 import { IDLE, type WorkerRecord } from '../worker/record';
 
 // The loops users once ran by hand around their jobs, as worker-sentry runs
@@ -25,7 +25,7 @@ export class WorkChecks {
 
   startVerify(ctx: DaemonContext, w: WorkerRecord, job: CompiledJob): void {
     if (!job.verify || this.verifications.has(w.id)) return;
-    const spec = readSpec(workerDir(ctx.config.stateDir, w.id));
+    const spec = readSpec(workerDirOf(ctx.config, w));
     const vars = { taskId: w.taskId ?? '', workerId: w.id, attempt: w.attempt };
     // spec.json holds secret-named variables by name only; the guard gets their values as the worker did.
     const env = { ...(spec?.env ?? {}), ...splitSecrets(workerEnv(process.env, job, {})).secret };

@@ -17,7 +17,7 @@ export interface GpuFinding {
 
 export function checkGpuBinding(
   w: WorkerRecord,
-  laneKind: 'cpu' | 'gpu',
+  laneKind: 'cpu' | 'gpu' | 'slurm',
   gpus: GpuReading[],
   now: number,
   graceMs: number,

@@ -72,7 +72,7 @@ export class UtilController implements DaemonBehavior {
     }
     const keepMs = Math.max(u.windowMs, u.scaleDownStabilizationMs, u.scaleUpPeriodMs) + 2 * ctx.config.tickMs;
     for (const lane of Object.values(ctx.config.lanes)) {
-      const utilPct = lane.kind === 'cpu' ? this.machine.cpuPct : this.gpuUtil(lane.gpus);
+      const utilPct = lane.kind === 'cpu' ? this.machine.cpuPct : lane.kind === 'gpu' ? this.gpuUtil(lane.gpus) : null;
       const busy = workers.filter((w) => w.lane === lane.name && ACTIVE_STATUSES.includes(w.status)).length;
       const list = [...(this.samples.get(lane.name) ?? []), { at: now, utilPct, memPct, busy }].filter(
         (s) => s.at >= now - keepMs,
@@ -197,7 +197,8 @@ export class UtilController implements DaemonBehavior {
   private async checkGpus(ctx: DaemonContext, workers: WorkerRecord[], now: number): Promise<void> {
     for (const w of workers) {
       const lane = ctx.config.lanes[w.lane];
-      if (!lane || !LIVE_STATUSES.includes(w.status)) continue;
+      // A slurm worker's processes are on a compute node, out of this machine's nvidia-smi.
+      if (!lane || lane.kind === 'slurm' || !LIVE_STATUSES.includes(w.status)) continue;
       const key = `${w.id}:${w.attempt}`;
       if (this.flagged.has(key)) continue;
       let f;

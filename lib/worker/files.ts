@@ -11,9 +11,27 @@ import type { WorkerRecord } from './record';
 // outlive the sentry, which is how a restarted sentry adopts its workers and
 // learns of exits it did not see.
 
-export const workerDir = (stateDir: string, workerId: string): string => path.join(stateDir, 'workers', workerId);
-export const checkpointDir = (stateDir: string, workerId: string): string =>
-  path.join(stateDir, 'checkpoints', workerId);
+export const workerDir = (root: string, workerId: string): string => path.join(root, 'workers', workerId);
+export const checkpointDir = (root: string, workerId: string): string => path.join(root, 'checkpoints', workerId);
+
+/**
+ * Where a lane's worker and checkpoint folders live: the state folder, or for
+ * a slurm lane its sharedDir, which the compute nodes see too.
+ */
+export function workerRoot(config: Pick<CompiledConfig, 'stateDir' | 'lanes'>, lane: string): string {
+  return config.lanes[lane]?.slurm?.sharedDir ?? config.stateDir;
+}
+export const workerDirOf = (config: Pick<CompiledConfig, 'stateDir' | 'lanes'>, w: { id: string; lane: string }) =>
+  workerDir(workerRoot(config, w.lane), w.id);
+export const checkpointDirOf = (config: Pick<CompiledConfig, 'stateDir' | 'lanes'>, w: { id: string; lane: string }) =>
+  checkpointDir(workerRoot(config, w.lane), w.id);
+
+/** Every folder worker folders may be in: the state folder's and each slurm lane's. */
+export function workerRoots(config: Pick<CompiledConfig, 'stateDir' | 'lanes'>): string[] {
+  return [
+    ...new Set([config.stateDir, ...Object.values(config.lanes).flatMap((l) => (l.slurm ? [l.slurm.sharedDir] : []))]),
+  ];
+}
 
 export const SpecSchema = z.object({
   workerId: z.string(),
@@ -34,6 +52,8 @@ export const SpecSchema = z.object({
   /** The shim rotates output.log past this, keeping logKeep generations (logs.* in the config). */
   logMaxBytes: z.number().optional(),
   logKeep: z.number().int().optional(),
+  /** Run as a SLURM batch script: the shim passes SLURM_* on and names its node in pid.json. */
+  slurm: z.boolean().optional(),
 });
 export type WorkerSpec = z.output<typeof SpecSchema>;
 
@@ -42,6 +62,9 @@ export const PidSchema = z.object({
   pgid: z.number().int(),
   shimPid: z.number().int(),
   startedAt: z.string(),
+  /** On a slurm lane: the compute node and job the shim runs in. */
+  node: z.string().optional(),
+  jobId: z.string().nullable().optional(),
 });
 export const ExitSchema = z.object({
   exitCode: z.number().int().nullable(),
@@ -52,6 +75,8 @@ export const ExitSchema = z.object({
   stoppedBySwarm: z.boolean().optional(),
   shimPid: z.number().int().optional(),
   pid: z.number().int().optional(),
+  /** On a slurm lane: the job whose shim wrote it. */
+  jobId: z.string().nullable().optional(),
 });
 export type ExitRecord = z.output<typeof ExitSchema>;
 
@@ -88,15 +113,25 @@ export function readKillReason(dir: string): KillReason | null {
 
 /** Clears what the previous attempt left, so its exit is not taken for the next one's. */
 export function resetAttemptFiles(dir: string): void {
-  for (const f of ['pid.json', 'exit.json', 'kill-reason.json']) fs.rmSync(path.join(dir, f), { force: true });
+  for (const f of ['pid.json', 'exit.json', 'kill-reason.json', SLURM_JOB_FILE])
+    fs.rmSync(path.join(dir, f), { force: true });
 }
 
-export function listWorkerDirs(stateDir: string): string[] {
+export function listWorkerDirs(root: string): string[] {
   try {
-    return fs.readdirSync(path.join(stateDir, 'workers')).map((d) => path.join(stateDir, 'workers', d));
+    return fs.readdirSync(path.join(root, 'workers')).map((d) => path.join(root, 'workers', d));
   } catch {
     return [];
   }
+}
+
+/** Written by the sentry once sbatch has answered: the job that runs this attempt, for a restarted sentry to adopt. */
+export const SlurmJobFileSchema = z.object({ jobId: z.string(), attempt: z.number().int(), submittedAt: z.number() });
+export const SLURM_JOB_FILE = 'slurm-job.json';
+
+export function readSlurmJob(dir: string): z.output<typeof SlurmJobFileSchema> | null {
+  const r = readStateFile(path.join(dir, SLURM_JOB_FILE), SlurmJobFileSchema);
+  return r.ok ? r.value : null;
 }
 
 /** The progress file a worker writes: its job's progress.path, or progress.json in its checkpoint folder. */
@@ -108,5 +143,5 @@ export function progressFileFor(
   const vars = { taskId: w.taskId ?? '', workerId: w.id, attempt: w.attempt };
   return job.progress?.pathTemplate
     ? interpolate(job.progress.pathTemplate, vars)
-    : path.join(checkpointDir(config.stateDir, w.id), 'progress.json');
+    : path.join(checkpointDir(workerRoot(config, job.lane), w.id), 'progress.json');
 }

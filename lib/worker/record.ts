@@ -4,6 +4,7 @@ import { iso } from '../clock';
 import { isAlive } from '../proc';
 import { stillRuns, type ProcessIdentity } from '../process-identity';
 import { describeProgress, etaMs, ProgressFieldsSchema } from './progress-fields';
+import { jobActive } from '../slurm/jobs';
 import { WORKER_STATUSES, type WorkerView } from '../state-files';
 
 // The sentry's record of one worker slot (a replica or a task), persisted in
@@ -100,6 +101,25 @@ export function migrateRecord(raw: unknown): unknown {
   return { ...r, inFlight };
 }
 
+/**
+ * A slurm lane's worker is a batch job on another machine: its liveness is
+ * the job's state, never a pid, and it is ended through scancel.
+ */
+const SlurmJobRecordSchema = z.object({
+  jobId: z.string(),
+  /** SLURM's JOB_STATE (SUBMITTED until squeue first lists it, UNKNOWN when adopted from a worker folder). */
+  state: z.string(),
+  /** SLURM's Reason: why it pends, or why it ended. */
+  reason: z.string(),
+  node: z.string().nullable(),
+  submittedAt: z.number(),
+  /** When the job was first seen ended without its exit.json: the shared folder gets a while to show it. */
+  endSeenAt: z.number().nullable(),
+  /** Swarm asked SLURM to end it (scancel): its CANCELLED is Swarm's doing, not a person's. */
+  cancelRequested: z.boolean().default(false),
+});
+export type SlurmJobRecord = z.output<typeof SlurmJobRecordSchema>;
+
 const WorkerRecordFields = z.object({
   id: z.string(),
   job: z.string(),
@@ -169,6 +189,8 @@ const WorkerRecordFields = z.object({
   progressStart: z.object({ iteration: z.number(), at: z.number() }).nullable().default(null),
   /** The progress JSON had a bad field this attempt: warned once. */
   progressWarned: z.boolean().default(false),
+  /** On a slurm lane: the batch job of this attempt, as SLURM last reported it; null on a local lane. */
+  slurm: SlurmJobRecordSchema.nullable().default(null),
 });
 export const WorkerRecordSchema = z.preprocess(migrateRecord, WorkerRecordFields);
 export type WorkerRecord = z.output<typeof WorkerRecordFields>;
@@ -223,6 +245,7 @@ export function newWorkerRecord(p: {
     progress: null,
     progressStart: null,
     progressWarned: false,
+    slurm: null,
   };
 }
 
@@ -260,6 +283,15 @@ export function shimAlive(w: WorkerRecord): boolean {
   return stillRuns({ pid: w.shimPid, startTicks: w.identity.shimStartTicks, bootId: w.identity.bootId });
 }
 
+/**
+ * Swarm still has something running for this worker that must end before it
+ * moves on: a local process Swarm knows the pid of, or a SLURM job that has
+ * not ended.
+ */
+export function hasProcess(w: WorkerRecord): boolean {
+  return w.slurm ? jobActive(w.slurm.state) : w.pid !== null;
+}
+
 export const pm2NameOf = (workerId: string): string => `swarm-worker-${workerId}`;
 
 /** What `query` shows of a worker. */
@@ -283,5 +315,6 @@ export function toView(w: WorkerRecord, now: number): WorkerView {
     progress: w.progress
       ? { ...w.progress, summary: describeProgress(w.progress), etaMs: etaMs(w.progress, w.progressStart, now) }
       : null,
+    slurm: w.slurm ? { jobId: w.slurm.jobId, node: w.slurm.node, state: w.slurm.state, reason: w.slurm.reason } : null,
   };
 }

@@ -44,6 +44,14 @@ export const SYSTEM_PACKAGES = {
     apt: ['chromium'],
     present: () => spawnSync('/usr/bin/chromium', ['--version'], { stdio: 'ignore', timeout: 60_000 }).status === 0,
   },
+  slurm: {
+    gives: 'a real SLURM cluster (slurmctld, slurmd, munge)',
+    apt: ['slurm-wlm', 'munge'],
+    present: () =>
+      ['/usr/sbin/slurmctld', '/usr/sbin/slurmd', '/usr/sbin/munged', '/usr/bin/sbatch', '/usr/bin/squeue'].every((f) =>
+        fs.existsSync(f),
+      ),
+  },
   'stress-ng': {
     gives: 'a machine made busy on purpose (stress-ng)',
     apt: ['stress-ng'],

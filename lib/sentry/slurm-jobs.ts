@@ -1,0 +1,169 @@
+import path from 'node:path';
+import { watch, type FSWatcher } from 'chokidar';
+import { iso } from '../clock';
+import type { CompiledConfig } from '../config/config';
+import type { DaemonContext } from '../daemon-runtime';
+import { errorMessage } from '../errors';
+import { jobActive, slurmEnd, type SlurmEnd, type SlurmJob } from '../slurm/jobs';
+import type { Slurm } from '../slurm/slurm-cli';
+import { readExit, readPid, type ExitRecord } from '../worker/files';
+import type { WorkerRecord } from '../worker/record';
+
+// worker-sentry's side of a slurm lane. Its workers are batch jobs on other
+// machines, so what a pid tells of a local worker, SLURM tells here: one
+// `squeue --json` a tick for every job, read into each worker's record. A
+// job is ended through scancel, never a signal from this machine. The
+// shared folder is polled (chokidar), since a file written on a compute node
+// over NFS gives the head node no inotify event.
+
+/** What a slurm worker's job says this tick, for the sentry to act on. */
+export type SlurmReading =
+  /** squeue did not answer this tick: nothing is judged. */
+  | { kind: 'unknown' }
+  /** Queued by SLURM; `stuck` once it has waited past the lane's pendingAfter. */
+  | { kind: 'pending'; reason: string; stuck: boolean }
+  /** Running on its node: its progress and log are judged as a local worker's. */
+  | { kind: 'running' }
+  /** Between states: ending (its exit file not yet visible on the shared folder), or its shim not yet started: wait. */
+  | { kind: 'ending' }
+  /** Ended: the shim's exit record (or SLURM's, when the shim could write none) and what SLURM's state means. */
+  | { kind: 'ended'; exit: ExitRecord; end: SlurmEnd | null };
+
+/** How long a job SLURM calls ended may take to show its exit.json on the shared folder, at least. */
+const EXIT_FILE_GRACE_MS = 10_000;
+/** scancel's SIGKILL comes after the cluster's KillWait: how long Swarm waits for it, past the worker's grace. */
+const CANCEL_WAIT_MS = 60_000;
+
+export class SlurmJobs {
+  /** This tick's squeue, or null when it failed. */
+  private listed: Map<string, SlurmJob> | null = new Map();
+  private failing: string | null = null;
+  private watcher: FSWatcher | null = null;
+
+  constructor(readonly slurm: Slurm) {}
+
+  /** One squeue for every slurm worker's job, at the start of a tick. */
+  async refresh(ctx: DaemonContext, workers: Iterable<WorkerRecord>): Promise<void> {
+    const ids = [...workers].flatMap((w) => (w.slurm && jobActive(w.slurm.state) ? [w.slurm.jobId] : []));
+    if (ids.length === 0) {
+      this.listed = new Map();
+      return;
+    }
+    try {
+      this.listed = await this.slurm.jobs(ids);
+      if (this.failing) ctx.logger.info({ was: this.failing }, 'slurm answers again');
+      this.failing = null;
+    } catch (err) {
+      this.listed = null;
+      // Said once per kind of failure, not every tick; the workers are judged again once it answers.
+      const msg = errorMessage(err);
+      if (this.failing !== msg) ctx.logger.error({ err: msg, jobs: ids.length }, 'cannot read slurm jobs');
+      this.failing = msg;
+    }
+  }
+
+  /** Reads the worker's job and files into its record, and says what they mean. */
+  read(config: CompiledConfig, w: WorkerRecord, dir: string, now: number): SlurmReading {
+    const s = w.slurm;
+    if (!s || this.listed === null) return { kind: 'unknown' };
+    const job = this.listed.get(s.jobId);
+    if (job) Object.assign(s, { state: job.state, reason: job.reason, node: job.node ?? s.node });
+    // Not listed by squeue (nor sacct): gone from slurmctld's memory, so it ended long enough ago.
+    else if (jobActive(s.state)) Object.assign(s, { state: 'GONE', reason: 'no longer listed by squeue or sacct' });
+    // Files written by another job (an earlier one of this worker, lost with its node) are not this job's word.
+    const ours = <T extends { jobId?: string | null }>(f: T | null): T | null =>
+      f && (f.jobId ?? s.jobId) === s.jobId ? f : null;
+    const pid = ours(readPid(dir));
+    if (pid && w.pid === null) {
+      // For query's sake only: the pid is on the compute node, never signalled from here (identity stays null).
+      // The attempt's clocks (startup, progress, artifacts) start here, when the shim runs, not while the job queued.
+      Object.assign(w, { pid: pid.pid, pgid: pid.pgid, shimPid: pid.shimPid, launchedAt: now });
+      if (pid.node) s.node = pid.node;
+    }
+    let exit: ExitRecord | null = ours(readExit(dir));
+    if (jobActive(s.state)) {
+      if (s.state === 'PENDING' || s.state === 'SUBMITTED' || s.state === 'UNKNOWN') {
+        const pendingAfter = config.lanes[w.lane]?.slurm?.pendingAfterMs ?? Infinity;
+        return { kind: 'pending', reason: s.reason, stuck: now - s.submittedAt > pendingAfter };
+      }
+      // Its exit is written but SLURM has yet to say how the job ended (TIMEOUT, NODE_FAIL…). Until its shim
+      // has said it runs, nothing the folder shows is this attempt's (a job lost with its node may still write).
+      return exit || w.pid === null ? { kind: 'ending' } : { kind: 'running' };
+    }
+    const end = s.cancelRequested && slurmEnd(s.state)?.kind === 'cancelled' ? null : slurmEnd(s.state);
+    if (!exit) {
+      // A shim that ended on its own wrote exit.json; give the shared folder time to show it.
+      s.endSeenAt ??= now;
+      const grace = Math.max(EXIT_FILE_GRACE_MS, 3 * (config.lanes[w.lane]?.slurm?.pollMs ?? 0));
+      if (end === null && !s.cancelRequested && now - s.endSeenAt < grace) return { kind: 'ending' };
+      exit = {
+        exitCode: job?.exitCode ?? null,
+        signal: job?.signal ?? null,
+        endedAt: iso(now),
+        error: `SLURM job ${s.jobId} ended ${s.state} (${s.reason}) without an exit record`,
+        ...(s.cancelRequested ? { stoppedBySwarm: true } : {}),
+      };
+    }
+    return { kind: 'ended', exit, end };
+  }
+
+  /**
+   * Ends the worker's job: the shim is told first (scancel --signal=TERM
+   * --batch) and ends its worker's group within the worker's grace, as under
+   * PM2; a job still there after that, or one that never started, is
+   * cancelled. Waits until SLURM calls it ended, as far as the cluster lets.
+   */
+  async stop(ctx: DaemonContext, w: WorkerRecord, graceMs: number): Promise<void> {
+    const s = w.slurm;
+    if (!s || !jobActive(s.state)) return;
+    s.cancelRequested = true;
+    try {
+      if (w.pid !== null && s.state !== 'PENDING') {
+        await this.slurm.terminate(s.jobId);
+        if (await this.waitEnded(ctx, s.jobId, graceMs + 1_000)) return;
+      }
+      await this.slurm.cancel(s.jobId);
+      if (!(await this.waitEnded(ctx, s.jobId, CANCEL_WAIT_MS)))
+        ctx.logger.warn({ worker: w.id, job: s.jobId }, 'slurm job still listed as active after scancel');
+    } catch (err) {
+      // The next tick reads the job again; if it still runs, the remedy that asked for the stop asks again.
+      ctx.logger.error({ worker: w.id, job: s.jobId, err: errorMessage(err) }, 'scancel failed');
+    }
+  }
+
+  private async waitEnded(ctx: DaemonContext, jobId: string, withinMs: number): Promise<boolean> {
+    const deadline = ctx.clock.now() + withinMs;
+    for (;;) {
+      const job = (await this.slurm.jobs([jobId])).get(jobId);
+      if (!job || !jobActive(job.state)) return true;
+      if (ctx.clock.now() >= deadline) return false;
+      await new Promise<void>((resolve) => ctx.clock.setTimeout(resolve, 250));
+    }
+  }
+
+  /** Polls each slurm lane's shared folder for exit, pid and progress files, and wakes the tick on a change. */
+  watch(ctx: DaemonContext, config: CompiledConfig, poke: () => void): void {
+    const lanes = Object.values(config.lanes).flatMap((l) => (l.slurm ? [l.slurm] : []));
+    void this.watcher?.close();
+    this.watcher = null;
+    if (lanes.length === 0) return;
+    const interval = Math.min(...lanes.map((l) => l.pollMs));
+    const roots = [...new Set(lanes.map((l) => l.sharedDir))];
+    const wanted = /(^|[/\\])(exit|pid|progress)\.json$/;
+    this.watcher = watch(
+      roots.flatMap((r) => [path.join(r, 'workers'), path.join(r, 'checkpoints')]),
+      { usePolling: true, interval, binaryInterval: interval, ignoreInitial: true, depth: 2 },
+    );
+    this.watcher.on('all', (_event, file) => {
+      if (wanted.test(file)) poke();
+    });
+    this.watcher.on('error', (err) =>
+      ctx.logger.warn({ err: errorMessage(err) }, 'shared folder watch failed; ticks carry on'),
+    );
+  }
+
+  async close(): Promise<void> {
+    await this.watcher?.close();
+    this.watcher = null;
+  }
+}
