@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { optimizerJob, PM2, TestSwarm } from './helpers/swarm';
+import { optimizerJob, PM2, SWARMCTL, TestSwarm } from './helpers/swarm';
 import { startSlurm, type TestSlurm } from './helpers/slurm-cluster';
 import { skipReason } from './helpers/system-packages';
 import { waitFor } from './helpers/tmp';
@@ -114,6 +114,40 @@ describe.skipIf(skip)('a slurm lane on a real SLURM cluster', () => {
     const environ = fs.readFileSync(`/proc/${w?.pid}/environ`, 'utf8').split('\0');
     expect(environ).toContain(`SLURM_JOB_ID=${w?.slurm?.jobId}`);
     expect(environ).toContain(`SWARM_CHECKPOINT_DIR=${path.join(shared, 'checkpoints', 'long-k9')}`);
+  });
+
+  it('doctor checks SLURM and the shared folder; probe slurm lists partitions and nodes', () => {
+    const doctor = S().ctl('doctor', '--json');
+    const checks = (JSON.parse(doctor.stdout) as { checks: { name: string; ok: boolean; fix?: string }[] }).checks;
+    const byName = new Map(checks.map((c) => [c.name, c]));
+    for (const n of ['scontrol', 'squeue', 'sbatch hpc', 'sbatch held', 'shared hpc'])
+      expect(byName.get(n), `${n}: ${JSON.stringify(byName.get(n))}`).toMatchObject({ ok: true });
+    // A partition the cluster does not have: sbatch --test-only refuses it, and doctor says what to change.
+    const bad = path.join(S().dir, 'bad.config.json');
+    const raw = JSON.parse(fs.readFileSync(S().configFile, 'utf8')) as { lanes: { hpc: { partition: string } } };
+    raw.lanes.hpc.partition = 'nosuch';
+    fs.writeFileSync(bad, JSON.stringify(raw));
+    const r = spawnSync(SWARMCTL, ['--config', bad, 'doctor', '--json'], {
+      env: S().env,
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    expect(r.status).toBe(1);
+    const failed = (
+      JSON.parse(r.stdout) as { checks: { name: string; ok: boolean; detail: string; fix?: string }[] }
+    ).checks.find((c) => c.name === 'sbatch hpc');
+    expect(failed?.ok).toBe(false);
+    expect(failed?.detail).toMatch(/partition/i);
+    expect(failed?.fix).toMatch(/lanes\.hpc\.partition/);
+    const probe = JSON.parse(S().ctl('probe', 'slurm', '--json').stdout) as {
+      available: boolean;
+      partitions: { name: string; default: boolean }[];
+      nodes: { name: string; state: string }[];
+    };
+    expect(probe.available).toBe(true);
+    expect(probe.partitions).toEqual([expect.objectContaining({ name: 'main', default: true })]);
+    expect(probe.nodes).toEqual([expect.objectContaining({ name: cluster?.node })]);
+    expect(probe.nodes[0]?.state).toMatch(/idle|mixed|allocated/);
   });
 
   it('a crash (exit 1) is restarted as a new job, attempt 2, with the same checkpoint folder', async () => {

@@ -112,11 +112,13 @@ export function buildProgram(onRun: (result: CommandResult) => void): Command {
   withJson(program.command('verify-log').description("check the event log's hash chain")).action(
     run((o) => cli.verify().verifyLogCommand(o)),
   );
-  withJson(program.command('probe <what>').description('one reading: `probe gpu` runs nvidia-smi -q -x')).action(
-    function (this: Command, what: string) {
-      onRun(cli.probe().probeCommand(what, this.optsWithGlobals()));
-    },
-  );
+  withJson(
+    program
+      .command('probe <what>')
+      .description('one reading: `probe gpu` runs nvidia-smi -q -x; `probe slurm` lists partitions and nodes'),
+  ).action(function (this: Command, what: string) {
+    onRun(cli.probe().probeCommand(what, this.optsWithGlobals()));
+  });
   withJson(
     program
       .command('notify <what> [name]')
@@ -131,9 +133,11 @@ export function buildProgram(onRun: (result: CommandResult) => void): Command {
       .command('dashboard')
       .description("print the dashboard's URL with this start's token (needs `http` in the config)"),
   ).action(run((o) => cli.upDown().dashboardCommand(o)));
-  withJson(program.command('doctor').description('check PM2, the state folder, SQLite and nvidia-smi')).action(
-    run((o) => cli.verify().doctorCommand(o)),
-  );
+  withJson(
+    program
+      .command('doctor')
+      .description('check PM2, the state folder, SQLite, nvidia-smi and, for slurm lanes, SLURM and the shared folder'),
+  ).action(run((o) => cli.verify().doctorCommand(o)));
   withJson(program.command('up').description('start the daemons under PM2')).action(
     run((o) => cli.upDown().upCommand(o)),
   );

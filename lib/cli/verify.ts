@@ -7,6 +7,7 @@ import { loadHmacKey } from '../hmac-chain';
 import { DB_FILE, openDb } from '../db';
 import { verifyChain } from '../event-log';
 import { cliConfig, printJson, type GlobalOptions } from './cli-context';
+import { slurmChecks, type Check } from './doctor-slurm';
 
 export function verifyLogCommand(opts: GlobalOptions): number {
   const config = cliConfig(opts);
@@ -32,13 +33,6 @@ export function verifyLogCommand(opts: GlobalOptions): number {
   } finally {
     db.close();
   }
-}
-
-interface Check {
-  name: string;
-  ok: boolean;
-  detail: string;
-  fix?: string;
 }
 
 function which(cmd: string): string | null {
@@ -160,6 +154,7 @@ export function doctorCommand(opts: GlobalOptions): number {
       fix: r.status === 0 ? undefined : 'check the NVIDIA driver (nvidia-smi must answer within 5s)',
     });
   }
+  if (config) checks.push(...slurmChecks(config));
   const ok = checks.every((c) => c.ok);
   if (opts.json) printJson({ ok, checks });
   else

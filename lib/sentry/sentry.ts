@@ -17,9 +17,8 @@ import { onHealthy } from './restart-budget';
 import { badRequest, pendingCommands } from '../worker/requests';
 import { readExit, workerDirOf, workerRoots } from '../worker/files';
 import { plateaued } from './plateau';
-import { formatDuration } from '../duration';
 import { SlurmCli, type Slurm } from '../slurm/slurm-cli';
-import { SlurmJobs } from './slurm-jobs';
+import { pendingStuck, SlurmJobs } from './slurm-jobs';
 import {
   hasProcess,
   IDLE,
@@ -273,26 +272,11 @@ export class WorkerSentry implements DaemonBehavior, SentryHost {
       case 'running':
         return this.judgeLive(ctx, w, job, dir, now);
       case 'pending': {
-        const s = w.slurm;
-        if (!s || !r.stuck || !LIVE_STATUSES.includes(w.status) || w.inFlight.kind !== 'idle') return;
-        if (w.detectedThisAttempt.includes('pending_stuck')) return;
-        w.detectedThisAttempt.push('pending_stuck');
-        const pendingMs = now - s.submittedAt;
         // Waiting is not a fault Swarm can fix: a person decides (the partition, the request, the queue).
-        return this.remediate(
-          ctx,
-          w,
-          job,
-          'pending_stuck',
-          'escalate',
-          {
-            jobId: s.jobId,
-            slurmReason: r.reason,
-            pendingMs,
-            message: `SLURM job ${s.jobId} pending for ${formatDuration(Math.round(pendingMs / 1000) * 1000)} (Reason=${r.reason})`,
-          },
-          now,
-        );
+        const stuck = pendingStuck(w, r, now);
+        if (!stuck || !LIVE_STATUSES.includes(w.status) || w.inFlight.kind !== 'idle') return;
+        w.detectedThisAttempt.push('pending_stuck');
+        return this.remediate(ctx, w, job, 'pending_stuck', 'escalate', stuck, now);
       }
     }
   }

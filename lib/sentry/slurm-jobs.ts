@@ -3,6 +3,7 @@ import { watch, type FSWatcher } from 'chokidar';
 import { iso } from '../clock';
 import type { CompiledConfig } from '../config/config';
 import type { DaemonContext } from '../daemon-runtime';
+import { formatDuration } from '../duration';
 import { errorMessage } from '../errors';
 import { jobActive, slurmEnd, type SlurmEnd, type SlurmJob } from '../slurm/jobs';
 import type { Slurm } from '../slurm/slurm-cli';
@@ -33,6 +34,23 @@ export type SlurmReading =
 const EXIT_FILE_GRACE_MS = 10_000;
 /** scancel's SIGKILL comes after the cluster's KillWait: how long Swarm waits for it, past the worker's grace. */
 const CANCEL_WAIT_MS = 60_000;
+
+/** The evidence of pending_stuck, once per attempt, for a job that has waited past its lane's pendingAfter. */
+export function pendingStuck(
+  w: WorkerRecord,
+  r: Extract<SlurmReading, { kind: 'pending' }>,
+  now: number,
+): Record<string, unknown> | null {
+  const s = w.slurm;
+  if (!s || !r.stuck || w.detectedThisAttempt.includes('pending_stuck')) return null;
+  const pendingMs = now - s.submittedAt;
+  return {
+    jobId: s.jobId,
+    slurmReason: r.reason,
+    pendingMs,
+    message: `SLURM job ${s.jobId} pending for ${formatDuration(Math.round(pendingMs / 1000) * 1000)} (Reason=${r.reason})`,
+  };
+}
 
 export class SlurmJobs {
   /** This tick's squeue, or null when it failed. */

@@ -82,7 +82,9 @@ const SIGNAL_NAMES = Object.fromEntries(Object.entries(os.constants.signals).map
 function exitOf(raw: unknown): { exitCode: number | null; signal: string | null } {
   if (typeof raw === 'number') {
     const sig = raw & 0x7f;
-    return sig ? { exitCode: null, signal: SIGNAL_NAMES[sig] ?? `SIG${sig}` } : { exitCode: (raw >> 8) & 0xff, signal: null };
+    return sig
+      ? { exitCode: null, signal: SIGNAL_NAMES[sig] ?? `SIG${sig}` }
+      : { exitCode: (raw >> 8) & 0xff, signal: null };
   }
   if (raw && typeof raw === 'object') {
     const o = raw as { return_code?: unknown; signal?: { signal_id?: unknown } };

@@ -90,7 +90,8 @@ export class SlurmCli implements Slurm {
     const out = (await runSlurm(sbatchArgv(req), this.env)).trim();
     // --parsable prints "ID" or "ID;CLUSTER".
     const id = out.split(';')[0] ?? '';
-    if (!/^\d+$/.test(id)) throw new SlurmError('sbatch', `expected a job id, got ${JSON.stringify(out.slice(0, 200))}`);
+    if (!/^\d+$/.test(id))
+      throw new SlurmError('sbatch', `expected a job id, got ${JSON.stringify(out.slice(0, 200))}`);
     return id;
   }
 
