@@ -4,11 +4,15 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { compileConfig } from '../lib/config/config';
 import type { ConfigError } from '../lib/errors';
-import { jobActive, parseScontrolLine, parseSqueueJson, slurmEnd } from '../lib/slurm/jobs';
+import { jobActive, parseScontrolJobs, parseScontrolLine, parseSqueueJson, slurmEnd } from '../lib/slurm/jobs';
 import { parsePartitions, parseSinfoNodes } from '../lib/slurm/probe';
 import { sbatchArgv, type SubmitRequest } from '../lib/slurm/slurm-cli';
 import { sbatchArgProblem } from '../lib/config/lane-schema';
 import { adoptFromDisk } from '../lib/sentry/adopt';
+import { SlurmJobs } from '../lib/sentry/slurm-jobs';
+import { SlurmCli } from '../lib/slurm/slurm-cli';
+import { daemonContext } from './helpers/daemon-context';
+import { waitFor } from './helpers/tmp';
 
 // The pure side of slurm lanes: the config, the sbatch argv, and SLURM's
 // machine-readable output, read from samples a real slurm-wlm 22.05 printed
@@ -150,6 +154,21 @@ describe("SLURM's output", () => {
     });
   });
 
+  it('reads scontrol show job -o, for a SLURM that cannot print JSON', () => {
+    const jobs = new Map(parseScontrolJobs(fixture('scontrol-jobs.txt')).map((j) => [j.jobId, j]));
+    expect(jobs.get('1')).toEqual({
+      jobId: '1',
+      state: 'FAILED',
+      reason: 'NonZeroExitCode',
+      node: 'vm',
+      exitCode: 3,
+      signal: null,
+    });
+    expect(jobs.get('2')).toMatchObject({ state: 'FAILED', exitCode: null, signal: 'SIGKILL' });
+    expect(jobs.get('3')).toMatchObject({ state: 'RUNNING', node: 'vm', exitCode: 0 });
+    expect(jobs.get('4')).toMatchObject({ state: 'PENDING', reason: 'BeginTime', node: null });
+  });
+
   it('reads partitions and nodes for probe slurm', () => {
     expect(parsePartitions(fixture('scontrol-partition.txt'))).toEqual([
       expect.objectContaining({ name: 'main', state: 'UP', default: true, nodes: 'vm', maxTime: 'UNLIMITED' }),
@@ -226,6 +245,42 @@ describe('adopting slurm jobs from the worker folders', () => {
       expect(adoptFromDisk([root], laneOf, { runId: 'r1', aliveOnly: true }).map((w) => w.id)).toEqual(['train-a']);
     } finally {
       fs.rmSync(root, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("the shared folder's watch", () => {
+  it("polls a slurm lane's folders, where a compute node's write gives no inotify event, and wakes the tick", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'swarm-shared-'));
+    const config = compileConfig(
+      {
+        name: 'w',
+        stateDir: path.join(dir, 'state'),
+        lanes: { hpc: { kind: 'slurm', slots: 1, sharedDir: path.join(dir, 'shared'), poll: '100ms' } },
+        jobs: { j: { command: ['node'], lane: 'hpc' } },
+      },
+      path.join(dir, 'c.json'),
+      {},
+    );
+    fs.mkdirSync(path.join(dir, 'shared', 'workers', 'j'), { recursive: true });
+    fs.mkdirSync(path.join(dir, 'shared', 'checkpoints', 'j'), { recursive: true });
+    const ctx = daemonContext('worker-sentry', config);
+    const jobs = new SlurmJobs(new SlurmCli());
+    let pokes = 0;
+    try {
+      jobs.watch(ctx, config, () => (pokes += 1));
+      // Once the poller has had its first look, the write below is a change, not the initial scan.
+      await jobs.watching;
+      fs.writeFileSync(path.join(dir, 'shared', 'workers', 'j', 'exit.json'), '{}');
+      await waitFor('a poke for exit.json', () => pokes >= 1, 10_000, 50);
+      const before = pokes;
+      fs.writeFileSync(path.join(dir, 'shared', 'workers', 'j', 'output.log'), 'not watched');
+      fs.writeFileSync(path.join(dir, 'shared', 'checkpoints', 'j', 'progress.json'), '{}');
+      await waitFor('a poke for progress.json', () => pokes > before, 10_000, 50);
+    } finally {
+      await jobs.close();
+      ctx.db.close();
+      fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 });

@@ -57,6 +57,8 @@ export class SlurmJobs {
   private listed: Map<string, SlurmJob> | null = new Map();
   private failing: string | null = null;
   private watcher: FSWatcher | null = null;
+  /** Settles once the watch has taken its first look at the shared folders: a change after that wakes the tick. */
+  watching: Promise<void> = Promise.resolve();
 
   constructor(readonly slurm: Slurm) {}
 
@@ -172,6 +174,8 @@ export class SlurmJobs {
       roots.flatMap((r) => [path.join(r, 'workers'), path.join(r, 'checkpoints')]),
       { usePolling: true, interval, binaryInterval: interval, ignoreInitial: true, depth: 2 },
     );
+    const w = this.watcher;
+    this.watching = new Promise((resolve) => w.once('ready', () => resolve()));
     this.watcher.on('all', (_event, file) => {
       if (wanted.test(file)) poke();
     });

@@ -166,3 +166,28 @@ export function parseScontrolLine(line: string): Record<string, string> {
   for (const m of line.matchAll(re)) if (m[1]) out[m[1]] = (m[2] ?? '').trim();
   return out;
 }
+
+/**
+ * The jobs of `scontrol show job -o`, one per line: what the sentry reads
+ * when squeue cannot print JSON (a SLURM built without its JSON plugin).
+ * ExitCode is CODE:SIGNAL.
+ */
+export function parseScontrolJobs(text: string): SlurmJob[] {
+  return text
+    .split('\n')
+    .filter((l) => l.startsWith('JobId='))
+    .map((line) => {
+      const f = parseScontrolLine(line);
+      const [code, sig] = (f.ExitCode ?? '').split(':').map((n) => (/^\d+$/.test(n) ? Number(n) : null));
+      const host = f.BatchHost && f.BatchHost !== '(null)' ? f.BatchHost : null;
+      return {
+        jobId: f.JobId ?? '?',
+        state: (f.JobState ?? 'UNKNOWN').toUpperCase(),
+        reason: f.Reason ?? 'None',
+        node: host,
+        ...(sig
+          ? { exitCode: null, signal: SIGNAL_NAMES[sig] ?? `SIG${sig}` }
+          : { exitCode: code ?? null, signal: null }),
+      };
+    });
+}

@@ -1,6 +1,6 @@
 import { SlurmError } from '../errors';
 import { spawnBounded } from '../spawn-bounded';
-import { parseSacctJson, parseSqueueJson, type SlurmJob } from './jobs';
+import { parseSacctJson, parseScontrolJobs, parseSqueueJson, type SlurmJob } from './jobs';
 
 // worker-sentry's hands on a SLURM cluster: sbatch, squeue, sacct and
 // scancel, each run as argv (never a shell, so never `sbatch --wrap`) under a
@@ -83,6 +83,8 @@ export function sbatchArgv(req: SubmitRequest): string[] {
 export class SlurmCli implements Slurm {
   /** Learnt from the first sacct call: without accounting, a job squeue no longer lists is gone for good. */
   private accounting: boolean | null = null;
+  /** Learnt from the first squeue call: whether this SLURM prints JSON. */
+  private json: boolean | null = null;
 
   constructor(private readonly env: NodeJS.ProcessEnv = process.env) {}
 
@@ -99,20 +101,34 @@ export class SlurmCli implements Slurm {
     const out = new Map<string, SlurmJob>();
     if (ids.length === 0) return out;
     const wanted = new Set(ids);
-    // All of this user's jobs in slurmctld's memory, finished ones included (for MinJobAge): one call a tick.
-    const text = await runSlurm(['squeue', '--json', '--states=all', '--me'], this.env);
-    let listed: SlurmJob[];
-    try {
-      listed = parseSqueueJson(text);
-    } catch (err) {
-      throw new SlurmError('squeue --json', (err as Error).message);
-    }
-    for (const j of listed) if (wanted.has(j.jobId)) out.set(j.jobId, j);
+    for (const j of await this.listed()) if (wanted.has(j.jobId)) out.set(j.jobId, j);
     const missing = ids.filter((id) => !out.has(id));
     if (missing.length > 0 && this.accounting !== false) {
       for (const j of await this.fromAccounting(missing)) out.set(j.jobId, j);
     }
     return out;
+  }
+
+  /**
+   * All of this user's jobs in slurmctld's memory, finished ones included (for
+   * MinJobAge): one call a tick. `squeue --json` where SLURM can print JSON,
+   * else `scontrol show job -o`, learnt once.
+   */
+  private async listed(): Promise<SlurmJob[]> {
+    if (this.json !== false) {
+      try {
+        const jobs = parseSqueueJson(await runSlurm(['squeue', '--json', '--states=all', '--me'], this.env));
+        this.json = true;
+        return jobs;
+      } catch (err) {
+        // Only a SLURM that cannot print JSON falls back; any other failure (slurmctld down) is said as it is.
+        const msg = (err as Error).message;
+        const noJson = this.json === null && /JSON|plugin|unrecognized option|invalid option/i.test(msg);
+        if (!noJson) throw err instanceof SlurmError ? err : new SlurmError('squeue --json', msg);
+        this.json = false;
+      }
+    }
+    return parseScontrolJobs(await runSlurm(['scontrol', 'show', 'job', '-o'], this.env));
   }
 
   private async fromAccounting(ids: string[]): Promise<SlurmJob[]> {

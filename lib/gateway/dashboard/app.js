@@ -107,7 +107,12 @@ function render(s) {
       const restart = el('button', { type: 'button', 'data-restart': w.id }, ['Restart']);
       restart.addEventListener('click', () => act('/api/action', { op: 'restart', worker: w.id }));
       return el('tr', { 'data-worker': w.id }, [
-        el('td', {}, [w.id]),
+        // A slurm worker is a batch job: its job id, node and SLURM's state stand where a pid would.
+        el(
+          'td',
+          {},
+          w.slurm ? [w.id, el('small', {}, [` job ${w.slurm.jobId} ${w.slurm.node ?? ''} ${w.slurm.state}`])] : [w.id],
+        ),
         el('td', { class: `status-${w.status}` }, [w.status]),
         el('td', {}, [String(w.attempt)]),
         el('td', {}, [age(w.progressAgeMs)]),
