@@ -158,6 +158,7 @@ describe('queue, manual actions and run completion', () => {
         'progress',
         'progressAgeMs',
         'restarts',
+        'slurm',
         'startedAt',
         'status',
         'taskId',

@@ -34,6 +34,7 @@ describe('exit outcome', () => {
     hasVerify: false,
     kill: null,
     slurm: null,
+    quarantined: false,
     ...over,
   });
   const ok = { exitCode: 0, signal: null, stoppedBySwarm: false };
@@ -86,6 +87,12 @@ describe('exit outcome', () => {
       kind: 'restart-requested',
     });
     expect(exitOutcome(facts({ intent: 'stop', slurm: node }))).toEqual({ kind: 'stopped' });
+  });
+
+  it('an exit after quarantine ends the process and nothing more: the shim calls the stop its own', () => {
+    const termed = { exitCode: null, signal: 'SIGTERM', stoppedBySwarm: true };
+    expect(exitOutcome(facts({ exit: termed, quarantined: true }))).toEqual({ kind: 'quarantined' });
+    expect(exitOutcome(facts({ quarantined: true, slurm: { kind: 'cancelled' } }))).toEqual({ kind: 'quarantined' });
   });
 
   it('a crash or OOM that makes three in a row is a crash_loop; other classes stay themselves', () => {

@@ -46,6 +46,7 @@ beforeAll(async () => {
         }),
         long: long(),
         limited: long({ maxRuntime: '1m', progress: { staleAfter: '30s' } }),
+        fragile: long({ restart: { budget: 0 } }),
         later: long({ lane: 'held' }),
       },
       queue: [
@@ -54,6 +55,7 @@ beforeAll(async () => {
         { job: 'long', id: 'stop' },
         { job: 'long', id: 'cancel' },
         { job: 'limited', id: 'limit' },
+        { job: 'fragile', id: 'q' },
         { job: 'later', id: 'wait' },
       ],
     },
@@ -182,6 +184,25 @@ describe.skipIf(skip)('a slurm lane on a real SLURM cluster', () => {
     await waitFor('the stopped worker gone', () => !fs.existsSync(`/proc/${pid}`), 30_000);
     const state = cluster?.run('scontrol', ['show', 'job', '-o', jobOf(first)]) ?? '';
     expect(state).not.toMatch(/JobState=(RUNNING|PENDING|COMPLETING)/);
+  });
+
+  it('budget spent on a live failure: quarantined, its job ended through scancel, never resubmitted', async () => {
+    const pid = await running('fragile-q', 1);
+    const job = view('fragile-q')?.slurm?.jobId ?? '';
+    process.kill(pid, 'SIGSTOP');
+    await S().waitEvent('detect.progress_stale', 'worker:fragile-q');
+    await S().waitEvent('escalation.raised', 'worker:fragile-q');
+    await waitFor(
+      'its job ended',
+      () => !/JobState=(RUNNING|COMPLETING)/.test(cluster?.run('scontrol', ['show', 'job', '-o', job]) ?? ''),
+      30_000,
+      250,
+    );
+    const ticks = sentryTicks();
+    await waitFor('ten sentry ticks', () => sentryTicks() >= ticks + 10, 30_000, 200);
+    expect(view('fragile-q')?.status).toBe('quarantined');
+    expect(launches('fragile-q')).toHaveLength(1);
+    expect(S().events({ kind: 'escalation.raised', target: 'worker:fragile-q' })).toHaveLength(1);
   });
 
   it('scancel by a person: recorded, the worker stopped, never restarted', async () => {

@@ -67,6 +67,7 @@ export function adoptFromDisk(
         submittedAt: job.submittedAt,
         endSeenAt: null,
         cancelRequested: false,
+        termSentAt: null,
       };
     } else {
       const pid = readWorkerPid(dir, spec.workerId);

@@ -14,6 +14,8 @@ import type { SlurmEnd } from '../slurm/jobs';
 export const CRASH_LOOP_STREAK = 3;
 
 export type ExitOutcome =
+  /** Quarantined while its process still ran (its budget spent on a live failure): nothing follows until `ack`. */
+  | { kind: 'quarantined' }
   /** `swarmctl stop`: the worker is stopped, its task held in the queue. */
   | { kind: 'stopped' }
   /** util-controller's requeue: the task goes back to the queue with its checkpoint. */
@@ -46,9 +48,12 @@ export interface ExitFacts {
   kill: KillReason | null;
   /** For a slurm worker, what SLURM's end state means (lib/slurm/jobs.ts slurmEnd); null otherwise. */
   slurm: SlurmEnd | null;
+  /** The worker was quarantined before this exit came. */
+  quarantined: boolean;
 }
 
 export function exitOutcome(f: ExitFacts): ExitOutcome {
+  if (f.quarantined) return { kind: 'quarantined' };
   switch (f.intent) {
     case 'stop':
       return { kind: 'stopped' };

@@ -79,8 +79,12 @@ export class ExitHandler {
       hasVerify: job.verify !== null,
       kill: killed && killed.pid === pid ? killed : null,
       slurm,
+      quarantined: w.status === 'quarantined',
     });
     switch (outcome.kind) {
+      case 'quarantined':
+        w.lastExit = { exitCode: exit.exitCode, signal: exit.signal, class: w.lastExit?.class ?? null };
+        return;
       case 'stopped':
         this.host.move(ctx, w, 'stopped', 'stopped on request');
         this.host.finishPending(ctx, w, 'verified', { message: `worker stopped; pid ${pid} gone` });

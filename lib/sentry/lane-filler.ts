@@ -346,6 +346,7 @@ export class LaneFiller {
               submittedAt: now,
               endSeenAt: null,
               cancelRequested: false,
+              termSentAt: null,
             };
       ctx.log.append({
         kind: 'worker.launched',

@@ -263,6 +263,7 @@ export class WorkerSentry implements DaemonBehavior, SentryHost {
   /** A slurm worker: its job's state, from this tick's squeue, stands where a local worker's pid does. */
   private async observeSlurm(ctx: DaemonContext, w: WorkerRecord, job: CompiledJob, dir: string, now: number) {
     const r = this.slurmJobs.read(ctx.config, w, dir, now);
+    await this.slurmJobs.finishStop(ctx, w, job.stopGraceMs, now);
     switch (r.kind) {
       case 'unknown':
       case 'ending':
@@ -338,7 +339,7 @@ export class WorkerSentry implements DaemonBehavior, SentryHost {
     if (w.slurm ? !hasProcess(w) : w.pid === null || !workerAlive(w)) return;
     this.processes.stopping.add(w.id);
     try {
-      if (w.slurm) await this.slurmJobs.stop(ctx, w, job.stopGraceMs);
+      if (w.slurm) await this.slurmJobs.stop(ctx, w);
       else await this.processes.endGroup(ctx, w, job.stopGraceMs);
     } finally {
       this.processes.stopping.delete(w.id);

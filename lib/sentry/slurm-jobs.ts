@@ -32,8 +32,8 @@ export type SlurmReading =
 
 /** How long a job SLURM calls ended may take to show its exit.json on the shared folder, at least. */
 const EXIT_FILE_GRACE_MS = 10_000;
-/** scancel's SIGKILL comes after the cluster's KillWait: how long Swarm waits for it, past the worker's grace. */
-const CANCEL_WAIT_MS = 60_000;
+/** Past the worker's grace, how long the shim's own SIGKILL and SLURM's report of the end get before scancel. */
+const STOP_MARGIN_MS = 5_000;
 
 /** The evidence of pending_stuck, once per attempt, for a job that has waited past its lane's pendingAfter. */
 export function pendingStuck(
@@ -128,36 +128,44 @@ export class SlurmJobs {
   }
 
   /**
-   * Ends the worker's job: the shim is told first (scancel --signal=TERM
-   * --batch) and ends its worker's group within the worker's grace, as under
-   * PM2; a job still there after that, or one that never started, is
-   * cancelled. Waits until SLURM calls it ended, as far as the cluster lets.
+   * Ends the worker's job. A running shim is told first (scancel
+   * --signal=TERM --batch) and ends its worker's group, SIGCONT included,
+   * SIGKILL after the worker's grace, as under PM2; a job that has not
+   * started is cancelled outright. Nothing here waits for the end, which the
+   * next ticks read from squeue: a tick never blocks on the cluster.
    */
-  async stop(ctx: DaemonContext, w: WorkerRecord, graceMs: number): Promise<void> {
+  async stop(ctx: DaemonContext, w: WorkerRecord): Promise<void> {
     const s = w.slurm;
     if (!s || !jobActive(s.state)) return;
-    s.cancelRequested = true;
+    const now = ctx.clock.now();
     try {
       if (w.pid !== null && s.state !== 'PENDING') {
         await this.slurm.terminate(s.jobId);
-        if (await this.waitEnded(ctx, s.jobId, graceMs + 1_000)) return;
+        s.termSentAt = now;
+      } else {
+        await this.slurm.cancel(s.jobId);
+        s.termSentAt = null;
       }
-      await this.slurm.cancel(s.jobId);
-      if (!(await this.waitEnded(ctx, s.jobId, CANCEL_WAIT_MS)))
-        ctx.logger.warn({ worker: w.id, job: s.jobId }, 'slurm job still listed as active after scancel');
+      s.cancelRequested = true;
     } catch (err) {
-      // The next tick reads the job again; if it still runs, the remedy that asked for the stop asks again.
+      // Not asked, so not marked: the remedy that wanted the stop asks again while the job still runs.
       ctx.logger.error({ worker: w.id, job: s.jobId, err: errorMessage(err) }, 'scancel failed');
     }
   }
 
-  private async waitEnded(ctx: DaemonContext, jobId: string, withinMs: number): Promise<boolean> {
-    const deadline = ctx.clock.now() + withinMs;
-    for (;;) {
-      const job = (await this.slurm.jobs([jobId])).get(jobId);
-      if (!job || !jobActive(job.state)) return true;
-      if (ctx.clock.now() >= deadline) return false;
-      await new Promise<void>((resolve) => ctx.clock.setTimeout(resolve, 250));
+  /**
+   * A job still there past the shim's grace (the shim itself hung, or the node
+   * too slow to answer) is cancelled: SLURM ends every process of it.
+   */
+  async finishStop(ctx: DaemonContext, w: WorkerRecord, graceMs: number, now: number): Promise<void> {
+    const s = w.slurm;
+    if (!s || s.termSentAt === null || !jobActive(s.state) || now - s.termSentAt < graceMs + STOP_MARGIN_MS) return;
+    ctx.logger.warn({ worker: w.id, job: s.jobId, graceMs }, 'slurm job outlived its grace: scancel');
+    try {
+      await this.slurm.cancel(s.jobId);
+      s.termSentAt = null;
+    } catch (err) {
+      ctx.logger.error({ worker: w.id, job: s.jobId, err: errorMessage(err) }, 'scancel failed');
     }
   }
 

@@ -117,6 +117,8 @@ const SlurmJobRecordSchema = z.object({
   endSeenAt: z.number().nullable(),
   /** Swarm asked SLURM to end it (scancel): its CANCELLED is Swarm's doing, not a person's. */
   cancelRequested: z.boolean().default(false),
+  /** When the shim was told to end its worker (scancel --signal=TERM --batch); null once the job was cancelled outright. */
+  termSentAt: z.number().nullable().default(null),
 });
 export type SlurmJobRecord = z.output<typeof SlurmJobRecordSchema>;
 
