@@ -173,21 +173,25 @@ export function parseScontrolLine(line: string): Record<string, string> {
  * ExitCode is CODE:SIGNAL.
  */
 export function parseScontrolJobs(text: string): SlurmJob[] {
+  return scontrolRecords(text, 'JobId').map((f) => {
+    const [code, sig] = (f.ExitCode ?? '').split(':').map((n) => (/^\d+$/.test(n) ? Number(n) : null));
+    const host = f.BatchHost && f.BatchHost !== '(null)' ? f.BatchHost : null;
+    return {
+      jobId: f.JobId ?? '?',
+      state: (f.JobState ?? 'UNKNOWN').toUpperCase(),
+      reason: f.Reason ?? 'None',
+      node: host,
+      ...(sig
+        ? { exitCode: null, signal: SIGNAL_NAMES[sig] ?? `SIG${sig}` }
+        : { exitCode: code ?? null, signal: null }),
+    };
+  });
+}
+
+/** The records of `scontrol show THING -o`, one a line, each starting with KEY=. */
+export function scontrolRecords(text: string, key: string): Record<string, string>[] {
   return text
     .split('\n')
-    .filter((l) => l.startsWith('JobId='))
-    .map((line) => {
-      const f = parseScontrolLine(line);
-      const [code, sig] = (f.ExitCode ?? '').split(':').map((n) => (/^\d+$/.test(n) ? Number(n) : null));
-      const host = f.BatchHost && f.BatchHost !== '(null)' ? f.BatchHost : null;
-      return {
-        jobId: f.JobId ?? '?',
-        state: (f.JobState ?? 'UNKNOWN').toUpperCase(),
-        reason: f.Reason ?? 'None',
-        node: host,
-        ...(sig
-          ? { exitCode: null, signal: SIGNAL_NAMES[sig] ?? `SIG${sig}` }
-          : { exitCode: code ?? null, signal: null }),
-      };
-    });
+    .filter((l) => l.startsWith(`${key}=`))
+    .map(parseScontrolLine);
 }

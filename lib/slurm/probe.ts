@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { errorMessage } from '../errors';
-import { parseScontrolLine } from './jobs';
+import { scontrolRecords } from './jobs';
 import { runSlurm } from './slurm-cli';
 
 // `swarmctl probe slurm`: the cluster as a slurm lane sees it, in one
@@ -36,21 +36,15 @@ export type SlurmProbe =
 const num = (v: string | undefined): number | null => (v !== undefined && /^\d+$/.test(v) ? Number(v) : null);
 
 export function parsePartitions(text: string): SlurmPartition[] {
-  return text
-    .split('\n')
-    .filter((l) => l.startsWith('PartitionName='))
-    .map((line) => {
-      const f = parseScontrolLine(line);
-      return {
-        name: f.PartitionName ?? '?',
-        state: f.State ?? 'UNKNOWN',
-        default: f.Default === 'YES',
-        nodes: f.Nodes ?? '',
-        totalCpus: num(f.TotalCPUs),
-        totalNodes: num(f.TotalNodes),
-        maxTime: f.MaxTime ?? 'UNLIMITED',
-      };
-    });
+  return scontrolRecords(text, 'PartitionName').map((f) => ({
+    name: f.PartitionName ?? '?',
+    state: f.State ?? 'UNKNOWN',
+    default: f.Default === 'YES',
+    nodes: f.Nodes ?? '',
+    totalCpus: num(f.TotalCPUs),
+    totalNodes: num(f.TotalNodes),
+    maxTime: f.MaxTime ?? 'UNLIMITED',
+  }));
 }
 
 const Count = z.number().nullable().optional();
