@@ -119,6 +119,16 @@ export class Pm2ProcessManager implements ProcessManager {
     );
   }
 
+  /**
+   * `pm2 save`: PM2's process list to its dump file, which `pm2 resurrect`
+   * (and the boot script `pm2 startup` installs) starts again. Only swarmctl
+   * calls it; the daemons never need to.
+   */
+  async save(): Promise<void> {
+    await this.connect();
+    await promisify<unknown>((cb) => pm2.dump((err, r) => cb(err ?? null, r)));
+  }
+
   async restart(name: string): Promise<void> {
     await this.connect();
     await promisify<unknown>((cb) => pm2.restart(name, (err, proc) => cb(err ?? null, proc)));

@@ -80,14 +80,21 @@ const view = (id: string) =>
     .query()
     .workers.find((w) => w.id === id);
 
-/** Waits for the worker's attempt to run as a SLURM job, and returns the worker's pid on the node. */
-async function running(id: string, attempt: number): Promise<number> {
+/**
+ * Waits for the worker to run as a SLURM job, at `minAttempt` or a later one,
+ * and returns its pid on the node and its attempt. Later, not only exactly:
+ * on a loaded machine slurmctld may itself lose the node for a moment
+ * (node_failed), which Swarm answers with a new attempt that tests must allow.
+ */
+async function running(id: string, minAttempt = 1): Promise<{ pid: number; attempt: number }> {
   try {
     return await waitFor(
-      `${id} attempt ${attempt} running under SLURM`,
+      `${id} attempt ${minAttempt}+ running under SLURM`,
       () => {
         const w = view(id);
-        return w?.status === 'running' && w.attempt === attempt && w.pid && w.slurm?.state === 'RUNNING' ? w.pid : null;
+        return w?.status === 'running' && w.attempt >= minAttempt && w.pid && w.slurm?.state === 'RUNNING'
+          ? { pid: w.pid, attempt: w.attempt }
+          : null;
       },
       60_000,
       250,
@@ -103,9 +110,9 @@ async function running(id: string, attempt: number): Promise<number> {
 
 describe.skipIf(skip)('a slurm lane on a real SLURM cluster', () => {
   it('runs each worker as a batch job, with SLURM_JOB_ID, its node and job id in query', async () => {
-    await running('long-k9', 1);
+    await running('long-k9');
     const w = view('long-k9');
-    expect(w?.slurm?.jobId).toBe(jobOf(launches('long-k9')[0]));
+    expect(w?.slurm?.jobId).toBe(jobOf(launches('long-k9').at(-1)));
     expect(w?.slurm?.node).toBe(cluster?.node);
     // The worker folder is on the shared folder; SLURM's own record names the shim as the batch script.
     const dir = path.join(shared, 'workers', 'long-k9');
@@ -152,42 +159,44 @@ describe.skipIf(skip)('a slurm lane on a real SLURM cluster', () => {
     expect(probe.nodes[0]?.state).toMatch(/idle|mixed|allocated/);
   });
 
-  it('a crash (exit 1) is restarted as a new job, attempt 2, with the same checkpoint folder', async () => {
-    await S().waitEvent('detect.worker_crashed', 'worker:crash-c', () => true, 60_000);
+  it('a crash (exit 1) is restarted as a new job, attempt + 1, with the same checkpoint folder', async () => {
+    const d = await S().waitEvent('detect.worker_crashed', 'worker:crash-c', () => true, 60_000);
     await S().waitEvent('task.completed', 'task:c', () => true, 90_000);
-    const [first, second] = launches('crash-c');
-    expect(second?.data.attempt).toBe(2);
-    expect(jobOf(second)).not.toBe(jobOf(first));
+    const crashed = launches('crash-c').find((e) => e.data.attempt === d.data.attempt);
+    const next = launches('crash-c').find((e) => e.data.attempt === Number(d.data.attempt) + 1);
+    expect(next).toBeDefined();
+    expect(jobOf(next)).not.toBe(jobOf(crashed));
     const spec = JSON.parse(fs.readFileSync(path.join(shared, 'workers', 'crash-c', 'spec.json'), 'utf8'));
-    expect(spec.attempt).toBe(2);
+    expect(spec.attempt).toBeGreaterThan(Number(d.data.attempt));
     expect(spec.env.SWARM_CHECKPOINT_DIR).toBe(path.join(shared, 'checkpoints', 'crash-c'));
   });
 
   it('kill -9 of the worker on its node: worker_crashed, then a new job', async () => {
-    const pid = await running('long-k9', 1);
+    const { pid, attempt } = await running('long-k9');
+    const job = view('long-k9')?.slurm?.jobId;
     process.kill(pid, 'SIGKILL');
-    const d = await S().waitEvent('detect.worker_crashed', 'worker:long-k9');
+    const d = await S().waitEvent('detect.worker_crashed', 'worker:long-k9', (e) => e.data.pid === pid);
     expect(d.data.signal).toBe('SIGKILL');
-    await running('long-k9', 2);
-    expect(jobOf(launches('long-k9')[1])).not.toBe(jobOf(launches('long-k9')[0]));
+    await running('long-k9', attempt + 1);
+    expect(jobOf(launches('long-k9').at(-1))).not.toBe(job);
     await S().waitEvent('action.verified', 'worker:long-k9');
   });
 
   it('SIGSTOP: progress_stale, the job ended through scancel, and a new job', async () => {
-    const pid = await running('long-stop', 1);
+    const { pid, attempt } = await running('long-stop');
+    const first = view('long-stop')?.slurm?.jobId ?? '';
     process.kill(pid, 'SIGSTOP');
-    await S().waitEvent('detect.progress_stale', 'worker:long-stop');
-    await running('long-stop', 2);
-    const [first, second] = launches('long-stop');
-    expect(jobOf(second)).not.toBe(jobOf(first));
+    await S().waitEvent('detect.progress_stale', 'worker:long-stop', (e) => e.data.pid === pid);
+    await running('long-stop', attempt + 1);
+    expect(jobOf(launches('long-stop').at(-1))).not.toBe(first);
     // Gone for good: the stopped process was resumed to take its SIGTERM, and its job is over.
     await waitFor('the stopped worker gone', () => !fs.existsSync(`/proc/${pid}`), 30_000);
-    const state = cluster?.run('scontrol', ['show', 'job', '-o', jobOf(first)]) ?? '';
+    const state = cluster?.run('scontrol', ['show', 'job', '-o', first]) ?? '';
     expect(state).not.toMatch(/JobState=(RUNNING|PENDING|COMPLETING)/);
   });
 
   it('budget spent on a live failure: quarantined, its job ended through scancel, never resubmitted', async () => {
-    const pid = await running('fragile-q', 1);
+    const { pid } = await running('fragile-q');
     const job = view('fragile-q')?.slurm?.jobId ?? '';
     process.kill(pid, 'SIGSTOP');
     await S().waitEvent('detect.progress_stale', 'worker:fragile-q');
@@ -201,12 +210,13 @@ describe.skipIf(skip)('a slurm lane on a real SLURM cluster', () => {
     const ticks = sentryTicks();
     await waitFor('ten sentry ticks', () => sentryTicks() >= ticks + 10, 30_000, 200);
     expect(view('fragile-q')?.status).toBe('quarantined');
-    expect(launches('fragile-q')).toHaveLength(1);
+    expect(launches('fragile-q').at(-1)?.data.slurmJobId).toBe(job);
     expect(S().events({ kind: 'escalation.raised', target: 'worker:fragile-q' })).toHaveLength(1);
   });
 
   it('scancel by a person: recorded, the worker stopped, never restarted', async () => {
-    await running('long-cancel', 1);
+    await running('long-cancel');
+    const before = launches('long-cancel').length;
     const job = view('long-cancel')?.slurm?.jobId ?? '';
     cluster?.run('scancel', [job]);
     const d = await S().waitEvent('detect.job_cancelled', 'worker:long-cancel');
@@ -216,7 +226,7 @@ describe.skipIf(skip)('a slurm lane on a real SLURM cluster', () => {
     const ticks = sentryTicks();
     await waitFor('ten sentry ticks', () => sentryTicks() >= ticks + 10, 30_000, 200);
     expect(view('long-cancel')?.status).toBe('stopped');
-    expect(launches('long-cancel')).toHaveLength(1);
+    expect(launches('long-cancel')).toHaveLength(before);
   });
 
   it("a job pending past pendingAfter is pending_stuck, escalated with SLURM's Reason", async () => {
@@ -230,16 +240,19 @@ describe.skipIf(skip)('a slurm lane on a real SLURM cluster', () => {
   it("the job's time limit (its maxRuntime as --time) gives runtime_exceeded", async () => {
     const d = await S().waitEvent('detect.runtime_exceeded', 'worker:limited-limit', () => true, 150_000);
     expect(d.data.slurmState).toBe('TIMEOUT');
-    expect(d.data.attempt).toBe(1);
     const show = cluster?.run('scontrol', ['show', 'job', '-o', String(d.data.jobId)]) ?? '';
     expect(show).toMatch(/TimeLimit=00:01:00/);
     // Restarted as a new job, under the same incident.
-    const again = await S().waitEvent('worker.launched', 'worker:limited-limit', (e) => e.data.attempt === 2);
+    const again = await S().waitEvent(
+      'worker.launched',
+      'worker:limited-limit',
+      (e) => e.data.attempt === Number(d.data.attempt) + 1,
+    );
     expect(jobOf(again)).not.toBe(String(d.data.jobId));
   }, 180_000);
 
   it('the head node dies (PM2 and every daemon killed -9): the jobs run on, and a new Swarm adopts them', async () => {
-    await running('long-k9', 2);
+    const { attempt } = await running('long-k9');
     const job = view('long-k9')?.slurm?.jobId;
     const before = launches('long-k9').length;
     killSwarm();
@@ -247,7 +260,7 @@ describe.skipIf(skip)('a slurm lane on a real SLURM cluster', () => {
     expect(cluster?.run('squeue', ['-h', '-j', job ?? '', '-o', '%T']).trim()).toBe('RUNNING');
     S().up();
     const a = await S().waitEvent('worker.adopted', 'worker:long-k9', (e) => e.data.slurmJobId === job);
-    expect(a.data.attempt).toBe(2);
+    expect(a.data.attempt).toBe(attempt);
     const seen = view('long-k9')?.progress?.iteration ?? 0;
     await waitFor('progress after adoption', () => (view('long-k9')?.progress?.iteration ?? 0) > seen, 30_000, 250);
     expect(launches('long-k9')).toHaveLength(before);
@@ -255,15 +268,15 @@ describe.skipIf(skip)('a slurm lane on a real SLURM cluster', () => {
   }, 120_000);
 
   it('slurmd killed during a job: node_failed, resubmitted once the node is back, no budget spent', async () => {
-    await running('long-k9', 2);
+    const { attempt } = await running('long-k9');
     const budgetBefore = restartTimes('long-k9');
     const job = view('long-k9')?.slurm?.jobId;
     cluster?.killSlurmd();
-    const d = await S().waitEvent('detect.node_failed', 'worker:long-k9', () => true, 90_000);
+    const d = await S().waitEvent('detect.node_failed', 'worker:long-k9', (e) => e.data.jobId === job, 90_000);
     expect(d.data.jobId).toBe(job);
     expect(d.data.slurmState).toBe('NODE_FAIL');
     cluster?.startSlurmd();
-    await running('long-k9', 3);
+    await running('long-k9', attempt + 1);
     expect(jobOf(launches('long-k9').at(-1))).not.toBe(job);
     expect(restartTimes('long-k9')).toEqual(budgetBefore);
     await S().waitEvent('action.verified', 'worker:long-k9', (e) => e.seq > d.seq, 60_000);

@@ -55,6 +55,8 @@ export async function upCommand(opts: GlobalOptions): Promise<number> {
     );
     // Daemons already running joined the finished run; a new run needs them to start over.
     if (writer.created) for (const n of names.filter((x) => apps.includes(x))) await pm.restart(n);
+    // So that `pm2 resurrect`, or the boot script of `pm2 startup`, brings the swarm back as `up` would.
+    await pm.save();
     const log = path.join(config.stateDir, PROJECTION_FILE);
     if (opts.json)
       printJson({

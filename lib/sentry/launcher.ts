@@ -22,9 +22,11 @@ import { pm2NameOf, type WorkerRecord } from '../worker/record';
 // environment docs/config.md promises every worker (lib/worker-env.ts), and
 // autorestart off, because Swarm, not PM2, decides when to restart. Secret
 // values never sit in spec.json or in PM2: the shim gets them from a 0600
-// file it deletes as it reads it.
+// file it deletes as it reads it. PM2 runs the worker's anchor
+// (lib/worker-anchor.js), which starts the shim outside PM2's process tree, so
+// that PM2's own death does not end the work.
 
-export const SHIM = path.join(PACKAGE_ROOT, 'lib', 'worker-shim.js');
+export const ANCHOR = path.join(PACKAGE_ROOT, 'lib', 'worker-anchor.js');
 export const SECRET_ENV_FILE = 'secret-env.json';
 
 /** The argv of a tier: 0 is the job's own command, N its fallbacks[N-1]. */
@@ -132,7 +134,7 @@ export async function launchWorker(
   await pm.delete(name);
   await pm.start({
     name,
-    script: SHIM,
+    script: ANCHOR,
     args: [path.join(dir, 'spec.json')],
     cwd: job.cwd,
     interpreter: process.execPath,

@@ -103,7 +103,8 @@ export async function startSlurm(opts: { cpus?: number } = {}): Promise<TestSlur
     'SelectType=select/cons_tres',
     'SelectTypeParameters=CR_Core',
     'ReturnToService=2',
-    'SlurmdTimeout=5',
+    // Short, so that a killed slurmd is seen in seconds; not so short that a loaded test machine loses its node.
+    'SlurmdTimeout=15',
     'SlurmctldTimeout=10',
     'MessageTimeout=5',
     'InactiveLimit=0',
