@@ -54,6 +54,7 @@ beforeAll(async () => {
         { job: 'long', id: 'k9' },
         { job: 'long', id: 'stop' },
         { job: 'long', id: 'cancel' },
+        { job: 'long', id: 'frozen' },
         { job: 'limited', id: 'limit' },
         { job: 'fragile', id: 'q' },
         { job: 'later', id: 'wait' },
@@ -193,6 +194,31 @@ describe.skipIf(skip)('a slurm lane on a real SLURM cluster', () => {
     await waitFor('the stopped worker gone', () => !fs.existsSync(`/proc/${pid}`), 30_000);
     const state = cluster?.run('scontrol', ['show', 'job', '-o', first]) ?? '';
     expect(state).not.toMatch(/JobState=(RUNNING|PENDING|COMPLETING)/);
+  });
+
+  it('a shim that cannot take the TERM (stopped too): scancel after the grace, and a new job', async () => {
+    const { pid, attempt } = await running('long-frozen');
+    const job = view('long-frozen')?.slurm?.jobId ?? '';
+    const shim = (
+      JSON.parse(fs.readFileSync(path.join(shared, 'workers', 'long-frozen', 'pid.json'), 'utf8')) as {
+        shimPid: number;
+      }
+    ).shimPid;
+    process.kill(shim, 'SIGSTOP');
+    process.kill(pid, 'SIGSTOP');
+    await S().waitEvent('detect.progress_stale', 'worker:long-frozen', (e) => e.data.pid === pid);
+    // SLURM's own scancel resumes and ends every process of the job, the stopped shim included.
+    await waitFor(
+      'the frozen job ended',
+      () => !fs.existsSync(`/proc/${shim}`) && !fs.existsSync(`/proc/${pid}`),
+      60_000,
+      250,
+    );
+    const ended = cluster?.run('scontrol', ['show', 'job', '-o', job]) ?? '';
+    expect(ended).toMatch(/JobState=CANCELLED/);
+    await running('long-frozen', attempt + 1);
+    // Swarm's own scancel is not a person's: no job_cancelled.
+    expect(S().events({ kind: 'detect.job_cancelled', target: 'worker:long-frozen' })).toHaveLength(0);
   });
 
   it('budget spent on a live failure: quarantined, its job ended through scancel, never resubmitted', async () => {
