@@ -1,3 +1,5 @@
+import type { DaemonContext } from '../daemon-runtime';
+import { readEvents } from '../event-log';
 import { isAlive } from '../proc';
 import { listWorkerDirs, readExit, readPid, readSlurmJob, readSpec } from '../worker/files';
 import { readWorkerPid } from './worker-pid';
@@ -76,4 +78,31 @@ export function adoptFromDisk(
     out.push(w);
   }
   return out;
+}
+
+/**
+ * A sentry killed between starting a worker and recording it leaves a worker
+ * that runs with no `worker.launched`: the folder says which attempt it is,
+ * and the log says whether it was recorded. Recorded here, once, on adoption,
+ * so every start of a worker is in the log.
+ */
+export function recordUnloggedLaunch(ctx: DaemonContext, w: WorkerRecord): void {
+  const target = `worker:${w.id}` as const;
+  const logged = readEvents(ctx.db, { kindPrefix: 'worker.launched', target }).some(
+    (e) => e.data.attempt === w.attempt,
+  );
+  if (logged) return;
+  ctx.log.append({
+    kind: 'worker.launched',
+    target,
+    data: {
+      job: w.job,
+      taskId: w.taskId,
+      attempt: w.attempt,
+      lane: w.lane,
+      recordedOnAdoption: true,
+      ...(w.slurm ? { slurmJobId: w.slurm.jobId } : {}),
+      message: `launched attempt ${w.attempt} of ${w.job} (recorded on adoption: the sentry ended before it could)`,
+    },
+  });
 }

@@ -30,7 +30,7 @@ import {
   type WorkerRecord,
 } from '../worker/record';
 import { IncidentBook } from './incidents';
-import { adoptFromDisk } from './adopt';
+import { adoptFromDisk, recordUnloggedLaunch } from './adopt';
 import { WorkChecks } from './work-checks';
 import { LaneFiller } from './lane-filler';
 import { reconfigureSentry, seedQueue } from './reconfigure';
@@ -117,6 +117,7 @@ export class WorkerSentry implements DaemonBehavior, SentryHost {
       // Workers launched after the last state write (the sentry ended mid-tick) are running all
       // the same: adopt those too, or they would run on unwatched while their task ran again.
       for (const w of adoptFromDisk(workerRoots(ctx.config), laneOf, { aliveOnly: true, runId: ctx.run.id })) {
+        recordUnloggedLaunch(ctx, w);
         const known = this.workers.get(w.id);
         if (!known) this.workers.set(w.id, w);
         else if (known.attempt < w.attempt) {
@@ -136,7 +137,10 @@ export class WorkerSentry implements DaemonBehavior, SentryHost {
         }
       }
     } else {
-      for (const w of adoptFromDisk(workerRoots(ctx.config), laneOf, { runId: ctx.run.id })) this.workers.set(w.id, w);
+      for (const w of adoptFromDisk(workerRoots(ctx.config), laneOf, { runId: ctx.run.id })) {
+        recordUnloggedLaunch(ctx, w);
+        this.workers.set(w.id, w);
+      }
     }
     this.filler.settleOrphanedFills(ctx);
     for (const w of this.workers.values()) {
