@@ -1,10 +1,12 @@
 // @ts-check
 'use strict';
-// Runs one worker for PM2. PM2 cannot tell a SIGKILL from exit 0 and its
-// events carry no pid, so this shim owns the real child: it starts it in a
-// process group of its own (argv, never a shell), copies its output to PM2
-// and to a log file the sentry can read, and records the exact exit code and
-// signal in exit.json before leaving.
+// Runs one worker, started by its anchor under PM2 (worker-anchor.js) or as a
+// SLURM batch script. PM2 cannot tell a SIGKILL from exit 0 and its events
+// carry no pid, so this shim owns the real child: it starts it in a process
+// group of its own (argv, never a shell), keeps its output in a log file the
+// sentry can read, and records the exact exit code and signal in exit.json
+// before leaving. Its own stdout goes nowhere anyone reads (the anchor ignores
+// it), so the worker's output is written to output.log only.
 const fs = require('node:fs');
 const path = require('node:path');
 const { spawn } = require('node:child_process');
@@ -122,16 +124,8 @@ if (child.pid) {
     ...jobTag,
   });
 }
-// Under SLURM the shim's own output is batch.log, for the shim's own messages: the worker's goes to output.log only.
-const echo = !spec.slurm;
-child.stdout?.on('data', (c) => {
-  if (echo) process.stdout.write(c);
-  toLog(c);
-});
-child.stderr?.on('data', (c) => {
-  if (echo) process.stderr.write(c);
-  toLog(c);
-});
+child.stdout?.on('data', toLog);
+child.stderr?.on('data', toLog);
 
 let stopping = false;
 /** @param {NodeJS.Signals} sig */

@@ -35,12 +35,8 @@ export function slurmChecks(config: CompiledConfig): Check[] {
   if (lanes.length === 0) return [];
   const checks: Check[] = [];
   const ping = answers(['scontrol', 'ping']);
-  checks.push({
-    name: 'scontrol',
-    ok: ping.ok && /UP/.test(ping.out),
-    detail: ping.out.split('\n')[0] ?? '',
-    fix: ping.ok && /UP/.test(ping.out) ? undefined : SLURM_FIX,
-  });
+  const up = ping.ok && /UP/.test(ping.out);
+  checks.push({ name: 'scontrol', ok: up, detail: ping.out.split('\n')[0] ?? '', fix: up ? undefined : SLURM_FIX });
   const q = answers(['squeue', '--json', '--me']);
   checks.push({
     name: 'squeue',

@@ -3,7 +3,7 @@ import { readEvents } from '../event-log';
 import { isAlive } from '../proc';
 import { listWorkerDirs, readExit, readPid, readSlurmJob, readSpec } from '../worker/files';
 import { readWorkerPid } from './worker-pid';
-import { newWorkerRecord, type WorkerRecord } from '../worker/record';
+import { newSlurmJob, newWorkerRecord, type WorkerRecord } from '../worker/record';
 
 // When the sentry's own state file is gone or corrupt, its workers are not:
 // each worker folder holds the spec it was launched with and the shim's pid
@@ -61,16 +61,11 @@ export function adoptFromDisk(
       progressAdvancedSinceLaunch: true,
     });
     if (job) {
-      w.slurm = {
-        jobId: job.jobId,
+      w.slurm = newSlurmJob(job.jobId, job.submittedAt, {
         state: 'UNKNOWN',
         reason: 'adopted from its worker folder',
         node: readPid(dir)?.node ?? null,
-        submittedAt: job.submittedAt,
-        endSeenAt: null,
-        cancelRequested: false,
-        termSentAt: null,
-      };
+      });
     } else {
       const pid = readWorkerPid(dir, spec.workerId);
       if (pid.kind === 'vouched' || pid.kind === 'gone') Object.assign(w, pid.fields);

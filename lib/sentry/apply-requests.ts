@@ -1,11 +1,10 @@
 import { Action } from '../actions/action';
 import { iso } from '../clock';
 import type { DaemonContext } from '../daemon-runtime';
-import { isAlive } from '../proc';
 import { setTaskStatus } from '../task-queue';
 import type { ManualCommand } from '../worker/requests';
 import type { SentryHost } from './sentry-host';
-import { hasProcess, type WorkerRecord } from '../worker/record';
+import { processRuns, type WorkerRecord } from '../worker/record';
 import { canMove } from '../worker/lifecycle';
 
 // Commands other actors hand worker-sentry, which alone touches worker
@@ -42,7 +41,7 @@ export class WorkerCommands {
       verifyAttempt: w.attempt + 1,
       intent: cmd.op,
     };
-    if (w.slurm ? hasProcess(w) : w.pid !== null && isAlive(w.pid)) {
+    if (processRuns(w)) {
       this.host.setInFlight(ctx, w, {
         kind: 'stopping',
         why: cmd.op,

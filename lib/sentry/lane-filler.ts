@@ -17,7 +17,7 @@ import { fileSize } from '../worker/read';
 import { newTracker } from './plateau';
 import type { SentryHost } from './sentry-host';
 import { workerDirOf } from '../worker/files';
-import { dueAt, hasProcess, IDLE, newWorkerRecord, type WorkerRecord } from '../worker/record';
+import { dueAt, hasProcess, IDLE, newSlurmJob, newWorkerRecord, type WorkerRecord } from '../worker/record';
 import { ACTIVE_STATUSES } from '../worker/lifecycle';
 
 // worker-sentry's launching: relaunches workers whose backoff is over, keeps
@@ -335,19 +335,7 @@ export class LaneFiller {
     if (w.taskId && relaunch) setTaskStatus(ctx.db, ctx.run.id, w.taskId, 'running', iso(now));
     try {
       const { spec, jobId } = await launchWorker(this.starters, ctx.config, job, w, ctx.run.id, extraArgs, now);
-      w.slurm =
-        jobId === null
-          ? null
-          : {
-              jobId,
-              state: 'SUBMITTED',
-              reason: 'None',
-              node: null,
-              submittedAt: now,
-              endSeenAt: null,
-              cancelRequested: false,
-              termSentAt: null,
-            };
+      w.slurm = jobId === null ? null : newSlurmJob(jobId, now, { state: 'SUBMITTED', reason: 'None', node: null });
       ctx.log.append({
         kind: 'worker.launched',
         target: `worker:${w.id}`,

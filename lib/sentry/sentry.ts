@@ -22,6 +22,7 @@ import { pendingStuck, SlurmJobs } from './slurm-jobs';
 import {
   hasProcess,
   IDLE,
+  processRuns,
   SentryBodySchema,
   shimAlive,
   toView,
@@ -144,23 +145,17 @@ export class WorkerSentry implements DaemonBehavior, SentryHost {
     }
     this.filler.settleOrphanedFills(ctx);
     for (const w of this.workers.values()) {
-      if (LIVE_STATUSES.includes(w.status) && w.slurm && hasProcess(w)) {
-        // Its job's state is SLURM's to say, at the first tick; a job that ended meanwhile is handled there.
+      // A slurm job's state is SLURM's to say, at the first tick; a job that ended meanwhile is handled there.
+      if (LIVE_STATUSES.includes(w.status) && processRuns(w)) {
         ctx.log.append({
           kind: 'worker.adopted',
           target: `worker:${w.id}`,
           data: {
             pid: w.pid,
             attempt: w.attempt,
-            slurmJobId: w.slurm.jobId,
-            message: `adopted SLURM job ${w.slurm.jobId}`,
+            ...(w.slurm ? { slurmJobId: w.slurm.jobId } : {}),
+            message: w.slurm ? `adopted SLURM job ${w.slurm.jobId}` : `adopted running worker pid=${w.pid}`,
           },
-        });
-      } else if (LIVE_STATUSES.includes(w.status) && !w.slurm && workerAlive(w)) {
-        ctx.log.append({
-          kind: 'worker.adopted',
-          target: `worker:${w.id}`,
-          data: { pid: w.pid, attempt: w.attempt, message: `adopted running worker pid=${w.pid}` },
         });
       }
     }
@@ -340,7 +335,7 @@ export class WorkerSentry implements DaemonBehavior, SentryHost {
   readonly raiseEscalation: SentryHost['raiseEscalation'] = (...a) => this.remedies.raiseEscalation(...a);
 
   async stopProcess(ctx: DaemonContext, w: WorkerRecord, job: CompiledJob): Promise<void> {
-    if (w.slurm ? !hasProcess(w) : w.pid === null || !workerAlive(w)) return;
+    if (!processRuns(w)) return;
     this.processes.stopping.add(w.id);
     try {
       if (w.slurm) await this.slurmJobs.stop(ctx, w);

@@ -110,7 +110,9 @@ export class SlurmJobs {
       // has said it runs, nothing the folder shows is this attempt's (a job lost with its node may still write).
       return exit || w.pid === null ? { kind: 'ending' } : { kind: 'running' };
     }
-    const end = s.cancelRequested && slurmEnd(s.state)?.kind === 'cancelled' ? null : slurmEnd(s.state);
+    // Swarm's own scancel is no one else's cancel.
+    const meant = slurmEnd(s.state);
+    const end = s.cancelRequested && meant?.kind === 'cancelled' ? null : meant;
     if (!exit) {
       // A shim that ended on its own wrote exit.json; give the shared folder time to show it.
       s.endSeenAt ??= now;
@@ -172,7 +174,9 @@ export class SlurmJobs {
   /** Polls each slurm lane's shared folder for exit, pid and progress files, and wakes the tick on a change. */
   watch(ctx: DaemonContext, config: CompiledConfig, poke: () => void): void {
     const lanes = Object.values(config.lanes).flatMap((l) => (l.slurm ? [l.slurm] : []));
-    void this.watcher?.close();
+    this.watcher
+      ?.close()
+      .catch((err: unknown) => ctx.logger.warn({ err: errorMessage(err) }, 'closing the shared folder watch failed'));
     this.watcher = null;
     if (lanes.length === 0) return;
     const interval = Math.min(...lanes.map((l) => l.pollMs));

@@ -294,6 +294,20 @@ export function hasProcess(w: WorkerRecord): boolean {
   return w.slurm ? jobActive(w.slurm.state) : w.pid !== null;
 }
 
+/** As hasProcess, and for a local worker also still alive as far as the kernel vouches: what can be stopped now. */
+export function processRuns(w: WorkerRecord): boolean {
+  return w.slurm ? jobActive(w.slurm.state) : w.pid !== null && workerAlive(w);
+}
+
+/** The record of a batch job Swarm submitted (SUBMITTED) or adopted from a worker folder (UNKNOWN). */
+export function newSlurmJob(
+  jobId: string,
+  submittedAt: number,
+  seen: Pick<SlurmJobRecord, 'state' | 'reason' | 'node'>,
+): SlurmJobRecord {
+  return { jobId, submittedAt, ...seen, endSeenAt: null, cancelRequested: false, termSentAt: null };
+}
+
 export const pm2NameOf = (workerId: string): string => `swarm-worker-${workerId}`;
 
 /** What `query` shows of a worker. */
