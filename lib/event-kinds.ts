@@ -84,6 +84,7 @@ export const EVENT_KINDS = [
   'worker.launched',
   'worker.exited',
   'worker.adopted',
+  'worker.lost',
   'worker.signal_refused',
   'task.queued',
   'task.started',

@@ -63,6 +63,8 @@ describe('restarting the daemons while workers run', () => {
     swarm.pm2('restart', 'session-state-manager');
     const resumed = await swarm.waitEvent('run.resumed');
     expect(resumed.runId).toBe(runId);
+    // Only this daemon restarted: nothing was lost, and it did not wait for the sentry.
+    expect(resumed.data).toMatchObject({ requeued: [], bootChanged: false });
     const latest = JSON.parse(fs.readFileSync(path.join(swarm.stateDir, 'session_latest.json'), 'utf8')) as {
       runId: string;
       nextSteps: string[];

@@ -44,7 +44,10 @@ export function adoptFromDisk(
     } else {
       const reported = readPid(dir);
       const alive = Boolean(reported && (isAlive(reported.pid) || isAlive(reported.shimPid)));
-      if (opts.aliveOnly ? !alive || exited : !exited && !alive) continue;
+      // Beside no state file, a worker of this run that ended with its shim and left no exit is adopted too:
+      // it was lost while Swarm was down, and the sentry's start requeues it (lost.ts).
+      const lost = !exited && !alive && reported !== null && spec.env.SWARM_RUN_ID === opts.runId;
+      if (opts.aliveOnly ? !alive || exited : !exited && !alive && !lost) continue;
     }
     const w = newWorkerRecord({
       id: spec.workerId,

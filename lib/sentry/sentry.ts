@@ -10,7 +10,7 @@ import type { FailureClass, Target } from '../event-kinds';
 import type { ProcessManager } from '../process-manager';
 import { cgroupOomKills, TreeUsageSampler } from '../proc';
 import { DAEMON_STATE_FILES, type Incident } from '../state-files';
-import { countTasks, setTaskStatus, tasksWithStatus } from '../task-queue';
+import { countTasks, getTask, setTaskStatus, tasksWithStatus } from '../task-queue';
 import { detectLive, looksHealthy } from './detect';
 import { artifactPaths, observeFiles, sampleUsage } from './worker-observer';
 import { onHealthy } from './restart-budget';
@@ -32,6 +32,7 @@ import {
 } from '../worker/record';
 import { IncidentBook } from './incidents';
 import { adoptFromDisk, recordUnloggedLaunch } from './adopt';
+import { lostWhileDown, requeueLost } from './lost';
 import { WorkChecks } from './work-checks';
 import { LaneFiller } from './lane-filler';
 import { reconfigureSentry, seedQueue } from './reconfigure';
@@ -144,6 +145,11 @@ export class WorkerSentry implements DaemonBehavior, SentryHost {
       }
     }
     this.filler.settleOrphanedFills(ctx);
+    const now = ctx.clock.now();
+    // A task requeued already (a sentry that restarted again before it relaunched it) is not lost twice.
+    const inFlight = (w: WorkerRecord) => !w.taskId || getTask(ctx.db, ctx.run.id, w.taskId)?.status === 'running';
+    for (const w of [...this.workers.values()])
+      if (inFlight(w) && lostWhileDown(w, workerDirOf(ctx.config, w))) requeueLost(this, ctx, w, now);
     for (const w of this.workers.values()) {
       // A slurm job's state is SLURM's to say, at the first tick; a job that ended meanwhile is handled there.
       if (LIVE_STATUSES.includes(w.status) && processRuns(w)) {
@@ -164,7 +170,7 @@ export class WorkerSentry implements DaemonBehavior, SentryHost {
     for (const t of tasksWithStatus(ctx.db, ctx.run.id, 'running')) {
       const wid = taskWorkerId(t.job, t.id);
       if (!this.workers.has(wid)) {
-        setTaskStatus(ctx.db, ctx.run.id, t.id, 'queued', iso(ctx.clock.now()));
+        setTaskStatus(ctx.db, ctx.run.id, t.id, 'queued', iso(now));
         ctx.log.append({
           kind: 'task.requeued',
           target: `task:${t.id}`,

@@ -9,13 +9,14 @@ import { completeRun, getRun, latestRun } from '../run-registry';
 import { buildRunReport, writeRunReport } from './run-report';
 import { Scheduler } from '../schedules/scheduler';
 import { RunWatch } from './run-watch';
+import { pendingResume, recordResume, type PendingResume } from './run-resume';
+import { currentBootId } from '../process-identity';
 import { rotateIfOver } from '../rotate';
 import { buildSnapshot, type Snapshot } from '../snapshot';
 import {
   CONTROL_STATE_FILE,
   ControlStateSchema,
   DAEMON_STATE_FILES,
-  DaemonHeaderSchema,
   SESSION_LATEST_FILE,
   SessionLatestSchema,
   sessionHeartbeatFile,
@@ -45,21 +46,12 @@ export class SessionStateManager implements DaemonBehavior {
   }
 
   private runtime: DaemonRuntime | null = null;
+  /** A restart whose run.resumed waits for worker-sentry's start (run-resume.ts). */
+  private resume: PendingResume | null = null;
 
   start(ctx: DaemonContext, runtime: DaemonRuntime): void {
     this.runtime = runtime;
-    const prev = ctx.state.read(DAEMON_STATE_FILES['session-state-manager'], DaemonHeaderSchema);
-    if (prev.ok && prev.value.runId === ctx.run.id) {
-      ctx.log.append({
-        kind: 'run.resumed',
-        target: `run:${ctx.run.id}`,
-        data: {
-          previousPid: prev.value.pid,
-          startedAt: ctx.run.startedAt,
-          message: `run ${ctx.run.id} resumed after a restart of session-state-manager`,
-        },
-      });
-    }
+    this.resume = pendingResume(ctx, ctx.clock.now());
   }
 
   private completed(ctx: DaemonContext): boolean {
@@ -69,6 +61,7 @@ export class SessionStateManager implements DaemonBehavior {
 
   async tick(ctx: DaemonContext): Promise<void> {
     const now = ctx.clock.now();
+    if (this.resume && recordResume(ctx, this.resume, ctx.run.startedAt, now)) this.resume = null;
     // Before the snapshot, so a firing's task counts as queued at once; reopens a run a firing adds to.
     await this.scheduler.tick(ctx, now);
     const snap = buildSnapshot(ctx.config, now);
@@ -155,6 +148,13 @@ export class SessionStateManager implements DaemonBehavior {
   }
 
   snapshot(ctx: DaemonContext): Record<string, unknown> {
-    return { runCompleted: this.completed(ctx), nextSteps: this.last?.nextSteps ?? [], runChecks: this.watch.view() };
+    return {
+      runCompleted: this.completed(ctx),
+      nextSteps: this.last?.nextSteps ?? [],
+      runChecks: this.watch.view(),
+      // For the next start's run.resumed: where this instance had read up to, and on which boot.
+      lastSeq: this.last?.events.lastSeq ?? this.resume?.sinceSeq ?? null,
+      bootId: currentBootId(),
+    };
   }
 }
