@@ -11,6 +11,8 @@ import { readProcStat } from '../lib/proc';
 import { DAEMON_NAMES, type DaemonName } from '../lib/event-kinds';
 import { DAEMON_STATE_FILES, DaemonHeaderSchema } from '../lib/state-files';
 import { readStateFile } from '../lib/state-store';
+import { quantileBound, type Histogram } from '../lib/timings';
+import { z } from 'zod';
 
 export interface Sampled {
   name: string;
@@ -125,6 +127,25 @@ export async function swarmLatency(repeats: number): Promise<Sampled[]> {
 }
 
 /** CPU (% of one core) and RSS of each daemon, idle, over a sampling period. */
+const TickSecondsSchema = z.looseObject({
+  tickSeconds: z.object({
+    le: z.array(z.number()),
+    counts: z.array(z.number()),
+    sumSeconds: z.number(),
+    count: z.number(),
+  }),
+});
+
+/** What `later` counted that `earlier` had not: the observations between two readings. */
+function histogramSince(later: Histogram, earlier: Histogram): Histogram {
+  return {
+    le: later.le,
+    counts: later.counts.map((c, i) => c - (earlier.counts[i] ?? 0)),
+    sumSeconds: later.sumSeconds - earlier.sumSeconds,
+    count: later.count - earlier.count,
+  };
+}
+
 export async function controlPlaneCost(workers: number, sampleMs: number): Promise<Sampled[]> {
   const swarm = new TestSwarm({
     name: 'idle',
@@ -148,6 +169,10 @@ export async function controlPlaneCost(workers: number, sampleMs: number): Promi
       const r = readStateFile(path.join(swarm.stateDir, DAEMON_STATE_FILES[name]), DaemonHeaderSchema);
       return r.ok ? r.value.ticks : 0;
     };
+    const tickHistogram = (name: DaemonName): Histogram | null => {
+      const r = readStateFile(path.join(swarm.stateDir, DAEMON_STATE_FILES[name]), TickSecondsSchema);
+      return r.ok ? r.value.tickSeconds : null;
+    };
     const base = new Map(DAEMON_NAMES.map((n) => [n, ticksAt(n)]));
     const daemons = await waitFor(
       'daemons online and warm',
@@ -166,6 +191,7 @@ export async function controlPlaneCost(workers: number, sampleMs: number): Promi
       120_000,
       500,
     );
+    const ticksLaunching = new Map(DAEMON_NAMES.map((n) => [n, tickHistogram(n)]));
     const first = new Map(daemons.map((d) => [d.name, readProcStat(d.pid as number)]));
     const t0 = Date.now();
     await new Promise((r) => setTimeout(r, sampleMs));
@@ -182,6 +208,19 @@ export async function controlPlaneCost(workers: number, sampleMs: number): Promi
       const p = pssBytes(d.pid as number);
       if (p !== null) pss.push(Math.round((p / 1048576) * 10) / 10);
     }
+    // Tick p99 per daemon: over everything up to now (start-up and every launch), and over the idle sample.
+    const p99Ms = (h: Histogram | null) => {
+      const q = h ? quantileBound(h, 0.99) : null;
+      return q === null ? NaN : q * 1000;
+    };
+    const tickLaunching: number[] = [];
+    const tickIdle: number[] = [];
+    for (const d of daemons) {
+      const before = ticksLaunching.get(d.name as DaemonName) ?? null;
+      const after = tickHistogram(d.name as DaemonName);
+      tickLaunching.push(p99Ms(before));
+      tickIdle.push(p99Ms(after && before ? histogramSince(after, before) : null));
+    }
     const note = `runs in order: ${daemons.map((d) => d.name).join(', ')}`;
     return [
       {
@@ -194,6 +233,18 @@ export async function controlPlaneCost(workers: number, sampleMs: number): Promi
         name: `control plane RSS per daemon, idle, ${workers} workers (one run per daemon)`,
         unit: 'MiB',
         runs: rss,
+        note,
+      },
+      {
+        name: `tick p99 per daemon, from start through launching ${workers} workers (ms, bucket bound; one run per daemon)`,
+        unit: 'ms',
+        runs: tickLaunching,
+        note,
+      },
+      {
+        name: `tick p99 per daemon, idle, ${workers} workers (ms, bucket bound; one run per daemon)`,
+        unit: 'ms',
+        runs: tickIdle,
         note,
       },
       {

@@ -10,6 +10,10 @@ import { mayInstall, missingPackages } from '../test/helpers/system-packages';
 import installMissing from '../test/setup/system-packages';
 import { waitFor } from '../test/helpers/tmp';
 import type { Sampled } from './latency';
+import { z } from 'zod';
+import { DAEMON_STATE_FILES } from '../lib/state-files';
+import { readStateFile } from '../lib/state-store';
+import { quantileBound } from '../lib/timings';
 
 const SLEEP = path.join(ROOT, 'test', 'fixtures', 'sleep.js');
 const ts = (e: StoredEvent): number => Date.parse(e.ts);
@@ -164,4 +168,60 @@ export async function queuedToRunningUnderLoad(repeats: number): Promise<Sampled
     swarm.teardown();
   }
   return [{ name: 'queued → running under stress-ng --cpu 2 (submit to pid known, slots lane)', unit: 'ms', runs }];
+}
+
+const HistogramSchema = z.object({
+  le: z.array(z.number()),
+  counts: z.array(z.number()),
+  sumSeconds: z.number(),
+  count: z.number(),
+});
+const SentryTimingsSchema = z.looseObject({ launchDecisionSeconds: HistogramSchema });
+
+/**
+ * 1,000 queued tasks (each a Node process that exits at once) drained on 8
+ * slots by a real swarm under real PM2. Swarm's own time per launch decision
+ * is the sentry's launchDecisionSeconds: the queue read, the record, the
+ * events and the worker's files, PM2's start excluded (lib/sentry/lane-filler.ts).
+ */
+export async function thousandTaskDrain(tasks = 1000): Promise<Sampled[]> {
+  const swarm = new TestSwarm({
+    name: 'bench-1000',
+    lanes: { cpu: { kind: 'cpu', slots: 8, fill: 'slots' } },
+    jobs: { nap: { command: ['node', SLEEP, '0'] } },
+    queue: Array.from({ length: tasks }, (_, i) => ({ job: 'nap', id: `t${i + 1}` })),
+  });
+  try {
+    swarm.up();
+    await waitFor(
+      `${tasks} tasks drained`,
+      () => (swarm.query().tasks.completed >= tasks ? true : null),
+      tasks * 3000,
+      2000,
+    );
+    const r = readStateFile(path.join(swarm.stateDir, DAEMON_STATE_FILES['worker-sentry']), SentryTimingsSchema);
+    if (!r.ok) throw new Error(`sentry state unreadable: ${r.error.message}`);
+    const h = r.value.launchDecisionSeconds;
+    const started = swarm.events({ kind: 'task.started' });
+    const done = swarm.events({ kind: 'task.completed' });
+    const spanMs = ts(done.at(-1) as StoredEvent) - ts(started[0] as StoredEvent);
+    const note = `${h.count} launch decisions; drained in ${Math.round(spanMs / 1000)} s`;
+    return [
+      {
+        name: `${tasks} queued tasks: Swarm's own time per launch decision, mean (PM2's start excluded)`,
+        unit: 'ms',
+        runs: [Math.round((h.sumSeconds / Math.max(1, h.count)) * 1e4) / 10],
+        note,
+      },
+      {
+        name: `${tasks} queued tasks: Swarm's own time per launch decision, p99 (bucket bound)`,
+        unit: 'ms',
+        runs: [(quantileBound(h, 0.99) ?? NaN) * 1000],
+        note,
+      },
+      { name: `${tasks} queued tasks: drained, first start to last completion`, unit: 's', runs: [spanMs / 1000] },
+    ];
+  } finally {
+    swarm.teardown();
+  }
 }

@@ -1,7 +1,8 @@
 // npm run bench: speed figures as medians over repeated runs, written to
 // bench/out/report.json and bench/out/report.md. Targets live here, never in
 // timed unit tests. --quick: fewer runs and a smaller log; --full: adds the
-// 100-worker control-plane figure (about 4 GiB of worker memory).
+// 200-worker control-plane figures (about 8 GiB of worker memory) and the
+// 1,000-task drain.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -9,13 +10,13 @@ import { spawn, spawnSync } from 'node:child_process';
 import { openDb } from '../lib/db';
 import { SqliteEventLog } from '../lib/event-log';
 import { controlPlaneCost, pm2Baseline, swarmLatency, type Sampled } from './latency';
-import { queueDrain, queuedToRunningUnderLoad } from './queue';
+import { queueDrain, queuedToRunningUnderLoad, thousandTaskDrain } from './queue';
 
 const ROOT = path.join(__dirname, '..');
 const OUT = path.join(ROOT, 'bench', 'out');
 const quick = process.argv.includes('--quick');
 const full = process.argv.includes('--full');
-// --only=appends,query,latency,baseline,control,queue runs just those sections.
+// --only=appends,query,latency,baseline,control,queue,drain runs just those sections (drain: --full only).
 const only = process.argv
   .find((a) => a.startsWith('--only='))
   ?.slice('--only='.length)
@@ -167,6 +168,8 @@ async function main(): Promise<void> {
     if (name.includes('RSS per daemon, idle, 20')) return { op: '<=', value: 60 };
     if (name.includes('5 tasks of 1.5 s on 2 slots')) return { op: '<=', value: 5500 };
     if (name.startsWith('queued → running under')) return { op: '<=', value: 3000 };
+    if (name.startsWith('tick p99 per daemon') && name.includes(' 200 workers')) return { op: '<=', value: 250 };
+    if (name.includes('own time per launch decision, p99')) return { op: '<=', value: 5 };
     return undefined;
   };
   const add = (xs: Sampled[]) => {
@@ -186,8 +189,9 @@ async function main(): Promise<void> {
   if (runs('latency')) add(await swarmLatency(quick ? 3 : 5));
   if (runs('queue')) add([...(await queueDrain(quick ? 1 : 3)), ...(await queuedToRunningUnderLoad(quick ? 3 : 5))]);
   if (runs('baseline')) add(await pm2Baseline(quick ? 3 : 5, quick ? 8000 : 20_000));
-  for (const n of !runs('control') ? [] : quick ? [0, 20] : full ? [0, 20, 100] : [0, 20])
+  for (const n of !runs('control') ? [] : quick ? [0, 20] : full ? [0, 20, 200] : [0, 20])
     add(await controlPlaneCost(n, quick ? 5000 : 15_000));
+  if (full && runs('drain')) add(await thousandTaskDrain());
   const report = {
     generatedAt: new Date().toISOString(),
     machine: {
@@ -197,7 +201,7 @@ async function main(): Promise<void> {
       node: process.version,
       platform: `${os.platform()} ${os.release()}`,
     },
-    command: `npm run bench${quick ? ' -- --quick' : ''}`,
+    command: `npm run bench${quick ? ' -- --quick' : full ? ' -- --full' : ''}`,
     figures,
   };
   fs.writeFileSync(path.join(OUT, 'report.json'), `${JSON.stringify(report, null, 2)}\n`);

@@ -86,6 +86,17 @@ export class DaemonRepair {
 
   constructor(private readonly deps: DaemonRepairDeps) {}
 
+  /**
+   * After ticks were held for a full disk, no daemon could write its
+   * heartbeat: each gets a full staleAfter again, from now, before it is
+   * judged by its file.
+   */
+  forgetSightings(): void {
+    this.seenAt.clear();
+    this.unreadableSince.clear();
+    this.listed = null;
+  }
+
   /** True while `swarmctl down` takes the swarm apart: nothing is brought back then. */
   private downRequested(): boolean {
     return getControl(this.deps.db, 'swarm.down') === 'true';

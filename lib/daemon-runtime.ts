@@ -10,6 +10,8 @@ import { errorMessage } from './errors';
 import type { DaemonName } from './event-kinds';
 import { SqliteEventLog, type EventLog } from './event-log';
 import { Lifecycle } from './lifecycle';
+import { Timings, TICK_BUCKETS_S } from './timings';
+import { diskFree, HOLD_BELOW_BYTES, type DiskFree } from './disk-space';
 import type { Logger } from './logger';
 import { PROJECTION_FILE } from './projection';
 import { configRedactor } from './redact';
@@ -57,6 +59,13 @@ export interface DaemonBehavior {
   /** The daemon's own part of its state file. */
   snapshot(ctx: DaemonContext): Record<string, unknown>;
   stop?(ctx: DaemonContext): Promise<void> | void;
+  /**
+   * Ticks were held for `heldMs` because the state folder's disk was full
+   * (nothing could be recorded): called before the first tick after, so a
+   * daemon whose clocks ran on meanwhile (a worker's progress, another
+   * daemon's heartbeat) does not take the pause for a fault.
+   */
+  afterHold?(ctx: DaemonContext, heldMs: number): void;
 }
 
 export interface RuntimeDeps {
@@ -68,6 +77,8 @@ export interface RuntimeDeps {
   logger: Logger;
   /** The key of the event log's keyed chain (history.hmacKeyFile), loaded and checked at start; null: none. */
   hmacKey: Buffer | null;
+  /** Free space of a folder's disk (lib/disk-space.ts); a test gives its own. */
+  diskFree?: (dir: string) => DiskFree | null;
 }
 
 export class DaemonRuntime {
@@ -83,6 +94,10 @@ export class DaemonRuntime {
   private pokedWhileTicking = false;
   private log: SqliteEventLog | null = null;
   private refusedVersion: string | null = null;
+  /** How long this process's ticks take (the config adopted, the behavior's tick). */
+  private readonly tickTimings = new Timings(TICK_BUCKETS_S);
+  /** Since when ticks are held for a full disk, or null. */
+  private heldSince: number | null = null;
   private adoptedAt: string | null = null;
 
   constructor(
@@ -195,8 +210,42 @@ export class DaemonRuntime {
     this.deps.logger.info({ daemon: this.deps.name, from, to: ctx.config.version }, 'config applied');
   }
 
+  /**
+   * Near a full disk a tick could act and then fail to record what it did,
+   * or leave half its records: the tick is held instead, the daemon stays
+   * online, and ticks resume once there is room (twice the floor, so a disk
+   * at the edge does not flap).
+   */
+  private holdForDisk(ctx: DaemonContext): boolean {
+    const free = (this.deps.diskFree ?? diskFree)(ctx.config.stateDir);
+    const floor = this.heldSince === null ? HOLD_BELOW_BYTES : 2 * HOLD_BELOW_BYTES;
+    const now = this.deps.clock.now();
+    if (free !== null && free.freeBytes < floor) {
+      if (this.heldSince === null) {
+        this.heldSince = now;
+        this.deps.logger.error(
+          { daemon: this.deps.name, dir: free.dir, freeBytes: free.freeBytes, holdBelowBytes: HOLD_BELOW_BYTES },
+          'ticks held: the state folder disk is full',
+        );
+      }
+      return true;
+    }
+    if (this.heldSince === null) return false;
+    const heldMs = now - this.heldSince;
+    this.heldSince = null;
+    this.deps.logger.warn({ daemon: this.deps.name, heldMs, freeBytes: free?.freeBytes ?? null }, 'ticks resumed');
+    try {
+      this.behavior.afterHold?.(ctx, heldMs);
+    } catch (err) {
+      this.deps.logger.error({ daemon: this.deps.name, err: errorMessage(err) }, 'after-hold step failed');
+    }
+    return false;
+  }
+
   private async tickOnce(): Promise<void> {
     const ctx = this.context;
+    if (this.holdForDisk(ctx)) return;
+    const started = process.hrtime.bigint();
     try {
       await this.adoptConfig(ctx);
       await this.behavior.tick(ctx);
@@ -207,6 +256,7 @@ export class DaemonRuntime {
         'tick failed',
       );
     }
+    this.tickTimings.observe(Number(process.hrtime.bigint() - started) / 1e9);
     this.ticks += 1;
     this.lastTickAt = this.deps.clock.now();
     try {
@@ -260,6 +310,7 @@ export class DaemonRuntime {
         ticks: this.ticks,
         restarts: this.restarts,
         appendSeconds: this.log?.timings.snapshot() ?? null,
+        tickSeconds: this.tickTimings.snapshot(),
         ...this.behavior.snapshot(ctx),
       },
       DaemonHeaderSchema,

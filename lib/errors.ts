@@ -50,9 +50,15 @@ export class IllegalTransitionError extends Error {
   }
 }
 
-/** The event log cannot be written or read. */
+/** The event log cannot be written or read; `diskFull` when it was for want of space, after retries. */
 export class EventLogError extends Error {
   override name = 'EventLogError';
+  constructor(
+    message: string,
+    readonly diskFull = false,
+  ) {
+    super(message);
+  }
 }
 
 export function errorMessage(err: unknown): string {

@@ -17,6 +17,7 @@ export const FAILURE_CLASSES = [
   'daemon_missing',
   'daemon_stale',
   'state_corrupt',
+  'disk_low',
   'util_low',
   'memory_pressure',
   'no_workers',

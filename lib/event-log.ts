@@ -1,4 +1,4 @@
-import { AppendTimings } from './append-timings';
+import { Timings } from './timings';
 import type { ChainAnchor, ChainHead } from './chain-anchor';
 import { systemClock } from './clock';
 import type { Db } from './db';
@@ -9,6 +9,7 @@ import { GENESIS_HASH, hashRow, rowToEvent, type Row } from './event-row';
 import { Projector, type Projection } from './projection';
 import { noRedaction, type Redactor } from './redact';
 import { WriteLock } from './write-lock';
+import { isDiskFull } from './disk-space';
 
 // The append-only event log. Every append takes SQLite's write lock
 // (BEGIN IMMEDIATE), reads the last hash, inserts, and extends the
@@ -34,6 +35,10 @@ export interface SqliteEventLogOptions {
   /** The key of the keyed chain (lib/hmac-chain.ts); null: rows get no mac. */
   hmacKey?: Buffer | null;
 }
+
+/** Waits between the tries of an append that failed for want of space. */
+const DISK_FULL_WAITS_MS = [50, 150, 300];
+const sleeper = new Int32Array(new SharedArrayBuffer(4));
 
 export class SqliteEventLog implements EventLog {
   private readonly last;
@@ -61,8 +66,8 @@ export class SqliteEventLog implements EventLog {
     this.redactor = opts.redactor ?? noRedaction;
   }
 
-  /** This process's append times, lock wait included (lib/append-timings.ts). */
-  readonly timings = new AppendTimings();
+  /** This process's append times, lock wait included (lib/timings.ts). */
+  readonly timings = new Timings();
 
   /** A reloaded config can name new secret values (a new job's env): they are cut out from the next event on. */
   setRedactor(redactor: Redactor): void {
@@ -76,12 +81,24 @@ export class SqliteEventLog implements EventLog {
   appendMany(events: NewEvent[]): StoredEvent[] {
     if (events.length === 0) return [];
     const started = process.hrtime.bigint();
-    try {
-      const out = this.lock.run(() => this.appendLocked(events));
-      this.timings.observe(Number(process.hrtime.bigint() - started) / 1e9);
-      return out;
-    } catch (err) {
-      throw new EventLogError(`cannot append ${events.length} event(s) (${events[0]?.kind}): ${errorMessage(err)}`);
+    for (let retry = 0; ; retry++) {
+      try {
+        const out = this.lock.run(() => this.appendLocked(events));
+        this.timings.observe(Number(process.hrtime.bigint() - started) / 1e9);
+        return out;
+      } catch (err) {
+        // A full disk rolls the transaction back whole; space freed a moment later (a temp file removed) lets
+        // the same append through. After that the caller is told, and its tick is tried again later.
+        const full = isDiskFull(err);
+        if (full && retry < DISK_FULL_WAITS_MS.length) {
+          Atomics.wait(sleeper, 0, 0, DISK_FULL_WAITS_MS[retry]);
+          continue;
+        }
+        throw new EventLogError(
+          `cannot append ${events.length} event(s) (${events[0]?.kind})${full ? ' (disk full)' : ''}: ${errorMessage(err)}`,
+          full,
+        );
+      }
     }
   }
 

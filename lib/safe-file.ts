@@ -48,11 +48,26 @@ export function readRegular(file: string, maxBytes = STATE_READ_LIMIT): string |
   }
 }
 
-/** Appends to a regular file, made with `mode` if missing. */
+/**
+ * Appends to a regular file, made with `mode` if missing. All of `text` or
+ * none of it: near a full disk write(2) may stop part-way, and the part
+ * written is cut off again, so a line-per-record file never holds a torn
+ * line. (Made for files with one writer; a second appender's bytes written
+ * meanwhile would be cut with it.)
+ */
 export function appendRegular(file: string, text: string, mode = 0o600): void {
   const fd = openRegular(file, O.O_WRONLY | O.O_APPEND | O.O_CREAT, mode);
+  const buf = Buffer.from(text);
+  const before = fs.fstatSync(fd).size;
   try {
-    fs.writeSync(fd, text);
+    for (let done = 0; done < buf.length;) done += fs.writeSync(fd, buf, done, buf.length - done);
+  } catch (err) {
+    try {
+      fs.ftruncateSync(fd, before);
+    } catch (cut) {
+      throw new AggregateError([err, cut], `${file}: a part-written append could not be cut off`);
+    }
+    throw err;
   } finally {
     fs.closeSync(fd);
   }

@@ -27,12 +27,56 @@ const logKeep = spec.logKeep ?? 3;
 /** @param {string} file @param {unknown} value */
 function writeJsonAtomic(file, value) {
   const tmp = `${file}.${process.pid}.tmp`;
-  const fd = fs.openSync(tmp, 'w', 0o600);
-  fs.writeSync(fd, JSON.stringify(value));
-  fs.fsyncSync(fd);
-  fs.closeSync(fd);
-  fs.renameSync(tmp, file);
+  const buf = Buffer.from(JSON.stringify(value));
+  try {
+    const fd = fs.openSync(tmp, 'w', 0o600);
+    try {
+      for (let done = 0; done < buf.length;) done += fs.writeSync(fd, buf, done, buf.length - done);
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(tmp, file);
+  } catch (err) {
+    fs.rmSync(tmp, { force: true });
+    throw err;
+  }
 }
+
+const RECORD_RETRY_MS = 1000;
+/**
+ * pid.json and exit.json are what the sentry knows the worker by: on a full disk they are tried again every
+ * second until they are written, never given up, and the shim stays alive meanwhile (the sentry waits for
+ * a live shim's record). How long it took is said in output.log once it is written.
+ * @param {string} file @param {unknown} value @param {() => void} [then] @param {number} [failed]
+ */
+function writeRecord(file, value, then, failed = 0) {
+  const pending = `${file}.pending`;
+  try {
+    writeJsonAtomic(file, value);
+  } catch (err) {
+    lastRecordError = /** @type {NodeJS.ErrnoException} */ (err).code ?? /** @type {Error} */ (err).message;
+    // An empty file needs no data block: on most full disks it can still be made, and it tells a person (and
+    // a test) that the record is waiting for room. If even that fails, the retry below still runs.
+    if (failed === 0) {
+      try {
+        fs.closeSync(fs.openSync(pending, 'w', 0o600));
+      } catch (markErr) {
+        lastRecordError += `; no ${path.basename(pending)} either (${/** @type {Error} */ (markErr).message})`;
+      }
+    }
+    setTimeout(() => writeRecord(file, value, then, failed + 1), RECORD_RETRY_MS);
+    return;
+  }
+  if (failed > 0) {
+    fs.rmSync(pending, { force: true });
+    toLog(
+      Buffer.from(`worker-shim: ${path.basename(file)} written after ${failed} failed tries (${lastRecordError})\n`),
+    );
+  }
+  then?.();
+}
+let lastRecordError = '';
 
 // PM2 adds its own variables; the worker gets a clean copy of what Swarm chose. As a SLURM batch script,
 // the shim passes on what SLURM tells the job about itself (SLURM_JOB_ID, SLURMD_NODENAME…).
@@ -79,8 +123,26 @@ const APPEND =
 let logFd = fs.openSync(logFile, APPEND, 0o600);
 let logBytes = fs.fstatSync(logFd).size;
 for (const n of notes) logBytes += fs.writeSync(logFd, n);
+/** Output that could not be written (a full disk): counted, and said in the log once it can be written again. */
+let lostBytes = 0;
+let lostWhy = '';
 /** @param {Buffer} chunk */
 function toLog(chunk) {
+  try {
+    if (lostBytes > 0) {
+      const note = `worker-shim: ${lostBytes} bytes of output lost (${lostWhy})\n`;
+      logBytes += fs.writeSync(logFd, note);
+      lostBytes = 0;
+    }
+    writeLog(chunk);
+  } catch (err) {
+    // The worker's output must never take the shim down: its exit record matters more than its log.
+    lostBytes += chunk.length;
+    lostWhy = /** @type {NodeJS.ErrnoException} */ (err).code ?? /** @type {Error} */ (err).message;
+  }
+}
+/** @param {Buffer} chunk */
+function writeLog(chunk) {
   if (logBytes >= logMax) {
     // The shim is the log's one writer, so it rotates between two writes and no line is lost.
     let failed = null;
@@ -103,18 +165,21 @@ const child = spawn(cmd, args, { cwd: spec.cwd, env, detached: true, stdio: ['ig
 child.on('error', (err) => {
   // Spawn failures (ENOENT, EACCES) are the worker's exit too: 127 as a shell would say.
   toLog(Buffer.from(`worker-shim: cannot start ${cmd}: ${err.message}\n`));
-  writeJsonAtomic(path.join(spec.dir, 'exit.json'), {
-    exitCode: 127,
-    signal: null,
-    endedAt: new Date().toISOString(),
-    error: err.message,
-    shimPid: process.pid,
-    ...jobTag,
-  });
-  process.exit(127);
+  writeRecord(
+    path.join(spec.dir, 'exit.json'),
+    {
+      exitCode: 127,
+      signal: null,
+      endedAt: new Date().toISOString(),
+      error: err.message,
+      shimPid: process.pid,
+      ...jobTag,
+    },
+    () => process.exit(127),
+  );
 });
 if (child.pid) {
-  writeJsonAtomic(path.join(spec.dir, 'pid.json'), {
+  writeRecord(path.join(spec.dir, 'pid.json'), {
     pid: child.pid,
     pgid: child.pid,
     shimPid: process.pid,
@@ -152,7 +217,7 @@ child.on('exit', (code, signal) => {
   const done = () => {
     if (finished) return;
     finished = true;
-    writeJsonAtomic(path.join(spec.dir, 'exit.json'), {
+    const record = {
       exitCode: code,
       signal,
       endedAt: new Date().toISOString(),
@@ -160,9 +225,11 @@ child.on('exit', (code, signal) => {
       shimPid: process.pid,
       pid: child.pid,
       ...jobTag,
+    };
+    writeRecord(path.join(spec.dir, 'exit.json'), record, () => {
+      fs.closeSync(logFd);
+      process.exit(code ?? 128 + (signal ? (require('node:os').constants.signals[signal] ?? 0) : 0));
     });
-    fs.closeSync(logFd);
-    process.exit(code ?? 128 + (signal ? (require('node:os').constants.signals[signal] ?? 0) : 0));
   };
   // Let the pipes drain so the last lines (a traceback) reach the log.
   let open = 2;

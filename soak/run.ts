@@ -75,8 +75,13 @@ const swarm = new TestSwarm(
         restart,
         stagnationAfter: 1000,
       }),
-      looping: optimizerJob(['--crash-at', '1', '--fault-attempts', '0'], { restart: { ...restart, budget: 3 } }),
-      leaky: optimizerJob(['--trials', '100000000', '--leak-mb', '20'], { memoryLimit: '200M', restart }),
+      // Injected faults end, so their slots free up and the next ones can start: a crash loop is
+      // quarantined on its 4th attempt, a person acks it (ackQuarantined) and the 5th runs clean; a leak
+      // is remedied, and the restarted attempt, which does not leak, finishes.
+      looping: optimizerJob(['--crash-at', '1', '--fault-attempts', '4', '--trials', '20'], {
+        restart: { ...restart, budget: 3 },
+      }),
+      leaky: optimizerJob(['--trials', '60', '--leak-mb', '20'], { memoryLimit: '200M', restart }),
     },
     queue: [0, 1, 2, 3].map((i) => ({ job: 'steady', id: `w${i}` })),
   },
@@ -137,6 +142,24 @@ async function inject(kind: FaultClass, faults: Fault[], n: number): Promise<voi
     const id = `${kind === 'crash_loop' ? 'loop' : 'leak'}${n}`;
     swarm.ctl('submit', kind === 'crash_loop' ? 'looping' : 'leaky', '--id', id);
     faults.push({ class: kind, target: `worker:${kind === 'crash_loop' ? 'looping' : 'leaky'}-${id}`, ...base });
+  }
+}
+
+/**
+ * A person's part: a crash loop Swarm quarantined and escalated is looked at
+ * and acked, as the escalation asks. Without this every quarantined loop
+ * would hold its slot for good, and after a few minutes no new crash_loop
+ * or memory_growth fault could start.
+ */
+function ackQuarantined(faults: Fault[], acked: Set<number>): void {
+  const raised = swarm.events({ kind: 'escalation.raised' });
+  for (const f of faults) {
+    if (f.class !== 'crash_loop') continue;
+    for (const e of raised) {
+      if (e.target !== f.target || e.seq <= f.afterSeq || acked.has(e.seq)) continue;
+      acked.add(e.seq);
+      swarm.ctl('ack', String(e.seq));
+    }
   }
 }
 
@@ -214,7 +237,9 @@ async function main(): Promise<void> {
     );
     const end = Date.now() + minutes * 60_000;
     let n = 0;
+    const acked = new Set<number>();
     while (Date.now() < end) {
+      ackQuarantined(faults, acked);
       // Every class once in the first round, then at random.
       await inject(n < kinds.length ? (kinds[n] as FaultClass) : pick(kinds), faults, n);
       n += 1;

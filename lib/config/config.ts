@@ -117,7 +117,13 @@ export interface CompiledConfig {
     breakerWindowMs: number;
     scoresEveryMs: number;
   };
-  watchdog: { staleAfterMs: number; quickCheckEveryMs: number; walCheckpointBytes: number; pm2LogMaxBytes: number };
+  watchdog: {
+    staleAfterMs: number;
+    quickCheckEveryMs: number;
+    walCheckpointBytes: number;
+    diskMinFreeBytes: number;
+    pm2LogMaxBytes: number;
+  };
   hangGuard: { killGraceMs: number };
   /** The HMAC key file, absolute; null: no keyed chain. */
   history: { hmacKeyFile: string | null };
@@ -350,6 +356,7 @@ function compile(cfg: ParsedConfig, file: string, env: NodeJS.ProcessEnv): Omit<
       staleAfterMs: ms(cfg.watchdog.staleAfter),
       quickCheckEveryMs: ms(cfg.watchdog.quickCheckEvery),
       walCheckpointBytes: parseBytes(cfg.watchdog.walCheckpointBytes) as number,
+      diskMinFreeBytes: parseBytes(cfg.watchdog.diskMinFree) as number,
       pm2LogMaxBytes: parseBytes(cfg.watchdog.pm2LogMax) as number,
     },
     hangGuard: { killGraceMs: ms(cfg.hangGuard.killGrace) },

@@ -409,12 +409,22 @@ export const ConfigSchema = z
         walCheckpointBytes: Bytes.default('64M').meta({
           description: 'The watchdog checkpoints the SQLite write-ahead log when it grows past this.',
         }),
+        diskMinFree: Bytes.default('512M').meta({
+          description:
+            "Below this much free space on the disk of the state folder, the checkpoints or a slurm lane's sharedDir, the watchdog records detect.disk_low and raises an escalation (withdrawn at a tenth more). Far below it, at 4 MiB, daemons hold their ticks until there is room.",
+        }),
         pm2LogMax: Bytes.default('16M').meta({
           description:
             "Each daemon's PM2 log (PM2_HOME/logs) is cut back past this, its newest quarter kept in NAME-out.log.1, as logrotate's copytruncate does.",
         }),
       })
-      .default({ staleAfter: '5s', quickCheckEvery: '10m', walCheckpointBytes: '64M', pm2LogMax: '16M' })
+      .default({
+        staleAfter: '5s',
+        quickCheckEvery: '10m',
+        walCheckpointBytes: '64M',
+        diskMinFree: '512M',
+        pm2LogMax: '16M',
+      })
       .meta({ description: 'The watchdog: daemon liveness and the health of swarm.db.' }),
     hangGuard: z
       .strictObject({

@@ -59,13 +59,12 @@ class LogTotals {
   }
 }
 
-const AppendSecondsSchema = z.looseObject({
-  appendSeconds: z
-    .object({ le: z.array(z.number()), counts: z.array(z.number()), sumSeconds: z.number(), count: z.number() })
-    .nullable()
-    .catch(null)
-    .default(null),
-});
+const HistogramSchema = z
+  .object({ le: z.array(z.number()), counts: z.array(z.number()), sumSeconds: z.number(), count: z.number() })
+  .nullable()
+  .catch(null)
+  .default(null);
+const DaemonHistogramsSchema = z.looseObject({ appendSeconds: HistogramSchema, tickSeconds: HistogramSchema });
 
 export interface MetricsSource {
   config: () => CompiledConfig;
@@ -214,7 +213,22 @@ export function swarmRegistry(src: MetricsSource): Registry {
     },
   });
   // prom-client formats any object with a name and get(); its types admit only its own classes.
-  registry.registerMetric(appendSecondsMetric(src) as unknown as Metric);
+  registry.registerMetric(
+    daemonHistogram(
+      src,
+      'swarm_event_append_seconds',
+      'Time to append to the event log, lock wait included, by the daemon that appended.',
+      'appendSeconds',
+    ) as unknown as Metric,
+  );
+  registry.registerMetric(
+    daemonHistogram(
+      src,
+      'swarm_daemon_tick_seconds',
+      "How long each daemon's ticks take.",
+      'tickSeconds',
+    ) as unknown as Metric,
+  );
   new Counter({
     name: 'swarm_notifications_total',
     help: 'Webhook deliveries by endpoint and outcome: delivered (2xx), failed (an attempt), given_up (notify.failed).',
@@ -233,22 +247,21 @@ export function swarmRegistry(src: MetricsSource): Registry {
 }
 
 /**
- * swarm_event_append_seconds: each daemon's own histogram of its appends
- * (lib/append-timings.ts, in its state file), one series per daemon. A
- * prom-client Histogram can only observe; these are counted elsewhere, so
- * this is a metric object of our own that the registry formats.
+ * swarm_event_append_seconds and swarm_daemon_tick_seconds: each daemon's
+ * own histograms (lib/timings.ts, in its state file), one series per
+ * daemon. A prom-client Histogram can only observe; these are counted
+ * elsewhere, so this is a metric object of our own that the registry formats.
  */
-function appendSecondsMetric(src: MetricsSource) {
-  const name = 'swarm_event_append_seconds';
+function daemonHistogram(src: MetricsSource, name: string, help: string, field: 'appendSeconds' | 'tickSeconds') {
   return {
     name,
-    help: 'Time to append to the event log, lock wait included, by the daemon that appended.',
+    help,
     type: 'histogram',
     async get() {
       const values: { metricName: string; labels: Record<string, string>; value: number }[] = [];
       for (const daemon of DAEMON_NAMES) {
-        const r = readStateFile(path.join(src.config().stateDir, DAEMON_STATE_FILES[daemon]), AppendSecondsSchema);
-        const h = r.ok ? r.value.appendSeconds : null;
+        const r = readStateFile(path.join(src.config().stateDir, DAEMON_STATE_FILES[daemon]), DaemonHistogramsSchema);
+        const h = r.ok ? r.value[field] : null;
         if (!h) continue;
         h.le.forEach((le, i) =>
           values.push({ metricName: `${name}_bucket`, labels: { daemon, le: String(le) }, value: h.counts[i] ?? 0 }),
@@ -257,7 +270,7 @@ function appendSecondsMetric(src: MetricsSource) {
         values.push({ metricName: `${name}_sum`, labels: { daemon }, value: h.sumSeconds });
         values.push({ metricName: `${name}_count`, labels: { daemon }, value: h.count });
       }
-      return { name, help: this.help, type: 'histogram', values, aggregator: 'sum' };
+      return { name, help, type: 'histogram', values, aggregator: 'sum' };
     },
   };
 }

@@ -281,6 +281,11 @@ export class HangGuard implements DaemonBehavior {
     };
   }
 
+  /** The watchdog's heartbeat could not be written while ticks were held for a full disk. */
+  afterHold(): void {
+    this.repair?.forgetSightings();
+  }
+
   async stop(): Promise<void> {
     this.pm.close();
     await this.pgCheck;

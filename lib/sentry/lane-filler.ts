@@ -19,6 +19,7 @@ import type { SentryHost } from './sentry-host';
 import { workerDirOf } from '../worker/files';
 import { dueAt, hasProcess, IDLE, newSlurmJob, newWorkerRecord, type WorkerRecord } from '../worker/record';
 import { ACTIVE_STATUSES } from '../worker/lifecycle';
+import { timedCalls, Timings } from '../timings';
 
 // worker-sentry's launching: relaunches workers whose backoff is over, keeps
 // replicas up, and starts queued tasks on free lane slots, on
@@ -66,10 +67,16 @@ export class LaneFiller {
   /** Task workers holding a slot at the last tick, by lane. */
   private activeTasks = new Map<string, string>();
 
+  /** The starters, with the time spent in them counted (startingSeconds), so it can be told from Swarm's own. */
+  private readonly timedStarters: WorkerStarters;
+
   constructor(
     private readonly host: SentryHost,
-    private readonly starters: WorkerStarters,
-  ) {}
+    starters: WorkerStarters,
+  ) {
+    const add = (s: number) => (this.startingSeconds += s);
+    this.timedStarters = { pm: timedCalls(starters.pm, add), slurm: timedCalls(starters.slurm, add) };
+  }
 
   private outOfTime(ctx: DaemonContext): boolean {
     return ctx.clock.now() >= this.launchesEndAt;
@@ -171,6 +178,16 @@ export class LaneFiller {
     return this.freed;
   }
 
+  /**
+   * Swarm's own time per queued task started: the queue read, the record,
+   * the events, and the worker's files, all but the process manager's start
+   * itself (PM2's, or sbatch). In the sentry's state file as
+   * launchDecisionSeconds, for the 1,000-task drain in `npm run bench -- --full`.
+   */
+  readonly decisionTimings = new Timings();
+  /** Seconds spent waiting on the process manager in this process's launches. */
+  private startingSeconds = 0;
+
   /** Starts up to `count` queued tasks of a lane, in queue order. */
   private async startQueued(
     ctx: DaemonContext,
@@ -179,6 +196,8 @@ export class LaneFiller {
     now: number,
     why: StartReason,
   ): Promise<WorkerRecord[]> {
+    const began = process.hrtime.bigint();
+    const startingBefore = this.startingSeconds;
     const held = [...this.host.workers.values()].filter(
       (w) => w.lane === lane && w.status === 'stopped' && w.taskId !== null,
     ).length;
@@ -216,6 +235,11 @@ export class LaneFiller {
       });
       await this.launch(ctx, w, now);
       out.push(w);
+    }
+    if (out.length > 0) {
+      const own =
+        (Number(process.hrtime.bigint() - began) / 1e9 - (this.startingSeconds - startingBefore)) / out.length;
+      for (let i = 0; i < out.length; i++) this.decisionTimings.observe(Math.max(0, own));
     }
     return out;
   }
@@ -334,7 +358,7 @@ export class LaneFiller {
     this.host.move(ctx, w, 'starting', relaunch ? `relaunch attempt ${w.attempt}` : 'launch');
     if (w.taskId && relaunch) setTaskStatus(ctx.db, ctx.run.id, w.taskId, 'running', iso(now));
     try {
-      const { spec, jobId } = await launchWorker(this.starters, ctx.config, job, w, ctx.run.id, extraArgs, now);
+      const { spec, jobId } = await launchWorker(this.timedStarters, ctx.config, job, w, ctx.run.id, extraArgs, now);
       w.slurm = jobId === null ? null : newSlurmJob(jobId, now, { state: 'SUBMITTED', reason: 'None', node: null });
       ctx.log.append({
         kind: 'worker.launched',

@@ -214,6 +214,24 @@ export class WorkerSentry implements DaemonBehavior, SentryHost {
     this.usage.retain([...this.workers.values()].flatMap((w) => (w.pid === null ? [] : [w.pid])));
   }
 
+  /**
+   * While ticks were held for a full disk, workers writing to the same disk
+   * could not show progress or output either: the pause is not held against
+   * them. Their progress and log clocks move on by the time held.
+   */
+  afterHold(ctx: DaemonContext, heldMs: number): void {
+    const now = ctx.clock.now();
+    const on = (t: number | null) => (t === null ? null : Math.min(now, t + heldMs));
+    for (const w of this.workers.values()) {
+      if (!LIVE_STATUSES.includes(w.status)) continue;
+      Object.assign(w, {
+        lastProgressAt: on(w.lastProgressAt),
+        logChangedAt: on(w.logChangedAt),
+        startupSeenAt: on(w.startupSeenAt),
+      });
+    }
+  }
+
   // ---- observation --------------------------------------------------------
 
   private async observe(ctx: DaemonContext, w: WorkerRecord, now: number, kernelOom: boolean): Promise<void> {
@@ -396,6 +414,7 @@ export class WorkerSentry implements DaemonBehavior, SentryHost {
       incidents: this.incidents.list(),
       lastEscalationSeq: this.remedies.lastEscalationSeq,
       tasks: countTasks(ctx.db, ctx.run.id),
+      launchDecisionSeconds: this.filler.decisionTimings.snapshot(),
     };
   }
 

@@ -23,13 +23,14 @@ import { ConfigWatch } from './config-watch';
 import { boundPm2Logs } from './pm2-logs';
 import { QuickCheckRunner, type QuickCheckOutcome } from './quick-check';
 import { headerFromLog } from './state-rebuild';
+import { DiskWatch } from './disk-watch';
 import type { z } from 'zod';
 import { raiseEscalation } from '../escalations';
 
 // watchdog: owns the control plane. Every daemon present in PM2, online and
 // ticking (daemon-repair.ts); state files valid, rebuilt when their owner is
 // not there to rewrite them; SQLite checked now and then and its WAL kept
-// small.
+// small; free space where Swarm writes watched (disk-watch.ts).
 
 /** PM2's logs grow by what the daemons print: a look every half minute keeps them near the cap. */
 const LOG_CHECK_EVERY_MS = 30_000;
@@ -42,6 +43,7 @@ export class Watchdog implements DaemonBehavior {
   private readonly checker = new QuickCheckRunner();
   private readonly configWatch = new ConfigWatch();
   private logsBoundAt = 0;
+  private readonly disks = new DiskWatch();
 
   private readonly actionDeps: (ctx: DaemonContext) => ActionDeps;
 
@@ -57,6 +59,11 @@ export class Watchdog implements DaemonBehavior {
     this.repair = daemonRepairFor(ctx, this.pm, () => this.actionDeps(ctx));
     this.quickCheck(ctx);
     this.configWatch.start(ctx);
+    this.disks.recover(ctx);
+  }
+
+  afterHold(): void {
+    this.repair?.forgetSightings();
   }
 
   async tick(ctx: DaemonContext): Promise<void> {
@@ -76,6 +83,7 @@ export class Watchdog implements DaemonBehavior {
         apps.find((a) => a.name === n)?.status !== 'launching',
     );
     await this.repairOrphanedStateFiles(ctx, down, now);
+    this.disks.check(ctx);
     if (now - this.lastQuickCheckAt >= ctx.config.watchdog.quickCheckEveryMs && !this.checker.running)
       this.quickCheck(ctx);
     this.checkpointWal(ctx);
@@ -267,6 +275,7 @@ export class Watchdog implements DaemonBehavior {
       lastQuickCheck: this.lastQuickCheck,
       lastQuickCheckAt: this.lastQuickCheckAt ? new Date(this.lastQuickCheckAt).toISOString() : null,
       walBytes: this.walBytes,
+      disks: this.disks.view(),
       ...(this.repair?.snapshot() ?? {}),
     };
   }
