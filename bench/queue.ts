@@ -181,8 +181,9 @@ const SentryTimingsSchema = z.looseObject({ launchDecisionSeconds: HistogramSche
 /**
  * 1,000 queued tasks (each a Node process that exits at once) drained on 8
  * slots by a real swarm under real PM2. Swarm's own time per launch decision
- * is the sentry's launchDecisionSeconds: the queue read, the record, the
- * events and the worker's files, PM2's start excluded (lib/sentry/lane-filler.ts).
+ * is the sentry's launchDecisionSeconds: the CPU time of the queue read, the
+ * record, the events and the worker's files, PM2's start excluded
+ * (lib/sentry/lane-filler.ts).
  */
 export async function thousandTaskDrain(tasks = 1000): Promise<Sampled[]> {
   const swarm = new TestSwarm({
@@ -208,13 +209,13 @@ export async function thousandTaskDrain(tasks = 1000): Promise<Sampled[]> {
     const note = `${h.count} launch decisions; drained in ${Math.round(spanMs / 1000)} s`;
     return [
       {
-        name: `${tasks} queued tasks: Swarm's own time per launch decision, mean (PM2's start excluded)`,
+        name: `${tasks} queued tasks: Swarm's own CPU time per launch decision, mean (PM2's start excluded)`,
         unit: 'ms',
         runs: [Math.round((h.sumSeconds / Math.max(1, h.count)) * 1e4) / 10],
         note,
       },
       {
-        name: `${tasks} queued tasks: Swarm's own time per launch decision, p99 (bucket bound)`,
+        name: `${tasks} queued tasks: Swarm's own CPU time per launch decision, p99 (bucket bound)`,
         unit: 'ms',
         runs: [(quantileBound(h, 0.99) ?? NaN) * 1000],
         note,

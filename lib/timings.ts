@@ -52,15 +52,21 @@ export function quantileBound(h: Histogram, q: number): number | null {
   return i < 0 ? Infinity : (h.le[i] ?? Infinity);
 }
 
-/** `target` with the time each of its methods takes (until its promise settles) handed to `add`, in seconds. */
-export function timedCalls<T extends object>(target: T, add: (seconds: number) => void): T {
+/** Seconds of CPU this process has used (user and system): a clock that stops while the process waits or is descheduled. */
+export const cpuSeconds = (): number => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+};
+
+/** `target` with the time each of its methods takes (until its promise settles), on `clock`, handed to `add`. */
+export function timedCalls<T extends object>(target: T, add: (seconds: number) => void, clock: () => number): T {
   return new Proxy(target, {
     get(t, prop) {
       const v: unknown = Reflect.get(t, prop, t);
       if (typeof v !== 'function') return v;
       return (...args: unknown[]) => {
-        const began = process.hrtime.bigint();
-        const done = () => add(Number(process.hrtime.bigint() - began) / 1e9);
+        const began = clock();
+        const done = () => add(clock() - began);
         const r: unknown = v.apply(t, args);
         if (r instanceof Promise) return r.finally(done);
         done();

@@ -19,7 +19,7 @@ import type { SentryHost } from './sentry-host';
 import { workerDirOf } from '../worker/files';
 import { dueAt, hasProcess, IDLE, newSlurmJob, newWorkerRecord, type WorkerRecord } from '../worker/record';
 import { ACTIVE_STATUSES } from '../worker/lifecycle';
-import { timedCalls, Timings } from '../timings';
+import { cpuSeconds, timedCalls, Timings } from '../timings';
 
 // worker-sentry's launching: relaunches workers whose backoff is over, keeps
 // replicas up, and starts queued tasks on free lane slots, on
@@ -75,7 +75,10 @@ export class LaneFiller {
     starters: WorkerStarters,
   ) {
     const add = (s: number) => (this.startingSeconds += s);
-    this.timedStarters = { pm: timedCalls(starters.pm, add), slurm: timedCalls(starters.slurm, add) };
+    this.timedStarters = {
+      pm: timedCalls(starters.pm, add, cpuSeconds),
+      slurm: timedCalls(starters.slurm, add, cpuSeconds),
+    };
   }
 
   private outOfTime(ctx: DaemonContext): boolean {
@@ -179,10 +182,12 @@ export class LaneFiller {
   }
 
   /**
-   * Swarm's own time per queued task started: the queue read, the record,
-   * the events, and the worker's files, all but the process manager's start
-   * itself (PM2's, or sbatch). In the sentry's state file as
-   * launchDecisionSeconds, for the 1,000-task drain in `npm run bench -- --full`.
+   * Swarm's own CPU time per queued task started: the queue read, the
+   * record, the events, and the worker's files, all but the process
+   * manager's start itself (the PM2 client's, or sbatch's). CPU time, not
+   * wall time: on a machine busy with the work itself the wall clock would
+   * measure the work. In the sentry's state file as launchDecisionSeconds,
+   * for the 1,000-task drain in `npm run bench -- --full`.
    */
   readonly decisionTimings = new Timings();
   /** Seconds spent waiting on the process manager in this process's launches. */
@@ -196,7 +201,7 @@ export class LaneFiller {
     now: number,
     why: StartReason,
   ): Promise<WorkerRecord[]> {
-    const began = process.hrtime.bigint();
+    const began = cpuSeconds();
     const startingBefore = this.startingSeconds;
     const held = [...this.host.workers.values()].filter(
       (w) => w.lane === lane && w.status === 'stopped' && w.taskId !== null,
@@ -237,8 +242,7 @@ export class LaneFiller {
       out.push(w);
     }
     if (out.length > 0) {
-      const own =
-        (Number(process.hrtime.bigint() - began) / 1e9 - (this.startingSeconds - startingBefore)) / out.length;
+      const own = (cpuSeconds() - began - (this.startingSeconds - startingBefore)) / out.length;
       for (let i = 0; i < out.length; i++) this.decisionTimings.observe(Math.max(0, own));
     }
     return out;

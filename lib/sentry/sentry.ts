@@ -12,7 +12,7 @@ import { cgroupOomKills, TreeUsageSampler } from '../proc';
 import { DAEMON_STATE_FILES, type Incident } from '../state-files';
 import { countTasks, getTask, setTaskStatus, tasksWithStatus } from '../task-queue';
 import { detectLive, looksHealthy } from './detect';
-import { artifactPaths, observeFiles, sampleUsage } from './worker-observer';
+import { artifactPaths, holdClocks, observeFiles, sampleUsage } from './worker-observer';
 import { onHealthy } from './restart-budget';
 import { badRequest, pendingCommands } from '../worker/requests';
 import { readExit, workerDirOf, workerRoots } from '../worker/files';
@@ -221,15 +221,7 @@ export class WorkerSentry implements DaemonBehavior, SentryHost {
    */
   afterHold(ctx: DaemonContext, heldMs: number): void {
     const now = ctx.clock.now();
-    const on = (t: number | null) => (t === null ? null : Math.min(now, t + heldMs));
-    for (const w of this.workers.values()) {
-      if (!LIVE_STATUSES.includes(w.status)) continue;
-      Object.assign(w, {
-        lastProgressAt: on(w.lastProgressAt),
-        logChangedAt: on(w.logChangedAt),
-        startupSeenAt: on(w.startupSeenAt),
-      });
-    }
+    for (const w of this.workers.values()) if (LIVE_STATUSES.includes(w.status)) holdClocks(w, heldMs, now);
   }
 
   // ---- observation --------------------------------------------------------

@@ -24,6 +24,14 @@ export function sampleUsage(sampler: TreeUsageSampler, w: WorkerRecord, now: num
   w.memBytes = usage.rssBytes;
 }
 
+/** The worker's progress and log clocks moved on by `heldMs`: a pause in watching is not a pause in its work. */
+export function holdClocks(w: WorkerRecord, heldMs: number, now: number): void {
+  const on = (t: number | null) => (t === null ? null : Math.min(now, t + heldMs));
+  w.lastProgressAt = on(w.lastProgressAt);
+  w.logChangedAt = on(w.logChangedAt);
+  w.startupSeenAt = on(w.startupSeenAt);
+}
+
 /** Progress, log growth, the startup marker and artifacts. */
 export function observeFiles(
   config: CompiledConfig,
