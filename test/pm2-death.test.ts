@@ -21,16 +21,7 @@ const swarm = new TestSwarm({
 beforeAll(() => swarm.up(), 60_000);
 afterAll(() => swarm.teardown());
 
-const iteration = (worker = 'work-a'): number => {
-  try {
-    const p = JSON.parse(
-      fs.readFileSync(path.join(swarm.stateDir, 'checkpoints', worker, 'progress.json'), 'utf8'),
-    ) as { iteration?: number };
-    return p.iteration ?? 0;
-  } catch {
-    return 0;
-  }
-};
+const iteration = (worker = 'work-a'): number => swarm.progressIteration(worker);
 
 describe("PM2's God daemon killed", () => {
   it('the worker runs on; swarmctl up adopts it with its pid, and its task completes once', async () => {

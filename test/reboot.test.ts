@@ -30,16 +30,7 @@ const swarm = new TestSwarm({
 beforeAll(() => swarm.up(), 60_000);
 afterAll(() => swarm.teardown());
 
-const progress = (worker: string): number => {
-  try {
-    const p = JSON.parse(
-      fs.readFileSync(path.join(swarm.stateDir, 'checkpoints', worker, 'progress.json'), 'utf8'),
-    ) as { iteration?: number };
-    return p.iteration ?? 0;
-  } catch {
-    return 0;
-  }
-};
+const progress = (worker: string): number => swarm.progressIteration(worker);
 
 const pidsOf = (worker: string): number[] => {
   const p = JSON.parse(fs.readFileSync(path.join(swarm.stateDir, 'workers', worker, 'pid.json'), 'utf8')) as {

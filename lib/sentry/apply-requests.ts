@@ -74,22 +74,39 @@ export class WorkerCommands {
       this.host.finishPending(ctx, w, 'verified', { message: 'replica stopped; it runs again after its delay' });
       return;
     }
-    this.host.requeuedCounts[w.taskId] = { attempt: w.attempt, restarts: w.restarts };
-    setTaskStatus(ctx.db, ctx.run.id, w.taskId, 'queued', iso(now));
-    ctx.log.append({
-      kind: 'task.requeued',
-      target: `task:${w.taskId}`,
-      data: {
-        workerId: w.id,
-        attempt: w.attempt,
-        checkpointKept: true,
-        message: `task ${w.taskId} back in the queue; its checkpoint is kept`,
-      },
-    });
+    taskBackInQueue(this.host, ctx, w, w.taskId, now, null);
     this.host.finishPending(ctx, w, 'verified', {
       message: `worker gone and task ${w.taskId} requeued with its checkpoint`,
     });
     this.host.closeIncidents(w, 'resolved', now);
     this.host.workers.delete(w.id);
   }
+}
+
+/**
+ * A task's worker is gone and the task goes back to the queue, its
+ * checkpoint kept; its attempt and restart counts carry over to its next
+ * start (lane-filler.ts). `reason` says why where it is not a command.
+ */
+export function taskBackInQueue(
+  host: SentryHost,
+  ctx: DaemonContext,
+  w: WorkerRecord,
+  taskId: string,
+  now: number,
+  reason: string | null,
+): void {
+  host.requeuedCounts[taskId] = { attempt: w.attempt, restarts: w.restarts };
+  setTaskStatus(ctx.db, ctx.run.id, taskId, 'queued', iso(now));
+  ctx.log.append({
+    kind: 'task.requeued',
+    target: `task:${taskId}`,
+    data: {
+      workerId: w.id,
+      attempt: w.attempt,
+      checkpointKept: true,
+      ...(reason ? { reason } : {}),
+      message: `task ${taskId} back in the queue with its checkpoint${reason ? `: ${reason}` : ''}`,
+    },
+  });
 }

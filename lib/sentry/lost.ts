@@ -1,21 +1,20 @@
-import { iso } from '../clock';
 import type { DaemonContext } from '../daemon-runtime';
-import { setTaskStatus } from '../task-queue';
 import { readExit } from '../worker/files';
 import { LIVE_STATUSES } from '../worker/lifecycle';
 import { shimAlive, workerAlive, type WorkerRecord } from '../worker/record';
 import type { SentryHost } from './sentry-host';
+import { taskBackInQueue } from './apply-requests';
 import { readWorkerPid } from './worker-pid';
 
 // A reboot, or PM2, the daemons and the workers killed together: the
 // sentry's state file says a worker runs, but its process and its shim are
 // gone and no exit was recorded. Nothing failed in the work itself, so it
 // is not a crash and spends no budget: the task goes back to the queue with
-// its checkpoint and runs again as attempt + 1 (a replica waits out its
-// delay and runs again). Only the sentry's start asks this: while it runs,
+// its checkpoint and runs again as attempt + 1 (a replica runs again at
+// once). Only the sentry's start asks this: while it runs,
 // a worker and shim that vanish together are a crash it saw happen.
 
-/** Where task.requeued says why; session-state-manager's run.resumed lists these. */
+/** Why, in worker.lost and task.requeued; session-state-manager's run.resumed lists the worker.lost events. */
 export const LOST_REASON = 'lost while Swarm was down';
 
 /** A local worker the state calls live, whose worker and shim both ended with no exit.json. */
@@ -56,18 +55,6 @@ export function requeueLost(host: SentryHost, ctx: DaemonContext, w: WorkerRecor
     host.setInFlight(ctx, w, { kind: 'backoff', until: now });
     return;
   }
-  host.requeuedCounts[w.taskId] = { attempt: w.attempt, restarts: w.restarts };
-  setTaskStatus(ctx.db, ctx.run.id, w.taskId, 'queued', iso(now));
-  ctx.log.append({
-    kind: 'task.requeued',
-    target: `task:${w.taskId}`,
-    data: {
-      workerId: w.id,
-      attempt: w.attempt,
-      checkpointKept: true,
-      reason: LOST_REASON,
-      message: `task ${w.taskId} back in the queue with its checkpoint: its worker was lost while Swarm was down`,
-    },
-  });
+  taskBackInQueue(host, ctx, w, w.taskId, now, LOST_REASON);
   host.workers.delete(w.id);
 }

@@ -102,6 +102,19 @@ export class TestSwarm {
     );
   }
 
+  /** The iteration a worker last wrote to its progress.json (the demo optimizer's), or 0 before any. */
+  progressIteration(workerId: string): number {
+    try {
+      const p = JSON.parse(
+        fs.readFileSync(path.join(this.stateDir, 'checkpoints', workerId, 'progress.json'), 'utf8'),
+      ) as { iteration?: number };
+      return p.iteration ?? 0;
+    } catch {
+      // Not written yet, or caught mid-rename: no progress to report.
+      return 0;
+    }
+  }
+
   /** pm2 kill, then make sure no worker of ours outlives the test. */
   teardown(): void {
     spawnSync(PM2, ['kill'], { env: this.env, timeout: 30_000 });
