@@ -168,7 +168,8 @@ async function main(): Promise<void> {
     if (name.includes('RSS per daemon, idle, 20 workers')) return { op: '<=', value: 60 };
     if (name.includes('5 tasks of 1.5 s on 2 slots')) return { op: '<=', value: 5500 };
     if (name.startsWith('queued → running under')) return { op: '<=', value: 3000 };
-    if (name.startsWith('tick p99 per daemon') && name.includes(' 200 workers')) return { op: '<=', value: 250 };
+    // At 200 idle workers; while launching them the sentry spends up to its launch budget per tick, by design.
+    if (name.startsWith('tick p99 per daemon, idle') && name.includes(' 200 workers')) return { op: '<=', value: 250 };
     if (name.includes('own CPU time per launch decision, p99')) return { op: '<=', value: 5 };
     return undefined;
   };

@@ -39,15 +39,15 @@ export function readProcStat(pid: number): ProcStat | null {
   };
 }
 
+/** Running, or stopped, but not a zombie: /proc says so in one read (kill(pid, 0) would also pass a zombie). */
 export function isAlive(pid: number | null | undefined): boolean {
   if (!pid || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-  const st = readProcStat(pid);
-  return st !== null && st.state !== 'Z' && st.state !== 'X';
+  return liveStat(readProcStat(pid)) !== null;
+}
+
+/** The stat of a process that still runs; null for one gone or a zombie. */
+export function liveStat(st: ProcStat | null): ProcStat | null {
+  return st !== null && st.state !== 'Z' && st.state !== 'X' ? st : null;
 }
 
 /** 'T' (stopped) or 't' (traced): alive but not running, as after SIGSTOP. */

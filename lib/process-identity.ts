@@ -1,5 +1,5 @@
 import fs from 'node:fs';
-import { isAlive, readProcStat } from './proc';
+import { liveStat, readProcStat } from './proc';
 
 // Who a pid is, as the kernel says, so Swarm never signals a process it did
 // not start. A pid alone is not an identity: pids are reused, and after a
@@ -32,7 +32,9 @@ export function identityOf(pid: number): ProcessIdentity | null {
 
 /** The recorded process still runs: alive, this boot, the same start time. A reused pid is not it. */
 export function stillRuns(id: ProcessIdentity): boolean {
-  return isAlive(id.pid) && id.bootId === currentBootId() && readProcStat(id.pid)?.startTicks === id.startTicks;
+  // One read of /proc: the sentry asks this of every worker and shim each tick.
+  if (id.pid <= 0 || id.bootId !== currentBootId()) return false;
+  return liveStat(readProcStat(id.pid))?.startTicks === id.startTicks;
 }
 
 /**

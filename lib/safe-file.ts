@@ -32,6 +32,8 @@ export function openRegular(file: string, flags: number, mode = 0o600): number {
 
 /** The file's text, or null when it does not exist. Over `maxBytes` it is refused, not read. */
 export function readRegular(file: string, maxBytes = STATE_READ_LIMIT): string | null {
+  // Most files asked for each tick are not there (no exit yet): say so without building an error to catch.
+  if (fs.lstatSync(file, { throwIfNoEntry: false }) === undefined) return null;
   let fd: number;
   try {
     fd = openRegular(file, O.O_RDONLY);

@@ -86,7 +86,10 @@ export function readPid(dir: string): z.output<typeof PidSchema> | null {
 }
 
 export function readExit(dir: string): ExitRecord | null {
-  const r = readStateFile(path.join(dir, 'exit.json'), ExitSchema);
+  const file = path.join(dir, 'exit.json');
+  // Asked of every live worker each tick and almost never there: no error object made to say so.
+  if (fs.lstatSync(file, { throwIfNoEntry: false }) === undefined) return null;
+  const r = readStateFile(file, ExitSchema);
   return r.ok ? r.value : null;
 }
 

@@ -16,6 +16,8 @@ export interface ProgressReading {
 
 /** A regular file opened without following a link or waiting on a FIFO, or null: what a worker left there is no progress. */
 function openWorkerFile(file: string): number | null {
+  // A worker that writes no progress file is asked each tick: no error built and caught for it.
+  if (fs.lstatSync(file, { throwIfNoEntry: false }) === undefined) return null;
   try {
     return openRegular(file, fs.constants.O_RDONLY);
   } catch {
