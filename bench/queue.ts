@@ -206,7 +206,8 @@ export async function thousandTaskDrain(tasks = 1000): Promise<Sampled[]> {
     const started = swarm.events({ kind: 'task.started' });
     const done = swarm.events({ kind: 'task.completed' });
     const spanMs = ts(done.at(-1) as StoredEvent) - ts(started[0] as StoredEvent);
-    const note = `${h.count} launch decisions; drained in ${Math.round(spanMs / 1000)} s`;
+    const within = (le: number) => h.counts[h.le.indexOf(le)] ?? 0;
+    const note = `${h.count} launch decisions, ${Math.round((100 * within(0.005)) / Math.max(1, h.count))} % within 5 ms; drained in ${Math.round(spanMs / 1000)} s`;
     return [
       {
         name: `${tasks} queued tasks: Swarm's own CPU time per launch decision, mean (PM2's start excluded)`,

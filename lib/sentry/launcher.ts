@@ -113,7 +113,10 @@ export async function launchWorker(
     logKeep: config.logs.keep,
     ...(lane?.slurm ? { slurm: true } : {}),
   };
-  writeJsonAtomic(path.join(dir, 'spec.json'), spec);
+  // Not fsynced: the shim reads it at once, from the page cache. After a power cut the worker is gone
+  // anyway, and the sentry finds it lost from its own state file (lost.ts), not from this one. The two
+  // fsyncs were most of a launch decision's own time (docs/PERFORMANCE.md).
+  writeJsonAtomic(path.join(dir, 'spec.json'), spec, { durable: false });
   if (secretEnvFile) writeJsonAtomic(secretEnvFile, secret);
   if (lane?.slurm) {
     const jobId = await starters.slurm.submit({
