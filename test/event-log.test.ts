@@ -53,6 +53,26 @@ describe('event log', () => {
     other.close();
   });
 
+  it('verifies one snapshot: events appended by a running swarm while it reads are not taken for a cut', () => {
+    const dir = tmpDir();
+    const { db, log } = openLog(dir);
+    for (let i = 0; i < 20; i++) log.append({ kind: 'worker.launched', target: 'worker:a', data: { i } });
+    // verify-log's own read-only connection; another daemon appends just after the rows are read.
+    const reader = openDb(dir, { readonly: true });
+    const prepare = reader.prepare.bind(reader);
+    let appended = 0;
+    (reader as { prepare: typeof reader.prepare }).prepare = ((sql: string) => {
+      if (sql.includes('FROM projection') && appended++ === 0)
+        log.append({ kind: 'worker.exited', target: 'worker:a', data: { late: true } });
+      return prepare(sql);
+    }) as typeof reader.prepare;
+    expect(verifyChain(reader)).toMatchObject({ ok: true, count: 20 });
+    expect(appended).toBe(1);
+    expect(verifyChain(db)).toMatchObject({ ok: true, count: 21 });
+    reader.close();
+    db.close();
+  });
+
   it('verify-log finds the first tampered row and exits 1', () => {
     const dir = tmpDir();
     const { db, log } = openLog(dir);
