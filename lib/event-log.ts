@@ -8,7 +8,7 @@ import type { NewEvent, StoredEvent } from './event-kinds';
 import { GENESIS_HASH, hashRow, rowToEvent, type Row } from './event-row';
 import { Projector, type Projection } from './projection';
 import { noRedaction, type Redactor } from './redact';
-import { WriteLock } from './write-lock';
+import { blockFor, WriteLock } from './write-lock';
 import { isDiskFull } from './disk-space';
 
 // The append-only event log. Every append takes SQLite's write lock
@@ -38,7 +38,6 @@ export interface SqliteEventLogOptions {
 
 /** Waits between the tries of an append that failed for want of space. */
 const DISK_FULL_WAITS_MS = [50, 150, 300];
-const sleeper = new Int32Array(new SharedArrayBuffer(4));
 
 export class SqliteEventLog implements EventLog {
   private readonly last;
@@ -91,7 +90,7 @@ export class SqliteEventLog implements EventLog {
         // the same append through. After that the caller is told, and its tick is tried again later.
         const full = isDiskFull(err);
         if (full && retry < DISK_FULL_WAITS_MS.length) {
-          Atomics.wait(sleeper, 0, 0, DISK_FULL_WAITS_MS[retry]);
+          blockFor(DISK_FULL_WAITS_MS[retry] ?? 0);
           continue;
         }
         throw new EventLogError(

@@ -122,10 +122,11 @@ const APPEND =
   fs.constants.O_NONBLOCK;
 let logFd = fs.openSync(logFile, APPEND, 0o600);
 let logBytes = fs.fstatSync(logFd).size;
-for (const n of notes) logBytes += fs.writeSync(logFd, n);
 /** Output that could not be written (a full disk): counted, and said in the log once it can be written again. */
 let lostBytes = 0;
 let lostWhy = '';
+// Through toLog too: a disk full at start must not stop the worker from starting.
+for (const n of notes) toLog(Buffer.from(n));
 /** @param {Buffer} chunk */
 function toLog(chunk) {
   try {

@@ -12,6 +12,11 @@ import type { Db } from './db';
 // taken.
 
 const sleeper = new Int32Array(new SharedArrayBuffer(4));
+
+/** Blocks this thread for `ms`: the event log's writers wait inside a synchronous append. */
+export function blockFor(ms: number): void {
+  Atomics.wait(sleeper, 0, 0, ms);
+}
 const FIRST_WAIT_MS = 1;
 const MAX_WAIT_MS = 20;
 
@@ -53,7 +58,7 @@ export class WriteLock {
       } finally {
         if (!this.inside) this.restore.run();
       }
-      Atomics.wait(sleeper, 0, 0, waitMs * (0.5 + Math.random()));
+      blockFor(waitMs * (0.5 + Math.random()));
       waitMs = Math.min(MAX_WAIT_MS, waitMs * 2);
     }
   }

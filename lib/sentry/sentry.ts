@@ -147,9 +147,9 @@ export class WorkerSentry implements DaemonBehavior, SentryHost {
     this.filler.settleOrphanedFills(ctx);
     const now = ctx.clock.now();
     // A task requeued already (a sentry that restarted again before it relaunched it) is not lost twice.
-    const inFlight = (w: WorkerRecord) => !w.taskId || getTask(ctx.db, ctx.run.id, w.taskId)?.status === 'running';
+    const taskRuns = (w: WorkerRecord) => !w.taskId || getTask(ctx.db, ctx.run.id, w.taskId)?.status === 'running';
     for (const w of [...this.workers.values()])
-      if (inFlight(w) && lostWhileDown(w, workerDirOf(ctx.config, w))) requeueLost(this, ctx, w, now);
+      if (taskRuns(w) && lostWhileDown(w, workerDirOf(ctx.config, w))) requeueLost(this, ctx, w, now);
     for (const w of this.workers.values()) {
       // A slurm job's state is SLURM's to say, at the first tick; a job that ended meanwhile is handled there.
       if (LIVE_STATUSES.includes(w.status) && processRuns(w)) {
