@@ -41,16 +41,15 @@ export async function eventsCommand(opts: EventsOptions): Promise<number> {
       last = e.seq;
     }
   };
-  drain();
   if (!opts.follow) {
+    drain();
     db?.close();
     return 0;
   }
   return new Promise<number>((resolve) => {
-    const timer = setInterval(() => {
-      if (!db && fs.existsSync(dbFile)) db = openDb(config.stateDir, { readonly: true });
-      drain();
-    }, 250);
+    // Listening before the first line is printed: whoever reads it may stop us at once, and a SIGINT with no
+    // listener yet would kill the process instead of ending it with 0.
+    // `timer` is set below, in this same synchronous block, before any signal can be handled.
     const stop = () => {
       clearInterval(timer);
       db?.close();
@@ -58,5 +57,10 @@ export async function eventsCommand(opts: EventsOptions): Promise<number> {
     };
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
+    drain();
+    const timer = setInterval(() => {
+      if (!db && fs.existsSync(dbFile)) db = openDb(config.stateDir, { readonly: true });
+      drain();
+    }, 250);
   });
 }
