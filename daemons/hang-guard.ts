@@ -4,9 +4,9 @@
 import { runDaemon } from '../lib/daemon-main';
 import { makeGrantor } from '../lib/actions/make-grantor';
 import { HangGuard } from '../lib/hang-guard/hang-guard';
-import { Pm2ProcessManager } from '../lib/process-manager';
+import { Pm2RpcProcessManager } from '../lib/pm2-rpc-manager';
 
 runDaemon(
   'hang-guard',
-  (deps) => new HangGuard(new Pm2ProcessManager(deps.logger), (ctx) => makeGrantor(ctx.db, ctx.clock, ctx.config)),
+  (deps) => new HangGuard(new Pm2RpcProcessManager(deps.logger), (ctx) => makeGrantor(ctx.db, ctx.clock, ctx.config)),
 );

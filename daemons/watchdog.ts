@@ -5,14 +5,14 @@
 import { runDaemon } from '../lib/daemon-main';
 import { ecosystemDaemons } from '../lib/ecosystem';
 import { makeGrantor } from '../lib/actions/make-grantor';
-import { Pm2ProcessManager } from '../lib/process-manager';
+import { Pm2RpcProcessManager } from '../lib/pm2-rpc-manager';
 import { Watchdog } from '../lib/watchdog/watchdog';
 
 runDaemon(
   'watchdog',
   (deps) =>
     new Watchdog(
-      new Pm2ProcessManager(deps.logger),
+      new Pm2RpcProcessManager(deps.logger),
       (ctx) => makeGrantor(ctx.db, ctx.clock, ctx.config),
       ecosystemDaemons,
     ),

@@ -5,7 +5,7 @@
 // slurm lane, also lost nodes, preemptions, time limits and jobs stuck pending.
 import { runDaemon } from '../lib/daemon-main';
 import { makeGrantor } from '../lib/actions/make-grantor';
-import { Pm2ProcessManager } from '../lib/process-manager';
+import { Pm2RpcProcessManager } from '../lib/pm2-rpc-manager';
 import { WorkerSentry } from '../lib/sentry/sentry';
 import { SlurmCli } from '../lib/slurm/slurm-cli';
 
@@ -13,7 +13,7 @@ runDaemon(
   'worker-sentry',
   (deps) =>
     new WorkerSentry(
-      new Pm2ProcessManager(deps.logger),
+      new Pm2RpcProcessManager(deps.logger),
       (ctx) => makeGrantor(ctx.db, ctx.clock, ctx.config),
       new SlurmCli(),
     ),

@@ -91,3 +91,14 @@ export class SlurmError extends Error {
     super(`${command}: ${detail}`);
   }
 }
+
+/** A call to PM2's God daemon over its RPC socket failed, was refused or went unanswered. */
+export class Pm2RpcError extends Error {
+  override name = 'Pm2RpcError';
+  constructor(
+    readonly method: string,
+    detail: string,
+  ) {
+    super(`pm2 ${method}: ${detail}`);
+  }
+}

@@ -1,10 +1,6 @@
-// First, so PM2_HOME is made 0700 before pm2's own module makes it 0755.
-import './pm2-home';
-import pm2 from 'pm2';
-import type { Logger } from './logger';
-
-// The narrow view of PM2 the daemons use. Everything goes through PM2's
-// programmatic API against the PM2_HOME this process was started with.
+// The narrow view of PM2 the daemons and swarmctl use. Two implementations:
+// lib/pm2-api-manager.ts (PM2's own client: swarmctl, and the rare ecosystem
+// start) and lib/pm2-rpc-manager.ts (the daemons: a few calls on PM2's socket).
 
 export interface AppSpec {
   name: string;
@@ -48,124 +44,27 @@ export interface ProcessManager {
 }
 
 /** PM2 keeps an app's last exit code in its env; its types leave it out. */
-function exitCodeOf(env: unknown): number | null {
+export function exitCodeOf(env: unknown): number | null {
   const code = (env as { exit_code?: unknown } | undefined)?.exit_code;
   return typeof code === 'number' ? code : null;
 }
 
-function configOf(env: unknown): string | null {
+export function configOf(env: unknown): string | null {
   const e = env as { SWARM_CONFIG?: unknown; env?: { SWARM_CONFIG?: unknown } } | undefined;
   const v = e?.env?.SWARM_CONFIG ?? e?.SWARM_CONFIG;
   return typeof v === 'string' ? v : null;
 }
 
-function promisify<T>(fn: (cb: (err: Error | null, value: T) => void) => void): Promise<T> {
-  return new Promise((resolve, reject) => fn((err, value) => (err ? reject(err) : resolve(value))));
-}
-
-export class Pm2ProcessManager implements ProcessManager {
-  private connected: Promise<void> | null = null;
-
-  constructor(private readonly logger: Logger) {}
-
-  private connect(): Promise<void> {
-    this.connected ??= promisify<void>((cb) => pm2.connect((err) => cb(err ?? null, undefined))).catch(
-      (err: unknown) => {
-        this.connected = null;
-        throw err;
-      },
-    );
-    return this.connected;
-  }
-
-  async start(app: AppSpec): Promise<void> {
-    await this.connect();
-    await promisify<unknown>((cb) =>
-      pm2.start(
-        {
-          name: app.name,
-          script: app.script,
-          args: app.args,
-          cwd: app.cwd,
-          interpreter: app.interpreter,
-          interpreter_args: app.interpreterArgs ?? [],
-          env: app.env,
-          // Only app.env: PM2 would otherwise copy this process's whole environment into the app's, where
-          // `pm2 env`, `pm2 jlist` and dump.pm2 show it. PM2 7 ignores `filter_env: true` (it tests .length);
-          // a list of prefixes drops every variable that contains one, and every name contains ''.
-          filter_env: [''],
-          autorestart: app.autorestart,
-          kill_timeout: app.killTimeoutMs,
-          exec_mode: 'fork',
-          merge_logs: true,
-          ...(app.namespace ? { namespace: app.namespace } : {}),
-          ...(app.outFile ? { output: app.outFile } : {}),
-          ...(app.errorFile ? { error: app.errorFile } : {}),
-        } as pm2.StartOptions,
-        (err, proc) => cb(err ?? null, proc),
-      ),
-    );
-  }
-
-  async startEcosystem(file: string, only?: string): Promise<void> {
-    await this.connect();
-    await promisify<unknown>((cb) =>
-      // pm2's typings omit the options argument that its API takes for ecosystem files.
-      (pm2.start as unknown as (f: string, o: object, cb: (err: Error | null, p: unknown) => void) => void)(
-        file,
-        only ? { only } : {},
-        (err, p) => cb(err ?? null, p),
-      ),
-    );
-  }
-
-  /**
-   * `pm2 save`: PM2's process list to its dump file, which `pm2 resurrect`
-   * (and the boot script `pm2 startup` installs) starts again. Only swarmctl
-   * calls it; the daemons never need to.
-   */
-  async save(): Promise<void> {
-    await this.connect();
-    await promisify<unknown>((cb) => pm2.dump((err, r) => cb(err ?? null, r)));
-  }
-
-  async restart(name: string): Promise<void> {
-    await this.connect();
-    await promisify<unknown>((cb) => pm2.restart(name, (err, proc) => cb(err ?? null, proc)));
-  }
-
-  async stop(name: string): Promise<void> {
-    await this.connect();
-    await promisify<unknown>((cb) => pm2.stop(name, (err, proc) => cb(err ?? null, proc)));
-  }
-
-  async delete(name: string): Promise<void> {
-    await this.connect();
-    try {
-      await promisify<unknown>((cb) => pm2.delete(name, (err, proc) => cb(err ?? null, proc)));
-    } catch (err) {
-      // Deleting an app that is already gone is the outcome we wanted.
-      if (!/not found|id unknown/i.test(String((err as Error).message ?? err))) throw err;
-      this.logger.debug({ name }, 'pm2 app already deleted');
-    }
-  }
-
-  async list(): Promise<AppInfo[]> {
-    await this.connect();
-    const procs = await promisify<pm2.ProcessDescription[]>((cb) => pm2.list((err, list) => cb(err ?? null, list)));
-    return procs.map((p) => ({
-      name: p.name ?? '',
-      pid: p.pid && p.pid > 0 ? p.pid : null,
-      status: (p.pm2_env?.status ?? 'unknown') as AppStatus,
-      restarts: p.pm2_env?.restart_time ?? 0,
-      exitCode: exitCodeOf(p.pm2_env),
-      namespace: String((p.pm2_env as { namespace?: unknown } | undefined)?.namespace ?? 'default'),
-      configFile: configOf(p.pm2_env),
-    }));
-  }
-
-  close(): void {
-    if (this.connected) pm2.disconnect();
-    this.connected = null;
-  }
+/** An app as PM2's process list describes it (getMonitorData, pm2.list), in Swarm's terms. */
+export function appInfoOf(p: { name?: string; pid?: number; pm2_env?: unknown }): AppInfo {
+  const env = p.pm2_env as { status?: string; restart_time?: number; namespace?: unknown } | undefined;
+  return {
+    name: p.name ?? '',
+    pid: p.pid && p.pid > 0 ? p.pid : null,
+    status: (env?.status ?? 'unknown') as AppStatus,
+    restarts: env?.restart_time ?? 0,
+    exitCode: exitCodeOf(p.pm2_env),
+    namespace: String(env?.namespace ?? 'default'),
+    configFile: configOf(p.pm2_env),
+  };
 }

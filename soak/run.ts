@@ -22,6 +22,8 @@ import { fakeNvidiaSmi } from '../test/helpers/fake-smi';
 import { optimizerJob, TestSwarm } from '../test/helpers/swarm';
 import { tmpDir, waitFor } from '../test/helpers/tmp';
 import { seeded } from '../test/helpers/seeded';
+import { mountTmpfs, tmpfsUnavailable, unmount } from '../test/helpers/tmpfs';
+import { judgeSupervisor, strike, SUPERVISOR_FAULTS, type Struck, type SupervisorFault } from './supervisor-faults';
 
 const arg = (name: string): string | undefined =>
   process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : undefined;
@@ -29,11 +31,18 @@ const minutes = Number(arg('--minutes') || '2');
 // --seed N replays the same choices of fault, target and timing (the swarm's
 // own timing still varies); a run without one picks a seed and reports it.
 const seed = Number(arg('--seed') ?? Math.floor(Math.random() * 2 ** 31));
+// The mean pause between two faults; the hour-long soak runs at 1.5 s to reach 1,000 faults.
+const meanGapMs = Number(arg('--mean-gap-s') || '4') * 1000;
+// PM2 killed, a reboot and a full disk (each waits for the swarm to come back) are in the mix
+// with --supervisor-faults; the full disk only where a tmpfs can be mounted for the state folder.
+const supervisorFaults = process.argv.includes('--supervisor-faults');
+const supervisorEveryMs = Number(arg('--supervisor-every-s') || '240') * 1000;
+const noTmpfs = supervisorFaults ? tmpfsUnavailable() : 'not asked for';
 const OUT = path.join(__dirname, 'out');
 
 const random = seeded(seed);
 const pick = <T>(xs: T[]): T => xs[Math.floor(random() * xs.length)] as T;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 type FaultClass =
   | 'kill_worker'
@@ -45,9 +54,11 @@ type FaultClass =
   | 'sqlite_lock'
   | 'smi_hang'
   | 'crash_loop'
-  | 'memory_growth';
+  | 'memory_growth'
+  | SupervisorFault;
 interface Fault {
   class: FaultClass;
+  struck?: Struck;
   target: string;
   at: number;
   afterSeq: number;
@@ -66,7 +77,7 @@ const swarm = new TestSwarm(
   {
     name: 'soak',
     tick: '500ms',
-    watchdog: { staleAfter: '4s' },
+    watchdog: { staleAfter: '4s', diskMinFree: '64M' },
     consensus: { maxConcurrentActions: 8, breaker: { failures: 200 } },
     lanes: { cpu: { kind: 'cpu', slots: SLOTS, fill: 'slots' } },
     jobs: {
@@ -93,6 +104,13 @@ const STATE_FILES: [string, Parameters<typeof readStateFile>[1]][] = [
   [CONTROL_STATE_FILE, ControlStateSchema],
   [SESSION_LATEST_FILE, SessionLatestSchema],
 ];
+
+/** Faults held in the background (a lock, a hang) until they are lifted. */
+const held = new Set<Promise<void>>();
+const holding = (p: Promise<void>): void => {
+  const done: Promise<void> = p.finally(() => held.delete(done));
+  held.add(done);
+};
 
 async function inject(kind: FaultClass, faults: Fault[], n: number): Promise<void> {
   const q = swarm.query();
@@ -121,18 +139,54 @@ async function inject(kind: FaultClass, faults: Fault[], n: number): Promise<voi
     if (kind === 'delete_state') fs.rmSync(full, { force: true });
     else fs.writeFileSync(full, '{"torn": ');
     faults.push({ class: kind, target: `state:${file}`, ...base });
-  } else if (kind === 'sqlite_lock') {
-    const db = openDb(swarm.stateDir);
-    db.exec('BEGIN IMMEDIATE');
-    await sleep(3000);
-    db.exec('COMMIT');
-    db.close();
-    faults.push({ class: kind, target: 'state:swarm.db', ...base });
-  } else if (kind === 'smi_hang') {
-    smi.set({ fixture: 'tesla-t4.xml', mode: 'hang' });
-    faults.push({ class: kind, target: 'gpu', ...base });
-    await sleep(6000);
-    smi.set({ fixture: 'tesla-t4.xml' });
+  } else if (kind === 'sqlite_lock' || kind === 'smi_hang') {
+    // Held in the background while other faults land, one of each at a time.
+    const target = kind === 'sqlite_lock' ? 'state:swarm.db' : 'gpu';
+    if (busy.has(target)) return;
+    faults.push({ class: kind, target, ...base });
+    if (kind === 'sqlite_lock') {
+      const db = openDb(swarm.stateDir);
+      db.exec('BEGIN IMMEDIATE');
+      holding(
+        sleep(3000).then(() => {
+          db.exec('COMMIT');
+          db.close();
+        }),
+      );
+    } else {
+      smi.set({ fixture: 'tesla-t4.xml', mode: 'hang' });
+      holding(sleep(6000).then(() => smi.set({ fixture: 'tesla-t4.xml' })));
+    }
+  } else if (kind === 'kill_pm2' || kind === 'reboot' || kind === 'disk_full') {
+    // Alone: no new fault meanwhile, none in the last 10 s, every daemon and steady worker up, and no
+    // injected loop or leak in flight, whose attempts a requeue would renumber. Waits up to a minute.
+    let now = q;
+    const quiet = await waitFor(
+      'quiet for a supervisor fault',
+      () => {
+        now = swarm.query();
+        return (
+          held.size === 0 &&
+          !faults.some((f) => Date.now() - f.at < 10_000) &&
+          now.daemons.filter((d) => d.status === 'online' && d.pid).length === DAEMON_NAMES.length &&
+          now.workers.filter((w) => w.job === 'steady' && w.status === 'running' && w.pid).length === 4 &&
+          !now.workers.some((w) => w.job !== 'steady' && ACTIVE_STATUSES.includes(w.status)) &&
+          now.tasks.queued === 0
+        );
+      },
+      60_000,
+      500,
+    ).then(
+      () => true,
+      () => false,
+    );
+    if (!quiet) return;
+    const fault: Fault = { class: kind, target: kind, at: Date.now(), afterSeq: now.events.lastSeq };
+    faults.push(fault);
+    const running = now.workers.filter((w) => w.job === 'steady').map((w) => ({ id: w.id, pid: w.pid as number }));
+    const daemonPids = now.daemons.map((d) => d.pid as number);
+    fault.struck = await strike(kind, swarm, running, daemonPids, sleep);
+    fault.target = fault.struck.target;
   } else if (kind === 'crash_loop' || kind === 'memory_growth') {
     // A fault the swarm cannot start cannot be seen: leaky workers restart for
     // good and keep their slots, so a submission with no free slot would sit
@@ -164,6 +218,10 @@ function ackQuarantined(faults: Fault[], acked: Set<number>): void {
 }
 
 function judge(f: Fault, ev: StoredEvent[]): void {
+  if (f.class === 'kill_pm2' || f.class === 'reboot' || f.class === 'disk_full') {
+    Object.assign(f, judgeSupervisor(f.class, f.struck ?? { target: f.target, workers: {} }, f.afterSeq, ev));
+    return;
+  }
   const after = ev.filter((e) => e.seq > f.afterSeq);
   const on = after.filter((e) => e.target === f.target);
   switch (f.class) {
@@ -226,6 +284,11 @@ async function main(): Promise<void> {
     'crash_loop',
     'memory_growth',
   ];
+  const supervisor = supervisorFaults ? SUPERVISOR_FAULTS.filter((k) => k !== 'disk_full' || noTmpfs === null) : [];
+  if (supervisorFaults && noTmpfs === null) {
+    const err = mountTmpfs(swarm.stateDir, '512m');
+    if (err) throw new Error(err);
+  }
   swarm.up();
   let allOnline = false;
   try {
@@ -238,13 +301,23 @@ async function main(): Promise<void> {
     const end = Date.now() + minutes * 60_000;
     let n = 0;
     const acked = new Set<number>();
+    // A supervisor fault (PM2 killed, a reboot, a full disk, in turn) every few minutes: each takes
+    // the whole swarm down for a while, so they are spaced, not drawn with the rest.
+    let nextSupervisorAt = Date.now() + supervisorEveryMs / 2;
+    let s = 0;
     while (Date.now() < end) {
       ackQuarantined(faults, acked);
-      // Every class once in the first round, then at random.
-      await inject(n < kinds.length ? (kinds[n] as FaultClass) : pick(kinds), faults, n);
+      if (supervisor.length && Date.now() >= nextSupervisorAt) {
+        await inject(supervisor[s++ % supervisor.length] as FaultClass, faults, n);
+        nextSupervisorAt = Date.now() + supervisorEveryMs;
+      } else {
+        // Every class once in the first round, then at random.
+        await inject(n < kinds.length ? (kinds[n] as FaultClass) : pick(kinds), faults, n);
+      }
       n += 1;
-      await sleep(2000 + random() * 4000);
+      await sleep(meanGapMs * (0.5 + random()));
     }
+    await Promise.all(held);
     // Let the last faults be seen and heal: every fault judged, every daemon and steady worker back.
     await waitFor(
       'quiet',
@@ -297,6 +370,7 @@ async function main(): Promise<void> {
         .map((w) => w.restarts),
     );
     swarm.teardown();
+    if (supervisorFaults && noTmpfs === null) unmount(swarm.stateDir);
     const byClass: Record<string, Record<string, number>> = {};
     for (const f of faults) {
       const c = (byClass[f.class] ??= {
@@ -312,21 +386,31 @@ async function main(): Promise<void> {
       if (!f.detected) c.missed = (c.missed ?? 0) + 1;
     }
     const missed = faults.filter((f) => !f.detected).length;
+    // Seen but neither healed (verified) nor handed to a person (escalated).
+    const unhealed = faults.filter((f) => f.detected && !f.verified && !f.escalated).length;
     const report = {
       generatedAt: new Date().toISOString(),
       minutes,
       seed,
-      command: `npm run soak -- --minutes ${minutes} --seed ${seed}`,
+      command: `npm run soak -- --minutes ${minutes} --seed ${seed} --mean-gap-s ${meanGapMs / 1000}${supervisorFaults ? ` --supervisor-faults --supervisor-every-s ${supervisorEveryMs / 1000}` : ''}`,
+      diskFull: noTmpfs ?? 'injected',
       faults: faults.length,
       byClass,
       missed,
+      unhealed,
       falseActions: falseActions.map((e) => ({ seq: e.seq, kind: e.kind, target: e.target })),
       eventsLost: lost,
       chain,
       stateFilesValid: stateFiles,
       allDaemonsOnlineAtEnd: allOnline,
       maxRestartsOnOneSteadyWorker: restarts,
-      pass: missed === 0 && falseActions.length === 0 && Object.keys(lost).length === 0 && chain.ok && allOnline,
+      pass:
+        missed === 0 &&
+        unhealed === 0 &&
+        falseActions.length === 0 &&
+        Object.keys(lost).length === 0 &&
+        chain.ok &&
+        allOnline,
     };
     fs.mkdirSync(OUT, { recursive: true });
     fs.writeFileSync(path.join(OUT, 'report.json'), `${JSON.stringify(report, null, 2)}\n`);
@@ -335,6 +419,7 @@ async function main(): Promise<void> {
       '',
       `Replay the same fault choices: \`${report.command}\``,
       '',
+      ...(supervisorFaults && noTmpfs ? [`disk_full not injected: ${noTmpfs}`, ''] : []),
       '| fault | injected | detected | remediated | verified | escalated | missed |',
       '| --- | --- | --- | --- | --- | --- | --- |',
       ...Object.entries(byClass).map(
@@ -342,6 +427,7 @@ async function main(): Promise<void> {
           `| ${k} | ${c.injected} | ${c.detected ?? 0} | ${c.remediated ?? 0} | ${c.verified ?? 0} | ${c.escalated ?? 0} | ${c.missed ?? 0} |`,
       ),
       '',
+      `- seen but neither healed nor escalated: ${unhealed}`,
       `- actions on healthy workers (false positives): ${falseActions.length}`,
       `- events lost (worker starts without worker.launched): ${Object.keys(lost).length}`,
       `- hash chain: ${chain.ok ? `intact (${chain.count} events)` : `BROKEN at ${(chain as { badSeq: number }).badSeq}`}`,

@@ -41,14 +41,31 @@ const ckpt = process.env.SWARM_CHECKPOINT_DIR || path.join(process.cwd(), 'check
 const progressFile = process.env.SWARM_PROGRESS_FILE || path.join(ckpt, 'progress.json');
 fs.mkdirSync(ckpt, { recursive: true });
 
-/** @param {string} file @param {unknown} value */
+let skipped = 0;
+/**
+ * A checkpoint that cannot be written for a full disk is skipped, not fatal:
+ * the last whole one stays, and the next trial tries again. Hours of work
+ * should not end on a disk that fills for a minute.
+ * @param {string} file @param {unknown} value
+ */
 function writeAtomic(file, value) {
   const tmp = `${file}.${process.pid}.tmp`;
-  const fd = fs.openSync(tmp, 'w', 0o600);
-  fs.writeSync(fd, JSON.stringify(value));
-  fs.fsyncSync(fd);
-  fs.closeSync(fd);
-  fs.renameSync(tmp, file);
+  try {
+    const fd = fs.openSync(tmp, 'w', 0o600);
+    try {
+      fs.writeSync(fd, JSON.stringify(value));
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(tmp, file);
+    if (skipped > 0) console.log(`checkpoints written again after ${skipped} skipped for a full disk`);
+    skipped = 0;
+  } catch (err) {
+    if (/** @type {NodeJS.ErrnoException} */ (err).code !== 'ENOSPC') throw err;
+    fs.rmSync(tmp, { force: true });
+    skipped += 1;
+  }
 }
 
 // Our own count of starts, so a soak can check that no launch went unrecorded.

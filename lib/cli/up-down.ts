@@ -8,7 +8,7 @@ import { DAEMON_STATE_FILES } from '../state-files';
 import { readStateFile } from '../state-store';
 import { ecosystemAppNames } from '../ecosystem';
 import { createLogger } from '../logger';
-import { Pm2ProcessManager } from '../process-manager';
+import { Pm2ProcessManager } from '../pm2-api-manager';
 import { PROJECTION_FILE } from '../projection';
 import { daemonEnv, isSecretName, removeSecrets, saveSecrets } from '../daemon-env';
 import { setControl } from '../run-registry';
