@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { Client, type ClientConfig } from 'pg';
+import type { Client, ClientConfig } from 'pg';
 import type { Clock } from './clock';
 import type { CompiledConfig } from './config/config';
 import { errorMessage } from './errors';
@@ -95,7 +95,11 @@ export class PgProbe {
 
   private async connected(): Promise<Client> {
     if (this.client) return this.client;
-    const client = new Client(clientConfig(this.cfg, this.env));
+    // The driver is loaded on the first probe, not with the module: hang-guard imports this
+    // module always, and most swarms have no PostgreSQL (pg costs every hang-guard ~5 MiB).
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on use, as said above
+    const { Client: PgClient } = require('pg') as typeof import('pg');
+    const client = new PgClient(clientConfig(this.cfg, this.env));
     // A server restart ends an idle connection with an 'error' event; without a
     // listener that would end hang-guard. The next call connects again.
     client.on('error', (err) => {

@@ -1,10 +1,19 @@
-import cron from 'node-cron';
+import type cronModule from 'node-cron';
 
 // A job's cron expression, read by node-cron, asked only "does this second
 // match?". Firing is decided on the daemon's own ticks and clock (see
 // scheduler.ts), not on node-cron's timers: the last firing lives in SQLite,
 // so a restart neither repeats one nor loses a missed one, and tests drive
 // time with an injected clock.
+
+/**
+ * node-cron, loaded on the first cron expression read: every daemon compiles
+ * the config, and most configs have no schedule (node-cron costs ~4 MiB).
+ */
+function cronLib(): typeof cronModule {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on use, as said above
+  return (require('node-cron') as { default: typeof cronModule }).default;
+}
 
 export interface CronMatcher {
   matches(atMs: number): boolean;
@@ -17,7 +26,7 @@ export function cronProblem(expression: string): string | null {
   const fields = expression.trim().split(/\s+/).length;
   if (fields !== 5 && fields !== 6)
     return `expected 5 fields (minute hour day month weekday) or 6 (seconds first); got ${fields}`;
-  const v = cron.validateDetailed(expression);
+  const v = cronLib().validateDetailed(expression);
   return v.valid ? null : v.errors.map((e) => `${e.field}: ${e.message}`).join('; ') || 'not a cron expression';
 }
 
@@ -37,6 +46,7 @@ export function cronMatcher(expression: string, timezone: string | null): CronMa
   const known = cache.get(key);
   if (known) return known;
   // createTask does not start the task: no timer is set, it is only a matcher.
+  const cron = cronLib();
   const task = cron.createTask(expression, () => undefined, timezone ? { timezone } : {});
   const seconds = cron.parse(expression).second;
   const m: CronMatcher = {

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { watch, type FSWatcher } from 'chokidar';
+import type { FSWatcher } from 'chokidar';
 import { iso } from '../clock';
 import type { CompiledConfig } from '../config/config';
 import type { DaemonContext } from '../daemon-runtime';
@@ -182,6 +182,9 @@ export class SlurmJobs {
     const interval = Math.min(...lanes.map((l) => l.pollMs));
     const roots = [...new Set(lanes.map((l) => l.sharedDir))];
     const wanted = /(^|[/\\])(exit|pid|progress)\.json$/;
+    // chokidar is loaded only for a slurm lane: every other sentry would carry it (~3 MiB) unused.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on use, as said above
+    const { watch } = require('chokidar') as typeof import('chokidar');
     this.watcher = watch(
       roots.flatMap((r) => [path.join(r, 'workers'), path.join(r, 'checkpoints')]),
       { usePolling: true, interval, binaryInterval: interval, ignoreInitial: true, depth: 2 },

@@ -1,6 +1,5 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { buildSync } from 'esbuild';
 import { writeFileAtomic } from '../atomic-file';
 import { PACKAGE_ROOT } from '../package-root';
 
@@ -18,6 +17,10 @@ let bundled: string | null = null;
 export function slurmShimScript(stateDir: string): string {
   const file = path.join(stateDir, 'slurm', 'worker-shim.js');
   if (bundled === null) {
+    // esbuild is loaded here, on a slurm lane's first launch, not with the sentry: it would cost
+    // every sentry ~4 MiB that only slurm lanes use.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on use, as said above
+    const { buildSync } = require('esbuild') as typeof import('esbuild');
     const r = buildSync({
       entryPoints: [SHIM_SOURCE],
       bundle: true,
