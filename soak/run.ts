@@ -3,6 +3,7 @@
 // end the log is read back to see what was detected, remediated, verified or
 // escalated, what was missed, what was done to healthy work, and whether
 // anything was lost. Writes soak/out/report.json and soak/out/report.md.
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { openDb } from '../lib/db';
@@ -112,6 +113,22 @@ const holding = (p: Promise<void>): void => {
   held.add(done);
 };
 
+/**
+ * Another process takes SQLite's write lock and holds it for `ms`. Not this one: the soak's own
+ * swarmctl calls (spawnSync) block its event loop, and would wait on a lock it could not release.
+ */
+async function holdWriteLock(dbFile: string, ms: number): Promise<void> {
+  const code = `const db = new (require(process.argv[1]))(process.argv[2]); db.exec('BEGIN IMMEDIATE');
+process.stdout.write('locked\\n'); setTimeout(() => { db.exec('COMMIT'); db.close(); }, Number(process.argv[3]));`;
+  const child = spawn(process.execPath, ['-e', code, require.resolve('better-sqlite3'), dbFile, String(ms)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  holding(exited);
+  // Counted once the lock is really held (or the holder gave up, which its stderr says).
+  await Promise.race([new Promise((resolve) => child.stdout.once('data', resolve)), exited]);
+}
+
 async function inject(kind: FaultClass, faults: Fault[], n: number): Promise<void> {
   const q = swarm.query();
   const base = { at: Date.now(), afterSeq: q.events.lastSeq };
@@ -144,16 +161,8 @@ async function inject(kind: FaultClass, faults: Fault[], n: number): Promise<voi
     const target = kind === 'sqlite_lock' ? 'state:swarm.db' : 'gpu';
     if (busy.has(target)) return;
     faults.push({ class: kind, target, ...base });
-    if (kind === 'sqlite_lock') {
-      const db = openDb(swarm.stateDir);
-      db.exec('BEGIN IMMEDIATE');
-      holding(
-        sleep(3000).then(() => {
-          db.exec('COMMIT');
-          db.close();
-        }),
-      );
-    } else {
+    if (kind === 'sqlite_lock') await holdWriteLock(path.join(swarm.stateDir, 'swarm.db'), 3000);
+    else {
       smi.set({ fixture: 'tesla-t4.xml', mode: 'hang' });
       holding(sleep(6000).then(() => smi.set({ fixture: 'tesla-t4.xml' })));
     }
@@ -194,7 +203,12 @@ async function inject(kind: FaultClass, faults: Fault[], n: number): Promise<voi
     const holding = q.workers.filter((w) => ACTIVE_STATUSES.includes(w.status) || w.status === 'quarantined');
     if (holding.length + q.tasks.queued >= SLOTS) return;
     const id = `${kind === 'crash_loop' ? 'loop' : 'leak'}${n}`;
-    swarm.ctl('submit', kind === 'crash_loop' ? 'looping' : 'leaky', '--id', id);
+    const r = swarm.ctl('submit', kind === 'crash_loop' ? 'looping' : 'leaky', '--id', id);
+    // Not submitted is not injected: say why, and count nothing.
+    if (r.status !== 0) {
+      process.stderr.write(`soak: submit ${id} refused (exit ${r.status}): ${r.stderr}\n`);
+      return;
+    }
     faults.push({ class: kind, target: `worker:${kind === 'crash_loop' ? 'looping' : 'leaky'}-${id}`, ...base });
   }
 }
@@ -370,6 +384,13 @@ async function main(): Promise<void> {
         .map((w) => w.restarts),
     );
     swarm.teardown();
+    // The whole log of a run with a missed fault, kept to read (the state folder may be a tmpfs).
+    fs.mkdirSync(OUT, { recursive: true });
+    for (const f of ['swarm.db', 'swarm.db-wal']) {
+      const from = path.join(swarm.stateDir, f);
+      if (fs.existsSync(from)) fs.copyFileSync(from, path.join(OUT, f));
+    }
+    fs.writeFileSync(path.join(OUT, 'faults.json'), `${JSON.stringify(faults, null, 1)}\n`);
     if (supervisorFaults && noTmpfs === null) unmount(swarm.stateDir);
     const byClass: Record<string, Record<string, number>> = {};
     for (const f of faults) {
