@@ -33,8 +33,23 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
   process.exit(EXIT.bad);
 });
 
+/**
+ * Ends the process once everything written to stdout and stderr is out. To a
+ * pipe, Node writes asynchronously: an exit straight after a large write (a
+ * `query --json` of a few hundred KiB read by a script) cut the output short
+ * with exit code 0. A write's callback runs after every earlier write is done.
+ */
+function exitWhenFlushed(code: number): void {
+  let pending = 2;
+  const done = (): void => {
+    if (--pending === 0) process.exit(code);
+  };
+  process.stdout.write('', done);
+  process.stderr.write('', done);
+}
+
 main().then((code) => {
   process.exitCode = code;
   // Commands that hold no timers end here; `events --follow` resolves only on a signal.
-  if (code !== 0 || !process.argv.includes('--follow')) setImmediate(() => process.exit(code));
+  if (code !== 0 || !process.argv.includes('--follow')) exitWhenFlushed(code);
 });
