@@ -467,6 +467,7 @@ for (const sig of ['SIGTERM', 'SIGINT'] as const) {
   process.once(sig, () => {
     process.stderr.write(`soak: ${sig}, tearing the swarm down\n`);
     swarm.teardown();
+    if (supervisorFaults && noTmpfs === null) unmount(swarm.stateDir);
     process.exit(1);
   });
 }
@@ -474,5 +475,6 @@ for (const sig of ['SIGTERM', 'SIGINT'] as const) {
 main().catch((err: unknown) => {
   process.stderr.write(`soak failed: ${String(err)}\n`);
   swarm.teardown();
+  if (supervisorFaults && noTmpfs === null) unmount(swarm.stateDir);
   process.exit(1);
 });

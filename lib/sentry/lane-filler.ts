@@ -184,7 +184,7 @@ export class LaneFiller {
   /**
    * Swarm's own CPU time per queued task started: the queue read, the
    * record, the events, and the worker's files, all but the process
-   * manager's start itself (the PM2 client's, or sbatch's). CPU time, not
+   * manager's start itself (the call on PM2's socket, or sbatch). CPU time, not
    * wall time: on a machine busy with the work itself the wall clock would
    * measure the work. In the sentry's state file as launchDecisionSeconds,
    * for the 1,000-task drain in `npm run bench -- --full`.
