@@ -1,5 +1,6 @@
 import os from 'node:os';
 import path from 'node:path';
+import { Pm2RpcError } from './errors';
 import type { Logger } from './logger';
 import { pm2Home } from './pm2-home';
 import { appInfoOf, type AppInfo, type AppSpec, type ProcessManager } from './process-manager';
@@ -120,12 +121,12 @@ export class Pm2RpcProcessManager implements ProcessManager {
   }
 
   async restart(name: string): Promise<void> {
-    if ((await this.restartAll(name)) === 0) throw new Error(`pm2 restart: process ${name} not found`);
+    if ((await this.restartAll(name)) === 0) throw new Pm2RpcError('restart', `process ${name} not found`);
   }
 
   async stop(name: string): Promise<void> {
     if ((await this.each(name, 'stopProcessId', 'stop', (id) => id)) === 0)
-      throw new Error(`pm2 stop: process ${name} not found`);
+      throw new Pm2RpcError('stop', `process ${name} not found`);
   }
 
   async delete(name: string): Promise<void> {
