@@ -136,7 +136,9 @@ describe('nvidia-smi reader', () => {
 
   it('swarmctl probe gpu --json prints the shape docs/cli.md gives, and exits 0 either way', () => {
     const dir = tmpDir();
-    const smi = fakeNvidiaSmi(dir, { fixture: 'a10g.xml', pids: { '0': [1234] } });
+    const smi = fakeNvidiaSmi(dir, { fixture: 'a10g.xml', pids: { '0': [process.pid] } });
+    // nvidia-smi names a process by its command line.
+    const name = fs.readFileSync(`/proc/${process.pid}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' ');
     const cfg = path.join(dir, 'c.json');
     fs.writeFileSync(cfg, JSON.stringify({ name: 'g', stateDir: 'state', jobs: { j: { command: ['true'] } } }));
     const run = () =>
@@ -159,7 +161,7 @@ describe('nvidia-smi reader', () => {
           memUsedMiB: 22,
           memTotalMiB: 23028,
           temperatureC: 17,
-          processes: [{ pid: 1234, name: 'worker', usedMiB: 512 }],
+          processes: [{ pid: process.pid, name, usedMiB: 512 }],
         },
       ],
     });
