@@ -6,6 +6,7 @@ import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { TestSwarm, PM2 } from '../test/helpers/swarm';
 import { waitFor } from '../test/helpers/tmp';
+import { DAEMON_NAMES } from '../lib/event-kinds';
 
 async function main(): Promise<void> {
   const workers = Number(process.argv[2] ?? '200');
@@ -32,7 +33,7 @@ async function main(): Promise<void> {
       2000,
     );
     // Only the idle part matters: restart the daemons so their profiles start now.
-    spawnSync(PM2, ['restart', 'worker-sentry', 'watchdog', 'hang-guard'], { env: swarm.env });
+    spawnSync(PM2, ['restart', ...DAEMON_NAMES], { env: swarm.env });
     await new Promise((r) => setTimeout(r, sampleMs));
     spawnSync(PM2, ['stop', 'all'], { env: swarm.env, timeout: 60_000 });
   } finally {

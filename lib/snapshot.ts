@@ -16,6 +16,7 @@ import {
   DAEMON_STATE_FILES,
   DaemonHeaderSchema,
   EscalationSchema,
+  type DaemonHeader,
   IncidentSchema,
   ScoresSchema,
   SESSION_LATEST_FILE,
@@ -73,11 +74,33 @@ export interface Snapshot {
 export const STALE_AFTER_TICKS = 5;
 const STALE_MIN_MS = 5000;
 
+/**
+ * Each daemon's header, by its file's identity. A daemon's whole state file
+ * (the sentry's holds every worker) is parsed for these few fields, and the
+ * watchdog and session-state-manager ask for them more than once a tick.
+ * State files are replaced by rename, so a new write is a new inode; an edit
+ * in place changes the size or the mtime.
+ */
+const headers = new Map<string, { key: string; header: DaemonHeader }>();
+
+function readHeader(file: string): DaemonHeader | null {
+  const st = fs.lstatSync(file, { throwIfNoEntry: false });
+  const key = st?.isFile() ? `${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}` : null;
+  const hit = key === null ? undefined : headers.get(file);
+  if (hit && hit.key === key) return hit.header;
+  const r = readStateFile(file, DaemonHeaderSchema);
+  if (!r.ok) {
+    headers.delete(file);
+    return null;
+  }
+  if (key !== null) headers.set(file, { key, header: r.value });
+  return r.value;
+}
+
 export function daemonView(stateDir: string, name: DaemonName, now: number): DaemonView {
-  const r = readStateFile(path.join(stateDir, DAEMON_STATE_FILES[name]), DaemonHeaderSchema);
-  if (!r.ok)
+  const h = readHeader(path.join(stateDir, DAEMON_STATE_FILES[name]));
+  if (!h)
     return { name, status: 'missing', pid: null, restarts: 0, lastTickAt: null, tickAgeMs: null, configVersion: null };
-  const h = r.value;
   const lastTick = h.lastTickAt ? Date.parse(h.lastTickAt) : Date.parse(h.startedAt);
   const tickAgeMs = Math.max(0, now - lastTick);
   let status: DaemonStatus;
