@@ -5,7 +5,11 @@ import pino from 'pino';
 
 export type Logger = pino.Logger;
 
-export function createLogger(name: string, level = process.env.SWARM_LOG_LEVEL ?? 'info'): Logger {
+/**
+ * `fd`: a daemon logs to stdout, which PM2 keeps as its log; swarmctl logs to
+ * stderr, so that nothing it logs lands in the JSON or the table it prints.
+ */
+export function createLogger(name: string, level = process.env.SWARM_LOG_LEVEL ?? 'info', fd: 1 | 2 = 1): Logger {
   return pino(
     {
       name,
@@ -13,8 +17,13 @@ export function createLogger(name: string, level = process.env.SWARM_LOG_LEVEL ?
       base: { pid: process.pid },
       timestamp: pino.stdTimeFunctions.isoTime,
     },
-    pino.destination({ dest: 1, sync: true }),
+    pino.destination({ dest: fd, sync: true }),
   );
+}
+
+/** swarmctl's logger: warnings and errors only, on stderr. */
+export function cliLogger(): Logger {
+  return createLogger('swarmctl', 'warn', 2);
 }
 
 export const silentLogger: Logger = pino({ level: 'silent' });

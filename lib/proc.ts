@@ -17,15 +17,39 @@ export interface ProcStat {
 const PAGE_SIZE = 4096;
 export const CLOCK_TICKS_PER_S = 100;
 
-export function readProcStat(pid: number): ProcStat | null {
-  let text: string;
+const procBuf = Buffer.alloc(4096);
+
+/**
+ * A small /proc file in one read: open, read, close. readFileSync adds an
+ * fstat and a second read to find the end, and the sentry reads several of
+ * these per worker each tick. Null when it is gone (the process ended).
+ */
+function readProcFile(file: string): string | null {
+  let fd: number;
   try {
-    text = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    fd = fs.openSync(file, 'r');
   } catch {
     return null;
   }
-  // comm may hold spaces and parentheses: the fields start after the last ')'.
-  const close = text.lastIndexOf(')');
+  try {
+    const n = fs.readSync(fd, procBuf, 0, procBuf.length, 0);
+    // Longer than one buffer (a `children` file of a process with many): read the rest the slow way.
+    if (n === procBuf.length) return fs.readFileSync(file, 'utf8');
+    return procBuf.toString('utf8', 0, n);
+  } catch {
+    // The process ended between the open and the read (ESRCH).
+    return null;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+export function readProcStat(pid: number): ProcStat | null {
+  const text = readProcFile(`/proc/${pid}/stat`);
+  // comm may hold spaces and parentheses: the fields start after the last ')'. Without one the
+  // read came back empty (the process ended as it was read): gone, not a process in state ''.
+  const close = text === null ? -1 : text.lastIndexOf(')');
+  if (text === null || close < 0) return null;
   const f = text.slice(close + 2).split(' ');
   const num = (i: number): number => Number(f[i] ?? 0);
   return {
@@ -65,13 +89,10 @@ export function childrenOf(pid: number): number[] {
     return out;
   }
   for (const tid of tasks) {
-    try {
-      for (const c of fs.readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').split(' ')) {
-        const n = Number(c);
-        if (n > 0) out.push(n);
-      }
-    } catch {
-      // The thread ended between readdir and read: nothing to count.
+    // null: the thread ended between readdir and read, with nothing to count.
+    for (const c of readProcFile(`/proc/${pid}/task/${tid}/children`)?.split(' ') ?? []) {
+      const n = Number(c);
+      if (n > 0) out.push(n);
     }
   }
   return out;

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { DAEMON_STATE_FILES } from '../lib/state-files';
-import { SWARMCTL } from './helpers/swarm';
+import { ROOT, SWARMCTL } from './helpers/swarm';
 import { tmpDir } from './helpers/tmp';
 
 // Found by the hour-long soak: `swarmctl query --json` of a swarm that had
@@ -68,5 +68,16 @@ describe('swarmctl output through a pipe', () => {
       expect(r.stdout.length).toBeGreaterThan(500_000);
       expect((JSON.parse(r.stdout) as { workers: unknown[] }).workers).toHaveLength(WORKERS);
     }
+  });
+});
+
+describe("swarmctl's own log", () => {
+  it('goes to stderr, never into what a command prints on stdout', () => {
+    // A warning from `up --json` (PM2 slow to answer, say) must not land in its JSON.
+    const code = `require(${JSON.stringify(path.join(ROOT, 'dist', 'lib', 'logger.js'))}).cliLogger().warn({ app: 'x' }, 'pm2 call slow');`;
+    const r = spawnSync(process.execPath, ['-e', code], { encoding: 'utf8' });
+    expect(r.status).toBe(0);
+    expect(r.stdout).toBe('');
+    expect(JSON.parse(r.stderr)).toMatchObject({ name: 'swarmctl', msg: 'pm2 call slow', app: 'x' });
   });
 });

@@ -7,7 +7,7 @@ import { newToken, readToken } from '../gateway/token';
 import { DAEMON_STATE_FILES } from '../state-files';
 import { readStateFile } from '../state-store';
 import { ecosystemAppNames } from '../ecosystem';
-import { createLogger } from '../logger';
+import { cliLogger } from '../logger';
 import { Pm2ProcessManager } from '../pm2-api-manager';
 import { PROJECTION_FILE } from '../projection';
 import { daemonEnv, isSecretName, removeSecrets, saveSecrets } from '../daemon-env';
@@ -25,7 +25,7 @@ export async function upCommand(opts: GlobalOptions): Promise<number> {
   const cfg = cliConfig(opts);
   const locked = lockRefusal(cfg.stateDir, home);
   if (locked) return refuse(locked);
-  const pm = new Pm2ProcessManager(createLogger('swarmctl', 'warn'));
+  const pm = new Pm2ProcessManager(cliLogger());
   try {
     const names = ecosystemAppNames();
     const before = await pm.list();
@@ -96,7 +96,7 @@ export async function downCommand(opts: GlobalOptions): Promise<number> {
   const config = writer.config;
   setControl(writer.db, 'swarm.down', 'true');
   writer.close();
-  const pm = new Pm2ProcessManager(createLogger('swarmctl', 'warn'));
+  const pm = new Pm2ProcessManager(cliLogger());
   try {
     const names = ecosystemAppNames();
     const apps = await pm.list();
