@@ -94,6 +94,7 @@ export class DaemonRepair {
   forgetSightings(): void {
     this.seenAt.clear();
     this.unreadableSince.clear();
+    this.staleSince.clear();
     this.listed = null;
   }
 
@@ -132,6 +133,7 @@ export class DaemonRepair {
     // A daemon gets a full staleAfter from when we first saw this pid before it is judged.
     const firstSeen = this.seenAt.get(name);
     if (firstSeen === undefined || (this.seenPid.get(name) ?? null) !== app.pid) {
+      this.staleSince.delete(name);
       this.seenAt.set(name, now);
       this.seenPid.set(name, app.pid);
       return null;
@@ -155,6 +157,12 @@ export class DaemonRepair {
     }
     this.unreadableSince.delete(name);
     if (view.pid !== app.pid || view.tickAgeMs === null || view.tickAgeMs > staleAfter) {
+      // Stale at two judgements a tick apart, as a Kubernetes probe has a failureThreshold: a daemon whose
+      // one tick waited out a locked database (a few seconds) has ticked again by the second look; a hung
+      // one has not. (A SIGSTOPped one is certain at once, above.)
+      const since = this.staleSince.get(name) ?? now;
+      this.staleSince.set(name, since);
+      if (now - since < this.deps.config.tickMs) return null;
       return {
         class: 'daemon_stale',
         reason:
@@ -165,6 +173,7 @@ export class DaemonRepair {
         app,
       };
     }
+    this.staleSince.delete(name);
     return null;
   }
 
@@ -172,6 +181,8 @@ export class DaemonRepair {
   /** Daemons that cannot start, escalated once per watchdog life. */
   private readonly escalated = new Set<DaemonName>();
   private readonly unreadableSince = new Map<DaemonName, number>();
+  /** When each daemon was first judged not ticking, in the run of judgements that still says so. */
+  private readonly staleSince = new Map<DaemonName, number>();
 
   /** Checks and repairs; returns PM2's view of the apps, for callers that need it too. */
   async check(names: readonly DaemonName[], now: number): Promise<AppInfo[]> {

@@ -267,6 +267,19 @@ export class DaemonRuntime {
   }
 
   /**
+   * Writes the state file now, mid-tick, before a step a successor must know
+   * of (ending a worker's processes): a daemon killed between that step and
+   * its tick's end leaves its intent on disk, as a write-ahead log would.
+   */
+  checkpoint(): void {
+    try {
+      this.writeState();
+    } catch (err) {
+      this.deps.logger.error({ daemon: this.deps.name, err: errorMessage(err) }, 'checkpoint write failed');
+    }
+  }
+
+  /**
    * Writes a state file this daemon owns. If it was deleted or corrupted since
    * the last write, the rewrite is the repair: record both.
    */

@@ -24,6 +24,7 @@ import { optimizerJob, TestSwarm } from '../test/helpers/swarm';
 import { tmpDir, waitFor } from '../test/helpers/tmp';
 import { seeded } from '../test/helpers/seeded';
 import { mountTmpfs, tmpfsUnavailable, unmount } from '../test/helpers/tmpfs';
+import { falseDaemonActions, falseWorkerActions } from './false-actions';
 import { judgeSupervisor, strike, SUPERVISOR_FAULTS, type Struck, type SupervisorFault } from './supervisor-faults';
 
 const arg = (name: string): string | undefined =>
@@ -370,12 +371,8 @@ async function main(): Promise<void> {
       const launched = ev.filter((e) => e.kind === 'worker.launched' && e.target === `worker:${w}`).length;
       if (started > launched) lost[w] = { started, launched };
     }
-    // False actions: detections on steady workers whose pid was never faulted.
-    const faultedPids = new Set(faults.map((f) => f.pid).filter(Boolean));
-    const falseActions = ev.filter(
-      (e) =>
-        e.kind.startsWith('detect.') && e.target.startsWith('worker:steady-') && !faultedPids.has(e.data.pid as number),
-    );
+    const falseActions = falseWorkerActions(ev, faults);
+    const falseDaemon = falseDaemonActions(ev, faults);
     const restarts = Math.max(
       0,
       ...swarm
@@ -420,6 +417,7 @@ async function main(): Promise<void> {
       missed,
       unhealed,
       falseActions: falseActions.map((e) => ({ seq: e.seq, kind: e.kind, target: e.target })),
+      falseDaemonActions: falseDaemon.map((e) => ({ seq: e.seq, kind: e.kind, target: e.target, ts: e.ts })),
       eventsLost: lost,
       chain,
       stateFilesValid: stateFiles,
@@ -429,6 +427,7 @@ async function main(): Promise<void> {
         missed === 0 &&
         unhealed === 0 &&
         falseActions.length === 0 &&
+        falseDaemon.length === 0 &&
         Object.keys(lost).length === 0 &&
         chain.ok &&
         allOnline,
@@ -450,6 +449,7 @@ async function main(): Promise<void> {
       '',
       `- seen but neither healed nor escalated: ${unhealed}`,
       `- actions on healthy workers (false positives): ${falseActions.length}`,
+      `- actions on healthy daemons (false positives): ${falseDaemon.length}`,
       `- events lost (worker starts without worker.launched): ${Object.keys(lost).length}`,
       `- hash chain: ${chain.ok ? `intact (${chain.count} events)` : `BROKEN at ${(chain as { badSeq: number }).badSeq}`}`,
       `- state files valid at the end: ${Object.values(stateFiles).every(Boolean) ? 'all' : JSON.stringify(stateFiles)}`,

@@ -237,6 +237,34 @@ describe('consensus over a real SQLite file', () => {
     sentryDb.close();
   });
 
+  it('a repair of orchestrator-consensus is not asked of it: the proposer decides at once, under the lease', async () => {
+    const s = setup('60s');
+    const t0 = Date.now();
+    const repair = (actor: EventSource) =>
+      Action.propose(s.deps(s.db, actor), {
+        type: 'restart_daemon',
+        target: 'daemon:orchestrator-consensus',
+        priority: 'safety',
+        reason: 'pid 1 is stopped (SIGSTOP)',
+        incidentId: null,
+      });
+    const a = await repair('watchdog');
+    expect(a.granted).toBe(true);
+    // Far inside the 60 s it would otherwise have waited for a consensus that is not running.
+    expect(Date.now() - t0).toBeLessThan(30_000);
+    expect(readEvents(s.db, { kindPrefix: 'action.granted' })[0]?.data.grantedBy).toBe('self');
+    const decided = s.db
+      .prepare<[], { reason: string }>(
+        "SELECT reason FROM proposals WHERE target = 'daemon:orchestrator-consensus' ORDER BY action_id LIMIT 1",
+      )
+      .get();
+    expect(decided?.reason).toBe('consensus does not arbitrate its own repair');
+    // One actor per target still holds: a second repairer meanwhile is refused.
+    const b = await repair('hang-guard');
+    expect(b.granted).toBe(false);
+    expect(b.deniedReason).toMatch(/leased by watchdog/);
+  });
+
   it('with consensus down, a proposal is granted by the proposer itself after the grace period', async () => {
     const s = setup('300ms');
     const t0 = Date.now();

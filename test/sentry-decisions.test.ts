@@ -1,23 +1,12 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { LocalGrantor } from '../lib/actions/action';
-import { SqliteLeaseStore } from '../lib/actions/leases';
-import { compileConfig } from '../lib/config/config';
-
 import { IllegalTransitionError } from '../lib/errors';
-import { readEvents } from '../lib/event-log';
 import { silentLogger } from '../lib/logger';
-import type { AppSpec } from '../lib/process-manager';
 import { exitOutcome, loopClass, type ExitFacts } from '../lib/sentry/exit-outcome';
-import { WorkerSentry } from '../lib/sentry/sentry';
-import { enqueueTask } from '../lib/task-queue';
 import { setInFlight, transition } from '../lib/worker/lifecycle';
+import { progressFileFor } from '../lib/worker/files';
 import { IDLE, SentryBodySchema, WorkerRecordSchema, newWorkerRecord, type InFlight } from '../lib/worker/record';
-import { tmpDir, waitFor } from './helpers/tmp';
-import { daemonContext } from './helpers/daemon-context';
-import { NullProcessManager } from './helpers/null-pm';
+import { killHarnessChildren, sentryHarness } from './helpers/sentry-harness';
 
 // worker-sentry's decisions without PM2, as BullMQ tests its lock manager
 // against a narrow context: the pure exit outcome, the worker lifecycle's
@@ -181,98 +170,11 @@ describe('worker lifecycle', () => {
   });
 });
 
-/**
- * Runs each app's script (the real worker shim) as a plain child process, as
- * PM2 would but without its daemon: the shim starts the real worker, writes
- * pid.json and, when the worker ends, exit.json.
- */
-class ChildPm extends NullProcessManager {
-  readonly children: ChildProcess[] = [];
-  readonly started: string[] = [];
-  override async start(app: AppSpec): Promise<void> {
-    this.started.push(app.name);
-    const child = spawn(app.interpreter ?? process.execPath, [app.script, ...app.args], {
-      cwd: app.cwd,
-      env: { ...process.env, ...app.env },
-      stdio: 'ignore',
-    });
-    this.children.push(child);
-  }
-  killAll(): void {
-    for (const c of this.children) c.kill('SIGKILL');
-  }
-}
-
-const pms: ChildPm[] = [];
-afterAll(() => pms.forEach((pm) => pm.killAll()));
-
-// Exits with the code written to its file, once there is one.
-const WORKER =
-  "const fs = require('fs'); setInterval(() => { try { process.exit(Number(fs.readFileSync(process.argv[1], 'utf8'))); } catch {} }, 20);";
-
-function setup() {
-  const dir = tmpDir('swarm-decide-');
-  const config = compileConfig(
-    {
-      name: 'decide',
-      stateDir: path.join(dir, 'state'),
-      tick: '200ms',
-      watchdog: { staleAfter: '400ms' },
-      lanes: { cpu: { kind: 'cpu', slots: 2, fill: 'slots' } },
-      jobs: {
-        j: {
-          command: [process.execPath, '-e', WORKER],
-          args: [path.join(dir, 'exit-${taskId}')],
-          restart: { delay: '1s', budget: 2, window: '1h' },
-        },
-      },
-    },
-    path.join(dir, 'swarm.config.json'),
-    {},
-  );
-  const stateDir = config.stateDir;
-  fs.mkdirSync(stateDir, { recursive: true, mode: 0o700 });
-  const ctx = daemonContext('worker-sentry', config);
-  const { db, clock, run } = ctx;
-  const pm = new ChildPm();
-  pms.push(pm);
-  // A paused swarm denies every recovery action: the way to see a denial here.
-  let paused = false;
-  const pause = (v: boolean) => void (paused = v);
-  const grantor = new LocalGrantor(new SqliteLeaseStore(db, () => clock.now()), () => paused);
-  const sentry = new WorkerSentry(pm, () => grantor);
-  const submit = (id: string) =>
-    enqueueTask(db, {
-      runId: run.id,
-      id,
-      job: 'j',
-      args: [],
-      lane: 'cpu',
-      queuedAt: new Date(clock.now()).toISOString(),
-    });
-  /** One tick, then the clock moves on by `ms`. */
-  const tick = async (ms = 200) => {
-    await sentry.tick(ctx);
-    clock.t += ms;
-  };
-  const workerFile = (id: string, f: string) => path.join(stateDir, 'workers', `j-${id}`, f);
-  /** The shim has reported the worker's pid (a real process started it). */
-  const launched = (id: string) =>
-    waitFor(`pid.json of ${id}`, () => fs.existsSync(workerFile(id, 'pid.json')), 10_000, 20);
-  /** The worker exits with `code`; the shim records it. */
-  const exit = async (id: string, code: number) => {
-    fs.writeFileSync(path.join(dir, `exit-${id}`), String(code));
-    await waitFor(`exit.json of ${id}`, () => fs.existsSync(workerFile(id, 'exit.json')), 10_000, 20);
-    fs.rmSync(path.join(dir, `exit-${id}`));
-  };
-  const kinds = (target: string) => readEvents(db, { target }).map((e) => e.kind);
-  const events = (target: string) => readEvents(db, { target });
-  return { ctx, clock, pm, sentry, submit, tick, kinds, events, launched, exit, pause };
-}
+afterAll(killHarnessChildren);
 
 describe('worker-sentry, tick by tick', () => {
   it('a task that exits 0 is completed; one that fails restarts after its delay, doubled, then is a crash loop and quarantined when its budget is spent', async () => {
-    const { pm, sentry, submit, tick, kinds, clock, launched, exit } = setup();
+    const { pm, sentry, submit, tick, kinds, clock, launched, exit } = sentryHarness();
     submit('ok');
     submit('bad');
     // util-controller is not there: once it has been gone for two staleness limits, free slots fill.
@@ -330,7 +232,7 @@ describe('worker-sentry, tick by tick', () => {
   }, 60_000);
 
   it('a denied restart waits, asked again under the same incident only once its pause is over, then runs', async () => {
-    const { pm, sentry, submit, tick, kinds, events, clock, launched, exit, pause } = setup();
+    const { pm, sentry, submit, tick, kinds, events, clock, launched, exit, pause } = sentryHarness();
     submit('bad');
     await tick(1000);
     await tick();
@@ -364,5 +266,39 @@ describe('worker-sentry, tick by tick', () => {
     await tick();
     expect(pm.started).toHaveLength(2);
     expect(sentry.workers.get('j-bad')?.inFlight).toEqual(IDLE);
+  }, 60_000);
+  it("a worker's progress is timed when it is seen, not when a tick that waited seconds on another worker's grant began", async () => {
+    const { ctx, sentry, submit, tick, kinds, clock, launched, exit, slowGrants } = sentryHarness({
+      jobExtra: { progress: { staleAfter: '1s' } },
+    });
+    submit('a');
+    submit('b');
+    await tick(1000);
+    await tick();
+    await launched('a');
+    await launched('b');
+    await tick();
+    const job = ctx.config.jobs.j;
+    const b = sentry.workers.get('j-b');
+    if (!job || !b) throw new Error('worker j-b not launched');
+    const progress = (n: number) =>
+      fs.writeFileSync(progressFileFor(ctx.config, job, b), JSON.stringify({ updatedAt: `p${n}`, iteration: n }));
+    progress(1);
+    await tick();
+    // a crashes; its restart's grant takes 900 ms. b shows progress meanwhile, seen after that wait.
+    await exit('a', 1);
+    progress(2);
+    slowGrants(900);
+    const before = clock.now();
+    await tick(0);
+    slowGrants(0);
+    expect(kinds('worker:j-a')).toContain('action.granted');
+    expect(clock.now()).toBe(before + 900);
+    expect(sentry.workers.get('j-b')?.lastProgressAt).toBe(before + 900);
+    // 1.1 s after the tick began but 200 ms after b's progress was seen: b is not stale.
+    clock.t += 200;
+    await tick();
+    expect(kinds('worker:j-b')).not.toContain('detect.progress_stale');
+    expect(sentry.workers.get('j-b')?.status).toBe('running');
   }, 60_000);
 });

@@ -10,6 +10,12 @@ import { ringDoorbell } from './doorbell';
 // orchestrator-consensus and waits for the decision; if none comes within
 // selfGrantAfterMs (consensus down, hung or overloaded), it decides itself
 // under the lease, so the swarm keeps healing with `grantedBy: "self"`.
+// Repairing orchestrator-consensus itself is never asked of it: the one
+// time it is restarted is when it is down or frozen, and waiting out
+// selfGrantAfter then only stalls the repairer's tick (long enough, with a
+// busy database, for the repairer to look hung itself).
+
+const CONSENSUS_TARGET = 'daemon:orchestrator-consensus';
 
 export const LEASE_TTL_MS = 10 * 60_000;
 const POLL_MS = 20;
@@ -37,6 +43,8 @@ export class ConsensusGrantor implements Grantor {
       priority: p.priority,
       createdAt: this.clock.now(),
     });
+    if (p.target === CONSENSUS_TARGET)
+      return this.selfDecide(actionId, p, actor, 'consensus does not arbitrate its own repair');
     ringDoorbell(this.stateDir);
     const deadline = this.clock.now() + this.selfGrantAfterMs;
     for (;;) {
@@ -49,11 +57,11 @@ export class ConsensusGrantor implements Grantor {
       if (this.clock.now() >= deadline) break;
       await new Promise<void>((resolve) => this.clock.setTimeout(resolve, POLL_MS));
     }
-    return this.selfDecide(actionId, p, actor);
+    return this.selfDecide(actionId, p, actor, 'consensus did not answer');
   }
 
   /** Degraded mode: the same local rules (pause, one actor per target), recorded as `self`. */
-  private selfDecide(actionId: number, p: Proposal, actor: EventSource): Decision {
+  private selfDecide(actionId: number, p: Proposal, actor: EventSource, why: string): Decision {
     return this.db
       .transaction((): Decision => {
         const row = getProposal(this.db, actionId);
@@ -69,7 +77,7 @@ export class ConsensusGrantor implements Grantor {
           actionId,
           d.granted ? 'granted' : 'denied',
           'self',
-          d.granted ? 'consensus did not answer' : d.reason,
+          d.granted ? why : d.reason,
           this.clock.now(),
         );
         return { ...d, grantedBy: 'self' };

@@ -10,8 +10,24 @@ import { readWorkerPid } from './worker-pid';
 export class ProcessControl {
   /** Workers whose process group is being ended now: not judged while it goes. */
   readonly stopping = new Set<string>();
+  /**
+   * The attempt of each worker's last stop that this sentry began. A record that says
+   * `stopping` without one was left by a sentry that died mid-stop: its
+   * successor finishes the stop (the SIGKILL after the grace was never sent).
+   */
+  private readonly begun = new Map<string, number>();
   /** Signal refusals already recorded, by worker, attempt and reason. */
   private readonly refusals = new Set<string>();
+
+  beginStop(w: WorkerRecord): void {
+    this.stopping.add(w.id);
+    this.begun.set(w.id, w.attempt);
+  }
+
+  /** The record says a stop is under way that no stop of this sentry's accounts for. */
+  stopLeftUnfinished(w: WorkerRecord): boolean {
+    return w.inFlight.kind === 'stopping' && this.begun.get(w.id) !== w.attempt;
+  }
 
   /** Ends the worker's process group if it is still the one the kernel vouched for; returns why not, if it refused. */
   async endGroup(ctx: DaemonContext, w: WorkerRecord, graceMs: number): Promise<string | null> {

@@ -190,7 +190,6 @@ export class WorkerSentry implements DaemonBehavior, SentryHost {
   }
 
   async tick(ctx: DaemonContext): Promise<void> {
-    const now = ctx.clock.now();
     this.remedies.applyEscalationAcks(ctx);
     for (const cmd of pendingCommands(ctx.db, badRequest(ctx))) await this.commands.apply(ctx, cmd);
     const oom = cgroupOomKills();
@@ -198,6 +197,9 @@ export class WorkerSentry implements DaemonBehavior, SentryHost {
     this.kernelOomKills = oom;
     await this.slurmJobs.refresh(ctx, this.workers.values());
     for (const w of [...this.workers.values()]) {
+      // Each worker's own clock reading: a remedy awaited for one worker (a grant, a stop's grace) can
+      // take seconds, and a progress seen after it is not progress seen at the tick's start.
+      const now = ctx.clock.now();
       try {
         if (w.inFlight.kind === 'verifying') {
           await this.loops.settleVerify(ctx, w, now);
@@ -209,7 +211,7 @@ export class WorkerSentry implements DaemonBehavior, SentryHost {
         ctx.logger.error({ worker: w.id, err: errorMessage(err), stack: (err as Error).stack }, 'observe failed');
       }
     }
-    await this.filler.fill(ctx, now);
+    await this.filler.fill(ctx, ctx.clock.now());
     this.prune();
     this.usage.retain([...this.workers.values()].flatMap((w) => (w.pid === null ? [] : [w.pid])));
   }
@@ -271,6 +273,7 @@ export class WorkerSentry implements DaemonBehavior, SentryHost {
         kernelOom,
       );
     }
+    if (this.processes.stopLeftUnfinished(w)) return this.stopProcess(ctx, w, job);
     sampleUsage(this.usage, w, now);
     return this.judgeLive(ctx, w, job, dir, now);
   }
@@ -352,7 +355,9 @@ export class WorkerSentry implements DaemonBehavior, SentryHost {
 
   async stopProcess(ctx: DaemonContext, w: WorkerRecord, job: CompiledJob): Promise<void> {
     if (!processRuns(w)) return;
-    this.processes.stopping.add(w.id);
+    this.processes.beginStop(w);
+    // On disk before the signal: a successor then knows this exit was asked for, and what comes next.
+    this.runtime?.checkpoint();
     try {
       if (w.slurm) await this.slurmJobs.stop(ctx, w);
       else await this.processes.endGroup(ctx, w, job.stopGraceMs);
