@@ -242,7 +242,7 @@ describe('adopting slurm jobs from the worker folders', () => {
       expect(a?.pid).toBeNull();
       expect(a?.attempt).toBe(2);
       // Beside a valid state file, only what may still run: not the one whose exit is already written.
-      expect(adoptFromDisk([root], laneOf, { runId: 'r1', aliveOnly: true }).map((w) => w.id)).toEqual(['train-a']);
+      expect(adoptFromDisk([root], laneOf, { runId: 'r1', known: new Map() }).map((w) => w.id)).toEqual(['train-a']);
     } finally {
       fs.rmSync(root, { recursive: true, force: true });
     }

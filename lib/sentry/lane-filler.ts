@@ -2,6 +2,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { Action } from '../actions/action';
 import { iso } from '../clock';
+import type { CompiledJob } from '../config/config';
 import type { DaemonContext } from '../daemon-runtime';
 import { errorMessage } from '../errors';
 import { isPaused } from '../run-registry';
@@ -382,12 +383,16 @@ export class LaneFiller {
       });
     } catch (err) {
       ctx.logger.error({ worker: w.id, err: errorMessage(err) }, 'launch failed');
-      // Nothing ran: the attempt does not count.
-      w.attempt -= 1;
-      if (relaunch) w.restarts -= 1;
-      this.host.move(ctx, w, 'backoff', `launch failed: ${errorMessage(err)}`);
-      this.host.setInFlight(ctx, w, { kind: 'backoff', until: now + job.restart.delayMs });
+      this.undoLaunch(ctx, w, job, `launch failed: ${errorMessage(err)}`, now);
     }
+  }
+
+  /** Nothing ran: the attempt does not count, and the worker is launched again after its restart delay. */
+  undoLaunch(ctx: DaemonContext, w: WorkerRecord, job: CompiledJob, why: string, now: number): void {
+    if (w.attempt > 1) w.restarts -= 1;
+    w.attempt -= 1;
+    this.host.move(ctx, w, 'backoff', why);
+    this.host.setInFlight(ctx, w, { kind: 'backoff', until: now + job.restart.delayMs });
   }
 
   private pickGpus(ctx: DaemonContext, w: WorkerRecord): number[] {

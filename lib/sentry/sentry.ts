@@ -21,7 +21,6 @@ import { SlurmCli, type Slurm } from '../slurm/slurm-cli';
 import { pendingStuck, SlurmJobs } from './slurm-jobs';
 import {
   hasProcess,
-  IDLE,
   processRuns,
   SentryBodySchema,
   shimAlive,
@@ -31,7 +30,7 @@ import {
   type WorkerRecord,
 } from '../worker/record';
 import { IncidentBook } from './incidents';
-import { adoptFromDisk, recordUnloggedLaunch } from './adopt';
+import { adoptFromDisk, adoptUnrecorded, recordUnloggedLaunch } from './adopt';
 import { lostWhileDown, requeueLost } from './lost';
 import { WorkChecks } from './work-checks';
 import { LaneFiller } from './lane-filler';
@@ -65,6 +64,8 @@ export class WorkerSentry implements DaemonBehavior, SentryHost {
   private readonly processes = new ProcessControl();
   private readonly slurmJobs: SlurmJobs;
   private kernelOomKills: number | null = cgroupOomKills();
+  /** Launches adopted from a folder before their shim had shown itself: recorded once it does (adopt.ts). */
+  private readonly unconfirmedLaunches = new Set<string>();
 
   readonly actionDeps: (ctx: DaemonContext) => ActionDeps;
 
@@ -116,28 +117,9 @@ export class WorkerSentry implements DaemonBehavior, SentryHost {
       this.incidents.load(body.incidents ?? []);
       this.remedies.lastEscalationSeq = body.lastEscalationSeq ?? 0;
       for (const w of prev.value.workers) this.workers.set(w.id, w);
-      // Workers launched after the last state write (the sentry ended mid-tick) are running all
-      // the same: adopt those too, or they would run on unwatched while their task ran again.
-      for (const w of adoptFromDisk(workerRoots(ctx.config), laneOf, { aliveOnly: true, runId: ctx.run.id })) {
-        recordUnloggedLaunch(ctx, w);
-        const known = this.workers.get(w.id);
-        if (!known) this.workers.set(w.id, w);
-        else if (known.attempt < w.attempt) {
-          Object.assign(known, {
-            attempt: w.attempt,
-            pid: w.pid,
-            pgid: w.pgid,
-            shimPid: w.shimPid,
-            identity: w.identity,
-            slurm: w.slurm,
-            launchedAt: w.launchedAt,
-            status: 'running',
-            inFlight: IDLE,
-            startupSeen: true,
-            progressAdvancedSinceLaunch: true,
-          });
-        }
-      }
+      // Workers launched after the last state write (the sentry ended mid-tick) run, or ran, all the same:
+      // adopt those too, or they would run on unwatched, or their exit be taken for an older attempt's.
+      for (const id of adoptUnrecorded(ctx, this.workers, laneOf)) this.unconfirmedLaunches.add(id);
     } else {
       for (const w of adoptFromDisk(workerRoots(ctx.config), laneOf, { runId: ctx.run.id })) {
         recordUnloggedLaunch(ctx, w);
@@ -237,9 +219,12 @@ export class WorkerSentry implements DaemonBehavior, SentryHost {
     // older sentry has no identity yet: it gets one the same way).
     if (w.pid === null || w.identity === null) this.processes.learnPid(ctx, w, dir);
     const exit = readExit(dir);
+    if ((exit || w.pid !== null) && this.unconfirmedLaunches.delete(w.id)) recordUnloggedLaunch(ctx, w);
     if (exit) return this.exits.onExit(ctx, w, job, exit, kernelOom);
     if (w.pid === null) {
       if (w.launchedAt !== null && now - w.launchedAt > 15_000) {
+        // A start adopted from its folder that never showed itself was never asked of PM2: nothing ran.
+        if (this.unconfirmedLaunches.delete(w.id)) return this.filler.undoLaunch(ctx, w, job, 'never started', now);
         return this.exits.onExit(
           ctx,
           w,

@@ -28,8 +28,25 @@ import { tmpDir, waitFor } from './tmp';
  */
 export class ChildPm extends NullProcessManager {
   readonly children: ChildProcess[] = [];
+  /** The apps actually spawned, in order. */
   readonly started: string[] = [];
+  /**
+   * A sentry killed inside start(): the call never returns, once it has
+   * spawned the app ('after-spawn'), or with the app held unspawned until
+   * spawnHeld() (a PM2 that is slow to start it, or never asked to).
+   */
+  hangStart: 'after-spawn' | 'hold' | null = null;
+  private readonly held: AppSpec[] = [];
   override async start(app: AppSpec): Promise<void> {
+    const hang = this.hangStart;
+    if (hang === 'hold') this.held.push(app);
+    else this.spawn(app);
+    if (hang) await new Promise<void>(() => undefined);
+  }
+  spawnHeld(): void {
+    for (const app of this.held.splice(0)) this.spawn(app);
+  }
+  private spawn(app: AppSpec): void {
     this.started.push(app.name);
     const child = spawn(app.interpreter ?? process.execPath, [app.script, ...app.args], {
       cwd: app.cwd,
