@@ -147,7 +147,7 @@ export class DaemonRepair {
       // tick. Only if it stays unreadable for staleAfter is the daemon itself not ticking.
       const since = this.unreadableSince.get(name) ?? now;
       this.unreadableSince.set(name, since);
-      if (now - since < staleAfter) return null;
+      if (now - since < staleAfter || !this.confirmedStale(name, now)) return null;
       return {
         class: 'daemon_stale',
         reason: `state file unreadable for ${Math.round((now - since) / 1000)}s`,
@@ -160,9 +160,7 @@ export class DaemonRepair {
       // Stale at two judgements a tick apart, as a Kubernetes probe has a failureThreshold: a daemon whose
       // one tick waited out a locked database (a few seconds) has ticked again by the second look; a hung
       // one has not. (A SIGSTOPped one is certain at once, above.)
-      const since = this.staleSince.get(name) ?? now;
-      this.staleSince.set(name, since);
-      if (now - since < this.deps.config.tickMs) return null;
+      if (!this.confirmedStale(name, now)) return null;
       return {
         class: 'daemon_stale',
         reason:
@@ -175,6 +173,17 @@ export class DaemonRepair {
     }
     this.staleSince.delete(name);
     return null;
+  }
+
+  /**
+   * Whether a daemon judged stale now was judged so a tick ago too. A state
+   * file deleted while its owner's tick waits out a locked database stays
+   * missing until that tick ends, as a heartbeat does: the same second look.
+   */
+  private confirmedStale(name: DaemonName, now: number): boolean {
+    const since = this.staleSince.get(name) ?? now;
+    this.staleSince.set(name, since);
+    return now - since >= this.deps.config.tickMs;
   }
 
   private readonly seenPid = new Map<DaemonName, number>();

@@ -54,7 +54,10 @@ function setup() {
   const t0 = ctx.clock.now();
   const judge = (atMs: number, tickAgeMs: number | null) =>
     repair.diagnose('worker-sentry', app, t0 + atMs, view(tickAgeMs));
-  return { judge, repair };
+  /** The daemon's state file deleted, or unreadable. */
+  const missing = (atMs: number) =>
+    repair.diagnose('worker-sentry', app, t0 + atMs, { ...view(null), status: 'missing', pid: null });
+  return { judge, missing, repair };
 }
 
 describe('a daemon not ticking', () => {
@@ -86,5 +89,19 @@ describe('a daemon not ticking', () => {
     expect(judge(10_500, null)).toBeNull();
     expect(judge(11_000, null)).toBeNull();
     expect(judge(11_500, null)).toMatchObject({ class: 'daemon_stale', reason: 'no heartbeat' });
+  });
+
+  it('a state file that stays unreadable is confirmed the same way: one deleted while its owner waits on a lock is rewritten in time', () => {
+    const { judge, missing } = setup();
+    expect(judge(0, 0)).toBeNull();
+    expect(missing(1000)).toBeNull();
+    // Unreadable for staleAfter: the first look (the hour-long soak's run 5 restarted util-controller here).
+    expect(missing(5000)).toBeNull();
+    expect(judge(5500, 300)).toBeNull();
+    // Missing again, and this time for good: a full staleAfter, then two looks a tick apart.
+    expect(missing(6000)).toBeNull();
+    expect(missing(10_000)).toBeNull();
+    expect(missing(10_500)).toBeNull();
+    expect(missing(11_000)).toMatchObject({ class: 'daemon_stale', reason: 'state file unreadable for 5s' });
   });
 });

@@ -19,12 +19,7 @@ type Harness = ReturnType<typeof sentryHarness>;
 
 /** Task `a` runs and crashes under a first sentry, which is killed inside the restart's start of attempt 2. */
 async function killedMidLaunch(h: Harness, hang: 'after-spawn' | 'hold') {
-  const first = await h.daemon();
-  h.submit('a');
-  await first.tick(1000);
-  await first.tick();
-  await h.launched('a');
-  await first.tick();
+  const first = await h.running('a');
   await h.exit('a', 1);
   await first.tick();
   expect(first.sentry.workers.get('j-a')?.status).toBe('backoff');
@@ -58,15 +53,7 @@ describe('worker-sentry killed in the middle of launching a worker', () => {
     ]);
     await second.tick(0);
     expect(h.events('worker:j-a').filter((e) => e.kind === 'worker.exited')).toHaveLength(2);
-    await waitFor(
-      'attempt 3',
-      async () => {
-        await second.tick(200);
-        return second.sentry.workers.get('j-a')?.attempt === 3;
-      },
-      10_000,
-      20,
-    );
+    await second.tickUntil('attempt 3', () => second.sentry.workers.get('j-a')?.attempt === 3);
     await h.launched('a');
     expect(launches(h)).toEqual([
       [1, false],
@@ -107,15 +94,7 @@ describe('worker-sentry killed in the middle of launching a worker', () => {
     second.clock.t += 15_000;
     await second.tick();
     expect(second.sentry.workers.get('j-a')).toMatchObject({ attempt: 1, status: 'backoff' });
-    await waitFor(
-      'attempt 2 again',
-      async () => {
-        await second.tick(200);
-        return second.sentry.workers.get('j-a')?.attempt === 2;
-      },
-      10_000,
-      20,
-    );
+    await second.tickUntil('attempt 2 again', () => second.sentry.workers.get('j-a')?.attempt === 2);
     await h.launched('a');
     expect(launches(h)).toEqual([
       [1, false],

@@ -161,6 +161,7 @@ export function sentryHarness(opts: { jobExtra?: Record<string, unknown>; ignore
     ctx: DaemonContext;
     clock: ManualClock;
     tick: (ms?: number) => Promise<void>;
+    tickUntil: (what: string, done: () => boolean, ms?: number) => Promise<void>;
   }> {
     const own = new ManualClock();
     own.t = Math.max(clock.t, ...daemons.map((d) => d.t));
@@ -187,18 +188,54 @@ export function sentryHarness(opts: { jobExtra?: Record<string, unknown>; ignore
       },
     );
     const c = await rt.start();
+    const tickOnce = async (ms = 200) => {
+      await s.tick(c);
+      rt.checkpoint();
+      own.t += ms;
+    };
     return {
       sentry: s,
       ctx: c,
       clock: own,
-      tick: async (ms = 200) => {
-        await s.tick(c);
-        rt.checkpoint();
-        own.t += ms;
+      tick: tickOnce,
+      /** Ticks, `ms` apart on its clock, until `done` holds. */
+      tickUntil: async (what, done, ms = 200) => {
+        const tickThenAsk = async () => {
+          await tickOnce(ms);
+          return done();
+        };
+        await waitFor(what, tickThenAsk, 10_000, 20);
       },
     };
   }
+  /** A sentry daemon that has launched task `id` and learned its pid. */
+  async function running(id: string) {
+    const d = await daemon();
+    submit(id);
+    await d.tick(1000);
+    await d.tick();
+    await launched(id);
+    await d.tick();
+    if (d.sentry.workers.get(`j-${id}`)?.pid == null) throw new Error(`worker j-${id} has no pid`);
+    return d;
+  }
   const daemons: ManualClock[] = [];
 
-  return { ctx, clock, pm, sentry, submit, tick, kinds, events, launched, exited, exit, pause, slowGrants, daemon };
+  return {
+    ctx,
+    clock,
+    pm,
+    sentry,
+    submit,
+    tick,
+    kinds,
+    events,
+    launched,
+    exited,
+    exit,
+    pause,
+    slowGrants,
+    daemon,
+    running,
+  };
 }
