@@ -1,16 +1,7 @@
 import type { DaemonContext } from '../daemon-runtime';
 import { readEvents } from '../event-log';
 import { isAlive } from '../proc';
-import {
-  listWorkerDirs,
-  readExit,
-  workerDirOf,
-  workerRoots,
-  readPid,
-  readSlurmJob,
-  readSpec,
-  type WorkerSpec,
-} from '../worker/files';
+import { listWorkerDirs, readExit, workerDirOf, workerRoots, readPid, readSlurmJob, readSpec } from '../worker/files';
 import { readWorkerPid } from './worker-pid';
 import { IDLE, newSlurmJob, newWorkerRecord, type WorkerRecord } from '../worker/record';
 
@@ -62,15 +53,22 @@ export function adoptFromDisk(
     if (spec.slurm) {
       if (!job || job.attempt !== spec.attempt || !thisRun) continue;
       if (opts.known && exited && !newer) continue;
-    } else if (opts.known) {
-      if (knownAttempt !== undefined ? !newer : !unrecorded(dir, spec, exited, opts)) continue;
     } else {
       const reported = readPid(dir);
       const alive = Boolean(reported && (isAlive(reported.pid) || isAlive(reported.shimPid)));
-      // Beside no state file, a worker of this run that ended with its shim and left no exit is adopted too:
-      // it was lost while Swarm was down, and the sentry's start requeues it (lost.ts).
-      const lost = !exited && !alive && reported !== null && thisRun;
-      if (!exited && !alive && !lost) continue;
+      if (opts.known) {
+        // No record of it: one that still runs, or one that ran and ended unlogged (a finished worker pruned
+        // from the state file has its launch logged).
+        const unrecorded =
+          knownAttempt === undefined &&
+          (exited ? thisRun && opts.logged?.(spec.workerId, spec.attempt) === false : alive);
+        if (!newer && !unrecorded) continue;
+      } else {
+        // Beside no state file, a worker of this run that ended with its shim and left no exit is adopted too:
+        // it was lost while Swarm was down, and the sentry's start requeues it (lost.ts).
+        const lost = !exited && !alive && reported !== null && thisRun;
+        if (!exited && !alive && !lost) continue;
+      }
     }
     const w = newWorkerRecord({
       id: spec.workerId,
@@ -99,14 +97,6 @@ export function adoptFromDisk(
     out.push(w);
   }
   return out;
-}
-
-/** A worker the state file has no record of: one that still runs, or one of this run that ran and ended unlogged. */
-function unrecorded(dir: string, spec: WorkerSpec, exited: boolean, opts: AdoptOptions): boolean {
-  const reported = readPid(dir);
-  if (!exited) return Boolean(reported && (isAlive(reported.pid) || isAlive(reported.shimPid)));
-  // A finished worker pruned from the state file has its launch logged; one never recorded has not.
-  return spec.env.SWARM_RUN_ID === opts.runId && opts.logged?.(spec.workerId, spec.attempt) === false;
 }
 
 /** Whether the shim of the worker's current attempt has shown itself: a pid reported, or an exit written. */
