@@ -4,9 +4,9 @@ import { systemClock } from './clock';
 import type { Db } from './db';
 import { macRow } from './hmac-chain';
 import { EventLogError, errorMessage } from './errors';
-import type { NewEvent, StoredEvent } from './event-kinds';
-import { GENESIS_HASH, hashRow, rowToEvent, type Row } from './event-row';
-import { Projector, type Projection } from './projection';
+import type { NewEvent, Severity, StoredEvent } from './event-kinds';
+import { GENESIS_HASH, hashRow, parseData, rowToEvent, rowWithData, type Row } from './event-row';
+import { eventLineBody, lineOf, Projector, type FreshLine, type Projection } from './projection';
 import { noRedaction, type Redactor } from './redact';
 import { blockFor, WriteLock } from './write-lock';
 import { isDiskFull } from './disk-space';
@@ -80,11 +80,12 @@ export class SqliteEventLog implements EventLog {
   appendMany(events: NewEvent[]): StoredEvent[] {
     if (events.length === 0) return [];
     const started = process.hrtime.bigint();
+    const ready = events.map((e) => this.prepare(e));
     for (let retry = 0; ; retry++) {
       try {
-        const out = this.lock.run(() => this.appendLocked(events));
+        const rows = this.lock.run(() => this.appendLocked(ready));
         this.timings.observe(Number(process.hrtime.bigint() - started) / 1e9);
-        return out;
+        return rows.map((r, i) => rowWithData(r, (ready[i] as Prepared).parsed));
       } catch (err) {
         // A full disk rolls the transaction back whole; space freed a moment later (a temp file removed) lets
         // the same append through. After that the caller is told, and its tick is tried again later.
@@ -111,7 +112,21 @@ export class SqliteEventLog implements EventLog {
     return this.maxSeq.get()?.m ?? 0;
   }
 
-  private appendLocked(events: NewEvent[]): StoredEvent[] {
+  /**
+   * All of an event that does not depend on its place in the log, made
+   * before the write lock is taken: six daemons share that lock on two
+   * cores, so what it covers bounds the swarm's appends per second.
+   */
+  private prepare(e: NewEvent): Prepared {
+    const data = JSON.stringify(this.redactor.value(e.data ?? {}));
+    // What a reader of the row gets back, not the caller's object: undefined fields gone, dates as text.
+    const parsed = parseData(data);
+    const severity = e.severity ?? 'info';
+    const body = eventLineBody({ severity, source: this.opts.source, kind: e.kind, target: e.target, data: parsed });
+    return { kind: e.kind, target: e.target, severity, actionId: e.actionId ?? null, data, parsed, body };
+  }
+
+  private appendLocked(events: readonly Prepared[]): Row[] {
     const prev = this.last.get();
     // The last committed row: the anchor never names one that a failed commit could take back.
     if (prev) this.opts.anchor?.write(prev);
@@ -119,10 +134,11 @@ export class SqliteEventLog implements EventLog {
     let prevHash = prev?.hash ?? GENESIS_HASH;
     let prevMac = prev?.mac ?? null;
     const key = this.opts.hmacKey ?? null;
+    // Taken under the lock, so that ts never goes backwards along seq.
     const ts = new Date(this.now()).toISOString();
     const runId = this.opts.runId();
-    const out: StoredEvent[] = [];
     const rows: Row[] = [];
+    const lines: FreshLine[] = [];
     for (const e of events) {
       seq += 1;
       const row = {
@@ -132,9 +148,9 @@ export class SqliteEventLog implements EventLog {
         source: this.opts.source,
         kind: e.kind,
         target: e.target,
-        severity: e.severity ?? 'info',
-        action_id: e.actionId ?? null,
-        data: JSON.stringify(this.redactor.value(e.data ?? {})),
+        severity: e.severity,
+        action_id: e.actionId,
+        data: e.data,
       };
       const hash = hashRow(prevHash, row);
       const mac = key ? macRow(key, prevMac, hash) : null;
@@ -152,14 +168,26 @@ export class SqliteEventLog implements EventLog {
         mac,
       );
       prevMac = mac;
-      const stored = { ...row, hash };
-      rows.push(stored);
-      out.push(rowToEvent(stored));
       prevHash = hash;
+      rows.push({ ...row, hash });
+      if (this.projector) lines.push({ seq, line: lineOf(ts, e.body, seq) });
     }
-    this.projector?.project(rows);
-    return out;
+    this.projector?.project(lines);
+    return rows;
   }
+}
+
+/** An event made ready for the log, all but its seq, ts and hash. */
+interface Prepared {
+  kind: string;
+  target: string;
+  severity: Severity;
+  actionId: number | null;
+  /** Redacted and serialized: what is stored and hashed. */
+  data: string;
+  parsed: Record<string, unknown>;
+  /** Its projection line, less ts and seq. */
+  body: string;
 }
 
 export interface EventFilter {

@@ -27,12 +27,19 @@ export function hashRow(prevHash: string, r: Omit<Row, 'hash'>): string {
 }
 
 export function rowToEvent(r: Row): StoredEvent {
-  let data: Record<string, unknown>;
+  return rowWithData(r, parseData(r.data));
+}
+
+export function parseData(text: string): Record<string, unknown> {
   try {
-    data = JSON.parse(r.data) as Record<string, unknown>;
+    return JSON.parse(text) as Record<string, unknown>;
   } catch {
-    data = { unparsable: r.data };
+    return { unparsable: text };
   }
+}
+
+/** The event a row holds, its data already parsed. */
+export function rowWithData(r: Row, data: Record<string, unknown>): StoredEvent {
   return {
     seq: r.seq,
     ts: r.ts,

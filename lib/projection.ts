@@ -32,9 +32,28 @@ export const DEFAULT_PROJECTION_MAX_BYTES = 64 * 1024 * 1024;
 export function formatEventLine(
   e: Pick<StoredEvent, 'ts' | 'severity' | 'source' | 'kind' | 'target' | 'data' | 'seq'>,
 ): string {
+  return lineOf(e.ts, eventLineBody(e), e.seq);
+}
+
+/**
+ * The part of an event's line that does not depend on its place in the log:
+ * the event log makes it before taking the write lock, so that the lock is
+ * held for as little as it can be.
+ */
+export function eventLineBody(e: Pick<StoredEvent, 'severity' | 'source' | 'kind' | 'target' | 'data'>): string {
   const message = typeof e.data.message === 'string' ? e.data.message : summarize(e.data);
   const clean = message.replace(/[\r\n]+/g, ' ⏎ ');
-  return `${e.ts} ${e.severity.toUpperCase().padEnd(5)} ${e.source}  ${e.kind}  ${e.target}  ${clean}  seq=${e.seq}\n`;
+  return `${e.severity.toUpperCase().padEnd(5)} ${e.source}  ${e.kind}  ${e.target}  ${clean}`;
+}
+
+export function lineOf(ts: string, body: string, seq: number): string {
+  return `${ts} ${body}  seq=${seq}\n`;
+}
+
+/** A row this transaction appended, with its line already made. */
+export interface FreshLine {
+  seq: number;
+  line: string;
 }
 
 function summarize(data: Record<string, unknown>): string {
@@ -79,11 +98,11 @@ export class Projector {
   }
 
   /**
-   * Must run inside an IMMEDIATE transaction. `fresh` are the rows this
-   * transaction appended, in order: when nothing older is missing from the
-   * file, they are written without reading them back.
+   * Must run inside an IMMEDIATE transaction. `fresh` are the lines of the
+   * rows this transaction appended, in order: when nothing older is missing
+   * from the file, they are written without reading the rows back.
    */
-  project(fresh: readonly Row[] = []): void {
+  project(fresh: readonly FreshLine[] = []): void {
     const cursor = this.cursor.get() ?? { last_seq: 0, bytes: 0, ino: null };
     if (cursor.ino !== null && cursor.bytes >= this.maxBytes) this.rotate();
     const { fd, size, ino } = this.open(cursor.ino);
@@ -99,10 +118,10 @@ export class Projector {
     }
     let lastSeq = from;
     let chunk = '';
-    const rows: Iterable<Row> = fresh.length > 0 && fresh[0]?.seq === from + 1 ? fresh : this.rowsAfter.iterate(from);
-    for (const r of rows) {
-      chunk += formatEventLine(rowToEvent(r));
-      lastSeq = r.seq;
+    const lines: Iterable<FreshLine> = fresh.length > 0 && fresh[0]?.seq === from + 1 ? fresh : this.linesAfter(from);
+    for (const l of lines) {
+      chunk += l.line;
+      lastSeq = l.seq;
       if (chunk.length > CHUNK_BYTES) {
         bytes += fs.writeSync(fd, chunk);
         chunk = '';
@@ -110,6 +129,11 @@ export class Projector {
     }
     if (chunk) bytes += fs.writeSync(fd, chunk);
     if (lastSeq !== cursor.last_seq || bytes !== cursor.bytes || ino !== cursor.ino) this.save.run(lastSeq, bytes, ino);
+  }
+
+  /** The committed rows the file does not hold yet: those of a writer that projected nothing (projectNow). */
+  private *linesAfter(seq: number): Generator<FreshLine> {
+    for (const r of this.rowsAfter.iterate(seq)) yield { seq: r.seq, line: formatEventLine(rowToEvent(r)) };
   }
 
   /** Under the write lock: the full file becomes FILE.1 (replacing the older one), and the next open starts a new one. */

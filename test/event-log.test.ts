@@ -3,7 +3,8 @@ import path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
-import { openDb } from '../lib/db';
+import { readAnchor, type ChainHead } from '../lib/chain-anchor';
+import { openDb, PAGE_BYTES } from '../lib/db';
 import { readEvents, SqliteEventLog, verifyChain } from '../lib/event-log';
 import { formatEventLine, PROJECTION_FILE, projectNow } from '../lib/projection';
 import { tmpDir, waitFor } from './helpers/tmp';
@@ -263,7 +264,11 @@ describe('event log', () => {
         .get(`worker:w${i}`);
       expect(n).toEqual({ n: 10_000 });
     }
-    expect(verifyChain(db)).toMatchObject({ ok: true, count: 60_000, lastSeq: 60_000 });
+    // Each writer kept the head anchor as a daemon does: the last one written names a committed row.
+    const anchor = readAnchor(dir);
+    expect(anchor).toMatchObject({ seq: expect.any(Number) });
+    expect((anchor as ChainHead).seq).toBeGreaterThan(59_000);
+    expect(verifyChain(db, anchor as ChainHead)).toMatchObject({ ok: true, count: 60_000, lastSeq: 60_000 });
     const seqs = fs
       .readFileSync(path.join(dir, PROJECTION_FILE), 'utf8')
       .trimEnd()
@@ -273,4 +278,23 @@ describe('event log', () => {
     expect(seqs.every((s, i) => s === i + 1)).toBe(true);
     db.close();
   }, 180_000);
+
+  it('a new swarm.db gets 1 KiB pages; one made with 4 KiB pages keeps them and still appends', () => {
+    const fresh = tmpDir();
+    const db = openDb(fresh);
+    expect(db.pragma('page_size', { simple: true })).toBe(PAGE_BYTES);
+    db.close();
+    const old = tmpDir();
+    const made = new Database(path.join(old, 'swarm.db'));
+    made.pragma('page_size = 4096');
+    made.pragma('journal_mode = WAL');
+    made.exec('CREATE TABLE before_us (x INTEGER)');
+    made.close();
+    const reopened = openDb(old);
+    expect(reopened.pragma('page_size', { simple: true })).toBe(4096);
+    const log = new SqliteEventLog(reopened, { source: 'watchdog', runId: () => 'r-1' });
+    log.append({ kind: 'daemon.started', target: 'daemon:watchdog' });
+    expect(verifyChain(reopened)).toMatchObject({ ok: true, count: 1 });
+    reopened.close();
+  });
 });
