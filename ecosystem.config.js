@@ -8,6 +8,7 @@ const path = require('node:path');
 const { resolveEntry } = require('./scripts/entry.js');
 const { daemonEnv, isSecretName, saveSecrets } = require('./scripts/daemon-env.js');
 const { configProblem } = require('./scripts/config-check.js');
+const { DAEMON_V8_FLAGS } = require('./scripts/daemon-v8-flags.js');
 
 const root = __dirname;
 function configPath() {
@@ -61,23 +62,10 @@ module.exports = {
       name,
       script: entry.script,
       interpreter: process.execPath,
-      // Idle RSS per daemon is a target (docs/PERFORMANCE.md). A 1 MiB
-      // semi-space keeps V8's young generation from growing to tens of MiB
-      // in a process that allocates little, and scavenges of a small heap are
-      // cheap. --no-opt leaves out V8's optimizing compiler: the daemons wait
-      // on files, SQLite and PM2, not on JavaScript, and its code and
-      // feedback cost ~5 MiB each; measured, idle CPU did not rise with it.
-      // --optimize-for-size has V8 favour a small heap over speed in what is
-      // left: ~1.5 MiB less for the worker-sentry, the largest daemon.
+      // Small and lean rather than fast: scripts/daemon-v8-flags.js says why.
       // SWARM_DAEMON_NODE_ARGS adds Node flags for a look inside, e.g.
       // "--cpu-prof --cpu-prof-dir=/tmp/prof" (docs/PERFORMANCE.md).
-      interpreter_args: [
-        entry.compiled ? '' : '--import tsx',
-        '--max-semi-space-size=1',
-        '--no-opt',
-        '--optimize-for-size',
-        ...DAEMON_NODE_ARGS,
-      ]
+      interpreter_args: [entry.compiled ? '' : '--import tsx', ...DAEMON_V8_FLAGS, ...DAEMON_NODE_ARGS]
         .join(' ')
         .trim(),
       cwd: root,

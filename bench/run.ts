@@ -9,6 +9,9 @@ import path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import { openDb } from '../lib/db';
 import { SqliteEventLog } from '../lib/event-log';
+import { AnchoredClock } from '../lib/clock';
+import { silentLogger } from '../lib/logger';
+import { WalCheckpointer } from '../lib/watchdog/wal-checkpointer';
 import { controlPlaneCost, pm2Baseline, swarmLatency, type Sampled } from './latency';
 import { queueDrain, queuedToRunningUnderLoad, thousandTaskDrain } from './queue';
 
@@ -24,6 +27,9 @@ const only = process.argv
 const runs = (section: string): boolean => !only || only.includes(section);
 const SWARMCTL = path.join(ROOT, 'scripts', 'swarmctl');
 const WRITER = path.join(ROOT, 'test', 'helpers', 'append-writer.ts');
+// The writers stand for daemons, so they run with the daemons' V8 flags (no optimizing compiler among them).
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- a CommonJS script, shared with ecosystem.config.js
+const { DAEMON_V8_FLAGS } = require('../scripts/daemon-v8-flags.js') as { DAEMON_V8_FLAGS: string[] };
 
 interface Figure {
   name: string;
@@ -97,7 +103,9 @@ function queryLatency(dir: string, repeats: number): number[] {
 /** Appends per second from the first writer's first append to the last writer's last one. */
 async function appendRate(writers: number, perWriter: number, batch: number): Promise<number> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'swarm-bench-'));
-  openDb(dir).close();
+  // This process stands for the watchdog, which takes the WAL's checkpoints while the daemons append.
+  const db = openDb(dir);
+  const checkpointer = new WalCheckpointer(db, new AnchoredClock(), silentLogger);
   const go = path.join(dir, 'go');
   const ready = path.join(dir, 'ready');
   const spans: { startedAt: number; endedAt: number }[] = [];
@@ -108,7 +116,7 @@ async function appendRate(writers: number, perWriter: number, batch: number): Pr
         new Promise<void>((resolve, reject) => {
           const p = spawn(
             process.execPath,
-            ['--import', 'tsx', WRITER, dir, String(perWriter), `w${i}`, String(batch)],
+            [...DAEMON_V8_FLAGS, '--import', 'tsx', WRITER, dir, String(perWriter), `w${i}`, String(batch)],
             {
               stdio: ['ignore', 'pipe', 'inherit'],
               env: { ...process.env, SWARM_BENCH_GO: go, SWARM_BENCH_READY: `${ready}-${i}` },
@@ -130,7 +138,11 @@ async function appendRate(writers: number, perWriter: number, batch: number): Pr
     await new Promise((r) => setTimeout(r, 20));
   }
   fs.writeFileSync(go, '');
-  await done;
+  checkpointer.start();
+  await done.finally(() => {
+    checkpointer.stop();
+    db.close();
+  });
   const s = (Math.max(...spans.map((x) => x.endedAt)) - Math.min(...spans.map((x) => x.startedAt))) / 1000;
   fs.rmSync(dir, { recursive: true, force: true });
   return (writers * perWriter) / s;

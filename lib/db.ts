@@ -115,6 +115,9 @@ CREATE TABLE IF NOT EXISTS notify_cursors (
  */
 export const PAGE_BYTES = 1024;
 
+/** Where a connection checkpoints the WAL itself: the backstop behind the watchdog's checkpoints. */
+export const AUTOCHECKPOINT_PAGES = 16_000;
+
 export interface OpenDbOptions {
   readonly?: boolean;
   busyTimeoutMs?: number;
@@ -169,12 +172,12 @@ export function openDb(stateDir: string, opts: OpenDbOptions = {}): Db {
   // the last commits. See docs/RELIABILITY.md.
   db.pragma('synchronous = NORMAL');
   db.pragma('foreign_keys = ON');
-  // Checkpoint every 4,000 pages (4 MiB of 1 KiB pages) rather than SQLite's 1,000: the
-  // pages every append touches (the last leaf of the table and its indexes)
-  // are copied once per checkpoint, so fewer, larger checkpoints cost each
-  // append less (measured ~10 %). The watchdog still truncates a WAL that
-  // grows past watchdog.walCheckpointBytes.
-  db.pragma('wal_autocheckpoint = 4000');
+  // The watchdog checkpoints the WAL every ~1,000 events, off the appends
+  // (lib/watchdog/wal-checkpointer.ts). A connection's own checkpoint, run
+  // inside the commit that crosses this many pages (16 MiB of 1 KiB pages),
+  // is the backstop for while the watchdog is down. The watchdog also
+  // truncates a WAL that grows past watchdog.walCheckpointBytes.
+  db.pragma(`wal_autocheckpoint = ${AUTOCHECKPOINT_PAGES}`);
   // 512 KiB of page cache, not SQLite's 2 MiB: in a swarm every daemon writes each tick, and a
   // connection drops its cache whenever another one has written, so a large one held memory in
   // each of seven daemons (idle RSS is a target, docs/PERFORMANCE.md) and saved few reads.

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { Severity, StoredEvent } from './event-kinds';
 
 // One row of the events table, and the hash that chains it to the row before.
@@ -18,12 +18,13 @@ export interface Row {
   hash: string;
 }
 
+/** One-shot crypto.hash, not createHash(): it runs under the event log's write lock, and the daemons run V8 without its optimizing compiler, where createHash's layers cost twice as much. */
 export function hashRow(prevHash: string, r: Omit<Row, 'hash'>): string {
-  return createHash('sha256')
-    .update(
-      [prevHash, r.seq, r.ts, r.run_id, r.source, r.kind, r.target, r.severity, r.action_id ?? '', r.data].join('\n'),
-    )
-    .digest('hex');
+  return hash(
+    'sha256',
+    `${prevHash}\n${r.seq}\n${r.ts}\n${r.run_id}\n${r.source}\n${r.kind}\n${r.target}\n${r.severity}\n${r.action_id ?? ''}\n${r.data}`,
+    'hex',
+  );
 }
 
 export function rowToEvent(r: Row): StoredEvent {

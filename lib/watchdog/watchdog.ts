@@ -24,13 +24,15 @@ import { boundPm2Logs } from './pm2-logs';
 import { QuickCheckRunner, type QuickCheckOutcome } from './quick-check';
 import { headerFromLog } from './state-rebuild';
 import { DiskWatch } from './disk-watch';
+import { WalCheckpointer } from './wal-checkpointer';
 import type { z } from 'zod';
 import { raiseEscalation } from '../escalations';
 
 // watchdog: owns the control plane. Every daemon present in PM2, online and
 // ticking (daemon-repair.ts); state files valid, rebuilt when their owner is
 // not there to rewrite them; SQLite checked now and then and its WAL kept
-// small; free space where Swarm writes watched (disk-watch.ts).
+// small, its checkpoints taken off the appends (wal-checkpointer.ts); free
+// space where Swarm writes watched (disk-watch.ts).
 
 /** PM2's logs grow by what the daemons print: a look every half minute keeps them near the cap. */
 const LOG_CHECK_EVERY_MS = 30_000;
@@ -44,6 +46,7 @@ export class Watchdog implements DaemonBehavior {
   private readonly configWatch = new ConfigWatch();
   private logsBoundAt = 0;
   private readonly disks = new DiskWatch();
+  private walCheckpointer: WalCheckpointer | null = null;
 
   private readonly actionDeps: (ctx: DaemonContext) => ActionDeps;
 
@@ -60,6 +63,8 @@ export class Watchdog implements DaemonBehavior {
     this.quickCheck(ctx);
     this.configWatch.start(ctx);
     this.disks.recover(ctx);
+    this.walCheckpointer = new WalCheckpointer(ctx.db, ctx.clock, ctx.logger);
+    this.walCheckpointer.start();
   }
 
   afterHold(): void {
@@ -282,6 +287,7 @@ export class Watchdog implements DaemonBehavior {
 
   async stop(): Promise<void> {
     this.checker.stop();
+    this.walCheckpointer?.stop();
     await this.configWatch.stop();
     this.pm.close();
   }
