@@ -55,6 +55,7 @@ describe('WalCheckpointer', () => {
     const writer = openDb(dir);
     const c = new WalCheckpointer(db, new ManualClock(), silentLogger, {
       everyMs: 100,
+      idleEveryMs: 1000,
       afterEvents: 50,
       retryAfterMs: 5000,
     });
@@ -74,24 +75,39 @@ describe('WalCheckpointer', () => {
     db.close();
   });
 
-  it('looks every everyMs on the injected clock, and stop() ends it', async () => {
+  it('looks every idleEveryMs, every everyMs while events come fast, and stop() ends it', async () => {
     const dir = tmpDir();
     const db = freshDb(dir);
     const clock = new ManualClock();
-    const c = new WalCheckpointer(db, clock, silentLogger, { everyMs: 100, afterEvents: 10, retryAfterMs: 5000 });
+    const c = new WalCheckpointer(db, clock, silentLogger, {
+      everyMs: 100,
+      idleEveryMs: 1000,
+      afterEvents: 10,
+      retryAfterMs: 5000,
+    });
     c.start();
     append(db, 10);
-    await clock.advance(99);
+    await clock.advance(999);
     expect(eventsInMainFile(dir)).toBe(0);
     await clock.advance(1);
     expect(eventsInMainFile(dir)).toBe(10);
+    // Events came fast: the next look is everyMs later.
     append(db, 10);
     await clock.advance(100);
     expect(eventsInMainFile(dir)).toBe(20);
+    // A look that finds none goes back to idleEveryMs: the next is a second after it.
+    await clock.advance(100);
+    append(db, 10);
+    await clock.advance(200);
+    expect(eventsInMainFile(dir)).toBe(20);
+    await clock.advance(799);
+    expect(eventsInMainFile(dir)).toBe(20);
+    await clock.advance(1);
+    expect(eventsInMainFile(dir)).toBe(30);
     c.stop();
     append(db, 10);
-    await clock.advance(1000);
-    expect(eventsInMainFile(dir)).toBe(20);
+    await clock.advance(5000);
+    expect(eventsInMainFile(dir)).toBe(30);
     db.close();
   });
 
@@ -101,7 +117,12 @@ describe('WalCheckpointer', () => {
     const lines: string[] = [];
     const logger = pino({ level: 'debug' }, { write: (l: string) => void lines.push(l) });
     const clock = new ManualClock();
-    const c = new WalCheckpointer(db, clock, logger, { everyMs: 100, afterEvents: 1, retryAfterMs: 5000 });
+    const c = new WalCheckpointer(db, clock, logger, {
+      everyMs: 100,
+      idleEveryMs: 1000,
+      afterEvents: 1,
+      retryAfterMs: 5000,
+    });
     append(db, 1);
     db.close();
     const warnings = () => lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.level === 40);
@@ -139,11 +160,11 @@ describe('the watchdog takes the checkpoints', () => {
     watchdog.start(ctx);
     const before = eventsInMainFile(config.stateDir);
     append(ctx.db, WAL_CHECKPOINTER_DEFAULTS.afterEvents);
-    await ctx.clock.advance(WAL_CHECKPOINTER_DEFAULTS.everyMs);
+    await ctx.clock.advance(WAL_CHECKPOINTER_DEFAULTS.idleEveryMs);
     expect(eventsInMainFile(config.stateDir)).toBe(before + WAL_CHECKPOINTER_DEFAULTS.afterEvents);
     await watchdog.stop();
     append(ctx.db, WAL_CHECKPOINTER_DEFAULTS.afterEvents);
-    await ctx.clock.advance(10 * WAL_CHECKPOINTER_DEFAULTS.everyMs);
+    await ctx.clock.advance(10 * WAL_CHECKPOINTER_DEFAULTS.idleEveryMs);
     expect(eventsInMainFile(config.stateDir)).toBe(before + WAL_CHECKPOINTER_DEFAULTS.afterEvents);
     ctx.db.close();
   });

@@ -13,8 +13,10 @@ import type { Logger } from '../logger';
 // higher threshold (lib/db.ts), for while the watchdog is down.
 
 export interface WalCheckpointerOptions {
-  /** How often the log's head is looked at: one indexed read. */
+  /** How often the log's head is looked at while events come fast: one indexed read. */
   everyMs: number;
+  /** How often while they do not (fewer than a tenth of afterEvents since the last look): an idle swarm wakes the watchdog once a second for this, not ten times. */
+  idleEveryMs: number;
   /** A checkpoint once this many events were appended since the last: each writes ~4 KiB of WAL. */
   afterEvents: number;
   /** After a checkpoint failed (a full disk), the next try waits this long: one warning, not ten a second. */
@@ -23,6 +25,7 @@ export interface WalCheckpointerOptions {
 
 export const WAL_CHECKPOINTER_DEFAULTS: WalCheckpointerOptions = {
   everyMs: 100,
+  idleEveryMs: 1000,
   afterEvents: 1000,
   retryAfterMs: 5000,
 };
@@ -36,7 +39,10 @@ export interface CheckpointResult {
 export class WalCheckpointer {
   private timer: TimerHandle | null = null;
   private lastSeq: number;
+  /** The head at the previous look: how fast events come decides when the next look is. */
+  private seenSeq: number;
   private retryAt = -Infinity;
+  private fast = false;
   private readonly head;
   private readonly checkpoint;
 
@@ -49,6 +55,7 @@ export class WalCheckpointer {
     this.head = db.prepare<[], { m: number | null }>('SELECT max(seq) AS m FROM events');
     this.checkpoint = db.prepare<[], CheckpointResult>('PRAGMA wal_checkpoint(PASSIVE)');
     this.lastSeq = this.readHead();
+    this.seenSeq = this.lastSeq;
   }
 
   start(): void {
@@ -66,6 +73,8 @@ export class WalCheckpointer {
     if (this.clock.now() < this.retryAt) return null;
     try {
       const seq = this.readHead();
+      this.fast = seq - this.seenSeq >= this.opts.afterEvents / 10;
+      this.seenSeq = seq;
       if (seq - this.lastSeq < this.opts.afterEvents) return null;
       // PASSIVE: never waits for a reader or a writer; what it cannot copy now, the next one does.
       const r = this.checkpoint.get() ?? null;
@@ -85,9 +94,12 @@ export class WalCheckpointer {
   }
 
   private arm(): void {
-    this.timer = this.clock.setTimeout(() => {
-      this.runOnce();
-      if (this.timer) this.arm();
-    }, this.opts.everyMs);
+    this.timer = this.clock.setTimeout(
+      () => {
+        this.runOnce();
+        if (this.timer) this.arm();
+      },
+      this.fast ? this.opts.everyMs : this.opts.idleEveryMs,
+    );
   }
 }
