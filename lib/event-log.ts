@@ -80,9 +80,11 @@ export class SqliteEventLog implements EventLog {
   appendMany(events: NewEvent[]): StoredEvent[] {
     if (events.length === 0) return [];
     const started = process.hrtime.bigint();
-    const ready = events.map((e) => this.prepare(e));
+    let prepared: Prepared[] | null = null;
     for (let retry = 0; ; retry++) {
       try {
+        // Inside the try: data that cannot be serialized (a cycle, a BigInt) is an EventLogError like any other.
+        const ready = (prepared ??= events.map((e) => this.prepare(e)));
         const rows = this.lock.run(() => this.appendLocked(ready));
         this.timings.observe(Number(process.hrtime.bigint() - started) / 1e9);
         return rows.map((r, i) => rowWithData(r, (ready[i] as Prepared).parsed));

@@ -279,6 +279,22 @@ describe('event log', () => {
     db.close();
   }, 180_000);
 
+  it('data that cannot be serialized is an EventLogError naming the kind, and appends nothing', () => {
+    const dir = tmpDir();
+    const { db, log } = openLog(dir);
+    log.append({ kind: 'worker.launched', target: 'worker:a', data: { n: 1 } });
+    const cyclic: Record<string, unknown> = { n: 2 };
+    cyclic.self = cyclic;
+    for (const data of [cyclic, { big: 10n }])
+      expect(() => log.append({ kind: 'worker.exited', target: 'worker:a', data })).toThrow(
+        expect.objectContaining({ name: 'EventLogError', message: expect.stringContaining('(worker.exited)') }),
+      );
+    log.append({ kind: 'worker.exited', target: 'worker:a', data: { code: 0 } });
+    expect(readEvents(db).map((e) => e.kind)).toEqual(['worker.launched', 'worker.exited']);
+    expect(verifyChain(db)).toMatchObject({ ok: true, count: 2 });
+    db.close();
+  });
+
   it('a new swarm.db gets 1 KiB pages; one made with 4 KiB pages keeps them and still appends', () => {
     const fresh = tmpDir();
     const db = openDb(fresh);

@@ -9,7 +9,11 @@ import { silentLogger } from '../lib/logger';
 import type { Grantor } from '../lib/actions/action';
 import { compileConfig } from '../lib/config/config';
 import { Watchdog } from '../lib/watchdog/watchdog';
-import { WAL_CHECKPOINTER_DEFAULTS, WalCheckpointer } from '../lib/watchdog/wal-checkpointer';
+import {
+  WAL_CHECKPOINTER_DEFAULTS,
+  WalCheckpointer,
+  type WalCheckpointerOptions,
+} from '../lib/watchdog/wal-checkpointer';
 import { daemonContext } from './helpers/daemon-context';
 import { NullProcessManager } from './helpers/null-pm';
 import { ManualClock } from './helpers/manual-clock';
@@ -22,6 +26,14 @@ function append(db: Db, n: number): void {
   const log = new SqliteEventLog(db, { source: 'worker-sentry', runId: () => 'r-1', projection: null });
   for (let i = 0; i < n; i++) log.append({ kind: 'worker.launched', target: 'worker:w', data: { n: i } });
 }
+
+/** Every 100 ms while events come fast, every second while not, a checkpoint after `afterEvents`. */
+const looks = (afterEvents: number): WalCheckpointerOptions => ({
+  everyMs: 100,
+  idleEveryMs: 1000,
+  afterEvents,
+  retryAfterMs: 5000,
+});
 
 /** A new swarm.db whose schema is already in its main file. */
 function freshDb(dir: string): Db {
@@ -53,12 +65,7 @@ describe('WalCheckpointer', () => {
     const dir = tmpDir();
     const db = freshDb(dir);
     const writer = openDb(dir);
-    const c = new WalCheckpointer(db, new ManualClock(), silentLogger, {
-      everyMs: 100,
-      idleEveryMs: 1000,
-      afterEvents: 50,
-      retryAfterMs: 5000,
-    });
+    const c = new WalCheckpointer(db, new ManualClock(), silentLogger, looks(50));
     append(writer, 49);
     expect(c.runOnce()).toBeNull();
     expect(eventsInMainFile(dir)).toBe(0);
@@ -79,12 +86,7 @@ describe('WalCheckpointer', () => {
     const dir = tmpDir();
     const db = freshDb(dir);
     const clock = new ManualClock();
-    const c = new WalCheckpointer(db, clock, silentLogger, {
-      everyMs: 100,
-      idleEveryMs: 1000,
-      afterEvents: 10,
-      retryAfterMs: 5000,
-    });
+    const c = new WalCheckpointer(db, clock, silentLogger, looks(10));
     c.start();
     append(db, 10);
     await clock.advance(999);
@@ -117,12 +119,7 @@ describe('WalCheckpointer', () => {
     const lines: string[] = [];
     const logger = pino({ level: 'debug' }, { write: (l: string) => void lines.push(l) });
     const clock = new ManualClock();
-    const c = new WalCheckpointer(db, clock, logger, {
-      everyMs: 100,
-      idleEveryMs: 1000,
-      afterEvents: 1,
-      retryAfterMs: 5000,
-    });
+    const c = new WalCheckpointer(db, clock, logger, looks(1));
     append(db, 1);
     db.close();
     const warnings = () => lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.level === 40);
