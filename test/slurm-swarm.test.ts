@@ -214,7 +214,14 @@ describe.skipIf(skip)('a slurm lane on a real SLURM cluster', () => {
       60_000,
       250,
     );
-    const ended = cluster?.run('scontrol', ['show', 'job', '-o', job]) ?? '';
+    // The processes go before SLURM is done with the job: COMPLETING comes first, then the state it ends in.
+    let ended = '';
+    await waitFor(
+      'the frozen job past COMPLETING',
+      () => !/JobState=(RUNNING|COMPLETING)/.test((ended = cluster?.run('scontrol', ['show', 'job', '-o', job]) ?? '')),
+      30_000,
+      250,
+    );
     expect(ended).toMatch(/JobState=CANCELLED/);
     await running('long-frozen', attempt + 1);
     // Swarm's own scancel is not a person's: no job_cancelled.
