@@ -5,6 +5,7 @@ import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { readAnchor, type ChainHead } from '../lib/chain-anchor';
 import { openDb, PAGE_BYTES } from '../lib/db';
+import { GENESIS_HASH, hashRow } from '../lib/event-row';
 import { readEvents, SqliteEventLog, verifyChain } from '../lib/event-log';
 import { formatEventLine, PROJECTION_FILE, projectNow } from '../lib/projection';
 import { tmpDir, waitFor } from './helpers/tmp';
@@ -278,6 +279,25 @@ describe('event log', () => {
     expect(seqs.every((s, i) => s === i + 1)).toBe(true);
     db.close();
   }, 180_000);
+
+  it("a row's hash is pinned: logs written before a change to hashRow still verify", () => {
+    // Computed with the first implementation (createHash over the fields joined by newlines).
+    const row = {
+      seq: 1,
+      ts: '2026-12-02T00:00:00.000Z',
+      run_id: 'r-1',
+      source: 'watchdog',
+      kind: 'daemon.started',
+      target: 'daemon:watchdog',
+      severity: 'info',
+      action_id: null,
+      data: '{"pid":42}',
+    };
+    expect(hashRow(GENESIS_HASH, row)).toBe('13460ec1d4d1cbd0504ff308b7d6fe1a053e4dfb84a32e256d8e5432abb09011');
+    expect(
+      hashRow(GENESIS_HASH, { ...row, seq: 2, kind: 'action.started', severity: 'warn', action_id: 7, data: '{}' }),
+    ).toBe('673283560251cc2a1b3db7af869e9947f8ebff4b7dffc746c7a7f86a1ba26edb');
+  });
 
   it('data that cannot be serialized is an EventLogError naming the kind, and appends nothing', () => {
     const dir = tmpDir();
