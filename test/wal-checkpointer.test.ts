@@ -4,7 +4,7 @@ import Database from 'better-sqlite3';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { AUTOCHECKPOINT_PAGES, DB_FILE, openDb, type Db } from '../lib/db';
-import { SqliteEventLog } from '../lib/event-log';
+import { readEvents, SqliteEventLog } from '../lib/event-log';
 import { silentLogger } from '../lib/logger';
 import type { Grantor } from '../lib/actions/action';
 import { compileConfig } from '../lib/config/config';
@@ -110,6 +110,25 @@ describe('WalCheckpointer', () => {
     append(db, 10);
     await clock.advance(5000);
     expect(eventsInMainFile(dir)).toBe(30);
+    db.close();
+  });
+
+  it('a WAL past maxBytes is checkpointed, cut back to nothing, and db.checked records it', () => {
+    const dir = tmpDir();
+    const db = freshDb(dir);
+    const log = new SqliteEventLog(db, { source: 'watchdog', runId: () => 'r-1', projection: null });
+    const c = new WalCheckpointer(db, new ManualClock(), silentLogger, looks(1_000_000));
+    append(db, 200);
+    const wal = path.join(dir, `${DB_FILE}-wal`);
+    const grown = fs.statSync(wal).size;
+    expect(c.truncateIfOver(log, grown + 1)).toBe(grown);
+    expect(readEvents(db, { kindPrefix: 'db.checked' })).toHaveLength(0);
+    expect(c.truncateIfOver(log, grown)).toBe(grown);
+    const [checked] = readEvents(db, { kindPrefix: 'db.checked' });
+    expect(checked?.data).toMatchObject({ check: 'wal_checkpoint', walBytes: grown, result: { busy: 0 } });
+    expect(eventsInMainFile(dir)).toBe(200);
+    // Only the db.checked row itself is in the WAL now.
+    expect(fs.statSync(wal).size).toBeLessThan(grown / 10);
     db.close();
   });
 

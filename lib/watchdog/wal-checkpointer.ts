@@ -1,6 +1,8 @@
+import fs from 'node:fs';
 import type { Clock, TimerHandle } from '../clock';
-import type { Db } from '../db';
+import { DB_FILE, type Db } from '../db';
 import { errorMessage } from '../errors';
+import type { EventLog } from '../event-log';
 import type { Logger } from '../logger';
 
 // The WAL's checkpoints, taken by the watchdog off the event log's appends.
@@ -11,6 +13,10 @@ import type { Logger } from '../logger';
 // Taken here, every ~1,000 events, the swarm's appends ran ~12 % faster
 // (docs/PERFORMANCE.md). Each connection's own autocheckpoint stays, at a
 // higher threshold (lib/db.ts), for while the watchdog is down.
+//
+// A checkpoint reuses the WAL file but never shrinks it; one that grew large
+// (a long reader held its frames) is cut back on the watchdog's tick
+// (truncateIfOver), and that is recorded.
 
 export interface WalCheckpointerOptions {
   /** How often the log's head is looked at while events come fast: one indexed read. */
@@ -45,6 +51,8 @@ export class WalCheckpointer {
   private fast = false;
   private readonly head;
   private readonly checkpoint;
+  private readonly truncate;
+  private readonly walFile: string;
 
   constructor(
     db: Db,
@@ -54,6 +62,8 @@ export class WalCheckpointer {
   ) {
     this.head = db.prepare<[], { m: number | null }>('SELECT max(seq) AS m FROM events');
     this.checkpoint = db.prepare<[], CheckpointResult>('PRAGMA wal_checkpoint(PASSIVE)');
+    this.truncate = db.prepare<[], CheckpointResult>('PRAGMA wal_checkpoint(TRUNCATE)');
+    this.walFile = `${db.name}-wal`;
     this.lastSeq = this.readHead();
     this.seenSeq = this.lastSeq;
   }
@@ -87,6 +97,37 @@ export class WalCheckpointer {
       this.logger.warn({ err: errorMessage(err), retryAfterMs: this.opts.retryAfterMs }, 'wal checkpoint failed');
       return null;
     }
+  }
+
+  /**
+   * The WAL's size; past `maxBytes` it is checkpointed and cut back to
+   * nothing (TRUNCATE), which waits out readers up to the busy timeout, and
+   * `db.checked` records it.
+   */
+  truncateIfOver(log: EventLog, maxBytes: number): number {
+    let walBytes = 0;
+    try {
+      walBytes = fs.statSync(this.walFile).size;
+    } catch (err) {
+      // No WAL file between a TRUNCATE and the next write is the normal case; anything else is worth a line.
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
+        this.logger.warn({ file: this.walFile, err: errorMessage(err) }, 'wal size unreadable');
+      return 0;
+    }
+    if (walBytes < maxBytes) return walBytes;
+    const result = this.truncate.get() ?? null;
+    this.lastSeq = this.readHead();
+    log.append({
+      kind: 'db.checked',
+      target: `state:${DB_FILE}`,
+      data: {
+        check: 'wal_checkpoint',
+        walBytes,
+        result,
+        message: `WAL was ${Math.round(walBytes / 1048576)}MiB: checkpointed`,
+      },
+    });
+    return walBytes;
   }
 
   private readHead(): number {

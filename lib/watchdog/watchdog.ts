@@ -1,4 +1,3 @@
-import fs from 'node:fs';
 import path from 'node:path';
 import { Action, actorDeps, type ActionDeps } from '../actions/action';
 import type { DaemonBehavior, DaemonContext } from '../daemon-runtime';
@@ -31,8 +30,8 @@ import { raiseEscalation } from '../escalations';
 // watchdog: owns the control plane. Every daemon present in PM2, online and
 // ticking (daemon-repair.ts); state files valid, rebuilt when their owner is
 // not there to rewrite them; SQLite checked now and then and its WAL kept
-// small, its checkpoints taken off the appends (wal-checkpointer.ts); free
-// space where Swarm writes watched (disk-watch.ts).
+// small (wal-checkpointer.ts: its checkpoints taken off the appends, and
+// truncated past watchdog.walCheckpointBytes); free space where Swarm writes watched (disk-watch.ts).
 
 /** PM2's logs grow by what the daemons print: a look every half minute keeps them near the cap. */
 const LOG_CHECK_EVERY_MS = 30_000;
@@ -91,7 +90,7 @@ export class Watchdog implements DaemonBehavior {
     this.disks.check(ctx);
     if (now - this.lastQuickCheckAt >= ctx.config.watchdog.quickCheckEveryMs && !this.checker.running)
       this.quickCheck(ctx);
-    this.checkpointWal(ctx);
+    this.walBytes = this.walCheckpointer?.truncateIfOver(ctx.log, ctx.config.watchdog.walCheckpointBytes) ?? 0;
     if (apps.length > 0 && now - this.logsBoundAt >= LOG_CHECK_EVERY_MS) {
       this.logsBoundAt = now;
       this.boundLogs(ctx, apps);
@@ -251,26 +250,6 @@ export class Watchdog implements DaemonBehavior {
         message: 'swarm.db failed quick_check; stop the swarm and restore it',
       });
     }
-  }
-
-  private checkpointWal(ctx: DaemonContext): void {
-    try {
-      this.walBytes = fs.statSync(path.join(ctx.config.stateDir, `${DB_FILE}-wal`)).size;
-    } catch {
-      this.walBytes = 0;
-    }
-    if (this.walBytes < ctx.config.watchdog.walCheckpointBytes) return;
-    const r = ctx.db.pragma('wal_checkpoint(TRUNCATE)') as { busy: number; log: number; checkpointed: number }[];
-    ctx.log.append({
-      kind: 'db.checked',
-      target: `state:${DB_FILE}`,
-      data: {
-        check: 'wal_checkpoint',
-        walBytes: this.walBytes,
-        result: r[0] ?? null,
-        message: `WAL was ${Math.round(this.walBytes / 1048576)}MiB: checkpointed`,
-      },
-    });
   }
 
   snapshot(ctx: DaemonContext): Record<string, unknown> {
